@@ -1,0 +1,3 @@
+//! Facts about the cluster: the data model and how it is gathered.
+
+pub mod model;

@@ -1,0 +1,349 @@
+//! The facts: what the tool knows about a cluster, as plain data.
+//!
+//! Gathering (SSH, Engine API) fills these types; checks and the planner only
+//! read them. They serialize, so a cluster can be captured to JSON and replayed
+//! in tests and benchmarks without any I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything known about one swarm, as seen from one manager plus every host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Facts {
+    pub cluster: ClusterFacts,
+    /// Per swarm node ID: what SSH showed about that host.
+    pub hosts: BTreeMap<String, HostFacts>,
+}
+
+/// The swarm as the Engine API of a manager describes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClusterFacts {
+    /// Swarm cluster ID (`/info` Swarm.Cluster.ID).
+    pub id: String,
+    /// The manager these facts were read from.
+    pub observed_via: String,
+    pub nodes: Vec<NodeFacts>,
+    pub services: Vec<ServiceFacts>,
+    /// Tasks whose desired state is running.
+    pub tasks: Vec<TaskFacts>,
+    /// Swarm-scoped overlay networks, ingress included.
+    pub networks: Vec<NetworkFacts>,
+    pub swarm: SwarmSettings,
+}
+
+/// Cluster-wide settings that matter for an upgrade.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SwarmSettings {
+    /// `Spec.EncryptionConfig.AutoLockManagers`: managers come back locked.
+    pub autolock: bool,
+    /// `RootRotationInProgress`.
+    pub root_rotation_in_progress: bool,
+    /// `Spec.CAConfig.NodeCertExpiry`, in seconds.
+    pub node_cert_expiry_secs: Option<u64>,
+    /// `Spec.Dispatcher.HeartbeatPeriod`, in seconds.
+    pub heartbeat_period_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Manager,
+    Worker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Availability {
+    Active,
+    Pause,
+    Drain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeState {
+    Unknown,
+    Down,
+    Ready,
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reachability {
+    Unknown,
+    Unreachable,
+    Reachable,
+}
+
+/// One swarm node (`GET /nodes`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeFacts {
+    pub id: String,
+    pub hostname: String,
+    /// `Status.Addr`: the address the node talks to the swarm from.
+    pub addr: String,
+    pub role: Role,
+    pub availability: Availability,
+    pub state: NodeState,
+    /// `Status.Message`, e.g. "heartbeat failure".
+    #[serde(default)]
+    pub message: String,
+    /// Present for managers.
+    pub manager: Option<ManagerFacts>,
+    /// `Description.Engine.EngineVersion`.
+    pub engine_version: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Engine labels (`Description.Engine.Labels`), for `engine.labels.*` constraints.
+    #[serde(default)]
+    pub engine_labels: BTreeMap<String, String>,
+    /// `Version.Index`, needed to update the node spec.
+    pub version_index: u64,
+    #[serde(default)]
+    pub nano_cpus: i64,
+    #[serde(default)]
+    pub memory_bytes: i64,
+    #[serde(default)]
+    pub platform_os: String,
+    #[serde(default)]
+    pub platform_arch: String,
+}
+
+impl NodeFacts {
+    pub fn is_leader(&self) -> bool {
+        self.manager.as_ref().is_some_and(|m| m.leader)
+    }
+    pub fn is_reachable_manager(&self) -> bool {
+        self.manager
+            .as_ref()
+            .is_some_and(|m| m.reachability == Reachability::Reachable)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManagerFacts {
+    pub leader: bool,
+    pub reachability: Reachability,
+    /// Raft address (`ManagerStatus.Addr`), e.g. `172.30.0.11:2377`.
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceMode {
+    Replicated { replicas: u64 },
+    Global,
+    ReplicatedJob,
+    GlobalJob,
+}
+
+/// One service (`GET /services?status=true`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceFacts {
+    pub id: String,
+    pub name: String,
+    pub mode: ServiceMode,
+    pub image: String,
+    /// `Placement.Constraints`, verbatim (`node.role==manager`, ...).
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    /// `Placement.MaxReplicas` (0 = unlimited).
+    #[serde(default)]
+    pub max_replicas_per_node: u64,
+    #[serde(default)]
+    pub reserved_nano_cpus: i64,
+    #[serde(default)]
+    pub reserved_memory_bytes: i64,
+    pub running_tasks: u64,
+    pub desired_tasks: u64,
+    /// `UpdateStatus.State` if any (updating, paused, rollback_started, ...).
+    #[serde(default)]
+    pub update_state: Option<String>,
+    /// Published ports as (published, target, protocol, mode).
+    #[serde(default)]
+    pub published_ports: Vec<PublishedPort>,
+    /// VIPs per network ID (vip endpoint mode only).
+    #[serde(default)]
+    pub virtual_ips: Vec<VirtualIp>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublishedPort {
+    pub published: u16,
+    pub target: u16,
+    pub protocol: String,
+    /// `ingress` or `host`.
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VirtualIp {
+    pub network_id: String,
+    pub addr: String,
+}
+
+/// One task with desired state running (`GET /tasks`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskFacts {
+    pub id: String,
+    pub service_id: String,
+    /// Empty while the task is not assigned to a node.
+    pub node_id: String,
+    /// `Status.State`: running, pending, rejected, ...
+    pub state: String,
+    /// `Status.Err`, e.g. "node is missing network attachments, ...".
+    #[serde(default)]
+    pub err: String,
+    /// Addresses this task holds on overlay networks, per network ID.
+    #[serde(default)]
+    pub network_addrs: Vec<NetworkAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkAddr {
+    pub network_id: String,
+    /// CIDR notation as the API reports it, e.g. `10.0.1.5/24`.
+    pub addr: String,
+}
+
+/// One overlay network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkFacts {
+    pub id: String,
+    pub name: String,
+    pub ingress: bool,
+    /// IPAM subnets in CIDR notation.
+    pub subnets: Vec<String>,
+    /// Nodes known to have a load-balancer address on this network, if known.
+    #[serde(default)]
+    pub peer_count: Option<u64>,
+}
+
+/// What SSH showed about one host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HostFacts {
+    /// The inventory name (or the swarm address when discovered).
+    pub host: String,
+    /// How the swarm node was matched to an inventory entry.
+    pub matched_by: MatchedBy,
+    pub os: OsRelease,
+    pub init: InitSystem,
+    pub package_manager: PackageManager,
+    pub arch: String,
+    /// Installed engine-related packages: name → exact version.
+    pub installed: BTreeMap<String, String>,
+    /// Versions the package manager offers: name → versions (any order).
+    pub available: BTreeMap<String, Vec<String>>,
+    /// Packages on hold (apt-mark showhold / dnf versionlock).
+    #[serde(default)]
+    pub held: Vec<String>,
+    /// Free space per path (bytes available to root).
+    #[serde(default)]
+    pub disk_free: BTreeMap<String, u64>,
+    /// /etc/docker/daemon.json, verbatim, if present.
+    #[serde(default)]
+    pub daemon_json: Option<String>,
+    /// `dockerd --version` output, if dockerd is on PATH.
+    #[serde(default)]
+    pub dockerd_version: Option<String>,
+    /// Path of dockerd, and the package that owns it, if any.
+    #[serde(default)]
+    pub dockerd_path: Option<String>,
+    #[serde(default)]
+    pub dockerd_package: Option<String>,
+    /// Result of `sudo -n true` (true when connecting as root).
+    pub sudo_ok: bool,
+    /// Containers not managed by swarm (drain will not move them).
+    #[serde(default)]
+    pub standalone_containers: Vec<String>,
+    /// Whether `apparmor_parser` exists and the kernel has AppArmor on.
+    #[serde(default)]
+    pub apparmor_enabled: bool,
+    #[serde(default)]
+    pub apparmor_parser: bool,
+    /// Static-binaries bundles present on the host: path → sha256.
+    #[serde(default)]
+    pub bundles: BTreeMap<String, String>,
+    /// What the package manager said it would do to install the resolved
+    /// package set (a dry run on the host), when one was made.
+    #[serde(default)]
+    pub install_simulation: Option<InstallSimulation>,
+}
+
+/// The outcome of a package manager dry run (`apt-get install -s ...`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InstallSimulation {
+    /// The exact request that was simulated, e.g. `docker.io=26.1.5+dfsg1-9+deb13u1`.
+    pub request: Vec<String>,
+    pub changes: Vec<SimulatedChange>,
+    /// Set when the package manager refused (unmet dependencies, ...).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum SimulatedChange {
+    Install { name: String, from: Option<String>, to: String },
+    Remove { name: String, version: Option<String> },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatchedBy {
+    /// The inventory lists a host whose name is the node's hostname.
+    #[default]
+    Hostname,
+    /// The inventory lists a host whose address is the node's swarm address.
+    Address,
+    /// Not in the inventory: reached at its swarm address with the defaults.
+    Discovered,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OsRelease {
+    /// `ID`: debian, ubuntu, rhel, ...
+    pub id: String,
+    /// `ID_LIKE`, split on spaces.
+    #[serde(default)]
+    pub id_like: Vec<String>,
+    pub version_id: String,
+    /// `VERSION_CODENAME`: bookworm, ...
+    #[serde(default)]
+    pub codename: String,
+    #[serde(default)]
+    pub pretty_name: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitSystem {
+    Systemd,
+    Sysvinit,
+    #[default]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PackageManager {
+    Apt,
+    Dnf,
+    Yum,
+    #[default]
+    None,
+}
+
+impl Facts {
+    pub fn node(&self, id: &str) -> Option<&NodeFacts> {
+        self.cluster.nodes.iter().find(|n| n.id == id)
+    }
+    pub fn managers(&self) -> impl Iterator<Item = &NodeFacts> {
+        self.cluster.nodes.iter().filter(|n| n.role == Role::Manager)
+    }
+    pub fn workers(&self) -> impl Iterator<Item = &NodeFacts> {
+        self.cluster.nodes.iter().filter(|n| n.role == Role::Worker)
+    }
+}

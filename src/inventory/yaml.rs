@@ -1,0 +1,232 @@
+//! swarm-upgrade's own inventory format (YAML).
+//!
+//! ```yaml
+//! defaults:            # optional, applied to every host and to discovered nodes
+//!   user: upgrader
+//!   port: 22
+//!   identity_file: ~/.ssh/id_ed25519
+//!   known_hosts_file: known_hosts
+//!   jump: bastion
+//!   sudo: true
+//! hosts:
+//!   - name: mgr-1      # the swarm hostname (or an ssh_config alias)
+//!     address: 10.0.0.11
+//! ```
+//!
+//! Relative paths are relative to the inventory file; `~/` is the home
+//! directory. Unknown fields are errors, so a typo never goes unnoticed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Defaults, Inventory, SshTarget};
+use crate::error::usage;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    hosts: Vec<Spanned<RawHost>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    user: Option<String>,
+    port: Option<u16>,
+    identity_file: Option<String>,
+    known_hosts_file: Option<String>,
+    jump: Option<String>,
+    sudo: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: String,
+    address: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    identity_file: Option<String>,
+    known_hosts_file: Option<String>,
+    jump: Option<String>,
+    sudo: Option<bool>,
+}
+
+pub fn load(path: &Path) -> anyhow::Result<Inventory> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        usage(format!(
+            "{}: cannot read the inventory: {e}",
+            path.display()
+        ))
+    })?;
+    parse(&text, path)
+}
+
+/// Parses inventory text; `path` is used for messages and relative paths.
+pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
+    let file: File = serde_saphyr::from_str(text).map_err(|e| {
+        usage(format!(
+            "{}: {}\n  expected fields: defaults {{user, port, identity_file, known_hosts_file, jump, sudo}}, hosts [{{name, address, port, user, identity_file, known_hosts_file, jump, sudo}}]",
+            path.display(),
+            e.to_string().trim_end()
+        ))
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let d = file.defaults;
+    let defaults = Defaults {
+        user: d.user,
+        port: d.port,
+        identity_file: d.identity_file.map(|p| resolve_path(base, &p)),
+        known_hosts_file: d.known_hosts_file.map(|p| resolve_path(base, &p)),
+        jump: d.jump,
+        sudo: d.sudo,
+    };
+    if file.hosts.is_empty() {
+        return Err(usage(format!(
+            "{}: `hosts` is empty: list at least one manager of the swarm (name and address)",
+            path.display()
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    let mut hosts = vec![];
+    for spanned in file.hosts {
+        let line = spanned.referenced.line();
+        let h = spanned.value;
+        let at = format!("{}:{}", path.display(), line);
+        check_word(&at, "name", &h.name)?;
+        if let Some(a) = &h.address {
+            check_word(&at, "address", a)?;
+        }
+        if !seen.insert(h.name.clone()) {
+            return Err(usage(format!(
+                "{at}: host `{}` is listed twice; each host name must be unique",
+                h.name
+            )))
+            .context("duplicate host");
+        }
+        let user = h.user.or_else(|| defaults.user.clone());
+        let sudo = h
+            .sudo
+            .or(defaults.sudo)
+            .unwrap_or(user.as_deref().is_some_and(|u| u != "root"));
+        hosts.push(SshTarget {
+            address: h.address.unwrap_or_else(|| h.name.clone()),
+            name: h.name,
+            port: h.port.or(defaults.port),
+            user,
+            identity_file: h
+                .identity_file
+                .map(|p| resolve_path(base, &p))
+                .or_else(|| defaults.identity_file.clone()),
+            known_hosts_file: h
+                .known_hosts_file
+                .map(|p| resolve_path(base, &p))
+                .or_else(|| defaults.known_hosts_file.clone()),
+            jump: h.jump.or_else(|| defaults.jump.clone()),
+            sudo,
+            defined_at: at,
+        });
+    }
+    Ok(Inventory {
+        source: path.to_path_buf(),
+        defaults,
+        hosts,
+    })
+}
+
+/// Host names and addresses go to `ssh` as arguments: refuse anything that
+/// could be read as an option or that is not a plain host word.
+fn check_word(at: &str, field: &str, value: &str) -> anyhow::Result<()> {
+    let ok = !value.is_empty()
+        && !value.starts_with('-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%'));
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "{at}: field `{field}` is `{value}`, which is not a host name or address (letters, digits, `.-_:` only, not starting with `-`)"
+        )))
+    }
+}
+
+pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    let p = PathBuf::from(p);
+    if p.is_absolute() { p } else { base.join(p) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> anyhow::Result<Inventory> {
+        parse(s, Path::new("/etc/swarm/inv.yaml"))
+    }
+
+    #[test]
+    fn applies_defaults_and_resolves_paths() {
+        let inv = parse_str(
+            "defaults:\n  user: upgrader\n  identity_file: keys/id\n  sudo: true\nhosts:\n  - name: m1\n    address: 10.0.0.1\n  - name: m2\n    user: root\n    sudo: false\n",
+        )
+        .unwrap();
+        assert_eq!(inv.hosts.len(), 2);
+        let m1 = &inv.hosts[0];
+        assert_eq!(m1.user.as_deref(), Some("upgrader"));
+        assert_eq!(m1.identity_file.as_deref(), Some(Path::new("/etc/swarm/keys/id")));
+        assert!(m1.sudo);
+        assert_eq!(m1.defined_at, "/etc/swarm/inv.yaml:6");
+        let m2 = &inv.hosts[1];
+        assert_eq!(m2.address, "m2");
+        assert!(!m2.sudo);
+    }
+
+    #[test]
+    fn sudo_defaults_to_true_for_non_root_users() {
+        let inv = parse_str("hosts:\n  - name: a\n    user: ops\n  - name: b\n    user: root\n").unwrap();
+        assert!(inv.hosts[0].sudo);
+        assert!(!inv.hosts[1].sudo);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let err = parse_str("hosts:\n  - name: m1\n    port: seventy\n").unwrap_err().to_string();
+        assert!(err.starts_with("/etc/swarm/inv.yaml: "), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+
+        let err = parse_str("hosts:\n  - name: m1\n    adress: 10.0.0.1\n").unwrap_err().to_string();
+        assert!(err.contains("adress"), "{err}");
+
+        let err = parse_str("hosts:\n  - name: m1\n  - name: m1\n").unwrap_err();
+        assert!(format!("{err:#}").contains("/etc/swarm/inv.yaml:3: host `m1` is listed twice"), "{err:#}");
+
+        let err = parse_str("hosts:\n  - name: \"-oProxyCommand=sh\"\n").unwrap_err().to_string();
+        assert!(err.contains("inv.yaml:2: field `name`"), "{err}");
+
+        let err = parse_str("defaults:\n  user: x\n").unwrap_err().to_string();
+        assert!(err.contains("`hosts` is empty"), "{err}");
+    }
+
+    #[test]
+    fn discovered_nodes_use_the_defaults() {
+        let inv = parse_str("defaults:\n  user: ops\n  port: 2222\nhosts:\n  - name: m1\n    address: 10.0.0.1\n").unwrap();
+        let (t, how) = inv.target_for("w7", "10.0.0.27");
+        assert_eq!(how, crate::facts::model::MatchedBy::Discovered);
+        assert_eq!(t.display(), "ops@10.0.0.27:2222");
+        let (t, how) = inv.target_for("node-a", "10.0.0.1");
+        assert_eq!(how, crate::facts::model::MatchedBy::Address);
+        assert_eq!(t.name, "m1");
+    }
+}

@@ -1,0 +1,228 @@
+//! The planner: a pure function from facts and resolutions to a plan.
+//!
+//! The order is Docker's own upgrade procedure, made strict:
+//! 1. managers one at a time, followers first and the current leader last
+//!    (upgrading the leader first has cost clusters their quorum), each one
+//!    drained, emptied, stopped, backed up, upgraded, started and verified;
+//! 2. only when every manager is verified do managers get their original
+//!    availability back (managers reactivated early reject tasks);
+//! 3. workers, in batches that the remaining nodes can absorb, each batch
+//!    reactivated and converged before the next one starts.
+
+use std::collections::BTreeMap;
+
+use crate::checks::Finding;
+use crate::facts::model::{Availability, Facts, NodeFacts, NodeState, Role};
+use crate::version::resolve::{ResolveError, Resolution};
+use crate::version::{EngineVersion, engine_version_of};
+
+use super::model::{Action, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub pin: EngineVersion,
+    /// Most workers upgraded at once (at least 1).
+    pub max_parallel: usize,
+}
+
+/// The steps one node goes through, drain to verify.
+const NODE_STEPS: [Action; 7] = [
+    Action::Drain,
+    Action::WaitDrained,
+    Action::StopEngine,
+    Action::Backup,
+    Action::Install,
+    Action::StartEngine,
+    Action::Verify,
+];
+
+/// Builds the plan. `resolutions` is keyed by swarm node ID; a node without an
+/// `Ok` resolution is not upgraded (the checks report why).
+pub fn build(
+    facts: &Facts,
+    resolutions: &BTreeMap<String, Result<Resolution, ResolveError>>,
+    findings: Vec<Finding>,
+    opts: &PlanOptions,
+) -> Plan {
+    let mut nodes: Vec<PlanNode> = facts
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| plan_node(facts, n, resolutions.get(&n.id), &opts.pin))
+        .collect();
+    nodes.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+
+    let managers: Vec<&PlanNode> = nodes
+        .iter()
+        .filter(|n| n.role == Role::Manager && n.skip.is_none())
+        .collect();
+    let workers: Vec<&PlanNode> = nodes
+        .iter()
+        .filter(|n| n.role == Role::Worker && n.skip.is_none())
+        .collect();
+
+    let mut steps = Steps::default();
+    for m in &managers {
+        steps.batch += 1;
+        for action in NODE_STEPS {
+            if action == Action::Drain && m.availability == Availability::Drain {
+                continue;
+            }
+            steps.push(Phase::Managers, Some(m), action, None);
+        }
+    }
+    if !managers.is_empty() {
+        steps.batch += 1;
+        for m in &managers {
+            if m.availability != Availability::Drain {
+                steps.push(
+                    Phase::Reactivate,
+                    Some(m),
+                    Action::RestoreAvailability,
+                    Some(m.availability),
+                );
+            }
+        }
+        steps.push(Phase::Reactivate, None, Action::WaitConverged, None);
+    }
+    let batch_size = worker_batch_size(facts, workers.len(), opts.max_parallel);
+    for batch in workers.chunks(batch_size) {
+        steps.batch += 1;
+        for w in batch {
+            for action in NODE_STEPS {
+                if action == Action::Drain && w.availability == Availability::Drain {
+                    continue;
+                }
+                steps.push(Phase::Workers, Some(w), action, None);
+            }
+            if w.availability != Availability::Drain {
+                steps.push(
+                    Phase::Workers,
+                    Some(w),
+                    Action::RestoreAvailability,
+                    Some(w.availability),
+                );
+            }
+        }
+        steps.push(Phase::Workers, None, Action::WaitConverged, None);
+    }
+
+    let mut order = 0;
+    let upgrade_order: BTreeMap<String, usize> = managers
+        .iter()
+        .chain(workers.iter())
+        .map(|n| {
+            order += 1;
+            (n.id.clone(), order)
+        })
+        .collect();
+    for n in &mut nodes {
+        n.order = upgrade_order.get(&n.id).copied();
+    }
+    nodes.sort_by_key(|n| (n.order.is_none(), n.order, n.name.clone()));
+
+    Plan {
+        format: PLAN_FORMAT,
+        cluster_id: facts.cluster.id.clone(),
+        target: opts.pin.clone(),
+        max_parallel: opts.max_parallel.max(1),
+        nodes,
+        steps: steps.steps,
+        findings,
+    }
+}
+
+/// Managers before workers; among managers the leader last; then by name.
+fn order_key(n: &PlanNode) -> (u8, bool, String) {
+    let role = match n.role {
+        Role::Manager => 0,
+        Role::Worker => 1,
+    };
+    (role, n.leader, n.name.clone())
+}
+
+fn plan_node(
+    facts: &Facts,
+    n: &NodeFacts,
+    resolution: Option<&Result<Resolution, ResolveError>>,
+    pin: &EngineVersion,
+) -> PlanNode {
+    let host = facts
+        .hosts
+        .get(&n.id)
+        .map_or_else(|| n.addr.clone(), |h| h.host.clone());
+    let at_target = engine_version_of(&n.engine_version).as_ref() == Some(pin);
+    let (method, packages, skip) = if at_target {
+        (None, vec![], Some(format!("already at {pin}")))
+    } else {
+        match resolution {
+            Some(Ok(r)) => (Some(r.method), r.packages.clone(), None),
+            Some(Err(e)) => (None, vec![], Some(e.to_string())),
+            None => (None, vec![], Some("no facts from this host".to_string())),
+        }
+    };
+    PlanNode {
+        id: n.id.clone(),
+        name: n.hostname.clone(),
+        host,
+        role: n.role,
+        leader: n.is_leader(),
+        availability: n.availability,
+        current: n.engine_version.clone(),
+        target: pin.clone(),
+        method,
+        packages,
+        skip,
+        order: None,
+    }
+}
+
+/// How many workers may be out at once: at most `max_parallel`, and always
+/// leaving at least one active, ready worker to take the tasks of the batch
+/// (managers are active again by then, but services may be bound to workers).
+fn worker_batch_size(facts: &Facts, upgrading: usize, max_parallel: usize) -> usize {
+    let active_workers = facts
+        .workers()
+        .filter(|w| w.availability == Availability::Active && w.state == NodeState::Ready)
+        .count();
+    let active_managers = facts
+        .managers()
+        .filter(|m| m.availability == Availability::Active && m.state == NodeState::Ready)
+        .count();
+    let spare = if active_workers > 1 {
+        active_workers - 1
+    } else if active_managers > 0 {
+        // One worker: the managers absorb its tasks while it is out.
+        1
+    } else {
+        1
+    };
+    max_parallel.max(1).min(spare.max(1)).min(upgrading.max(1))
+}
+
+#[derive(Default)]
+struct Steps {
+    steps: Vec<Step>,
+    batch: usize,
+}
+
+impl Steps {
+    fn push(
+        &mut self,
+        phase: Phase,
+        node: Option<&&PlanNode>,
+        action: Action,
+        availability: Option<Availability>,
+    ) {
+        self.steps.push(Step {
+            index: self.steps.len() + 1,
+            node: node.map(|n| n.name.clone()),
+            node_id: node.map(|n| n.id.clone()),
+            role: node.map(|n| n.role),
+            action,
+            phase,
+            batch: self.batch,
+            availability,
+        });
+    }
+}

@@ -1,0 +1,127 @@
+//! The plan: an ordered list of steps, as data.
+//!
+//! `plan` prints it, `--out` saves it with a content hash, and `apply`
+//! executes exactly it. Built by the pure [`super::build`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::checks::Finding;
+use crate::facts::model::{Availability, Role};
+use crate::version::EngineVersion;
+use crate::version::resolve::{Method, PackageChange};
+
+/// Bumped whenever the serialized shape changes incompatibly.
+pub const PLAN_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: u32,
+    pub cluster_id: String,
+    pub target: EngineVersion,
+    pub max_parallel: usize,
+    pub nodes: Vec<PlanNode>,
+    pub steps: Vec<Step>,
+    pub findings: Vec<Finding>,
+}
+
+impl Plan {
+    pub fn is_blocked(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == crate::checks::Severity::Block)
+    }
+}
+
+/// One swarm node as the plan sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanNode {
+    /// Swarm node ID.
+    pub id: String,
+    /// Swarm hostname.
+    pub name: String,
+    /// Where SSH reaches it (inventory name or address).
+    pub host: String,
+    pub role: Role,
+    pub leader: bool,
+    /// Availability before the run; restored exactly at the end.
+    pub availability: Availability,
+    /// Engine version the swarm reports now.
+    pub current: String,
+    pub target: EngineVersion,
+    /// Upgrade method, when the node is upgraded.
+    pub method: Option<Method>,
+    #[serde(default)]
+    pub packages: Vec<PackageChange>,
+    /// Why the node is not upgraded (already at target, unresolvable, ...).
+    pub skip: Option<String>,
+    /// Position in the upgrade order (1-based), when upgraded.
+    pub order: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Set availability to drain.
+    Drain,
+    /// Wait until no task of the node is still running (drain does not wait).
+    WaitDrained,
+    StopEngine,
+    /// Secure the old packages/binaries; on managers, archive /var/lib/docker/swarm.
+    Backup,
+    /// Install the pinned package set (or binaries) and hold it.
+    Install,
+    StartEngine,
+    /// Engine version, swarm state, manager reachability and quorum.
+    Verify,
+    /// Put back the availability the node had before the run.
+    RestoreAvailability,
+    /// Wait until every service runs its desired tasks.
+    WaitConverged,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Drain => "drain",
+            Action::WaitDrained => "wait-drained",
+            Action::StopEngine => "stop-engine",
+            Action::Backup => "backup",
+            Action::Install => "install",
+            Action::StartEngine => "start-engine",
+            Action::Verify => "verify",
+            Action::RestoreAvailability => "restore-availability",
+            Action::WaitConverged => "wait-converged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Managers one at a time; they stay drained until all are verified.
+    Managers,
+    /// Managers get their availability back; services converge.
+    Reactivate,
+    /// Workers, in batches.
+    Workers,
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// 1-based position in the plan.
+    pub index: usize,
+    /// Swarm hostname of the node acted on; `None` for cluster-wide steps.
+    pub node: Option<String>,
+    /// Swarm node ID; `None` for cluster-wide steps.
+    pub node_id: Option<String>,
+    pub role: Option<Role>,
+    pub action: Action,
+    pub phase: Phase,
+    /// Steps of one batch may run concurrently on different nodes; batches
+    /// run one after the other. Each manager is a batch of its own.
+    pub batch: usize,
+    /// For `restore-availability`: the availability to restore.
+    #[serde(default)]
+    pub availability: Option<Availability>,
+}
