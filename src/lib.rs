@@ -8,9 +8,40 @@
 //! Facts are plain data; checks and the planner are pure functions of them.
 
 pub mod checks;
+pub mod cli;
+pub mod engine;
 pub mod error;
 pub mod exit_code;
 pub mod facts;
 pub mod inventory;
 pub mod plan;
+pub mod playbook;
+pub mod transport;
 pub mod version;
+
+use clap::Parser;
+
+/// Parses arguments, runs the command, prints errors; returns the exit code.
+pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit_code::USAGE
+            } else {
+                exit_code::SUCCESS
+            };
+        }
+    };
+    let result = match &cli.command {
+        cli::Command::Plan(args) => cli::plan::run(args, cli.quiet),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            error::exit_code_of(&err)
+        }
+    }
+}

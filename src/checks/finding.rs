@@ -35,7 +35,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(id: &str, severity: Severity, node: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn new(
+        id: &str,
+        severity: Severity,
+        node: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         Finding {
             id: id.to_string(),
             severity,

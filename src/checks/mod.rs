@@ -2,17 +2,41 @@
 //!
 //! Each check lives in its own module, has a stable id that operators can
 //! waive with `--ignore-check ID`, and returns findings whose messages name
-//! the node, service or network, the numbers, and the remedy.
+//! the node, service or network, the numbers, and the remedy. A check emits
+//! findings under its own id only, so waiving one id silences one check.
 
 pub mod finding;
+
+mod api_version;
+mod autolock;
+mod cgroup;
+mod constraint;
+mod daemon_config;
+mod disk_space;
+mod dns_addresses;
+mod drain_feasibility;
+mod init_system;
+mod known_issues;
+mod live_restore;
+mod node_health;
+mod overlay_ip_headroom;
+mod package_hold;
+mod pin_resolvable;
+mod pki;
+mod quorum_budget;
+mod sudo;
+mod version_skew;
+
+#[cfg(test)]
+mod fixtures;
 
 use std::collections::BTreeMap;
 
 pub use finding::{Finding, Severity};
 
-use crate::facts::model::Facts;
-use crate::version::EngineVersion;
-use crate::version::resolve::{ResolveError, Resolution};
+use crate::facts::model::{Availability, Facts, HostFacts, NodeFacts, NodeState};
+use crate::version::resolve::{Resolution, ResolveError};
+use crate::version::{EngineVersion, engine_version_of};
 
 /// What every check may read.
 pub struct CheckContext<'a> {
@@ -21,6 +45,58 @@ pub struct CheckContext<'a> {
     /// Per swarm node ID: the resolved package set, or why it cannot be resolved.
     pub resolutions: &'a BTreeMap<String, Result<Resolution, ResolveError>>,
     pub max_parallel: usize,
+    /// Whether the operator supplied the swarm unlock key (environment or key
+    /// file), so autolocked managers can be unlocked after their restart.
+    pub unlock_key_available: bool,
+}
+
+impl<'a> CheckContext<'a> {
+    /// A context with the defaults: one worker at a time, no unlock key.
+    pub fn new(
+        facts: &'a Facts,
+        pin: &'a EngineVersion,
+        resolutions: &'a BTreeMap<String, Result<Resolution, ResolveError>>,
+    ) -> Self {
+        CheckContext {
+            facts,
+            pin,
+            resolutions,
+            max_parallel: 1,
+            unlock_key_available: false,
+        }
+    }
+
+    /// The nodes this run upgrades: every node not already at the pin (an
+    /// unreadable engine version counts as not at the pin, as in the planner).
+    fn nodes_to_upgrade(&self) -> impl Iterator<Item = &'a NodeFacts> {
+        self.facts
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| engine_version_of(&n.engine_version).as_ref() != Some(self.pin))
+    }
+
+    /// The nodes this run drains: those it upgrades, unless already drained
+    /// (the planner skips the drain step for them).
+    fn nodes_to_drain(&self) -> impl Iterator<Item = &'a NodeFacts> {
+        self.nodes_to_upgrade()
+            .filter(|n| n.availability != Availability::Drain)
+    }
+
+    /// Nodes to upgrade, paired with what SSH showed about their host.
+    fn hosts_to_upgrade(&self) -> impl Iterator<Item = (&'a NodeFacts, &'a HostFacts)> {
+        self.nodes_to_upgrade()
+            .filter_map(|n| self.facts.hosts.get(&n.id).map(|h| (n, h)))
+    }
+
+    /// How a node's host is named in messages: its inventory name, or the
+    /// node's swarm address when SSH showed nothing.
+    fn host_name(&self, node: &'a NodeFacts) -> &'a str {
+        self.facts
+            .hosts
+            .get(&node.id)
+            .map_or(node.addr.as_str(), |h| h.host.as_str())
+    }
 }
 
 /// One preflight check.
@@ -29,17 +105,162 @@ pub trait Check: Sync {
     fn id(&self) -> &'static str;
     /// One line: what the check protects against.
     fn describe(&self) -> &'static str;
+    /// Every severity the check can report, lowest first (for the catalogue).
+    fn severities(&self) -> &'static [Severity];
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Finding>;
 }
 
 /// Every check, in the order their findings are shown.
 pub fn all() -> Vec<&'static dyn Check> {
-    vec![]
+    vec![
+        &pin_resolvable::PinResolvable,
+        &version_skew::VersionSkew,
+        &quorum_budget::QuorumBudget,
+        &node_health::NodeHealth,
+        &sudo::Sudo,
+        &autolock::Autolock,
+        &pki::Pki,
+        &live_restore::LiveRestore,
+        &daemon_config::DaemonConfig,
+        &known_issues::KnownIssues,
+        &api_version::ApiVersion,
+        &overlay_ip_headroom::OverlayIpHeadroom,
+        &drain_feasibility::DrainFeasibility,
+        &disk_space::DiskSpace,
+        &package_hold::PackageHold,
+        &dns_addresses::DnsAddresses,
+        &init_system::InitSystem,
+        &cgroup::Cgroup,
+    ]
 }
 
 /// Runs every check; findings come out blockers first, then by check order.
 pub fn run_all(ctx: &CheckContext<'_>) -> Vec<Finding> {
     let mut findings: Vec<Finding> = all().iter().flat_map(|c| c.run(ctx)).collect();
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     findings
+}
+
+/// Every check as (id, severities, description), for the README and help.
+pub fn catalogue() -> Vec<(&'static str, String, &'static str)> {
+    all()
+        .iter()
+        .map(|c| {
+            let severities: Vec<&str> = c.severities().iter().map(|s| s.label()).collect();
+            (c.id(), severities.join(", "), c.describe())
+        })
+        .collect()
+}
+
+// Small helpers shared by the checks' messages.
+
+/// `1 task`, `3 tasks`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `a, b, c`.
+fn join<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    items
+        .into_iter()
+        .map(|s| s.as_ref().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Bytes in binary units, one decimal: `512.0 MiB`, `1.5 GiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn state_name(state: NodeState) -> &'static str {
+    match state {
+        NodeState::Unknown => "unknown",
+        NodeState::Down => "down",
+        NodeState::Ready => "ready",
+        NodeState::Disconnected => "disconnected",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::Fixture;
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_kebab_case_and_catalogued() {
+        let catalogue = catalogue();
+        assert_eq!(catalogue.len(), all().len());
+        let mut ids: Vec<&str> = catalogue.iter().map(|(id, _, _)| *id).collect();
+        for id in &ids {
+            assert!(
+                id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{id} is not kebab-case"
+            );
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), all().len(), "duplicate check ids");
+        for (id, severities, describe) in catalogue {
+            assert!(!severities.is_empty() && !describe.is_empty(), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_healthy_cluster_has_nothing_to_warn_about() {
+        let fx = Fixture::healthy();
+        let findings = run_all(&fx.ctx());
+        let loud: Vec<_> = findings
+            .iter()
+            .filter(|f| f.severity > Severity::Info)
+            .collect();
+        assert!(loud.is_empty(), "{loud:#?}");
+        assert!(findings.iter().any(|f| f.id == "quorum-budget"));
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        let empty = Facts::default();
+        let pin: EngineVersion = "26.1.5".parse().unwrap();
+        let resolutions = BTreeMap::new();
+        let findings = run_all(&CheckContext::new(&empty, &pin, &resolutions));
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.id == "quorum-budget" && f.severity == Severity::Block),
+            "{findings:#?}"
+        );
+
+        let mut fx = Fixture::healthy();
+        for n in &mut fx.facts.cluster.nodes {
+            n.engine_version = "garbage".into();
+            n.addr.clear();
+        }
+        fx.facts.cluster.networks[0].subnets = vec!["not-a-cidr".into(), "10.0.0.0/33".into()];
+        fx.facts.cluster.services[0].constraints = vec!["nonsense".into()];
+        fx.facts.hosts.clear();
+        run_all(&fx.ctx());
+    }
+
+    #[test]
+    fn byte_counts_read_well() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(500 * 1024 * 1024), "500.0 MiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");
+    }
 }

@@ -14,6 +14,9 @@ pub struct Facts {
     pub cluster: ClusterFacts,
     /// Per swarm node ID: what SSH showed about that host.
     pub hosts: BTreeMap<String, HostFacts>,
+    /// Per swarm node ID: why its host could not be read over SSH.
+    #[serde(default)]
+    pub unreachable: BTreeMap<String, String>,
 }
 
 /// The swarm as the Engine API of a manager describes it.
@@ -270,6 +273,34 @@ pub struct HostFacts {
     /// package set (a dry run on the host), when one was made.
     #[serde(default)]
     pub install_simulation: Option<InstallSimulation>,
+    /// `docker info` `Driver` (overlay2, aufs, devicemapper, ...), if read.
+    /// Checked against the drivers the target engine removed.
+    #[serde(default)]
+    pub storage_driver: Option<String>,
+    /// `docker info` `LiveRestoreEnabled`, if read: catches `--live-restore`
+    /// given on the command line rather than in daemon.json.
+    #[serde(default)]
+    pub live_restore_enabled: Option<bool>,
+    /// `docker info` `CgroupVersion` ("1" or "2"), if read.
+    #[serde(default)]
+    pub cgroup_version: Option<String>,
+    /// Names of the host's local networks with the `ipvlan` driver
+    /// (`docker network ls --filter driver=ipvlan`); `None` when not read.
+    #[serde(default)]
+    pub ipvlan_networks: Option<Vec<String>>,
+    /// Installed size in bytes of the packages in `installed`, when known
+    /// (dpkg `Installed-Size` × 1024, rpm `SIZE`): sizes the package backup.
+    #[serde(default)]
+    pub installed_sizes: BTreeMap<String, u64>,
+    /// Size in bytes of `/var/lib/docker/swarm` (`du -sb`), if read: a
+    /// manager's backup copies it.
+    #[serde(default)]
+    pub swarm_dir_bytes: Option<u64>,
+    /// Seconds the node's swarm certificate
+    /// (`/var/lib/docker/swarm/certificates/swarm-node.crt`) was still valid
+    /// when the facts were gathered; negative once expired. `None` when not read.
+    #[serde(default)]
+    pub node_cert_valid_secs: Option<i64>,
 }
 
 /// The outcome of a package manager dry run (`apt-get install -s ...`).
@@ -286,8 +317,15 @@ pub struct InstallSimulation {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum SimulatedChange {
-    Install { name: String, from: Option<String>, to: String },
-    Remove { name: String, version: Option<String> },
+    Install {
+        name: String,
+        from: Option<String>,
+        to: String,
+    },
+    Remove {
+        name: String,
+        version: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,7 +379,10 @@ impl Facts {
         self.cluster.nodes.iter().find(|n| n.id == id)
     }
     pub fn managers(&self) -> impl Iterator<Item = &NodeFacts> {
-        self.cluster.nodes.iter().filter(|n| n.role == Role::Manager)
+        self.cluster
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Manager)
     }
     pub fn workers(&self) -> impl Iterator<Item = &NodeFacts> {
         self.cluster.nodes.iter().filter(|n| n.role == Role::Worker)

@@ -146,9 +146,9 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
 fn check_word(at: &str, field: &str, value: &str) -> anyhow::Result<()> {
     let ok = !value.is_empty()
         && !value.starts_with('-')
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%'));
+        && value.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')
+        });
     if ok {
         Ok(())
     } else {
@@ -185,7 +185,10 @@ mod tests {
         assert_eq!(inv.hosts.len(), 2);
         let m1 = &inv.hosts[0];
         assert_eq!(m1.user.as_deref(), Some("upgrader"));
-        assert_eq!(m1.identity_file.as_deref(), Some(Path::new("/etc/swarm/keys/id")));
+        assert_eq!(
+            m1.identity_file.as_deref(),
+            Some(Path::new("/etc/swarm/keys/id"))
+        );
         assert!(m1.sudo);
         assert_eq!(m1.defined_at, "/etc/swarm/inv.yaml:6");
         let m2 = &inv.hosts[1];
@@ -195,24 +198,34 @@ mod tests {
 
     #[test]
     fn sudo_defaults_to_true_for_non_root_users() {
-        let inv = parse_str("hosts:\n  - name: a\n    user: ops\n  - name: b\n    user: root\n").unwrap();
+        let inv =
+            parse_str("hosts:\n  - name: a\n    user: ops\n  - name: b\n    user: root\n").unwrap();
         assert!(inv.hosts[0].sudo);
         assert!(!inv.hosts[1].sudo);
     }
 
     #[test]
     fn errors_name_file_line_and_field() {
-        let err = parse_str("hosts:\n  - name: m1\n    port: seventy\n").unwrap_err().to_string();
+        let err = parse_str("hosts:\n  - name: m1\n    port: seventy\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("/etc/swarm/inv.yaml: "), "{err}");
         assert!(err.contains("line 3"), "{err}");
 
-        let err = parse_str("hosts:\n  - name: m1\n    adress: 10.0.0.1\n").unwrap_err().to_string();
+        let err = parse_str("hosts:\n  - name: m1\n    adress: 10.0.0.1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("adress"), "{err}");
 
         let err = parse_str("hosts:\n  - name: m1\n  - name: m1\n").unwrap_err();
-        assert!(format!("{err:#}").contains("/etc/swarm/inv.yaml:3: host `m1` is listed twice"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("/etc/swarm/inv.yaml:3: host `m1` is listed twice"),
+            "{err:#}"
+        );
 
-        let err = parse_str("hosts:\n  - name: \"-oProxyCommand=sh\"\n").unwrap_err().to_string();
+        let err = parse_str("hosts:\n  - name: \"-oProxyCommand=sh\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("inv.yaml:2: field `name`"), "{err}");
 
         let err = parse_str("defaults:\n  user: x\n").unwrap_err().to_string();
@@ -221,7 +234,10 @@ mod tests {
 
     #[test]
     fn discovered_nodes_use_the_defaults() {
-        let inv = parse_str("defaults:\n  user: ops\n  port: 2222\nhosts:\n  - name: m1\n    address: 10.0.0.1\n").unwrap();
+        let inv = parse_str(
+            "defaults:\n  user: ops\n  port: 2222\nhosts:\n  - name: m1\n    address: 10.0.0.1\n",
+        )
+        .unwrap();
         let (t, how) = inv.target_for("w7", "10.0.0.27");
         assert_eq!(how, crate::facts::model::MatchedBy::Discovered);
         assert_eq!(t.display(), "ops@10.0.0.27:2222");

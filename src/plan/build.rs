@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::checks::Finding;
 use crate::facts::model::{Availability, Facts, NodeFacts, NodeState, Role};
-use crate::version::resolve::{ResolveError, Resolution};
+use crate::version::resolve::{Resolution, ResolveError};
 use crate::version::{EngineVersion, engine_version_of};
 
 use super::model::{Action, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
@@ -50,7 +50,7 @@ pub fn build(
         .iter()
         .map(|n| plan_node(facts, n, resolutions.get(&n.id), &opts.pin))
         .collect();
-    nodes.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+    nodes.sort_by_key(order_key);
 
     let managers: Vec<&PlanNode> = nodes
         .iter()
@@ -119,7 +119,8 @@ pub fn build(
     for n in &mut nodes {
         n.order = upgrade_order.get(&n.id).copied();
     }
-    nodes.sort_by_key(|n| (n.order.is_none(), n.order, n.name.clone()));
+    // Skipped nodes last, by name; the ID breaks ties between equal hostnames.
+    nodes.sort_by_key(|n| (n.order.is_none(), n.order, n.name.clone(), n.id.clone()));
 
     Plan {
         format: PLAN_FORMAT,
@@ -132,13 +133,15 @@ pub fn build(
     }
 }
 
-/// Managers before workers; among managers the leader last; then by name.
-fn order_key(n: &PlanNode) -> (u8, bool, String) {
+/// Managers before workers; among managers the leader last; then by name,
+/// and by ID for equal hostnames (swarm allows them), so the plan does not
+/// depend on the order the API lists the nodes in.
+fn order_key(n: &PlanNode) -> (u8, bool, String, String) {
     let role = match n.role {
         Role::Manager => 0,
         Role::Worker => 1,
     };
-    (role, n.leader, n.name.clone())
+    (role, n.leader, n.name.clone(), n.id.clone())
 }
 
 fn plan_node(

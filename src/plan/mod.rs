@@ -1,7 +1,17 @@
-//! Planning: facts + options → an ordered plan. Pure: no I/O.
+//! Planning: facts + options → an ordered plan. Pure: no I/O (except
+//! [`file`], which saves and loads a plan).
 
 pub mod build;
+pub mod file;
 pub mod model;
+pub mod render;
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use build::{PlanOptions, build};
-pub use model::{Action, Plan, PlanNode, Step};
+pub use file::{digest, load, save};
+pub use model::{Action, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
+pub use render::{TABLE_WIDTH, json, table, table_with_width};

@@ -63,7 +63,9 @@ impl FromStr for EngineVersion {
         {
             return Err(bad());
         }
-        semver::Version::parse(s).map(EngineVersion).map_err(|_| bad())
+        semver::Version::parse(s)
+            .map(EngineVersion)
+            .map_err(|_| bad())
     }
 }
 
@@ -114,7 +116,10 @@ mod tests {
         assert_eq!(ev("20.10.24+dfsg1").as_deref(), Some("20.10.24"));
         assert_eq!(ev("24.0.7-1ubuntu1").as_deref(), Some("24.0.7"));
         assert_eq!(ev("3:27.3.1-1.el9").as_deref(), Some("27.3.1"));
-        assert_eq!(ev("5:20.10.14~3-0~debian-bullseye").as_deref(), Some("20.10.14"));
+        assert_eq!(
+            ev("5:20.10.14~3-0~debian-bullseye").as_deref(),
+            Some("20.10.14")
+        );
         assert_eq!(ev("1.7").as_deref(), Some("1.7.0"));
         assert_eq!(ev("garbage"), None);
         assert_eq!(ev(""), None);
@@ -123,7 +128,14 @@ mod tests {
     #[test]
     fn pins_must_be_exact_versions() {
         assert!("26.1.5".parse::<EngineVersion>().is_ok());
-        for bad in ["26.1", "latest", "26.1.5; rm -rf /", "v26.1.5", "26.1.5-1", ""] {
+        for bad in [
+            "26.1",
+            "latest",
+            "26.1.5; rm -rf /",
+            "v26.1.5",
+            "26.1.5-1",
+            "",
+        ] {
             let err = bad.parse::<EngineVersion>().unwrap_err();
             assert!(err.contains("MAJOR.MINOR.PATCH"), "{bad}: {err}");
         }
@@ -132,8 +144,14 @@ mod tests {
     #[test]
     fn package_versions_compare_like_dpkg() {
         use std::cmp::Ordering::*;
-        assert_eq!(cmp_package_versions("26.1.5+dfsg1-9+deb13u1", "20.10.24+dfsg1-1+deb12u1"), Greater);
-        assert_eq!(cmp_package_versions("5:23.0.1-1~debian.10~buster", "26.1.5+dfsg1-9"), Greater);
+        assert_eq!(
+            cmp_package_versions("26.1.5+dfsg1-9+deb13u1", "20.10.24+dfsg1-1+deb12u1"),
+            Greater
+        );
+        assert_eq!(
+            cmp_package_versions("5:23.0.1-1~debian.10~buster", "26.1.5+dfsg1-9"),
+            Greater
+        );
         assert_eq!(cmp_package_versions("24.0.7-1ubuntu1", "24.0.7"), Greater);
     }
 }

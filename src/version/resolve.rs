@@ -73,7 +73,8 @@ impl Resolution {
 }
 
 /// Why a host cannot be resolved to the pin.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum ResolveError {
     #[error("already runs engine {current}, newer than the pin {pin}: refusing to downgrade")]
     Downgrade {
@@ -89,7 +90,9 @@ pub enum ResolveError {
         pin: EngineVersion,
         available: Vec<String>,
     },
-    #[error("static-binaries bundle {path} is not on the host; copy it there or pass --static-bundle")]
+    #[error(
+        "static-binaries bundle {path} is not on the host; copy it there or pass --static-bundle"
+    )]
     BundleMissing { path: String },
     #[error("cannot tell how the engine was installed: {0}")]
     UnknownInstall(String),
@@ -198,7 +201,11 @@ pub fn resolve(
 }
 
 /// The newest available version of `package` whose upstream version is `pin`.
-fn pick(host: &HostFacts, package: &str, pin: &EngineVersion) -> Result<PackageChange, ResolveError> {
+fn pick(
+    host: &HostFacts,
+    package: &str,
+    pin: &EngineVersion,
+) -> Result<PackageChange, ResolveError> {
     let offered = host.available.get(package).cloned().unwrap_or_default();
     let best = offered
         .iter()
@@ -339,27 +346,57 @@ mod tests {
 
     #[test]
     fn docker_io_resolves_engine_and_split_cli() {
-        let r = resolve(&bookworm_docker_io(), "20.10.24", &pin("26.1.5"), &Default::default()).unwrap();
+        let r = resolve(
+            &bookworm_docker_io(),
+            "20.10.24",
+            &pin("26.1.5"),
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(r.method, Method::DebianApt);
         assert_eq!(r.family, Family::DockerIo);
         assert_eq!(
             r.install_args(),
-            ["docker.io=26.1.5+dfsg1-9+deb13u1", "docker-cli=26.1.5+dfsg1-9+deb13u1"]
+            [
+                "docker.io=26.1.5+dfsg1-9+deb13u1",
+                "docker-cli=26.1.5+dfsg1-9+deb13u1"
+            ]
         );
-        assert_eq!(r.packages[1].from, None, "docker-cli is new to a bookworm host");
+        assert_eq!(
+            r.packages[1].from, None,
+            "docker-cli is new to a bookworm host"
+        );
     }
 
     #[test]
     fn unavailable_pin_names_what_is_available() {
-        let err = resolve(&bookworm_docker_io(), "20.10.24", &pin("25.0.3"), &Default::default()).unwrap_err();
+        let err = resolve(
+            &bookworm_docker_io(),
+            "20.10.24",
+            &pin("25.0.3"),
+            &Default::default(),
+        )
+        .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("no docker.io version for engine 25.0.3"), "{msg}");
-        assert!(msg.contains("26.1.99+dfsg1-1, 26.1.5+dfsg1-9+deb13u1, 20.10.24+dfsg1-1+deb12u1"), "{msg}");
+        assert!(
+            msg.contains("no docker.io version for engine 25.0.3"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("26.1.99+dfsg1-1, 26.1.5+dfsg1-9+deb13u1, 20.10.24+dfsg1-1+deb12u1"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn downgrade_is_refused() {
-        let err = resolve(&bookworm_docker_io(), "26.1.5", &pin("20.10.24"), &Default::default()).unwrap_err();
+        let err = resolve(
+            &bookworm_docker_io(),
+            "26.1.5",
+            &pin("20.10.24"),
+            &Default::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, ResolveError::Downgrade { .. }));
         assert!(err.to_string().contains("refusing to downgrade"));
     }
@@ -370,7 +407,10 @@ mod tests {
             package_manager: PackageManager::Apt,
             installed: BTreeMap::from([
                 ("docker-ce".into(), "5:24.0.7-1~debian.12~bookworm".into()),
-                ("docker-ce-cli".into(), "5:24.0.7-1~debian.12~bookworm".into()),
+                (
+                    "docker-ce-cli".into(),
+                    "5:24.0.7-1~debian.12~bookworm".into(),
+                ),
             ]),
             available: BTreeMap::from([(
                 "docker-ce".into(),
@@ -379,7 +419,10 @@ mod tests {
             ..Default::default()
         };
         let err = resolve(&host, "24.0.7", &pin("26.1.5"), &Default::default()).unwrap_err();
-        assert!(err.to_string().contains("no docker-ce-cli version"), "{err}");
+        assert!(
+            err.to_string().contains("no docker-ce-cli version"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -398,7 +441,8 @@ mod tests {
                 path: "/srv/docker-26.1.5.tgz".into()
             }
         );
-        host.bundles.insert("/srv/docker-26.1.5.tgz".into(), "ab".into());
+        host.bundles
+            .insert("/srv/docker-26.1.5.tgz".into(), "ab".into());
         let r = resolve(&host, "20.10.24", &pin("26.1.5"), &opts).unwrap();
         assert_eq!(r.method, Method::StaticBinaries);
     }
@@ -412,7 +456,13 @@ mod tests {
             Conf containerd (1.7.24~ds1-6+deb13u1 lab:./ [amd64])\n";
         let changes = parse_apt_simulation(out);
         assert_eq!(changes.len(), 3);
-        let res = resolve(&bookworm_docker_io(), "20.10.24", &pin("26.1.5"), &Default::default()).unwrap();
+        let res = resolve(
+            &bookworm_docker_io(),
+            "20.10.24",
+            &pin("26.1.5"),
+            &Default::default(),
+        )
+        .unwrap();
         let sim = InstallSimulation {
             request: res.install_args(),
             changes,

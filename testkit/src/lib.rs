@@ -1,1 +1,36 @@
+//! testkit: a real local Docker Swarm lab for swarm-upgrade.
+//!
+//! Each swarm node is a container of testkit's own dockerd running real Debian bookworm with
+//! sshd, sysvinit's `service docker` and Debian's docker.io 20.10, plus an offline apt
+//! repository holding upgrade targets (trixie's 26.1.5), the original packages (for
+//! rollbacks) and a deliberately broken engine. swarm-upgrade reaches the nodes exactly as it
+//! would reach real hosts: SSH with a key, strict host key checking, sudo.
+//!
+//! The library is what integration tests use; the `testkit` binary is a thin CLI over it.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! let lab = testkit::Lab::open("lab")?; // fails loudly when the lab is not up
+//! lab.wait_healthy(Duration::from_secs(60))?;
+//! let out = lab.ssh("lab-w1", &["docker", "version"])?;
+//! assert!(out.status.success());
+//! # anyhow::Ok(())
+//! ```
 
+pub mod apt;
+pub mod cmd;
+pub mod fault;
+pub mod host;
+pub mod image;
+pub mod inventory;
+pub mod lab;
+pub mod paths;
+pub mod probe_image;
+pub mod report;
+pub mod status;
+
+pub use fault::Fault;
+pub use image::StagedVersions;
+pub use lab::{Lab, NodeInfo, Role, UpOptions};
+pub use report::{ClientReport, Gap, ProbeReport};
+pub use status::{NodeStatus, ServiceStatus, Status};

@@ -1,0 +1,140 @@
+//! `node-health` (P2): start from a healthy baseline, so damage the upgrade
+//! finds is damage the upgrade did, and say up front which nodes an operator
+//! had drained or paused on purpose (the run gives them back exactly that).
+
+use super::{Check, CheckContext, Finding, Severity, state_name};
+use crate::facts::model::{Availability, NodeFacts, NodeState, Role};
+
+pub struct NodeHealth;
+
+const ID: &str = "node-health";
+
+impl Check for NodeHealth {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn describe(&self) -> &'static str {
+        "every manager is ready before the run; reports down workers and nodes already drained or paused"
+    }
+
+    fn severities(&self) -> &'static [Severity] {
+        &[Severity::Warn, Severity::Block]
+    }
+
+    fn run(&self, ctx: &CheckContext<'_>) -> Vec<Finding> {
+        let mut findings = vec![];
+        for node in &ctx.facts.cluster.nodes {
+            let name = Some(node.hostname.as_str());
+            if node.state != NodeState::Ready {
+                let state = describe_state(node);
+                findings.push(match node.role {
+                    Role::Manager => Finding::block(
+                        ID,
+                        name,
+                        format!(
+                            "manager {} is {state}: upgrading another manager now risks quorum, and the run \
+                             could not verify this one; bring it back (or demote and remove it) first",
+                            node.hostname
+                        ),
+                    ),
+                    Role::Worker => Finding::warn(
+                        ID,
+                        name,
+                        format!(
+                            "worker {} is {state}: its tasks already run elsewhere; it is upgraded only if it \
+                             is reachable over SSH when its turn comes, and the run cannot tell its old damage \
+                             from new; fix it or remove it (docker node rm) first if you can",
+                            node.hostname
+                        ),
+                    ),
+                });
+            }
+            let availability = match node.availability {
+                Availability::Active => continue,
+                Availability::Drain => "drained",
+                Availability::Pause => "paused",
+            };
+            findings.push(Finding::warn(
+                ID,
+                name,
+                format!(
+                    "node {} is already {availability} before the run: it will stay {availability} after the \
+                     run (availability is restored exactly); activate it afterwards \
+                     (docker node update --availability active {}) if that was not on purpose",
+                    node.hostname, node.hostname
+                ),
+            ));
+        }
+        findings
+    }
+}
+
+/// `down ("heartbeat failure")`, or just `down`.
+fn describe_state(node: &NodeFacts) -> String {
+    let state = state_name(node.state);
+    if node.message.is_empty() {
+        state.to_string()
+    } else {
+        format!("{state} (\"{}\")", node.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::fixtures::{Fixture, the};
+
+    #[test]
+    fn passes_when_every_node_is_ready_and_active() {
+        assert!(Fixture::healthy().run(&NodeHealth).is_empty());
+    }
+
+    #[test]
+    fn blocks_on_a_manager_that_is_not_ready() {
+        let mut fx = Fixture::healthy();
+        fx.node("m2").state = NodeState::Down;
+        fx.node("m2").message = "heartbeat failure".into();
+        let findings = fx.run(&NodeHealth);
+        let f = the(&findings, Severity::Block);
+        assert_eq!(f.node.as_deref(), Some("m2"));
+        assert!(
+            f.message
+                .starts_with("manager m2 is down (\"heartbeat failure\")"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn warns_on_a_worker_that_is_not_ready() {
+        let mut fx = Fixture::healthy();
+        fx.node("w1").state = NodeState::Disconnected;
+        let findings = fx.run(&NodeHealth);
+        assert!(
+            the(&findings, Severity::Warn)
+                .message
+                .contains("worker w1 is disconnected")
+        );
+    }
+
+    #[test]
+    fn warns_on_nodes_already_drained_or_paused() {
+        let mut fx = Fixture::healthy();
+        fx.node("w2").availability = Availability::Drain;
+        fx.node("m3").availability = Availability::Pause;
+        let findings = fx.run(&NodeHealth);
+        assert_eq!(findings.len(), 2);
+        assert!(findings.iter().all(|f| f.severity == Severity::Warn));
+        assert!(
+            findings[1]
+                .message
+                .contains("w2 is already drained before the run: it will stay drained")
+        );
+        assert!(
+            findings[1]
+                .message
+                .contains("availability is restored exactly")
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! Host facts: one shell script per host, one SSH round trip, parsed by a
+//! pure function. The script only reads; it changes nothing on the host.
+
+use std::collections::BTreeMap;
+
+use crate::facts::model::{HostFacts, InitSystem, OsRelease, PackageManager};
+
+/// Engine-related packages whose installed and available versions matter.
+pub const ENGINE_PACKAGES: [&str; 8] = [
+    "docker.io",
+    "docker-cli",
+    "docker-ce",
+    "docker-ce-cli",
+    "containerd",
+    "containerd.io",
+    "runc",
+    "docker-buildx-plugin",
+];
+
+/// Where swarm-upgrade keeps backups on hosts; its free space is checked.
+pub const HOST_STATE_DIR: &str = "/var/lib/swarm-upgrade";
+
+/// The fact-gathering script. Sections start with `### name`; every command
+/// may fail (the section is then empty) without stopping the rest.
+pub fn script(bundle_paths: &[String]) -> String {
+    let pkgs = ENGINE_PACKAGES.join(" ");
+    let mut s = format!(
+        r#"export LC_ALL=C
+echo '### os-release'; cat /etc/os-release 2>/dev/null
+echo '### arch'; uname -m
+echo '### init'; if [ -d /run/systemd/system ]; then echo systemd; elif [ -x /etc/init.d/docker ]; then echo sysvinit; else echo unknown; fi
+echo '### pkgmgr'; for p in apt-get dnf yum; do command -v $p >/dev/null 2>&1 && echo $p; done
+echo '### dpkg'; command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${{Package}}\t${{Version}}\t${{db:Status-Abbrev}}\n' {pkgs} 2>/dev/null
+echo '### rpm'; command -v rpm >/dev/null 2>&1 && rpm -q --qf '%{{NAME}}\t%|EPOCH?{{%{{EPOCH}}:}}:{{}}|%{{VERSION}}-%{{RELEASE}}\n' docker-ce docker-ce-cli containerd.io 2>/dev/null | grep -v 'not installed'
+echo '### madison'; command -v apt-cache >/dev/null 2>&1 && apt-cache madison {pkgs} 2>/dev/null
+echo '### dnf-list'; command -v dnf >/dev/null 2>&1 && dnf -q list --showduplicates docker-ce docker-ce-cli containerd.io 2>/dev/null
+echo '### held'; command -v apt-mark >/dev/null 2>&1 && apt-mark showhold 2>/dev/null
+echo '### df'; df -Pk /var/lib/docker {state} / 2>/dev/null
+echo '### daemon.json'; cat /etc/docker/daemon.json 2>/dev/null
+echo '### dockerd'; p=$(command -v dockerd 2>/dev/null) && {{ echo "path $p"; dockerd --version 2>/dev/null | sed 's/^/version /'; command -v dpkg >/dev/null 2>&1 && dpkg -S "$(readlink -f "$p")" 2>/dev/null | sed 's/^/owner /; s/:.*//'; command -v rpm >/dev/null 2>&1 && rpm -qf --qf '%{{NAME}}\n' "$p" 2>/dev/null | grep -v 'not owned' | sed 's/^/owner /'; }}
+echo '### apparmor'; cat /sys/module/apparmor/parameters/enabled 2>/dev/null; command -v apparmor_parser >/dev/null 2>&1 && echo parser
+echo '### standalone'; docker ps --filter 'label!=com.docker.swarm.service.id' --format '{{{{.Names}}}}' 2>/dev/null
+"#,
+        state = HOST_STATE_DIR
+    );
+    s.push_str("echo '### bundles'\n");
+    for b in bundle_paths {
+        let q = shlex::try_quote(b)
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "[ -f {q} ] && printf '%s %s\\n' \"$(sha256sum < {q} | cut -c1-64)\" {q}\n"
+        ));
+    }
+    s
+}
+
+/// Parses the script's output. `sudo_ok` is measured separately.
+pub fn parse(host: &str, out: &str) -> HostFacts {
+    let sections = split_sections(out);
+    let get = |name: &str| sections.get(name).map(String::as_str).unwrap_or("");
+    let mut f = HostFacts {
+        host: host.to_string(),
+        os: parse_os_release(get("os-release")),
+        arch: get("arch").trim().to_string(),
+        init: match get("init").trim() {
+            "systemd" => InitSystem::Systemd,
+            "sysvinit" => InitSystem::Sysvinit,
+            _ => InitSystem::Unknown,
+        },
+        ..Default::default()
+    };
+    let mgrs: Vec<&str> = get("pkgmgr").lines().map(str::trim).collect();
+    f.package_manager = if mgrs.contains(&"apt-get") {
+        PackageManager::Apt
+    } else if mgrs.contains(&"dnf") {
+        PackageManager::Dnf
+    } else if mgrs.contains(&"yum") {
+        PackageManager::Yum
+    } else {
+        PackageManager::None
+    };
+    for line in get("dpkg").lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        // Only packages really installed ("ii", or "hi" when held).
+        if let [name, version, status] = cols.as_slice()
+            && status.trim().ends_with('i')
+            && status.starts_with(['i', 'h'])
+            && !version.is_empty()
+        {
+            f.installed.insert(name.to_string(), version.to_string());
+        }
+    }
+    for line in get("rpm").lines() {
+        if let Some((name, version)) = line.split_once('\t') {
+            f.installed
+                .insert(name.to_string(), version.trim().to_string());
+        }
+    }
+    f.available = parse_madison(get("madison"));
+    for (name, versions) in parse_dnf_list(get("dnf-list")) {
+        f.available.entry(name).or_default().extend(versions);
+    }
+    f.held = get("held")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    f.disk_free = parse_df(get("df"));
+    let dj = get("daemon.json");
+    f.daemon_json = (!dj.trim().is_empty()).then(|| dj.to_string());
+    for line in get("dockerd").lines() {
+        if let Some(p) = line.strip_prefix("path ") {
+            f.dockerd_path = Some(p.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("version ") {
+            f.dockerd_version = Some(v.trim().to_string());
+        } else if let Some(o) = line.strip_prefix("owner ") {
+            f.dockerd_package = Some(o.trim().to_string());
+        }
+    }
+    let aa = get("apparmor");
+    f.apparmor_enabled = aa.lines().any(|l| l.trim() == "Y");
+    f.apparmor_parser = aa.lines().any(|l| l.trim() == "parser");
+    f.standalone_containers = get("standalone")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    for line in get("bundles").lines() {
+        if let Some((sum, path)) = line.trim().split_once(' ') {
+            f.bundles.insert(path.to_string(), sum.to_string());
+        }
+    }
+    f
+}
+
+fn split_sections(out: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in out.lines() {
+        if let Some(name) = line.strip_prefix("### ") {
+            current = Some(name.trim().to_string());
+            map.entry(name.trim().to_string())
+                .or_insert_with(String::new);
+        } else if let Some(c) = &current {
+            let s = map.get_mut(c).expect("section exists");
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
+    map
+}
+
+fn parse_os_release(text: &str) -> OsRelease {
+    let mut os = OsRelease::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"').to_string();
+        match k.trim() {
+            "ID" => os.id = v,
+            "ID_LIKE" => os.id_like = v.split_whitespace().map(str::to_string).collect(),
+            "VERSION_ID" => os.version_id = v,
+            "VERSION_CODENAME" => os.codename = v,
+            "PRETTY_NAME" => os.pretty_name = v,
+            _ => {}
+        }
+    }
+    os
+}
+
+/// `apt-cache madison` lines: `docker.io | 26.1.5+dfsg1-9+deb13u1 | file:/srv ./ Packages`.
+fn parse_madison(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cols.len() >= 2 && !cols[0].is_empty() && !cols[1].is_empty() {
+            let versions = map.entry(cols[0].to_string()).or_default();
+            if !versions.iter().any(|v| v == cols[1]) {
+                versions.push(cols[1].to_string());
+            }
+        }
+    }
+    map
+}
+
+/// `dnf list --showduplicates` lines: `docker-ce.x86_64  3:26.1.5-1.el9  docker-ce-stable`.
+fn parse_dnf_list(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() == 3 && cols[0].contains('.') && !cols[0].ends_with(':') {
+            let name = cols[0].rsplit_once('.').map_or(cols[0], |(n, _)| n);
+            map.entry(name.to_string())
+                .or_default()
+                .push(cols[1].to_string());
+        }
+    }
+    map
+}
+
+/// `df -Pk` → mount-point-independent map of each requested path's free bytes.
+/// The header and the order follow the request: /var/lib/docker, state dir, /.
+fn parse_df(text: &str) -> BTreeMap<String, u64> {
+    let mut map = BTreeMap::new();
+    let asked = ["/var/lib/docker", HOST_STATE_DIR, "/"];
+    // df skips paths that do not exist, so match by mount point when possible,
+    // else by order.
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() >= 6)
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        let Ok(avail_kb) = row[3].parse::<u64>() else {
+            continue;
+        };
+        let mount = row[5];
+        let key = asked
+            .iter()
+            .find(|a| **a == mount)
+            .copied()
+            .or_else(|| asked.get(i).copied())
+            .unwrap_or(mount);
+        map.entry(key.to_string()).or_insert(avail_kb * 1024);
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAB_OUTPUT: &str = r#"### os-release
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION_CODENAME=bookworm
+ID=debian
+### arch
+x86_64
+### init
+sysvinit
+### pkgmgr
+apt-get
+### dpkg
+docker.io	20.10.24+dfsg1-1+deb12u1	ii 
+containerd	1.6.20~ds1-1+b1	ii 
+runc	1.1.5+ds1-1+deb12u1	ii 
+docker-ce		un 
+### rpm
+### madison
+ docker.io | 26.1.99+dfsg1-1 | file:/srv/lab-repo ./ Packages
+ docker.io | 26.1.5+dfsg1-9+deb13u1 | file:/srv/lab-repo ./ Packages
+ docker.io | 20.10.24+dfsg1-1+deb12u1 | file:/srv/lab-repo ./ Packages
+docker-cli | 26.1.5+dfsg1-9+deb13u1 | file:/srv/lab-repo ./ Packages
+### dnf-list
+### held
+### df
+Filesystem     1024-blocks     Used Available Capacity Mounted on
+/dev/vda         263174212 11373828  83982472      12% /var/lib/docker
+tmpfs              2097152        0   2097152       0% /var/lib/swarm-upgrade
+overlay          263174212 11373828  83982472      12% /
+### daemon.json
+### dockerd
+path /usr/sbin/dockerd
+version Docker version 20.10.24+dfsg1, build 297e128
+owner docker.io
+### apparmor
+### standalone
+### bundles
+abc123 /srv/lab-static/docker-26.1.5.tgz
+"#;
+
+    #[test]
+    fn parses_a_lab_node() {
+        let f = parse("lab-m1", LAB_OUTPUT);
+        assert_eq!(f.os.id, "debian");
+        assert_eq!(f.os.codename, "bookworm");
+        assert_eq!(f.init, InitSystem::Sysvinit);
+        assert_eq!(f.package_manager, PackageManager::Apt);
+        assert_eq!(f.installed.len(), 3, "{:?}", f.installed);
+        assert_eq!(f.installed["docker.io"], "20.10.24+dfsg1-1+deb12u1");
+        assert_eq!(f.available["docker.io"].len(), 3);
+        assert_eq!(f.available["docker-cli"], ["26.1.5+dfsg1-9+deb13u1"]);
+        assert_eq!(f.disk_free[HOST_STATE_DIR], 2097152 * 1024);
+        assert_eq!(f.disk_free["/"], 83982472 * 1024);
+        assert_eq!(f.daemon_json, None);
+        assert_eq!(f.dockerd_package.as_deref(), Some("docker.io"));
+        assert_eq!(f.bundles["/srv/lab-static/docker-26.1.5.tgz"], "abc123");
+        assert!(!f.apparmor_enabled);
+    }
+
+    #[test]
+    fn script_quotes_bundle_paths() {
+        let path = "/srv/x y'; rm -rf /.tgz";
+        let s = script(&[path.to_string()]);
+        let quoted = shlex::try_quote(path).unwrap();
+        let line = s.lines().last().unwrap();
+        // Every occurrence of the path is the quoted form.
+        assert_eq!(
+            line.matches(path).count(),
+            line.matches(quoted.as_ref()).count(),
+            "{line}"
+        );
+        assert_eq!(line.matches(quoted.as_ref()).count(), 3, "{line}");
+    }
+
+    #[test]
+    fn parses_dnf_listings() {
+        let m = parse_dnf_list(
+            "Available Packages\ndocker-ce.x86_64   3:26.1.5-1.el9   docker-ce-stable\ndocker-ce.x86_64   3:27.3.1-1.el9   docker-ce-stable\n",
+        );
+        assert_eq!(m["docker-ce"], ["3:26.1.5-1.el9", "3:27.3.1-1.el9"]);
+    }
+}

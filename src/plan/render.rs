@@ -1,0 +1,592 @@
+//! The plan for people and for programs.
+//!
+//! [`table`] prints it like `kubeadm upgrade plan`: the nodes, the order of
+//! the steps, the findings and a verdict. [`json`] gives it a stable shape for
+//! scripts (`plan --json`). Both are pure and deterministic: no colours, no
+//! terminal detection, a fixed width.
+
+use std::collections::BTreeMap;
+
+use comfy_table::{
+    Cell, ColumnConstraint, ContentArrangement, ContentLineStyle, LineStyle, Table, TableStyle,
+    Width,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::checks::{Finding, Severity};
+use crate::facts::model::{Availability, Role};
+
+use super::model::{Action, Phase, Plan, PlanNode, Step};
+
+/// Width of [`table`]: fixed, so the output does not depend on the terminal.
+pub const TABLE_WIDTH: u16 = 120;
+
+/// The plan as text for an operator, [`TABLE_WIDTH`] columns wide.
+pub fn table(plan: &Plan) -> String {
+    table_with_width(plan, TABLE_WIDTH)
+}
+
+/// [`table`] for a given width (at least 80 is sensible; long names and
+/// messages wrap, nothing is cut).
+pub fn table_with_width(plan: &Plan, width: u16) -> String {
+    let width = width.max(40);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Upgrade plan for swarm {}: Docker Engine {}, max parallel {}\n\n",
+        plan.cluster_id, plan.target, plan.max_parallel
+    ));
+    out.push_str(&nodes_table(plan, width));
+    out.push_str("\n\n");
+    out.push_str(&steps_text(plan, width));
+    out.push('\n');
+    out.push_str(&findings_text(&plan.findings, width));
+    out.push('\n');
+    out.push_str(&verdict(plan));
+    out.push('\n');
+    out
+}
+
+/// No borders, a rule under the header, two spaces between columns: reads
+/// like `kubectl get` output and stays readable with multi-line cells.
+const STYLE: TableStyle = TableStyle::new()
+    .header_lines(ContentLineStyle::none().junction(' '))
+    .header_separator(LineStyle::none().fill('-').junction(' '))
+    .content_lines(ContentLineStyle::none().junction(' '));
+
+/// Left and right padding of every column; with the junction, columns are
+/// two spaces apart.
+const PADDING: (u16, u16) = (0, 1);
+
+fn new_table(width: u16, header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.force_no_tty()
+        .load_style(STYLE)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width)
+        .set_header(header.to_vec());
+    for c in t.column_iter_mut() {
+        c.set_padding(PADDING);
+    }
+    t
+}
+
+/// Rendered width of a column holding `cells` (and its header).
+fn column_width<'a>(cells: impl Iterator<Item = &'a str>) -> usize {
+    cells
+        .flat_map(str::lines)
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+fn nodes_table(plan: &Plan, width: u16) -> String {
+    const HEADER: [&str; 8] = [
+        "ORDER",
+        "NODE",
+        "ROLE",
+        "AVAILABILITY",
+        "CURRENT",
+        "TARGET",
+        "METHOD",
+        "PACKAGES",
+    ];
+    let dash = || "-".to_string();
+    let rows: Vec<[String; 7]> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let upgraded = n.skip.is_none();
+            [
+                n.order.map_or_else(dash, |o| o.to_string()),
+                n.name.clone(),
+                role_label(n).to_string(),
+                name_of(&n.availability),
+                n.current.clone(),
+                if upgraded {
+                    n.target.to_string()
+                } else {
+                    dash()
+                },
+                n.method.map_or_else(dash, |m| m.name().to_string()),
+            ]
+        })
+        .collect();
+    // The short columns keep their width; PACKAGES gets the rest, and a
+    // package that does not fit there breaks before its arrow.
+    let widths: Vec<usize> = (0..7)
+        .map(|i| column_width(rows.iter().map(|r| r[i].as_str()).chain([HEADER[i]])))
+        .collect();
+    let mut t = new_table(width, &HEADER);
+    let room = last_column_room(&mut t, &widths, width, 24);
+    for (n, row) in plan.nodes.iter().zip(rows) {
+        let mut cells: Vec<Cell> = row.into_iter().map(Cell::new).collect();
+        cells.push(Cell::new(packages_cell(n, room)));
+        t.add_row(cells);
+    }
+    trim_lines(&t.to_string())
+}
+
+/// Lets the leading columns (content `widths`) keep their width when the
+/// last column still gets `min` characters, else lets them wrap too while
+/// the last column keeps `min`. Returns the last column's room.
+fn last_column_room(t: &mut Table, widths: &[usize], width: u16, min: u16) -> usize {
+    let pad = usize::from(PADDING.0 + PADDING.1);
+    // Every column: content, padding, and the junction after it.
+    let taken: usize = widths.iter().map(|w| w + pad + 1).sum::<usize>() + pad;
+    let room = usize::from(width).saturating_sub(taken);
+    if room >= usize::from(min) {
+        for i in 0..widths.len() {
+            if let Some(c) = t.column_mut(i) {
+                c.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
+        room
+    } else {
+        if let Some(c) = t.column_mut(widths.len()) {
+            c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(min)));
+        }
+        usize::from(min)
+    }
+}
+
+fn role_label(n: &PlanNode) -> &'static str {
+    match (n.role, n.leader) {
+        (Role::Manager, true) => "manager (leader)",
+        (Role::Manager, false) => "manager",
+        (Role::Worker, _) => "worker",
+    }
+}
+
+/// One line per package, `name from → to` (`name (new) → to`); when that
+/// is wider than `room`, the arrow goes to an indented second line.
+fn packages_cell(n: &PlanNode, room: usize) -> String {
+    if let Some(reason) = &n.skip {
+        return format!("skipped: {reason}");
+    }
+    if n.packages.is_empty() {
+        return format!("static binaries → {}", n.target);
+    }
+    let mut lines = vec![];
+    for p in &n.packages {
+        let from = p.from.as_deref().unwrap_or("(new)");
+        let line = format!("{} {from} → {}", p.name, p.to);
+        if line.chars().count() <= room {
+            lines.push(line);
+        } else {
+            lines.push(format!("{} {from}", p.name));
+            lines.push(format!("  → {}", p.to));
+        }
+    }
+    lines.join("\n")
+}
+
+/// One line of the step listing.
+struct Line {
+    /// Step indexes, `3-9`; empty for notes that are not steps.
+    range: String,
+    label: String,
+    node: String,
+    /// Actions, joined with arrows (and wrapped there).
+    chain: Vec<String>,
+}
+
+fn steps_text(plan: &Plan, width: u16) -> String {
+    if plan.steps.is_empty() {
+        return "Steps: none, no node is upgraded.\n".to_string();
+    }
+    let nodes: BTreeMap<&str, &PlanNode> = plan.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let batches = group_batches(&plan.steps);
+    let total = |phase: Phase| batches.iter().filter(|b| b.0 == phase).count();
+    let mut lines = vec![];
+    for (i, (phase, steps)) in batches.iter().enumerate() {
+        let nth = batches[..=i].iter().filter(|b| b.0 == *phase).count();
+        let mut label = match phase {
+            Phase::Managers => format!("managers {nth}/{}", total(Phase::Managers)),
+            Phase::Reactivate => "reactivate".to_string(),
+            Phase::Workers => format!("workers {nth}/{}", total(Phase::Workers)),
+        };
+        // Per node (in order of appearance), then the cluster-wide steps.
+        let mut order: Vec<Option<&str>> = vec![];
+        for s in steps {
+            let key = s.node_id.as_deref();
+            if !order.contains(&key) {
+                order.push(key);
+            }
+        }
+        order.sort_by_key(|k| k.is_none());
+        for key in order {
+            let own: Vec<&Step> = steps
+                .iter()
+                .copied()
+                .filter(|s| s.node_id.as_deref() == key)
+                .collect();
+            let node = key.and_then(|id| nodes.get(id).copied());
+            let mut chain: Vec<String> = own.iter().map(|s| action_label(s)).collect();
+            if let Some(n) = node
+                && n.availability == Availability::Drain
+            {
+                chain[0] = format!("(already drained) {}", chain[0]);
+                if n.role == Role::Worker {
+                    let last = chain.len() - 1;
+                    chain[last] = format!("{} (stays drained)", chain[last]);
+                }
+            }
+            lines.push(Line {
+                range: range_of(&own),
+                label: std::mem::take(&mut label),
+                node: match (node, key) {
+                    (Some(n), _) if n.leader && *phase == Phase::Managers => {
+                        format!("{} (leader)", n.name)
+                    }
+                    (Some(n), _) => n.name.clone(),
+                    (None, Some(_)) => own[0].node.clone().unwrap_or_default(),
+                    (None, None) => "(swarm)".to_string(),
+                },
+                chain,
+            });
+        }
+        if *phase == Phase::Reactivate {
+            // Managers drained before the run get no restore step: say so.
+            let at = lines.len() - 1;
+            for n in plan.nodes.iter().filter(|n| {
+                n.role == Role::Manager && n.skip.is_none() && n.availability == Availability::Drain
+            }) {
+                lines.insert(
+                    at,
+                    Line {
+                        range: String::new(),
+                        label: String::new(),
+                        node: n.name.clone(),
+                        chain: vec!["stays drained (drained before the run)".to_string()],
+                    },
+                );
+            }
+        }
+    }
+    let w_range = lines.iter().map(|l| l.range.len()).max().unwrap_or(0);
+    let w_label = lines.iter().map(|l| l.label.len()).max().unwrap_or(0) + 1;
+    let w_node = lines
+        .iter()
+        .map(|l| l.node.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = format!(
+        "Steps ({}): batches run one after the other; the nodes of a worker batch run in parallel.\n",
+        plan.steps.len()
+    );
+    // Say why worker batches are smaller than --max-parallel allows.
+    let widest = batches
+        .iter()
+        .filter(|(phase, _)| *phase == Phase::Workers)
+        .map(|(_, steps)| {
+            let mut ids: Vec<&str> = steps.iter().filter_map(|s| s.node_id.as_deref()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len()
+        })
+        .max();
+    let upgraded_workers = plan
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Worker && n.skip.is_none())
+        .count();
+    if let Some(widest) = widest
+        && widest < plan.max_parallel.min(upgraded_workers)
+    {
+        out.push_str(&format!(
+            "Worker batches hold at most {widest} node(s), not {}: enough active workers stay up to take over their tasks.\n",
+            plan.max_parallel
+        ));
+    }
+    for l in lines {
+        let label = if l.label.is_empty() {
+            String::new()
+        } else {
+            format!("{}:", l.label)
+        };
+        let prefix = format!(
+            "  {:>w_range$}  {label:<w_label$}  {:<w_node$}  ",
+            l.range, l.node
+        );
+        out.push_str(&wrap_chain(&prefix, &l.chain, usize::from(width)));
+    }
+    out
+}
+
+/// Consecutive steps of one batch, with their phase.
+fn group_batches(steps: &[Step]) -> Vec<(Phase, Vec<&Step>)> {
+    let mut batches: Vec<(Phase, usize, Vec<&Step>)> = vec![];
+    for s in steps {
+        match batches.last_mut() {
+            Some((phase, batch, list)) if *phase == s.phase && *batch == s.batch => list.push(s),
+            _ => batches.push((s.phase, s.batch, vec![s])),
+        }
+    }
+    batches.into_iter().map(|(p, _, l)| (p, l)).collect()
+}
+
+fn range_of(steps: &[&Step]) -> String {
+    let first = steps.iter().map(|s| s.index).min().unwrap_or(0);
+    let last = steps.iter().map(|s| s.index).max().unwrap_or(0);
+    if first == last {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
+    }
+}
+
+fn action_label(s: &Step) -> String {
+    match (s.action, s.availability) {
+        (Action::RestoreAvailability, Some(a)) => {
+            format!("{} ({})", s.action.name(), name_of(&a))
+        }
+        _ => s.action.name().to_string(),
+    }
+}
+
+/// `prefix` then the chain joined by arrows, wrapped after an arrow when it
+/// would pass `width`; continuation lines are indented under the chain.
+fn wrap_chain(prefix: &str, chain: &[String], width: usize) -> String {
+    let indent = prefix.chars().count();
+    let mut out = prefix.to_string();
+    let mut col = indent;
+    for (i, item) in chain.iter().enumerate() {
+        let last = i + 1 == chain.len();
+        let piece = if last {
+            item.clone()
+        } else {
+            format!("{item} →")
+        };
+        let len = piece.chars().count();
+        if i > 0 {
+            if col + 1 + len > width {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                col = indent;
+            } else {
+                out.push(' ');
+                col += 1;
+            }
+        }
+        out.push_str(&piece);
+        col += len;
+    }
+    out.push('\n');
+    out
+}
+
+fn findings_text(findings: &[Finding], width: u16) -> String {
+    if findings.is_empty() {
+        return "Findings: no findings.\n".to_string();
+    }
+    const HEADER: [&str; 4] = ["SEVERITY", "CHECK", "NODE", "MESSAGE"];
+    let rows: Vec<[&str; 4]> = findings
+        .iter()
+        .map(|f| {
+            [
+                f.severity.label(),
+                f.id.as_str(),
+                f.node.as_deref().unwrap_or("-"),
+                f.message.as_str(),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..3)
+        .map(|i| column_width(rows.iter().map(|r| r[i]).chain([HEADER[i]])))
+        .collect();
+    let mut t = new_table(width, &HEADER);
+    last_column_room(&mut t, &widths, width, 30);
+    for row in rows {
+        t.add_row(row.to_vec());
+    }
+    format!(
+        "Findings ({}):\n{}\n",
+        findings.len(),
+        trim_lines(&t.to_string())
+    )
+}
+
+fn verdict(plan: &Plan) -> String {
+    let blockers: Vec<&Finding> = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Block)
+        .collect();
+    if !blockers.is_empty() {
+        let what: Vec<String> = blockers
+            .iter()
+            .map(|f| match &f.node {
+                Some(node) => format!("{} ({node})", f.id),
+                None => f.id.clone(),
+            })
+            .collect();
+        return format!(
+            "blocked by {} finding(s): {}",
+            blockers.len(),
+            what.join(", ")
+        );
+    }
+    let upgraded = plan.nodes.iter().filter(|n| n.skip.is_none()).count();
+    let warnings = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warn)
+        .count();
+    let warned = if warnings > 0 {
+        format!(", {warnings} warning(s)")
+    } else {
+        String::new()
+    };
+    if upgraded == 0 {
+        return format!(
+            "plan ready: nothing to do, no node needs upgrading to {}{warned}",
+            plan.target
+        );
+    }
+    format!(
+        "plan ready: {upgraded} of {} node(s) to upgrade in {} steps{warned}",
+        plan.nodes.len(),
+        plan.steps.len()
+    )
+}
+
+/// comfy-table pads the last column; trailing blanks only make diffs noisy.
+fn trim_lines(s: &str) -> String {
+    s.lines().map(str::trim_end).collect::<Vec<_>>().join("\n")
+}
+
+/// The serde name of a unit enum variant (`drain`, `debian-apt`, ...), the
+/// same spelling the plan file uses.
+fn name_of<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The plan for scripts:
+///
+/// ```text
+/// {"target", "cluster_id", "max_parallel",
+///  "nodes": [{"name", "id", "host", "role", "leader", "availability", "current",
+///             "target", "method", "packages": [{"name", "from", "to"}], "skip", "order"}],
+///  "steps": [{"index", "node", "role", "action", "phase", "batch", "availability"?}],
+///  "findings": [{"id", "severity", "node", "message"}]}
+/// ```
+/// `availability` is present on `restore-availability` steps only; absent
+/// values (`method`, `skip`, `order`, a new package's `from`, a cluster-wide
+/// step's `node` and `role`, a finding's `node`) are `null`.
+pub fn json(plan: &Plan) -> Value {
+    let nodes: Vec<Value> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n.name,
+                "id": n.id,
+                "host": n.host,
+                "role": name_of(&n.role),
+                "leader": n.leader,
+                "availability": name_of(&n.availability),
+                "current": n.current,
+                "target": n.target.to_string(),
+                "method": n.method.map(|m| m.name()),
+                "packages": n.packages.iter().map(|p| json!({
+                    "name": p.name,
+                    "from": p.from,
+                    "to": p.to,
+                })).collect::<Vec<_>>(),
+                "skip": n.skip,
+                "order": n.order,
+            })
+        })
+        .collect();
+    let steps: Vec<Value> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let mut v = json!({
+                "index": s.index,
+                "node": s.node,
+                "role": s.role.map(|r| name_of(&r)),
+                "action": s.action.name(),
+                "phase": name_of(&s.phase),
+                "batch": s.batch,
+            });
+            if let (Some(a), Some(map)) = (s.availability, v.as_object_mut()) {
+                map.insert("availability".into(), Value::String(name_of(&a)));
+            }
+            v
+        })
+        .collect();
+    let findings: Vec<Value> = plan
+        .findings
+        .iter()
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "severity": name_of(&f.severity),
+                "node": f.node,
+                "message": f.message,
+            })
+        })
+        .collect();
+    json!({
+        "target": plan.target.to_string(),
+        "cluster_id": plan.cluster_id,
+        "max_parallel": plan.max_parallel,
+        "nodes": nodes,
+        "steps": steps,
+        "findings": findings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::testutil::{blocked_plan, lab_plan};
+
+    fn fits(text: &str, width: u16) {
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= usize::from(width),
+                "wider than {width}: {line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lab_table() {
+        let text = table(&lab_plan());
+        fits(&text, TABLE_WIDTH);
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn wide_tables_keep_each_package_on_one_line() {
+        let text = table_with_width(&lab_plan(), 160);
+        fits(&text, 160);
+        assert!(text.contains("docker.io 20.10.24+dfsg1-1+deb12u1 → 26.1.5+dfsg1-9+deb13u1\n"));
+        assert!(text.contains("docker-cli (new) → 26.1.5+dfsg1-9+deb13u1\n"));
+        assert!(text.contains("containerd 1.6.20~ds1-1+b1 → 1.7.24~ds1-6+deb13u1\n"));
+    }
+
+    #[test]
+    fn lab_json() {
+        insta::assert_json_snapshot!(json(&lab_plan()));
+    }
+
+    #[test]
+    fn blocked_table() {
+        let text = table(&blocked_plan());
+        fits(&text, TABLE_WIDTH);
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn blocked_json() {
+        insta::assert_json_snapshot!(json(&blocked_plan()));
+    }
+}

@@ -1,0 +1,89 @@
+//! Running commands on hosts.
+//!
+//! A command is an argument vector, never a shell string: the transport
+//! escapes every argument, so a hostname or a version string cannot inject
+//! shell. Scripts that need a shell are passed as one argument to `sh -c`.
+
+pub mod ssh;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// One remote command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub argv: Vec<String>,
+    /// Needs root: wrapped in `sudo -n --` when the host's user is not root.
+    pub privileged: bool,
+    pub timeout: Duration,
+    /// Bytes for the command's stdin (secrets go here, never in `argv`).
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl Cmd {
+    pub fn new<I, S>(argv: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Cmd {
+            argv: argv.into_iter().map(Into::into).collect(),
+            privileged: false,
+            timeout: Duration::from_secs(60),
+            stdin: None,
+        }
+    }
+
+    /// `sh -c SCRIPT` (the script is one argument, escaped as a whole).
+    pub fn script(script: impl Into<String>) -> Cmd {
+        Cmd::new(["sh".to_string(), "-c".to_string(), script.into()])
+    }
+
+    pub fn privileged(mut self) -> Cmd {
+        self.privileged = true;
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Cmd {
+        self.timeout = t;
+        self
+    }
+
+    pub fn stdin(mut self, bytes: Vec<u8>) -> Cmd {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    /// The command as a shell would read it, for `--dry-run` and logs.
+    pub fn display(&self) -> String {
+        let joined = shlex::try_join(self.argv.iter().map(String::as_str))
+            .unwrap_or_else(|_| self.argv.join(" "));
+        if self.privileged {
+            format!("sudo -n -- {joined}")
+        } else {
+            joined
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CmdOutput {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CmdOutput {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
+/// Runs commands on one host.
+pub trait Transport: Send + Sync {
+    /// The host's name, for messages.
+    fn host(&self) -> &str;
+    /// Runs `cmd`; a non-zero exit is an `Ok` with that status, a transport
+    /// failure or a timeout is an `Err` naming the host and the command.
+    fn run(&self, cmd: &Cmd) -> impl Future<Output = anyhow::Result<CmdOutput>> + Send;
+}

@@ -1,0 +1,253 @@
+//! The SSH transport: one multiplexed OpenSSH connection per host per run.
+//!
+//! OpenSSH does the SSH: the operator's ~/.ssh/config (ProxyJump, agent,
+//! certificates, keys) applies unchanged. Host keys are checked strictly unless
+//! the operator opts in to accepting new ones. `sudo -n` never prompts: a host
+//! without passwordless sudo fails at once instead of hanging.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder, Socket, Stdio};
+use tokio::io::AsyncWriteExt;
+
+use super::{Cmd, CmdOutput, Transport};
+use crate::inventory::SshTarget;
+
+/// Settings shared by every connection of a run.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// Accept (and record) host keys not yet in known_hosts. Off by default.
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+    /// Short private directory (0700) for control sockets and forwards.
+    pub runtime_dir: PathBuf,
+}
+
+/// A connected host.
+#[derive(Clone)]
+pub struct SshHost {
+    pub target: SshTarget,
+    session: Arc<Session>,
+}
+
+impl SshHost {
+    pub async fn connect(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<SshHost> {
+        let mut b = SessionBuilder::default();
+        b.known_hosts_check(if opts.accept_new_host_keys {
+            KnownHosts::Add
+        } else {
+            KnownHosts::Strict
+        })
+        .control_directory(&opts.runtime_dir)
+        // A crashed run must not leave masters behind forever.
+        .control_persist(ControlPersist::IdleFor(
+            std::num::NonZeroUsize::new(300).expect("non-zero"),
+        ))
+        .connect_timeout(opts.connect_timeout)
+        .server_alive_interval(Duration::from_secs(15));
+        if let Some(u) = &target.user {
+            b.user(u.clone());
+        }
+        if let Some(p) = target.port {
+            b.port(p);
+        }
+        if let Some(k) = &target.identity_file {
+            b.keyfile(k);
+        }
+        if let Some(k) = &target.known_hosts_file {
+            b.user_known_hosts_file(k);
+        }
+        if let Some(j) = &target.jump {
+            b.jump_hosts(j.split(',').map(str::trim).filter(|s| !s.is_empty()));
+        }
+        let session = b.connect_mux(&target.address).await.map_err(|e| {
+            let detail = format!("{e:#}");
+            let hint = if detail.contains("Host key verification failed")
+                || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            {
+                "\n  the host key is unknown or changed: check it, add it to known_hosts (ssh-keyscan), or pass --accept-new-host-keys to trust a NEW key on first use"
+            } else if detail.contains("Permission denied") {
+                "\n  authentication failed: check the user and identity_file in the inventory, or your ssh-agent"
+            } else {
+                ""
+            };
+            anyhow!(
+                "cannot connect to host {} ({}, {}): {detail}{hint}",
+                target.name,
+                target.display(),
+                target.defined_at
+            )
+        })?;
+        Ok(SshHost {
+            target: target.clone(),
+            session: Arc::new(session),
+        })
+    }
+
+    /// Forwards the host's Docker socket to a new local socket in `dir`.
+    /// The directory must be private (0700): the socket is root on that host.
+    pub async fn forward_docker_socket(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let local = dir.join(format!("{}.docker.sock", sanitize(&self.target.name)));
+        // The forward fails if the socket file exists (a previous run's).
+        let _ = std::fs::remove_file(&local);
+        self.session
+            .request_port_forward(
+                ForwardType::Local,
+                Socket::UnixSocket {
+                    path: local.clone().into(),
+                },
+                Socket::UnixSocket {
+                    path: Path::new("/var/run/docker.sock").into(),
+                },
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "host {}: cannot forward /var/run/docker.sock over SSH (sshd must allow AllowStreamLocalForwarding, and {} must be able to use the Docker socket: root or the docker group)",
+                    self.target.name,
+                    self.target.user.as_deref().unwrap_or("the SSH user")
+                )
+            })?;
+        Ok(local)
+    }
+
+    pub async fn close(self) {
+        if let Ok(session) = Arc::try_unwrap(self.session) {
+            let _ = session.close().await;
+        }
+    }
+}
+
+impl Transport for SshHost {
+    fn host(&self) -> &str {
+        &self.target.name
+    }
+
+    async fn run(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+        let argv = argv_for(cmd, self.target.sudo);
+        let (program, args) = argv.split_first().context("empty command")?;
+        let mut command = self.session.command(program.as_str());
+        command.args(args.iter().map(String::as_str));
+        let host = &self.target.name;
+        let run = async {
+            let output = if let Some(input) = &cmd.stdin {
+                command
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let mut child = command.spawn().await?;
+                if let Some(mut stdin) = child.stdin().take() {
+                    stdin
+                        .write_all(input)
+                        .await
+                        .map_err(openssh::Error::ChildIo)?;
+                    stdin.shutdown().await.map_err(openssh::Error::ChildIo)?;
+                }
+                child.wait_with_output().await?
+            } else {
+                command.output().await?
+            };
+            Ok::<_, openssh::Error>(output)
+        };
+        let output = match tokio::time::timeout(cmd.timeout, run).await {
+            Err(_) => bail!(
+                "host {host}: `{}` did not finish within {}",
+                cmd.display(),
+                humantime::format_duration(cmd.timeout)
+            ),
+            // The crate reports "command not found" (exit 127) as an error.
+            Ok(Err(openssh::Error::Remote(e))) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(CmdOutput {
+                    status: 127,
+                    stdout: String::new(),
+                    stderr: format!("{}: command not found", argv[0]),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(anyhow!(e))
+                    .with_context(|| format!("host {host}: running `{}`", cmd.display()));
+            }
+            Ok(Ok(o)) => o,
+        };
+        Ok(CmdOutput {
+            // No status: killed by a signal (the crate cannot tell which).
+            status: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+/// The argument vector actually sent: `sudo -n --` in front of privileged
+/// commands when the host needs sudo.
+pub fn argv_for(cmd: &Cmd, sudo: bool) -> Vec<String> {
+    if cmd.privileged && sudo {
+        let mut v = vec!["sudo".to_string(), "-n".to_string(), "--".to_string()];
+        v.extend(cmd.argv.iter().cloned());
+        v
+    } else {
+        cmd.argv.clone()
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A private (0700) runtime directory short enough for socket paths (108 bytes).
+pub fn runtime_dir() -> anyhow::Result<tempfile::TempDir> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir() && p.as_os_str().len() < 40)
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::Builder::new()
+        .prefix("swup-")
+        .tempdir_in(base)
+        .context("creating a private runtime directory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privileged_commands_get_non_interactive_sudo() {
+        let cmd = Cmd::new(["apt-mark", "hold", "docker.io"]).privileged();
+        assert_eq!(
+            argv_for(&cmd, true),
+            ["sudo", "-n", "--", "apt-mark", "hold", "docker.io"]
+        );
+        assert_eq!(argv_for(&cmd, false), ["apt-mark", "hold", "docker.io"]);
+        let plain = Cmd::new(["uname", "-m"]);
+        assert_eq!(argv_for(&plain, true), ["uname", "-m"]);
+    }
+
+    #[test]
+    fn display_quotes_every_argument() {
+        let cmd = Cmd::new(["apt-get", "install", "docker.io=1; rm -rf /"]).privileged();
+        assert_eq!(
+            cmd.display(),
+            "sudo -n -- apt-get install 'docker.io=1; rm -rf /'"
+        );
+    }
+
+    #[test]
+    fn runtime_dir_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = runtime_dir().unwrap();
+        let mode = std::fs::metadata(d.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(d.path().as_os_str().len() < 60);
+    }
+}
