@@ -11,12 +11,14 @@ pub mod checks;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod exec;
 pub mod exit_code;
 pub mod facts;
 pub mod inventory;
 pub mod plan;
 pub mod playbook;
 pub mod transport;
+pub mod ui;
 pub mod version;
 
 use clap::Parser;
@@ -36,6 +38,9 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
     };
     let result = match &cli.command {
         cli::Command::Plan(args) => cli::plan::run(args, cli.quiet),
+        cli::Command::Apply(args) => cli::apply::apply(args, cli.quiet),
+        cli::Command::Resume(args) => cli::apply::resume(args, cli.quiet),
+        cli::Command::Status(args) => cli::status::run(args),
     };
     match result {
         Ok(code) => code,

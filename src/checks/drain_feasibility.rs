@@ -242,7 +242,7 @@ impl<'a> Placement<'a> {
 
     fn explain(&self, room: &Room<'_>) -> String {
         if room.nodes == 0 {
-            return "no other node is active and ready".to_string();
+            return "no active, ready node is left".to_string();
         }
         let mut why: Vec<String> = room
             .ruled_out

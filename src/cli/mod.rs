@@ -1,6 +1,8 @@
 //! The command line: clap arguments (raw) and the commands that use them.
 
+pub mod apply;
 pub mod plan;
+pub mod status;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,9 +30,15 @@ pub struct Cli {
 pub enum Command {
     /// Read the cluster and print the ordered upgrade plan and what stands in its way.
     Plan(PlanArgs),
+    /// Execute the plan: one verified step at a time, with checkpoints and rollback.
+    Apply(ApplyArgs),
+    /// Continue the cluster's unfinished run from the interrupted step.
+    Resume(ResumeArgs),
+    /// Show the current or last run of a cluster (from local state).
+    Status(StatusArgs),
 }
 
-/// How to reach the cluster, and what to upgrade it to.
+/// How to reach the cluster.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     /// swarm-upgrade inventory (YAML). Only one manager has to be listed.
@@ -46,9 +54,6 @@ pub struct ClusterArgs {
     /// Ansible inventory (INI, YAML, or `ansible-inventory --list` JSON) instead.
     #[arg(long, value_name = "FILE")]
     pub ansible_inventory: Option<PathBuf>,
-    /// Target Docker Engine version, exactly as released (e.g. 26.1.5).
-    #[arg(long, value_name = "VERSION")]
-    pub pin: EngineVersion,
     /// Accept and record host keys that are not in known_hosts yet (trust on
     /// first use). Changed keys are always refused.
     #[arg(long)]
@@ -57,6 +62,10 @@ pub struct ClusterArgs {
     /// from packages; `{version}` is replaced by the pin.
     #[arg(long, value_name = "PATH")]
     pub static_bundle: Option<String>,
+    /// Leave this companion package (containerd, runc, containerd.io) at its
+    /// installed version instead of the newest one offered. Repeatable.
+    #[arg(long, value_name = "PACKAGE")]
+    pub keep: Vec<String>,
     /// SSH connection timeout.
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -75,6 +84,9 @@ pub enum Output {
 pub struct PlanArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Target Docker Engine version, exactly as released (e.g. 26.1.5).
+    #[arg(long, value_name = "VERSION")]
+    pub pin: EngineVersion,
     /// Most workers upgraded at the same time.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: u16,
@@ -89,4 +101,85 @@ pub struct PlanArgs {
     /// Plan from facts saved with --save-facts instead of reading the cluster.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["inventory", "ansible_inventory"])]
     pub from_facts: Option<PathBuf>,
+}
+
+/// How a run executes (apply and resume).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Replace a built-in upgrade method with this playbook (matched by its
+    /// `name`). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub playbook: Vec<PathBuf>,
+    /// Where runs are recorded [default: $XDG_STATE_HOME/swarm-upgrade].
+    #[arg(long, value_name = "DIR", env = "SWARM_UPGRADE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// File holding the swarm unlock key, for autolocked managers (or set
+    /// SWARM_UPGRADE_UNLOCK_KEY). Never give the key itself on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub unlock_key_file: Option<PathBuf>,
+    /// Take over a run lease in the swarm that has expired (its run is gone).
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Most time a drained node may take to empty.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Most time a restarted engine may take to verify; then it is rolled back.
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = humantime::parse_duration)]
+    pub verify_timeout: Duration,
+    /// Most time services may take to converge after a node is back.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub converge_timeout: Duration,
+    /// Most time one playbook script (backup, install, ...) may take.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub script_timeout: Duration,
+    /// Progress as bars/lines on stderr (table) or JSON events on stdout (json).
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Target Docker Engine version, exactly as released (e.g. 26.1.5).
+    #[arg(long, value_name = "VERSION")]
+    pub pin: EngineVersion,
+    /// Most workers upgraded at the same time.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel: u16,
+    /// Execute exactly this plan (from `plan --out`); refused if the cluster
+    /// no longer matches it.
+    #[arg(long, value_name = "PLAN_FILE")]
+    pub plan: Option<PathBuf>,
+    /// Start even though this check blocks (recorded in the journal). Repeatable.
+    #[arg(long, value_name = "ID")]
+    pub ignore_check: Vec<String>,
+    /// Print every remote command the run would execute, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Where runs are recorded [default: $XDG_STATE_HOME/swarm-upgrade].
+    #[arg(long, value_name = "DIR", env = "SWARM_UPGRADE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The swarm's cluster ID, when runs of several clusters are recorded.
+    #[arg(long, value_name = "ID")]
+    pub cluster: Option<String>,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }

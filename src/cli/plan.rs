@@ -10,7 +10,14 @@ use crate::facts::gather::{self, Connections, GatherOptions, Gathered};
 use crate::inventory::Inventory;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::transport::ssh::{self, SshOptions};
+use crate::version::EngineVersion;
 use crate::version::resolve::ResolveOptions;
+
+/// Whether the environment provides a swarm unlock key (`plan` has no
+/// `--unlock-key-file`; `apply` also counts its file).
+pub fn unlock_key_available() -> bool {
+    std::env::var_os("SWARM_UPGRADE_UNLOCK_KEY").is_some_and(|v| !v.is_empty())
+}
 
 pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
     let log = |line: &str| {
@@ -25,7 +32,7 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
             let runtime = ssh::runtime_dir()?;
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(async {
-                let opts = gather_options(&args.cluster, runtime.path());
+                let opts = gather_options(&args.cluster, &args.pin, runtime.path());
                 let (gathered, conns) = gather::gather(&inventory, &opts, &log).await?;
                 close(conns).await;
                 Ok::<_, anyhow::Error>(gathered)
@@ -37,7 +44,13 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
         log(&format!("facts saved to {}", path.display()));
     }
-    let plan = build_plan(&gathered, &args.cluster, usize::from(args.max_parallel));
+    let plan = build_plan(
+        &gathered,
+        &args.pin,
+        usize::from(args.max_parallel),
+        &[],
+        unlock_key_available(),
+    );
     match args.output {
         Output::Table => print!("{}", plan::render::table(&plan)),
         Output::Json => println!(
@@ -90,34 +103,53 @@ pub fn load_inventory(args: &ClusterArgs) -> anyhow::Result<Inventory> {
     }
 }
 
-pub fn gather_options(args: &ClusterArgs, runtime_dir: &std::path::Path) -> GatherOptions {
+pub fn gather_options(
+    args: &ClusterArgs,
+    pin: &EngineVersion,
+    runtime_dir: &std::path::Path,
+) -> GatherOptions {
     GatherOptions {
         ssh: SshOptions {
             accept_new_host_keys: args.accept_new_host_keys,
             connect_timeout: args.connect_timeout,
             runtime_dir: runtime_dir.to_path_buf(),
         },
-        pin: args.pin.clone(),
+        pin: pin.clone(),
         resolve: ResolveOptions {
             static_bundle: args.static_bundle.clone(),
+            keep: args.keep.clone(),
         },
         command_timeout: args.command_timeout,
     }
 }
 
-/// Checks, then the plan (pure).
-pub fn build_plan(g: &Gathered, args: &ClusterArgs, max_parallel: usize) -> Plan {
-    let mut ctx = CheckContext::new(&g.facts, &args.pin, &g.resolutions);
+/// Checks, then the plan (pure). Findings of waived checks are kept but shown
+/// as warnings.
+pub fn build_plan(
+    g: &Gathered,
+    pin: &EngineVersion,
+    max_parallel: usize,
+    waived: &[String],
+    unlock_key: bool,
+) -> Plan {
+    let mut ctx = CheckContext::new(&g.facts, pin, &g.resolutions);
     ctx.max_parallel = max_parallel;
+    ctx.unlock_key_available = unlock_key;
     let mut findings: Vec<Finding> = checks::run_all(&ctx);
     findings.extend(unreachable_findings(g));
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    for f in &mut findings {
+        if f.severity == checks::Severity::Block && waived.contains(&f.id) {
+            f.severity = checks::Severity::Warn;
+            f.message = format!("WAIVED with --ignore-check {}: {}", f.id, f.message);
+        }
+    }
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     plan::build(
         &g.facts,
         &g.resolutions,
         findings,
         &PlanOptions {
-            pin: args.pin.clone(),
+            pin: pin.clone(),
             max_parallel,
         },
     )

@@ -40,6 +40,11 @@ echo '### daemon.json'; cat /etc/docker/daemon.json 2>/dev/null
 echo '### dockerd'; p=$(command -v dockerd 2>/dev/null) && {{ echo "path $p"; dockerd --version 2>/dev/null | sed 's/^/version /'; command -v dpkg >/dev/null 2>&1 && dpkg -S "$(readlink -f "$p")" 2>/dev/null | sed 's/^/owner /; s/:.*//'; command -v rpm >/dev/null 2>&1 && rpm -qf --qf '%{{NAME}}\n' "$p" 2>/dev/null | grep -v 'not owned' | sed 's/^/owner /'; }}
 echo '### apparmor'; cat /sys/module/apparmor/parameters/enabled 2>/dev/null; command -v apparmor_parser >/dev/null 2>&1 && echo parser
 echo '### standalone'; docker ps --filter 'label!=com.docker.swarm.service.id' --format '{{{{.Names}}}}' 2>/dev/null
+echo '### docker-info'; docker info --format '{{{{.Driver}}}}|{{{{.LiveRestoreEnabled}}}}|{{{{.CgroupVersion}}}}' 2>/dev/null
+echo '### ipvlan'; docker network ls --filter driver=ipvlan --format '{{{{.Name}}}}' 2>/dev/null && echo '#ok'
+echo '### sizes'; command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${{Package}}\t${{Installed-Size}}\n' {pkgs} 2>/dev/null
+echo '### swarm-du'; du -sk /var/lib/docker/swarm 2>/dev/null
+echo '### cert'; f=/var/lib/docker/swarm/certificates/swarm-node.crt; command -v openssl >/dev/null 2>&1 && [ -f $f ] && end=$(openssl x509 -enddate -noout -in $f | cut -d= -f2) && echo $(( $(date -d "$end" +%s) - $(date +%s) ))
 "#,
         state = HOST_STATE_DIR
     );
@@ -128,6 +133,41 @@ pub fn parse(host: &str, out: &str) -> HostFacts {
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
+    if let Some(line) = get("docker-info").lines().next() {
+        let cols: Vec<&str> = line.trim().split('|').collect();
+        if let [driver, live_restore, cgroup] = cols.as_slice() {
+            f.storage_driver = Some(driver.to_string()).filter(|s| !s.is_empty());
+            f.live_restore_enabled = live_restore.parse().ok();
+            f.cgroup_version = Some(cgroup.to_string()).filter(|s| !s.is_empty());
+        }
+    }
+    let ipvlan: Vec<&str> = get("ipvlan")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if ipvlan.last() == Some(&"#ok") {
+        f.ipvlan_networks = Some(
+            ipvlan[..ipvlan.len() - 1]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+    }
+    for line in get("sizes").lines() {
+        if let Some((name, kib)) = line.split_once('\t')
+            && let Ok(kib) = kib.trim().parse::<u64>()
+            && f.installed.contains_key(name)
+        {
+            f.installed_sizes.insert(name.to_string(), kib * 1024);
+        }
+    }
+    f.swarm_dir_bytes = get("swarm-du")
+        .split_whitespace()
+        .next()
+        .and_then(|k| k.parse::<u64>().ok())
+        .map(|k| k * 1024);
+    f.node_cert_valid_secs = get("cert").trim().parse().ok();
     for line in get("bundles").lines() {
         if let Some((sum, path)) = line.trim().split_once(' ') {
             f.bundles.insert(path.to_string(), sum.to_string());
@@ -272,6 +312,17 @@ version Docker version 20.10.24+dfsg1, build 297e128
 owner docker.io
 ### apparmor
 ### standalone
+### docker-info
+overlay2|false|1
+### ipvlan
+#ok
+### sizes
+docker.io	159836
+containerd	120000
+### swarm-du
+1532	/var/lib/docker/swarm
+### cert
+7775000
 ### bundles
 abc123 /srv/lab-static/docker-26.1.5.tgz
 "#;
@@ -293,6 +344,12 @@ abc123 /srv/lab-static/docker-26.1.5.tgz
         assert_eq!(f.dockerd_package.as_deref(), Some("docker.io"));
         assert_eq!(f.bundles["/srv/lab-static/docker-26.1.5.tgz"], "abc123");
         assert!(!f.apparmor_enabled);
+        assert_eq!(f.storage_driver.as_deref(), Some("overlay2"));
+        assert_eq!(f.live_restore_enabled, Some(false));
+        assert_eq!(f.ipvlan_networks, Some(vec![]));
+        assert_eq!(f.installed_sizes["docker.io"], 159836 * 1024);
+        assert_eq!(f.swarm_dir_bytes, Some(1532 * 1024));
+        assert_eq!(f.node_cert_valid_secs, Some(7775000));
     }
 
     #[test]

@@ -202,7 +202,13 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<
 
 fn indent(s: &str) -> String {
     s.lines()
-        .map(|l| format!("    {l}"))
+        .map(|l| {
+            if l.trim().is_empty() {
+                String::new()
+            } else {
+                format!("    {l}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -155,13 +155,18 @@ fn plan_node(
         .get(&n.id)
         .map_or_else(|| n.addr.clone(), |h| h.host.clone());
     let at_target = engine_version_of(&n.engine_version).as_ref() == Some(pin);
-    let (method, packages, skip) = if at_target {
-        (None, vec![], Some(format!("already at {pin}")))
+    let (method, packages, bundle, skip) = if at_target {
+        (None, vec![], None, Some(format!("already at {pin}")))
     } else {
         match resolution {
-            Some(Ok(r)) => (Some(r.method), r.packages.clone(), None),
-            Some(Err(e)) => (None, vec![], Some(e.to_string())),
-            None => (None, vec![], Some("no facts from this host".to_string())),
+            Some(Ok(r)) => (Some(r.method), r.packages.clone(), r.bundle.clone(), None),
+            Some(Err(e)) => (None, vec![], None, Some(e.to_string())),
+            None => (
+                None,
+                vec![],
+                None,
+                Some("no facts from this host".to_string()),
+            ),
         }
     };
     PlanNode {
@@ -170,13 +175,29 @@ fn plan_node(
         host,
         role: n.role,
         leader: n.is_leader(),
-        availability: n.availability,
+        availability: original_availability(n),
         current: n.engine_version.clone(),
         target: pin.clone(),
         method,
         packages,
+        bundle,
         skip,
         order: None,
+    }
+}
+
+/// The availability a node had before any run touched it: an interrupted run
+/// (perhaps from another machine) records it in a node label when it drains.
+fn original_availability(n: &NodeFacts) -> Availability {
+    match n
+        .labels
+        .get(crate::exec::runner::LABEL_AVAILABILITY)
+        .map(String::as_str)
+    {
+        Some("active") => Availability::Active,
+        Some("pause") => Availability::Pause,
+        Some("drain") => Availability::Drain,
+        _ => n.availability,
     }
 }
 

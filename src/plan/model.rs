@@ -52,6 +52,9 @@ pub struct PlanNode {
     pub method: Option<Method>,
     #[serde(default)]
     pub packages: Vec<PackageChange>,
+    /// For the static-binaries method: the tarball's path on the host.
+    #[serde(default)]
+    pub bundle: Option<String>,
     /// Why the node is not upgraded (already at target, unresolvable, ...).
     pub skip: Option<String>,
     /// Position in the upgrade order (1-based), when upgraded.

@@ -461,6 +461,10 @@ proptest! {
         let plan = plan_of(&c);
         let text = super::render::table(&plan);
         prop_assert!(text.lines().last().unwrap().starts_with("plan ready"));
+        let width = usize::from(super::render::TABLE_WIDTH);
+        for line in text.lines() {
+            prop_assert!(line.chars().count() <= width, "too wide: {:?}", line);
+        }
         let v = super::render::json(&plan);
         prop_assert_eq!(v["steps"].as_array().unwrap().len(), plan.steps.len());
         let dir = tempfile::tempdir().unwrap();

@@ -165,7 +165,10 @@ fn packages_cell(n: &PlanNode, room: usize) -> String {
         return format!("skipped: {reason}");
     }
     if n.packages.is_empty() {
-        return format!("static binaries → {}", n.target);
+        return match &n.bundle {
+            Some(bundle) => format!("static binaries from {bundle} → {}", n.target),
+            None => format!("static binaries → {}", n.target),
+        };
     }
     let mut lines = vec![];
     for p in &n.packages {
@@ -571,6 +574,22 @@ mod tests {
         assert!(text.contains("docker.io 20.10.24+dfsg1-1+deb12u1 → 26.1.5+dfsg1-9+deb13u1\n"));
         assert!(text.contains("docker-cli (new) → 26.1.5+dfsg1-9+deb13u1\n"));
         assert!(text.contains("containerd 1.6.20~ds1-1+b1 → 1.7.24~ds1-6+deb13u1\n"));
+    }
+
+    #[test]
+    fn static_binaries_show_their_bundle() {
+        let mut plan = lab_plan();
+        let w2 = plan.nodes.iter_mut().find(|n| n.name == "lab-w2").unwrap();
+        w2.method = Some(crate::version::resolve::Method::StaticBinaries);
+        w2.packages.clear();
+        w2.bundle = Some("/srv/docker-26.1.5.tgz".into());
+        let text = table(&plan);
+        assert!(
+            text.contains(
+                "static-binaries  static binaries from /srv/docker-26.1.5.tgz → 26.1.5\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

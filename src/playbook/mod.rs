@@ -241,10 +241,25 @@ mod tests {
         let pbs = Playbooks::load(&[] as &[&Path]).unwrap();
         for m in [Method::DebianApt, Method::RhelDnf, Method::StaticBinaries] {
             for init in [InitSystem::Systemd, InitSystem::Sysvinit] {
-                for s in [Script::Stop, Script::Start, Script::Logs, Script::Backup, Script::Install, Script::Restore] {
+                for s in [
+                    Script::Stop,
+                    Script::Start,
+                    Script::Logs,
+                    Script::Backup,
+                    Script::Install,
+                    Script::Restore,
+                ] {
                     let script = pbs.get(m).script(s, init);
-                    let out = std::process::Command::new("sh").args(["-n", "-c", script]).output().unwrap();
-                    assert!(out.status.success(), "{} {s:?}: {}", m.name(), String::from_utf8_lossy(&out.stderr));
+                    let out = std::process::Command::new("sh")
+                        .args(["-n", "-c", script])
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{} {s:?}: {}",
+                        m.name(),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                 }
             }
         }

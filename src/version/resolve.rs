@@ -106,6 +106,20 @@ pub enum ResolveError {
 pub struct ResolveOptions {
     /// Path on the host of the static-binaries tarball; `{version}` is replaced by the pin.
     pub static_bundle: Option<String>,
+    /// Companion packages to leave at their installed version (`--keep`).
+    pub keep: Vec<String>,
+}
+
+/// Packages that travel with the engine: upgraded to the newest version the
+/// host's repositories offer, so the node runs the set its distribution
+/// ships with the pin (Debian trixie pairs docker.io 26.1.5 with containerd
+/// 1.7.24), unless the operator keeps them with `--keep`.
+pub fn companions(family: Family) -> &'static [&'static str] {
+    match family {
+        Family::DockerIo => &["containerd", "runc"],
+        Family::DockerCe => &["containerd.io"],
+        Family::Static => &[],
+    }
 }
 
 impl ResolveOptions {
@@ -190,6 +204,24 @@ pub fn resolve(
         Ok(change) => packages.push(change),
         Err(e) if host.installed.contains_key(cli) || family == Family::DockerCe => return Err(e),
         Err(_) => {}
+    }
+    for &name in companions(family) {
+        if opts.keep.iter().any(|k| k == name) {
+            continue;
+        }
+        let (Some(installed), Some(offered)) = (host.installed.get(name), host.available.get(name))
+        else {
+            continue;
+        };
+        if let Some(newest) = offered.iter().max_by(|a, b| cmp_package_versions(a, b))
+            && cmp_package_versions(newest, installed).is_gt()
+        {
+            packages.push(PackageChange {
+                name: name.to_string(),
+                from: Some(installed.clone()),
+                to: newest.clone(),
+            });
+        }
     }
     Ok(Resolution {
         method,
@@ -369,6 +401,33 @@ mod tests {
     }
 
     #[test]
+    fn companions_move_to_the_newest_offered_unless_kept() {
+        let mut host = bookworm_docker_io();
+        host.available.insert(
+            "containerd".into(),
+            vec!["1.6.20~ds1-1+b1".into(), "1.7.24~ds1-6+deb13u1".into()],
+        );
+        host.available
+            .insert("runc".into(), vec!["1.1.5+ds1-1+deb12u1".into()]);
+        let r = resolve(&host, "20.10.24", &pin("26.1.5"), &Default::default()).unwrap();
+        assert_eq!(
+            r.install_args(),
+            [
+                "docker.io=26.1.5+dfsg1-9+deb13u1",
+                "docker-cli=26.1.5+dfsg1-9+deb13u1",
+                "containerd=1.7.24~ds1-6+deb13u1"
+            ],
+            "runc is already the newest offered"
+        );
+        let keep = ResolveOptions {
+            keep: vec!["containerd".into()],
+            ..Default::default()
+        };
+        let r = resolve(&host, "20.10.24", &pin("26.1.5"), &keep).unwrap();
+        assert_eq!(r.packages.len(), 2);
+    }
+
+    #[test]
     fn unavailable_pin_names_what_is_available() {
         let err = resolve(
             &bookworm_docker_io(),
@@ -433,6 +492,7 @@ mod tests {
         };
         let opts = ResolveOptions {
             static_bundle: Some("/srv/docker-{version}.tgz".into()),
+            ..Default::default()
         };
         let err = resolve(&host, "20.10.24", &pin("26.1.5"), &opts).unwrap_err();
         assert_eq!(

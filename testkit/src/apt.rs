@@ -51,6 +51,8 @@ impl PrivateApt {
             format!("-oDir::Cache={d}/cache"),
             // Only the Packages indices: no translations, no AppStream metadata.
             "-oAcquire::Languages=none".into(),
+            // Fetching index diffs is slower than the whole index for a state this small.
+            "-oAcquire::PDiffs=false".into(),
             "-oAcquire::IndexTargets::deb::DEP-11::DefaultEnabled=false".into(),
             "-oAcquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false".into(),
             "-oAcquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false".into(),

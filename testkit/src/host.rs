@@ -188,13 +188,13 @@ impl Daemon {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         // Our own config file, so that a host /etc/docker/daemon.json cannot change the lab.
-        // No default bridge (docker0 would collide with a system daemon's) and no iptables
-        // rules on the host: the lab network only needs host <-> node and node <-> node
-        // traffic on one bridge, and the nodes must stay offline anyway.
+        // No default bridge (docker0 would collide with a system daemon's), no iptables rules
+        // and no ip_forward sysctl change on the host: the lab only needs host <-> node and
+        // node <-> node traffic on one bridge, and the nodes must stay offline anyway.
         let config = self.dir.join("daemon.json");
         fs::write(
             &config,
-            "{\n  \"bridge\": \"none\",\n  \"iptables\": false,\n  \"ip-masq\": false,\n  \"log-level\": \"warn\"\n}\n",
+            "{\n  \"bridge\": \"none\",\n  \"iptables\": false,\n  \"ip-masq\": false,\n  \"ip-forward\": false,\n  \"log-level\": \"warn\"\n}\n",
         )?;
         let log = fs::File::options()
             .create(true)

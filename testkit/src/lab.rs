@@ -686,8 +686,7 @@ impl Lab {
             .arg(format!("--gateway={a}.{b}.{c}.1"))
             .args(["--label", &label, &self.network_name()])
             .run()?;
-        let bounding = host_bounding_set()?;
-        let caps = node_capabilities(bounding);
+        let mut caps = node_capabilities(host_bounding_set()?);
         let dropped: Vec<_> = CAPABILITIES
             .iter()
             .filter(|c| **c != "SYS_RESOURCE" && !caps.contains(c))
@@ -702,51 +701,91 @@ impl Lab {
             cmd::docker()
                 .args(["volume", "create", "--label", &label, &volume])
                 .run()?;
-            let mut run = cmd::docker();
-            run.args([
-                "run",
-                "--detach",
-                "--name",
-                &node.name,
-                "--hostname",
-                &node.name,
-            ])
-            .args(["--label", &label])
-            .args([
-                "--label",
-                &format!("swarm-upgrade-testkit.role={}", node.role.as_str()),
-            ])
-            .args([
-                "--network",
-                &self.network_name(),
-                "--ip",
-                &node.address.to_string(),
-            ])
-            // Not --privileged (fails here); all capabilities but SYS_RESOURCE instead.
-            .args(caps.iter().flat_map(|c| ["--cap-add", c]))
-            .args(["--security-opt", "seccomp=unconfined"])
-            .args(["--security-opt", "apparmor=unconfined"])
-            .args(["--security-opt", "systempaths=unconfined"])
-            // Nested containers need the cgroup hierarchy (cgroup v1 on this host).
-            .args(["-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"])
-            // overlay2 does not work on overlay, and swarm state must survive restarts.
-            .args(["-v", &format!("{volume}:/var/lib/docker")])
-            .args([
-                "--tmpfs",
-                &format!("{UPGRADE_STATE_DIR}:rw,size=2g,mode=0755"),
-            ])
-            // Fresh /run at every start: no stale pid files after a stop-node fault.
-            .args(["--tmpfs", "/run:rw,exec,size=256m,mode=0755"])
-            // The init stops dockerd cleanly on SIGTERM; give it time to.
-            .args(["--stop-timeout", "30"])
-            // After a host reboot `testkit up` restarts the private dockerd and the nodes
-            // come back; a node stopped on purpose (stop-node) stays stopped.
-            .args(["--restart", "unless-stopped"])
-            .arg(&self.config.node_image);
-            run.run()
-                .with_context(|| format!("starting node {}", node.name))?;
+            loop {
+                let out = self.run_node(node, &volume, &caps)?;
+                if out.status.success() {
+                    break;
+                }
+                // An engine knows the capabilities of its time only (20.10 predates PERFMON,
+                // BPF and CHECKPOINT_RESTORE): drop what it rejects, and say so.
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let unknown = stderr
+                    .split("unknown capability: \"CAP_")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .and_then(|name| caps.iter().position(|c| *c == name));
+                match unknown {
+                    Some(i) => {
+                        eprintln!(
+                            "testkit: note: this dockerd does not know CAP_{}; nodes run without it",
+                            caps[i]
+                        );
+                        caps.remove(i);
+                        // A failed `docker run` may leave a created container behind.
+                        let _ = cmd::docker().args(["rm", "--force", &node.name]).output();
+                    }
+                    None => bail!(
+                        "starting node {}: {}",
+                        node.name,
+                        cmd::failure_message("docker run", &out)
+                    ),
+                }
+            }
         }
         Ok(())
+    }
+
+    fn run_node(&self, node: &NodeInfo, volume: &str, caps: &[&str]) -> Result<Output> {
+        let mut run = cmd::docker();
+        run.args([
+            "run",
+            "--detach",
+            "--name",
+            &node.name,
+            "--hostname",
+            &node.name,
+        ])
+        .args([
+            "--label",
+            &format!("{}={}", paths::LAB_LABEL, self.config.name),
+        ])
+        .args([
+            "--label",
+            &format!("swarm-upgrade-testkit.role={}", node.role.as_str()),
+        ])
+        .args([
+            "--network",
+            &self.network_name(),
+            "--ip",
+            &node.address.to_string(),
+        ])
+        // Not --privileged (fails here); all capabilities but SYS_RESOURCE instead.
+        .args(caps.iter().flat_map(|c| ["--cap-add", c]))
+        .args(["--security-opt", "seccomp=unconfined"])
+        .args(["--security-opt", "apparmor=unconfined"])
+        .args(["--security-opt", "systempaths=unconfined"])
+        // Nested containers need the cgroup hierarchy (cgroup v1 on this host).
+        .args(["-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"])
+        // overlay2 does not work on overlay, and swarm state must survive restarts.
+        .args(["-v", &format!("{volume}:/var/lib/docker")])
+        .args([
+            "--tmpfs",
+            &format!("{UPGRADE_STATE_DIR}:rw,size=2g,mode=0755"),
+        ])
+        // Nodes are offline. Swarm's executor tries to pull a task's image even when it is
+        // present (moby: "always try to pull"); with a resolver that answers nothing each
+        // attempt waits 20 s for a DNS timeout. Forwarding outside names to a closed port
+        // of the node itself makes them fail at once; lab names still resolve (embedded DNS).
+        .args(["--dns", "127.0.0.1"])
+        // Fresh /run at every start: no stale pid files after a stop-node fault.
+        .args(["--tmpfs", "/run:rw,exec,size=256m,mode=0755"])
+        // The init stops dockerd cleanly on SIGTERM; give it time to.
+        .args(["--stop-timeout", "30"])
+        // After a host reboot `testkit up` restarts the private dockerd and the nodes
+        // come back; a node stopped on purpose (stop-node) stays stopped.
+        .args(["--restart", "unless-stopped"])
+        .arg(&self.config.node_image);
+        run.output()
     }
 
     /// Wait until the init in each node has started sshd and dockerd answers.
@@ -1005,7 +1044,7 @@ impl Lab {
         if others.trim().is_empty() {
             daemon.stop()?;
             daemon.remove_data()?;
-            let _ = fs::remove_dir_all(paths::build_dir());
+            image::clean_dir(&paths::build_dir())?;
             println!(
                 "no lab left: private dockerd stopped, {} removed (image cache kept in {})",
                 paths::daemon_dir().display(),

@@ -161,6 +161,10 @@ fn tarball_path(key: &str) -> PathBuf {
     paths::cache_root().join(format!("node-{}.tar.gz", &key[..12]))
 }
 
+fn build_log_path(key: &str) -> PathBuf {
+    paths::cache_root().join(format!("node-{}.build.log", &key[..12]))
+}
+
 fn manifest_path(key: &str) -> PathBuf {
     paths::cache_root().join(format!("node-{}.json", &key[..12]))
 }
@@ -359,6 +363,8 @@ fn build(
         tarball_bytes: fs::metadata(&tarball)?.len(),
     };
     fs::write(manifest_path(key), serde_json::to_vec_pretty(&manifest)?)?;
+    // The log is the only record of what went into the image; keep it next to the tarball.
+    fs::copy(&log, build_log_path(key))?;
     clean_dir(&work)?;
     prune_cache(key);
     eprintln!(
@@ -378,10 +384,11 @@ fn prune_cache(current: &str) {
     {
         let _ = fs::remove_file(tarball_path(&old.key));
         let _ = fs::remove_file(manifest_path(&old.key));
+        let _ = fs::remove_file(build_log_path(&old.key));
     }
 }
 
-fn clean_dir(dir: &Path) -> Result<()> {
+pub(crate) fn clean_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         crate::host::unmount_below(dir)?;
         Cmd::new("rm")

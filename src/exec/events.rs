@@ -1,0 +1,74 @@
+//! What the executor reports. The executor never prints: it emits events;
+//! the journal stores them and the UI (bars, plain lines, JSON) shows them.
+
+use serde::Serialize;
+
+use crate::plan::{Action, Step};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "event")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        steps: usize,
+        /// Steps already done (a resumed run).
+        done: usize,
+    },
+    StepStarted {
+        index: usize,
+        node: Option<String>,
+        action: Action,
+    },
+    /// Output or progress of a step worth keeping (script output, waits).
+    StepOutput {
+        index: usize,
+        node: Option<String>,
+        text: String,
+    },
+    StepFinished {
+        index: usize,
+        node: Option<String>,
+        action: Action,
+        elapsed_ms: u64,
+    },
+    StepFailed {
+        index: usize,
+        node: Option<String>,
+        action: Action,
+        error: String,
+    },
+    RollbackStarted {
+        node: String,
+        reason: String,
+    },
+    RollbackFinished {
+        node: String,
+        ok: bool,
+        detail: String,
+    },
+    /// A stop was requested; the run stops at the next safe point.
+    StopRequested,
+    RunFinished {
+        status: crate::exec::state::RunStatus,
+        elapsed_ms: u64,
+    },
+}
+
+impl Event {
+    pub fn step_started(step: &Step) -> Event {
+        Event::StepStarted {
+            index: step.index,
+            node: step.node.clone(),
+            action: step.action,
+        }
+    }
+}
+
+/// A journal line: the event plus when and in which run.
+#[derive(Debug, Serialize)]
+pub struct Record<'a> {
+    pub ts: String,
+    pub run_id: &'a str,
+    #[serde(flatten)]
+    pub event: &'a Event,
+}

@@ -1,0 +1,315 @@
+//! The live cluster: SSH for commands, each node's Engine API through its own
+//! SSH-forwarded socket (opened on first use, kept for the run).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use bollard::errors::Error as BollardError;
+use bollard::models::{ConfigSpec, NodeSpecAvailabilityEnum};
+use bollard::query_parameters::{
+    ListNodesOptions, ListServicesOptions, UpdateConfigOptions, UpdateNodeOptions,
+};
+use tokio::sync::Mutex;
+
+use super::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task};
+use crate::engine::{Engine, map};
+use crate::facts::model::{Availability, NodeFacts, ServiceFacts};
+use crate::transport::ssh::SshHost;
+use crate::transport::{Cmd, CmdOutput, Transport};
+
+/// The name of the lease object (a swarm config: names are unique, so
+/// creating it is an atomic test-and-set; only its labels change after).
+pub const LEASE_NAME: &str = "swarm-upgrade-lease";
+
+pub struct LiveOps {
+    hosts: BTreeMap<String, SshHost>,
+    engines: Mutex<HashMap<String, Engine>>,
+    runtime_dir: PathBuf,
+}
+
+impl LiveOps {
+    pub fn new(
+        hosts: BTreeMap<String, SshHost>,
+        manager: (String, Engine),
+        runtime_dir: PathBuf,
+    ) -> LiveOps {
+        LiveOps {
+            hosts,
+            engines: Mutex::new(HashMap::from([manager])),
+            runtime_dir,
+        }
+    }
+
+    pub fn host(&self, node: &str) -> anyhow::Result<&SshHost> {
+        self.hosts
+            .get(node)
+            .ok_or_else(|| anyhow!("node {node}: its host could not be reached over SSH"))
+    }
+
+    async fn engine(&self, node: &str) -> anyhow::Result<Engine> {
+        let mut engines = self.engines.lock().await;
+        if let Some(e) = engines.get(node) {
+            return Ok(e.clone());
+        }
+        let e = Engine::connect(self.host(node)?, &self.runtime_dir).await?;
+        engines.insert(node.to_string(), e.clone());
+        Ok(e)
+    }
+
+    pub async fn close(self) {
+        for (_, h) in self.hosts {
+            h.close().await;
+        }
+    }
+}
+
+fn is_conflict(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
+fn is_out_of_sequence(e: &BollardError) -> bool {
+    matches!(e, BollardError::DockerResponseServerError { message, .. } if message.contains("out of sequence"))
+}
+
+fn lease_labels(l: &Lease) -> HashMap<String, String> {
+    HashMap::from([
+        ("run".to_string(), l.run_id.clone()),
+        ("owner".to_string(), l.owner.clone()),
+        ("started".to_string(), l.started_at.clone()),
+        ("expires".to_string(), l.expires_at.clone()),
+    ])
+}
+
+fn lease_from(labels: &HashMap<String, String>) -> Lease {
+    let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+    Lease {
+        run_id: get("run"),
+        owner: get("owner"),
+        started_at: get("started"),
+        expires_at: get("expires"),
+    }
+}
+
+/// Whether an RFC 3339 expiry lies in the past (an unreadable one counts as past).
+pub fn expired(expires_at: &str) -> bool {
+    humantime::parse_rfc3339_weak(expires_at).map_or(true, |t| t < std::time::SystemTime::now())
+}
+
+impl Ops for LiveOps {
+    async fn nodes(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
+        let e = self.engine(via).await?;
+        let nodes = e
+            .docker()
+            .list_nodes(None::<ListNodesOptions>)
+            .await
+            .with_context(|| format!("host {}: GET /nodes", e.host))?;
+        Ok(nodes.iter().map(map::node).collect())
+    }
+
+    async fn update_node(&self, via: &str, node: &str, update: &NodeUpdate) -> anyhow::Result<()> {
+        let e = self.engine(via).await?;
+        let d = e.docker();
+        for attempt in 0.. {
+            let n = d
+                .inspect_node(node)
+                .await
+                .with_context(|| format!("host {}: GET /nodes/{node}", e.host))?;
+            let version = n
+                .version
+                .and_then(|v| v.index)
+                .context("node has no version")?;
+            let mut spec = n.spec.context("node has no spec")?;
+            if let Some(a) = update.availability {
+                spec.availability = Some(match a {
+                    Availability::Active => NodeSpecAvailabilityEnum::ACTIVE,
+                    Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
+                    Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
+                });
+            }
+            let labels = spec.labels.get_or_insert_with(HashMap::new);
+            for k in &update.remove_labels {
+                labels.remove(k);
+            }
+            for (k, v) in &update.add_labels {
+                labels.insert(k.clone(), v.clone());
+            }
+            match d
+                .update_node(
+                    node,
+                    spec,
+                    UpdateNodeOptions {
+                        version: version as i64,
+                    },
+                )
+                .await
+            {
+                Ok(()) => return Ok(()),
+                // Someone (the swarm itself) updated the node meanwhile: re-read.
+                Err(err) if is_out_of_sequence(&err) && attempt < 5 => continue,
+                Err(err) => {
+                    return Err(err)
+                        .with_context(|| format!("host {}: POST /nodes/{node}/update", e.host));
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    async fn node_tasks(&self, via: &str, node: &str) -> anyhow::Result<Vec<Task>> {
+        let e = self.engine(via).await?;
+        let filter = serde_json::json!({ "node": [node] }).to_string();
+        let v = e.get_json(&format!("/tasks?filters={filter}")).await?;
+        Ok(v.as_array()
+            .map(|a| a.iter().map(map::task).collect())
+            .unwrap_or_default())
+    }
+
+    async fn services(&self, via: &str) -> anyhow::Result<Vec<ServiceFacts>> {
+        let e = self.engine(via).await?;
+        let s = e
+            .docker()
+            .list_services(Some(ListServicesOptions {
+                status: Some(true),
+                ..Default::default()
+            }))
+            .await
+            .with_context(|| format!("host {}: GET /services", e.host))?;
+        Ok(s.iter().map(map::service).collect())
+    }
+
+    async fn tasks(&self, via: &str) -> anyhow::Result<Vec<Task>> {
+        let e = self.engine(via).await?;
+        let v = e
+            .get_json(r#"/tasks?filters={"desired-state":["running"]}"#)
+            .await?;
+        Ok(v.as_array()
+            .map(|a| a.iter().map(map::task).collect())
+            .unwrap_or_default())
+    }
+
+    async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
+        let e = self.engine(node).await?;
+        // A short timeout: this is polled while the engine restarts.
+        let info = tokio::time::timeout(Duration::from_secs(10), e.info())
+            .await
+            .map_err(|_| anyhow!("host {}: GET /info timed out", e.host))??;
+        let swarm = info.swarm.unwrap_or_default();
+        Ok(EngineStatus {
+            server_version: info.server_version.unwrap_or_default(),
+            swarm_state: swarm
+                .local_node_state
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            control_available: swarm.control_available.unwrap_or(false),
+            swarm_error: swarm.error.unwrap_or_default(),
+            managers: swarm.managers.unwrap_or(0).max(0) as u64,
+        })
+    }
+
+    async fn run(&self, node: &str, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+        self.host(node)?.run(cmd).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        via: &str,
+        lease: &Lease,
+        break_stale: bool,
+    ) -> anyhow::Result<LeaseOutcome> {
+        let e = self.engine(via).await?;
+        let d = e.docker();
+        let spec = || ConfigSpec {
+            name: Some(LEASE_NAME.to_string()),
+            labels: Some(lease_labels(lease)),
+            data: Some("c3dhcm0tdXBncmFkZSBydW4gbGVhc2U=".to_string()),
+            ..Default::default()
+        };
+        for _ in 0..2 {
+            match d.create_config(spec()).await {
+                Ok(_) => return Ok(LeaseOutcome::Acquired),
+                Err(err) if is_conflict(&err) => {
+                    let c = d
+                        .inspect_config(LEASE_NAME)
+                        .await
+                        .context("reading the run lease")?;
+                    let labels = c
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.labels.clone())
+                        .unwrap_or_default();
+                    let held = lease_from(&labels);
+                    if held.run_id == lease.run_id {
+                        // Our own run, resumed: take it over.
+                        self.renew_lease(via, lease).await?;
+                        return Ok(LeaseOutcome::Acquired);
+                    }
+                    if break_stale && expired(&held.expires_at) {
+                        d.delete_config(LEASE_NAME)
+                            .await
+                            .context("breaking the stale run lease")?;
+                        continue;
+                    }
+                    return Ok(LeaseOutcome::Held(held));
+                }
+                Err(err) => return Err(err).context("creating the run lease"),
+            }
+        }
+        Err(anyhow!(
+            "the run lease changed hands while it was being broken; try again"
+        ))
+    }
+
+    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<()> {
+        let e = self.engine(via).await?;
+        let d = e.docker();
+        let c = d
+            .inspect_config(LEASE_NAME)
+            .await
+            .context("reading the run lease")?;
+        let version = c
+            .version
+            .and_then(|v| v.index)
+            .context("lease has no version")?;
+        let mut spec = c.spec.context("lease has no spec")?;
+        let held = lease_from(&spec.labels.clone().unwrap_or_default());
+        anyhow::ensure!(
+            held.run_id == lease.run_id,
+            "the run lease now belongs to run {} ({}): someone broke ours; stopping",
+            held.run_id,
+            held.owner
+        );
+        spec.labels = Some(lease_labels(lease));
+        d.update_config(
+            LEASE_NAME,
+            spec,
+            UpdateConfigOptions {
+                version: version as i64,
+            },
+        )
+        .await
+        .context("renewing the run lease")
+    }
+
+    async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {
+        let e = self.engine(via).await?;
+        let d = e.docker();
+        let Ok(c) = d.inspect_config(LEASE_NAME).await else {
+            return Ok(());
+        };
+        let labels = c.spec.and_then(|s| s.labels).unwrap_or_default();
+        if lease_from(&labels).run_id == run_id {
+            d.delete_config(LEASE_NAME)
+                .await
+                .context("releasing the run lease")?;
+        }
+        Ok(())
+    }
+}

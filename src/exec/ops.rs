@@ -1,0 +1,94 @@
+//! What the executor needs from a cluster, as a trait: the live cluster (SSH +
+//! Engine API) implements it, and so can an in-process simulation.
+
+use std::future::Future;
+
+use crate::facts::model::{Availability, NodeFacts, ServiceFacts, TaskFacts};
+use crate::transport::{Cmd, CmdOutput};
+
+/// What a node's own engine says about itself (`GET /info`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStatus {
+    pub server_version: String,
+    /// `Swarm.LocalNodeState`: active, locked, pending, error, inactive.
+    pub swarm_state: String,
+    pub control_available: bool,
+    pub swarm_error: String,
+    /// `Swarm.Managers` as the node sees it.
+    pub managers: u64,
+}
+
+/// A change to a node's spec, applied with the node's current version index
+/// (retried on "update out of sequence").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeUpdate {
+    pub availability: Option<Availability>,
+    pub add_labels: Vec<(String, String)>,
+    pub remove_labels: Vec<String>,
+}
+
+/// A task as far as draining is concerned.
+pub type Task = TaskFacts;
+
+/// The run lease kept in the swarm, so that two operators on two machines
+/// cannot upgrade the same cluster at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub run_id: String,
+    pub owner: String,
+    pub started_at: String,
+    /// RFC 3339; a lease past its expiry is stale.
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    Acquired,
+    /// Someone else's lease (or ours from an earlier process: same run id).
+    Held(Lease),
+}
+
+/// Node IDs identify nodes everywhere; `via` is the node ID of the manager
+/// whose Engine API answers the question (never the node being restarted).
+pub trait Ops: Send + Sync {
+    fn nodes(&self, via: &str) -> impl Future<Output = anyhow::Result<Vec<NodeFacts>>> + Send;
+    fn update_node(
+        &self,
+        via: &str,
+        node: &str,
+        update: &NodeUpdate,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Every task the swarm has on `node` (any desired state).
+    fn node_tasks(
+        &self,
+        via: &str,
+        node: &str,
+    ) -> impl Future<Output = anyhow::Result<Vec<Task>>> + Send;
+    fn services(&self, via: &str)
+    -> impl Future<Output = anyhow::Result<Vec<ServiceFacts>>> + Send;
+    /// Tasks whose desired state is running.
+    fn tasks(&self, via: &str) -> impl Future<Output = anyhow::Result<Vec<Task>>> + Send;
+    /// The node's own engine (fails while it is stopped).
+    fn engine_status(
+        &self,
+        node: &str,
+    ) -> impl Future<Output = anyhow::Result<EngineStatus>> + Send;
+    /// Runs a command on the node's host.
+    fn run(&self, node: &str, cmd: &Cmd) -> impl Future<Output = anyhow::Result<CmdOutput>> + Send;
+    fn acquire_lease(
+        &self,
+        via: &str,
+        lease: &Lease,
+        break_stale: bool,
+    ) -> impl Future<Output = anyhow::Result<LeaseOutcome>> + Send;
+    fn renew_lease(
+        &self,
+        via: &str,
+        lease: &Lease,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn release_lease(
+        &self,
+        via: &str,
+        run_id: &str,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}

@@ -1,0 +1,260 @@
+//! The run directory: plan, journal and state of each run, on the machine
+//! that runs swarm-upgrade.
+//!
+//! ```text
+//! $XDG_STATE_HOME/swarm-upgrade/<cluster-id>/
+//!   lock                    flock'ed while a run is in progress
+//!   current                 the id of the latest run
+//!   runs/<run-id>/plan.json     the plan, with its content hash
+//!   runs/<run-id>/state.json    rewritten atomically after every step
+//!   runs/<run-id>/journal.jsonl append-only, one event a line, fsync'ed
+//! ```
+//! Everything is created 0700/0600: the journal holds host details.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::state::RunState;
+use crate::error::Error;
+
+/// The directory of one cluster's runs.
+#[derive(Debug, Clone)]
+pub struct ClusterDir {
+    pub path: PathBuf,
+}
+
+/// An exclusive hold on a cluster directory, released when dropped (and by
+/// the OS if the process dies).
+#[derive(Debug)]
+pub struct LocalLock {
+    _file: File,
+}
+
+/// The default base: `$XDG_STATE_HOME/swarm-upgrade`, else `~/.local/state/swarm-upgrade`.
+pub fn default_base() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/var/lib"))
+        .join("swarm-upgrade")
+}
+
+fn mkdir_private(p: &Path) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .with_context(|| format!("creating {}", p.display()))
+}
+
+impl ClusterDir {
+    pub fn open(base: &Path, cluster_id: &str) -> anyhow::Result<ClusterDir> {
+        let safe: String = cluster_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        anyhow::ensure!(!safe.is_empty(), "the swarm reported no cluster ID");
+        let path = base.join(safe);
+        mkdir_private(&path.join("runs"))?;
+        Ok(ClusterDir { path })
+    }
+
+    /// Takes the local lock, or fails with exit code 75 naming the holder.
+    pub fn lock(&self) -> anyhow::Result<LocalLock> {
+        let p = self.path.join("lock");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&p)
+            .with_context(|| format!("opening {}", p.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0)?;
+                writeln!(file, "{}", super::state::owner())?;
+                Ok(LocalLock { _file: file })
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&p).unwrap_or_default();
+                Err(Error::Locked(format!(
+                    "another swarm-upgrade run holds {} ({}); wait for it to finish",
+                    p.display(),
+                    holder.trim()
+                ))
+                .into())
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", p.display()))
+            }
+        }
+    }
+
+    pub fn run(&self, run_id: &str) -> RunDir {
+        RunDir {
+            path: self.path.join("runs").join(run_id),
+        }
+    }
+
+    /// The latest run, if any.
+    pub fn current(&self) -> anyhow::Result<Option<RunDir>> {
+        match fs::read_to_string(self.path.join("current")) {
+            Ok(id) if !id.trim().is_empty() => Ok(Some(self.run(id.trim()))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).context("reading the current run"),
+        }
+    }
+
+    pub fn set_current(&self, run_id: &str) -> anyhow::Result<()> {
+        write_atomic(&self.path.join("current"), run_id.as_bytes())
+    }
+}
+
+/// One run's files.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn create(&self) -> anyhow::Result<()> {
+        mkdir_private(&self.path)
+    }
+    pub fn plan_path(&self) -> PathBuf {
+        self.path.join("plan.json")
+    }
+    pub fn state_path(&self) -> PathBuf {
+        self.path.join("state.json")
+    }
+    pub fn journal_path(&self) -> PathBuf {
+        self.path.join("journal.jsonl")
+    }
+
+    pub fn load_state(&self) -> anyhow::Result<RunState> {
+        let p = self.state_path();
+        let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a run state", p.display()))
+    }
+
+    pub fn save_state(&self, state: &RunState) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(state)?;
+        write_atomic(&self.state_path(), &json)
+    }
+
+    pub fn journal(&self) -> anyhow::Result<Journal> {
+        let p = self.journal_path();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&p)
+            .with_context(|| format!("opening {}", p.display()))?;
+        Ok(Journal { file, path: p })
+    }
+}
+
+/// Append-only JSONL; every line is fsync'ed before the step it records goes on.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    pub path: PathBuf,
+}
+
+impl Journal {
+    pub fn append(&mut self, event: &impl Serialize) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(event)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+/// temp file in the same directory + fsync + rename + fsync(dir): a reader
+/// sees the old or the new content, never a torn one, even after a crash.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("path has no parent")?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("replacing {}", path.display()))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::state::{RunState, StepStatus};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn state_round_trips_atomically_with_private_modes() {
+        let base = tempfile::tempdir().unwrap();
+        let cd = ClusterDir::open(base.path(), "abc123").unwrap();
+        let run = cd.run("r1");
+        run.create().unwrap();
+        let mut st = RunState::new(
+            "r1".into(),
+            "abc123".into(),
+            "26.1.5".parse().unwrap(),
+            "h".into(),
+            3,
+            vec![],
+        );
+        st.step_mut(2).status = StepStatus::Done;
+        run.save_state(&st).unwrap();
+        assert_eq!(run.load_state().unwrap(), st);
+        let mode = fs::metadata(run.state_path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = fs::metadata(&cd.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        cd.set_current("r1").unwrap();
+        assert_eq!(cd.current().unwrap().unwrap().path, run.path);
+    }
+
+    #[test]
+    fn journal_appends_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir {
+            path: dir.path().to_path_buf(),
+        };
+        let mut j = run.journal().unwrap();
+        j.append(&serde_json::json!({"event": "a"})).unwrap();
+        drop(j);
+        let mut j = run.journal().unwrap();
+        j.append(&serde_json::json!({"event": "b"})).unwrap();
+        let text = fs::read_to_string(run.journal_path()).unwrap();
+        assert_eq!(text, "{\"event\":\"a\"}\n{\"event\":\"b\"}\n");
+    }
+
+    #[test]
+    fn a_second_lock_is_refused_with_exit_75() {
+        let base = tempfile::tempdir().unwrap();
+        let cd = ClusterDir::open(base.path(), "c1").unwrap();
+        let held = cd.lock().unwrap();
+        let err = cd.lock().unwrap_err();
+        assert_eq!(crate::error::exit_code_of(&err), 75);
+        assert!(
+            err.to_string().contains("another swarm-upgrade run"),
+            "{err}"
+        );
+        drop(held);
+        cd.lock().unwrap();
+    }
+}

@@ -1,0 +1,1173 @@
+//! The executor: runs a plan step by step, with a checkpoint after each step,
+//! a quorum guard before a manager goes down, and a rollback of a node that
+//! does not come back.
+//!
+//! Every step is idempotent, so a resumed run simply runs the first step that
+//! is not recorded as done, the interrupted one included: it re-verifies
+//! instead of assuming. Steps of one worker batch run concurrently per node;
+//! everything else runs one step at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use tokio::sync::Mutex;
+
+use super::events::{Event, Record};
+use super::ops::{Lease, LeaseOutcome, NodeUpdate, Ops};
+use super::rundir::{Journal, RunDir};
+use super::state::{RunState, RunStatus, StepStatus, now};
+use super::wait::{self, Backoff};
+use crate::error::Error;
+use crate::facts::host::HOST_STATE_DIR;
+use crate::facts::model::{Availability, Facts, InitSystem, NodeFacts, Role};
+use crate::plan::{Action, Plan, PlanNode, Step};
+use crate::playbook::{Playbooks, Script, ScriptEnv};
+use crate::transport::{Cmd, CmdOutput};
+use crate::version::engine_version_of;
+use crate::version::resolve::Method;
+
+/// Node labels the run keeps in the swarm, so that progress survives the
+/// machine that runs swarm-upgrade.
+pub const LABEL_RUN: &str = "swarm-upgrade.run";
+pub const LABEL_AVAILABILITY: &str = "swarm-upgrade.availability";
+pub const LABEL_DONE: &str = "swarm-upgrade.done";
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub drain_timeout: Duration,
+    pub verify_timeout: Duration,
+    pub converge_timeout: Duration,
+    /// Limit for each playbook script (install can be slow on a busy mirror).
+    pub script_timeout: Duration,
+    pub lease_ttl: Duration,
+    pub break_lock: bool,
+    /// The swarm unlock key, for autolocked managers. Never logged.
+    pub unlock_key: Option<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            drain_timeout: Duration::from_secs(300),
+            verify_timeout: Duration::from_secs(180),
+            converge_timeout: Duration::from_secs(300),
+            script_timeout: Duration::from_secs(900),
+            lease_ttl: Duration::from_secs(900),
+            break_lock: false,
+            unlock_key: None,
+        }
+    }
+}
+
+/// Why a step did not complete.
+#[derive(Debug)]
+enum StepError {
+    /// The step's precondition does not hold: nothing was changed by it.
+    Precondition(String),
+    /// The step failed; the node must be brought back.
+    Failed(String),
+}
+
+pub struct Runner<'a, O: Ops> {
+    pub ops: &'a O,
+    pub plan: &'a Plan,
+    pub facts: &'a Facts,
+    pub playbooks: &'a Playbooks,
+    pub opts: &'a RunOptions,
+    pub run: RunDir,
+    state: Mutex<RunState>,
+    journal: Mutex<Journal>,
+    emit: &'a (dyn Fn(&Event) + Sync),
+    /// Set by Ctrl-C: stop at the next safe point.
+    pub stop: Arc<AtomicBool>,
+    lease_renewed: Mutex<Instant>,
+}
+
+impl<'a, O: Ops> Runner<'a, O> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ops: &'a O,
+        plan: &'a Plan,
+        facts: &'a Facts,
+        playbooks: &'a Playbooks,
+        opts: &'a RunOptions,
+        run: RunDir,
+        state: RunState,
+        emit: &'a (dyn Fn(&Event) + Sync),
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        let journal = run.journal()?;
+        Ok(Runner {
+            ops,
+            plan,
+            facts,
+            playbooks,
+            opts,
+            run,
+            state: Mutex::new(state),
+            journal: Mutex::new(journal),
+            emit,
+            stop,
+            lease_renewed: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub async fn state(&self) -> RunState {
+        self.state.lock().await.clone()
+    }
+
+    async fn record(&self, event: Event) -> anyhow::Result<()> {
+        let st = self.state.lock().await;
+        let rec = Record {
+            ts: now(),
+            run_id: &st.run_id,
+            event: &event,
+        };
+        self.journal.lock().await.append(&rec)?;
+        drop(st);
+        (self.emit)(&event);
+        Ok(())
+    }
+
+    async fn save(&self, f: impl FnOnce(&mut RunState)) -> anyhow::Result<()> {
+        let mut st = self.state.lock().await;
+        f(&mut st);
+        st.updated_at = now();
+        self.run.save_state(&st)
+    }
+
+    fn node(&self, id: &str) -> &PlanNode {
+        self.plan
+            .nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("steps name planned nodes")
+    }
+
+    fn lease(&self, run_id: &str, owner: &str, started: &str) -> Lease {
+        Lease {
+            run_id: run_id.to_string(),
+            owner: owner.to_string(),
+            started_at: started.to_string(),
+            expires_at: humantime::format_rfc3339_seconds(
+                std::time::SystemTime::now() + self.opts.lease_ttl,
+            )
+            .to_string(),
+        }
+    }
+
+    /// Runs the plan from its first unfinished step to the end, or to a
+    /// failure (after rolling the failed node back), or to a safe stop.
+    pub async fn execute(&self) -> anyhow::Result<RunStatus> {
+        let started = Instant::now();
+        let (run_id, owner, started_at, steps, done) = {
+            let st = self.state.lock().await;
+            (
+                st.run_id.clone(),
+                st.owner.clone(),
+                st.started_at.clone(),
+                st.steps.len(),
+                st.count(StepStatus::Done),
+            )
+        };
+        let via = self.via(None).await?;
+        match self
+            .ops
+            .acquire_lease(
+                &via,
+                &self.lease(&run_id, &owner, &started_at),
+                self.opts.break_lock,
+            )
+            .await?
+        {
+            LeaseOutcome::Acquired => {}
+            LeaseOutcome::Held(l) => {
+                let stale = super::live::expired(&l.expires_at);
+                return Err(Error::Locked(format!(
+                    "the swarm is being upgraded by run {} of {} (started {}, lease {} {}){}",
+                    l.run_id,
+                    l.owner,
+                    l.started_at,
+                    if stale { "expired" } else { "expires" },
+                    l.expires_at,
+                    if stale {
+                        "; that run is gone: pass --break-lock to take over"
+                    } else {
+                        "; wait for it to finish"
+                    }
+                ))
+                .into());
+            }
+        }
+        self.save(|st| st.status = RunStatus::Running).await?;
+        self.record(Event::RunStarted {
+            run_id: run_id.clone(),
+            steps,
+            done,
+        })
+        .await?;
+
+        let status = match self.execute_batches().await {
+            Ok(true) => RunStatus::Done,
+            Ok(false) => RunStatus::Interrupted,
+            Err(outcome) => outcome,
+        };
+        self.save(|st| st.status = status).await?;
+        if status == RunStatus::Done
+            || status == RunStatus::RolledBack
+            || status == RunStatus::Interrupted
+        {
+            if let Ok(via) = self.via(None).await {
+                let _ = self.ops.release_lease(&via, &run_id).await;
+            }
+        }
+        self.record(Event::RunFinished {
+            status,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+        .await?;
+        Ok(status)
+    }
+
+    /// Ok(true): all done. Ok(false): stopped at a safe point on request.
+    /// Err(status): a failure, already handled (rolled back or not).
+    async fn execute_batches(&self) -> Result<bool, RunStatus> {
+        let mut batches: BTreeMap<usize, Vec<&Step>> = BTreeMap::new();
+        for s in &self.plan.steps {
+            batches.entry(s.batch).or_default().push(s);
+        }
+        for steps in batches.values() {
+            // Every batch boundary is a safe point: no engine is down.
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            self.renew_lease().await.map_err(|e| {
+                let _ = e;
+                RunStatus::Failed
+            })?;
+            self.execute_batch(steps).await?;
+        }
+        Ok(true)
+    }
+
+    async fn execute_batch(&self, steps: &[&Step]) -> Result<(), RunStatus> {
+        // Per node, its steps in order; cluster-wide steps after the nodes.
+        let mut per_node: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
+        let mut cluster_steps = vec![];
+        for s in steps {
+            match &s.node_id {
+                Some(id) => per_node.entry(id.as_str()).or_default().push(s),
+                None => cluster_steps.push(*s),
+            }
+        }
+        let results = futures_util::future::join_all(
+            per_node
+                .iter()
+                .map(|(id, steps)| self.execute_node(id, steps)),
+        )
+        .await;
+        let mut worst: Option<RunStatus> = None;
+        for r in results {
+            if let Err(status) = r {
+                worst = Some(match (worst, status) {
+                    (Some(RunStatus::RollbackFailed), _) | (_, RunStatus::RollbackFailed) => {
+                        RunStatus::RollbackFailed
+                    }
+                    (Some(RunStatus::RolledBack), _) | (_, RunStatus::RolledBack) => {
+                        RunStatus::RolledBack
+                    }
+                    (_, s) => s,
+                });
+            }
+        }
+        if let Some(status) = worst {
+            return Err(status);
+        }
+        for s in cluster_steps {
+            if self.state.lock().await.done(s.index) {
+                continue;
+            }
+            match self.run_step(s).await {
+                Ok(()) => {}
+                Err(e) => {
+                    self.fail_step(s, &e).await;
+                    return Err(RunStatus::Failed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute_node(&self, node_id: &str, steps: &[&Step]) -> Result<(), RunStatus> {
+        for s in steps {
+            if self.state.lock().await.done(s.index) {
+                continue;
+            }
+            if let Err(e) = self.run_step(s).await {
+                self.fail_step(s, &e).await;
+                let reason = match &e {
+                    StepError::Precondition(m) | StepError::Failed(m) => m.clone(),
+                };
+                return Err(self.rollback_node(node_id, s, &reason).await);
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_step(&self, s: &Step, e: &StepError) {
+        let msg = match e {
+            StepError::Precondition(m) => format!("precondition failed: {m}"),
+            StepError::Failed(m) => m.clone(),
+        };
+        let _ = self
+            .save(|st| {
+                let step = st.step_mut(s.index);
+                step.status = StepStatus::Failed;
+                step.finished_at = Some(now());
+                step.error = Some(msg.clone());
+                st.failure = Some(format!(
+                    "step {} ({} {}) failed: {msg}",
+                    s.index,
+                    s.action.name(),
+                    s.node.as_deref().unwrap_or("cluster")
+                ));
+            })
+            .await;
+        let _ = self
+            .record(Event::StepFailed {
+                index: s.index,
+                node: s.node.clone(),
+                action: s.action,
+                error: msg,
+            })
+            .await;
+    }
+
+    async fn run_step(&self, s: &Step) -> Result<(), StepError> {
+        let t = Instant::now();
+        self.save(|st| {
+            let step = st.step_mut(s.index);
+            step.status = StepStatus::Running;
+            step.started_at = Some(now());
+            step.error = None;
+        })
+        .await
+        .map_err(|e| StepError::Precondition(format!("cannot write the run state: {e:#}")))?;
+        let _ = self.record(Event::step_started(s)).await;
+        self.step(s).await?;
+        self.save(|st| {
+            let step = st.step_mut(s.index);
+            step.status = StepStatus::Done;
+            step.finished_at = Some(now());
+        })
+        .await
+        .map_err(|e| StepError::Failed(format!("cannot write the run state: {e:#}")))?;
+        let _ = self
+            .record(Event::StepFinished {
+                index: s.index,
+                node: s.node.clone(),
+                action: s.action,
+                elapsed_ms: t.elapsed().as_millis() as u64,
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn output(&self, s: &Step, text: impl Into<String>) {
+        let _ = self
+            .record(Event::StepOutput {
+                index: s.index,
+                node: s.node.clone(),
+                text: text.into(),
+            })
+            .await;
+    }
+
+    async fn step(&self, s: &Step) -> Result<(), StepError> {
+        let node_id = s.node_id.as_deref();
+        match s.action {
+            Action::Drain => {
+                let id = node_id.expect("node step");
+                let n = self.node(id);
+                self.guard(id, n.role).await?;
+                let via = self.via_err(Some(id)).await?;
+                self.ops
+                    .update_node(
+                        &via,
+                        id,
+                        &NodeUpdate {
+                            availability: Some(Availability::Drain),
+                            add_labels: vec![
+                                (LABEL_RUN.into(), self.state.lock().await.run_id.clone()),
+                                (
+                                    LABEL_AVAILABILITY.into(),
+                                    availability_name(n.availability).into(),
+                                ),
+                            ],
+                            remove_labels: vec![],
+                        },
+                    )
+                    .await
+                    .map_err(|e| StepError::Failed(format!("{e:#}")))
+            }
+            Action::WaitDrained => self.wait_drained(s, node_id.expect("node step")).await,
+            Action::StopEngine => {
+                let id = node_id.expect("node step");
+                let n = self.node(id);
+                self.guard(id, n.role).await?;
+                self.script(s, id, Script::Stop).await.map(|_| ())
+            }
+            Action::Backup => {
+                let id = node_id.expect("node step");
+                let out = self.script(s, id, Script::Backup).await?;
+                self.output(s, format!("backed up: {}", one_line(&out.stdout)))
+                    .await;
+                Ok(())
+            }
+            Action::Install => {
+                let id = node_id.expect("node step");
+                let out = self.script(s, id, Script::Install).await?;
+                self.output(s, format!("installed: {}", one_line(&out.stdout)))
+                    .await;
+                Ok(())
+            }
+            Action::StartEngine => {
+                let id = node_id.expect("node step");
+                self.script(s, id, Script::Start).await.map(|_| ())
+            }
+            Action::Verify => {
+                let id = node_id.expect("node step");
+                let target = self.plan.target.clone();
+                self.verify(s, id, &target).await?;
+                let via = self.via_err(Some(id)).await?;
+                self.ops
+                    .update_node(
+                        &via,
+                        id,
+                        &NodeUpdate {
+                            add_labels: vec![(LABEL_DONE.into(), target.to_string())],
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(|e| StepError::Failed(format!("{e:#}")))
+            }
+            Action::RestoreAvailability => {
+                let id = node_id.expect("node step");
+                let a = s.availability.unwrap_or(Availability::Active);
+                let via = self.via_err(Some(id)).await?;
+                self.ops
+                    .update_node(
+                        &via,
+                        id,
+                        &NodeUpdate {
+                            availability: Some(a),
+                            add_labels: vec![],
+                            remove_labels: vec![LABEL_RUN.into(), LABEL_AVAILABILITY.into()],
+                        },
+                    )
+                    .await
+                    .map_err(|e| StepError::Failed(format!("{e:#}")))
+            }
+            Action::WaitConverged => self.wait_converged(s).await,
+        }
+    }
+
+    /// The quorum guard: before a manager goes down, every manager must be
+    /// reachable, one must lead, and the rest must keep quorum without it.
+    /// Asked live, through another manager: facts from planning may be stale.
+    async fn guard(&self, node_id: &str, role: Role) -> Result<(), StepError> {
+        let via = self.via_err(Some(node_id)).await?;
+        let nodes = self
+            .ops
+            .nodes(&via)
+            .await
+            .map_err(|e| StepError::Precondition(format!("{e:#}")))?;
+        let me = nodes
+            .iter()
+            .find(|n| n.id == node_id)
+            .ok_or_else(|| StepError::Precondition("the node left the swarm".into()))?;
+        if me.state != crate::facts::model::NodeState::Ready {
+            return Err(StepError::Precondition(format!(
+                "{} is {:?}, not ready",
+                me.hostname, me.state
+            )));
+        }
+        if role == Role::Manager {
+            quorum_guard(&nodes, node_id).map_err(StepError::Precondition)?;
+        }
+        Ok(())
+    }
+
+    async fn wait_drained(&self, s: &Step, node_id: &str) -> Result<(), StepError> {
+        let deadline = Instant::now() + self.opts.drain_timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            let via = self.via_err(Some(node_id)).await?;
+            match self.ops.node_tasks(&via, node_id).await {
+                Ok(tasks) => {
+                    let left: Vec<_> = tasks
+                        .iter()
+                        .filter(|t| wait::task_active(&t.state))
+                        .collect();
+                    if left.is_empty() {
+                        return Ok(());
+                    }
+                    if Instant::now() > deadline {
+                        return Err(StepError::Failed(format!(
+                            "{} task(s) still on the node after {} (drain does not move tasks whose service cannot be placed elsewhere: check constraints)",
+                            left.len(),
+                            humantime::format_duration(self.opts.drain_timeout)
+                        )));
+                    }
+                }
+                Err(e) if Instant::now() > deadline => {
+                    return Err(StepError::Failed(format!("{e:#}")));
+                }
+                Err(_) => {}
+            }
+            backoff.sleep().await;
+            let _ = s;
+        }
+    }
+
+    async fn wait_converged(&self, s: &Step) -> Result<(), StepError> {
+        let deadline = Instant::now() + self.opts.converge_timeout;
+        let mut backoff = Backoff::new();
+        let mut last: String;
+        loop {
+            let via = self.via_err(None).await?;
+            match self.ops.services(&via).await {
+                Ok(services) => {
+                    let lagging = wait::unconverged(&services);
+                    if lagging.is_empty() {
+                        return Ok(());
+                    }
+                    last = lagging.join(", ");
+                }
+                Err(e) => last = format!("{e:#}"),
+            }
+            if Instant::now() > deadline {
+                let mut msg = format!(
+                    "services did not converge within {}: {last}",
+                    humantime::format_duration(self.opts.converge_timeout)
+                );
+                if let Ok(via) = self.via_err(None).await
+                    && let Ok(tasks) = self.ops.tasks(&via).await
+                {
+                    for cause in wait::rejected_causes(&tasks) {
+                        msg.push_str(&format!("\n  {cause}"));
+                    }
+                }
+                self.output(s, msg.clone()).await;
+                return Err(StepError::Failed(msg));
+            }
+            backoff.sleep().await;
+        }
+    }
+
+    /// V1–V4: the node's engine answers at the target version, its swarm is
+    /// active, and another manager sees it ready (and, for a manager, reachable
+    /// with quorum and one leader).
+    async fn verify(
+        &self,
+        s: &Step,
+        node_id: &str,
+        target: &crate::version::EngineVersion,
+    ) -> Result<(), StepError> {
+        let deadline = Instant::now() + self.opts.verify_timeout;
+        let started = Instant::now();
+        let mut backoff = Backoff::new();
+        let mut last: String;
+        let mut not_running = 0;
+        let mut unlocked = false;
+        loop {
+            match self.ops.engine_status(node_id).await {
+                Ok(st) => {
+                    not_running = 0;
+                    let running = engine_version_of(&st.server_version);
+                    if running.as_ref() != Some(target) {
+                        return Err(StepError::Failed(format!(
+                            "the engine answers as {} instead of {target}: the new binaries are not the ones running",
+                            st.server_version
+                        )));
+                    }
+                    match st.swarm_state.as_str() {
+                        "locked" if !unlocked => {
+                            self.unlock(s, node_id).await?;
+                            unlocked = true;
+                            last = "unlocked; waiting for the swarm to become active".into();
+                        }
+                        "active" if st.swarm_error.is_empty() => {
+                            match self.check_from_other_manager(node_id, target).await {
+                                Ok(()) => return Ok(()),
+                                Err(why) => last = why,
+                            }
+                        }
+                        other => {
+                            last = format!("swarm state is `{other}` {}", st.swarm_error);
+                        }
+                    }
+                }
+                Err(e) => {
+                    last = format!("the engine does not answer: {e:#}");
+                    // A dockerd that exited will not come back: fail fast
+                    // instead of waiting out the whole timeout.
+                    if started.elapsed() > Duration::from_secs(10) {
+                        let probe =
+                            Cmd::new(["pgrep", "-x", "dockerd"]).timeout(Duration::from_secs(20));
+                        if let Ok(out) = self.ops.run(node_id, &probe).await
+                            && out.status == 1
+                        {
+                            not_running += 1;
+                            if not_running >= 2 {
+                                return Err(StepError::Failed(format!(
+                                    "dockerd is not running{}",
+                                    self.engine_logs(node_id).await
+                                )));
+                            }
+                        }
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(StepError::Failed(format!(
+                    "not verified within {}: {last}{}",
+                    humantime::format_duration(self.opts.verify_timeout),
+                    self.engine_logs(node_id).await
+                )));
+            }
+            backoff.sleep().await;
+        }
+    }
+
+    async fn check_from_other_manager(
+        &self,
+        node_id: &str,
+        target: &crate::version::EngineVersion,
+    ) -> Result<(), String> {
+        let via = self
+            .via(Some(node_id))
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let nodes = self.ops.nodes(&via).await.map_err(|e| format!("{e:#}"))?;
+        let me = nodes
+            .iter()
+            .find(|n| n.id == node_id)
+            .ok_or("the node is not in the swarm any more")?;
+        verified_from_outside(me, &nodes, target)
+    }
+
+    async fn unlock(&self, s: &Step, node_id: &str) -> Result<(), StepError> {
+        let Some(key) = &self.opts.unlock_key else {
+            return Err(StepError::Failed(
+                "the manager came back locked (autolock) and no unlock key was given: set SWARM_UPGRADE_UNLOCK_KEY or --unlock-key-file".into(),
+            ));
+        };
+        // The key goes through stdin, never the command line.
+        let cmd = Cmd::new(["docker", "swarm", "unlock"])
+            .privileged()
+            .stdin(format!("{key}\n").into_bytes())
+            .timeout(Duration::from_secs(60));
+        let out = self
+            .ops
+            .run(node_id, &cmd)
+            .await
+            .map_err(|e| StepError::Failed(format!("{e:#}")))?;
+        if !out.success() {
+            return Err(StepError::Failed(format!(
+                "docker swarm unlock failed: {}",
+                one_line(&out.stderr)
+            )));
+        }
+        self.output(s, "unlocked the manager with the unlock key")
+            .await;
+        Ok(())
+    }
+
+    async fn engine_logs(&self, node_id: &str) -> String {
+        let Ok(cmd) = self.script_cmd(node_id, Script::Logs) else {
+            return String::new();
+        };
+        match self
+            .ops
+            .run(node_id, &cmd.timeout(Duration::from_secs(30)))
+            .await
+        {
+            Ok(out) => format!(
+                "\n  engine log (last lines):\n    {}",
+                out.stdout.trim_end().replace('\n', "\n    ")
+            ),
+            Err(_) => String::new(),
+        }
+    }
+
+    fn script_cmd(&self, node_id: &str, which: Script) -> anyhow::Result<Cmd> {
+        let n = self.node(node_id);
+        let method = n.method.unwrap_or(Method::DebianApt);
+        let init = self
+            .facts
+            .hosts
+            .get(node_id)
+            .map_or(InitSystem::Unknown, |h| h.init);
+        let run_id = self
+            .state
+            .try_lock()
+            .map(|s| s.run_id.clone())
+            .unwrap_or_default();
+        self.playbooks
+            .get(method)
+            .command(which, init, &script_env(n, &run_id))
+            .map(|c| c.timeout(self.opts.script_timeout))
+    }
+
+    async fn script(&self, s: &Step, node_id: &str, which: Script) -> Result<CmdOutput, StepError> {
+        let run_id = self.state.lock().await.run_id.clone();
+        let n = self.node(node_id);
+        let method = n.method.unwrap_or(Method::DebianApt);
+        let init = self
+            .facts
+            .hosts
+            .get(node_id)
+            .map_or(InitSystem::Unknown, |h| h.init);
+        let cmd = self
+            .playbooks
+            .get(method)
+            .command(which, init, &script_env(n, &run_id))
+            .map_err(|e| StepError::Precondition(format!("{e:#}")))?
+            .timeout(self.opts.script_timeout);
+        let out = self
+            .ops
+            .run(node_id, &cmd)
+            .await
+            .map_err(|e| StepError::Failed(format!("{e:#}")))?;
+        if !out.success() {
+            let text = format!("{}{}", out.stdout, out.stderr);
+            self.output(s, tail(&text, 20)).await;
+            return Err(StepError::Failed(format!(
+                "{} {:?} script exited with {}: {}",
+                method.name(),
+                which,
+                out.status,
+                tail(&text, 6)
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Brings a node whose step failed back to how it was: the old engine
+    /// running and verified, its availability restored.
+    async fn rollback_node(&self, node_id: &str, failed: &Step, reason: &str) -> RunStatus {
+        let n = self.node(node_id);
+        let name = n.name.clone();
+        let _ = self
+            .record(Event::RollbackStarted {
+                node: name.clone(),
+                reason: reason.to_string(),
+            })
+            .await;
+        let result = self.undo(node_id, failed).await;
+        let (ok, detail) = match &result {
+            Ok(d) => (true, d.clone()),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        let _ = self
+            .record(Event::RollbackFinished {
+                node: name.clone(),
+                ok,
+                detail: detail.clone(),
+            })
+            .await;
+        let _ = self
+            .save(|st| {
+                if ok {
+                    st.rolled_back.push(name.clone());
+                    for step in &self.plan.steps {
+                        if step.node_id.as_deref() == Some(node_id)
+                            && st.step(step.index).status == StepStatus::Done
+                        {
+                            st.step_mut(step.index).status = StepStatus::RolledBack;
+                        }
+                    }
+                } else {
+                    st.failure = Some(format!(
+                        "{}\nrollback of {name} FAILED: {detail}\n{}",
+                        st.failure.clone().unwrap_or_default(),
+                        manual_instructions(n, &st.run_id)
+                    ));
+                }
+            })
+            .await;
+        if ok {
+            RunStatus::RolledBack
+        } else {
+            RunStatus::RollbackFailed
+        }
+    }
+
+    async fn undo(&self, node_id: &str, failed: &Step) -> anyhow::Result<String> {
+        let n = self.node(node_id);
+        let st = self.state.lock().await.clone();
+        let done = |a: Action| {
+            self.plan.steps.iter().any(|s| {
+                s.node_id.as_deref() == Some(node_id)
+                    && s.action == a
+                    && (st.step(s.index).status == StepStatus::Done || s.index == failed.index)
+            })
+        };
+        let mut detail = vec![];
+        let touched_engine = done(Action::StopEngine);
+        if touched_engine {
+            let installed = done(Action::Install) || failed.action == Action::Install;
+            // Stop whatever runs (or fails to run) now; ignore "not running".
+            if let Ok(cmd) = self.script_cmd(node_id, Script::Stop) {
+                let _ = self.ops.run(node_id, &cmd).await;
+            }
+            if installed {
+                let cmd = self.script_cmd(node_id, Script::Restore)?;
+                let out = self.ops.run(node_id, &cmd).await?;
+                anyhow::ensure!(
+                    out.success(),
+                    "restoring the backup failed ({}): {}",
+                    out.status,
+                    tail(&format!("{}{}", out.stdout, out.stderr), 8)
+                );
+                detail.push(format!("restored {}", one_line(&out.stdout)));
+            }
+            let cmd = self.script_cmd(node_id, Script::Start)?;
+            let out = self.ops.run(node_id, &cmd).await?;
+            anyhow::ensure!(
+                out.success(),
+                "starting the old engine failed: {}",
+                tail(&format!("{}{}", out.stdout, out.stderr), 8)
+            );
+            let old = engine_version_of(&n.current).context("unreadable old engine version")?;
+            let fake = Step {
+                index: failed.index,
+                node: failed.node.clone(),
+                node_id: failed.node_id.clone(),
+                role: failed.role,
+                action: Action::Verify,
+                phase: failed.phase,
+                batch: failed.batch,
+                availability: None,
+            };
+            self.verify(&fake, node_id, &old)
+                .await
+                .map_err(|e| match e {
+                    StepError::Precondition(m) | StepError::Failed(m) => {
+                        anyhow!("the old engine does not verify: {m}")
+                    }
+                })?;
+            detail.push(format!("engine {} verified", n.current));
+        }
+        if done(Action::Drain) || failed.action == Action::Drain {
+            let via = self.via(Some(node_id)).await?;
+            self.ops
+                .update_node(
+                    &via,
+                    node_id,
+                    &NodeUpdate {
+                        availability: Some(n.availability),
+                        add_labels: vec![],
+                        remove_labels: vec![LABEL_RUN.into(), LABEL_AVAILABILITY.into()],
+                    },
+                )
+                .await?;
+            detail.push(format!(
+                "availability {} restored",
+                availability_name(n.availability)
+            ));
+        }
+        Ok(detail.join("; "))
+    }
+
+    async fn renew_lease(&self) -> anyhow::Result<()> {
+        let mut last = self.lease_renewed.lock().await;
+        if last.elapsed() < Duration::from_secs(60) {
+            return Ok(());
+        }
+        let st = self.state.lock().await.clone();
+        let via = self.via(None).await?;
+        self.ops
+            .renew_lease(&via, &self.lease(&st.run_id, &st.owner, &st.started_at))
+            .await?;
+        *last = Instant::now();
+        Ok(())
+    }
+
+    /// A manager to ask, never `not` (the node being worked on): the first
+    /// manager, in plan order from the last, whose engine answers as a manager.
+    async fn via(&self, not: Option<&str>) -> anyhow::Result<String> {
+        let mut errors = vec![];
+        let candidates = self
+            .plan
+            .nodes
+            .iter()
+            .rev()
+            .filter(|n| n.role == Role::Manager && Some(n.id.as_str()) != not);
+        for m in candidates {
+            match self.ops.engine_status(&m.id).await {
+                Ok(st) if st.control_available => return Ok(m.id.clone()),
+                Ok(st) => errors.push(format!("{}: swarm state {}", m.name, st.swarm_state)),
+                Err(e) => errors.push(format!("{}: {e:#}", m.name)),
+            }
+        }
+        Err(anyhow!(
+            "no other manager answers: {}",
+            if errors.is_empty() {
+                "there is none".to_string()
+            } else {
+                errors.join("; ")
+            }
+        ))
+    }
+
+    async fn via_err(&self, not: Option<&str>) -> Result<String, StepError> {
+        self.via(not)
+            .await
+            .map_err(|e| StepError::Precondition(format!("{e:#}")))
+    }
+}
+
+/// Pure: may this manager go down now? All managers reachable, exactly one
+/// leader, and the others keep quorum without it. A single-manager swarm may
+/// (its control plane is down during the restart; tasks keep running).
+pub fn quorum_guard(nodes: &[NodeFacts], node_id: &str) -> Result<(), String> {
+    let managers: Vec<&NodeFacts> = nodes.iter().filter(|n| n.role == Role::Manager).collect();
+    let n = managers.len();
+    if n <= 1 {
+        return Ok(());
+    }
+    let unreachable: Vec<&str> = managers
+        .iter()
+        .filter(|m| !m.is_reachable_manager())
+        .map(|m| m.hostname.as_str())
+        .collect();
+    let leaders = managers.iter().filter(|m| m.is_leader()).count();
+    let quorum = n / 2 + 1;
+    let reachable = n - unreachable.len();
+    let target_counts = managers
+        .iter()
+        .any(|m| m.id == node_id && m.is_reachable_manager());
+    let left = reachable - usize::from(target_counts);
+    if leaders != 1 {
+        return Err(format!(
+            "the swarm has {leaders} leaders instead of one: not taking a manager down"
+        ));
+    }
+    if !unreachable.is_empty() {
+        return Err(format!(
+            "manager(s) {} unreachable: not taking another manager down (quorum {quorum} of {n})",
+            unreachable.join(", ")
+        ));
+    }
+    if left < quorum {
+        return Err(format!(
+            "taking this manager down leaves {left} of {n} managers, below quorum {quorum}"
+        ));
+    }
+    Ok(())
+}
+
+/// Pure: the outside view of a restarted node (V3, V4).
+pub fn verified_from_outside(
+    me: &NodeFacts,
+    nodes: &[NodeFacts],
+    target: &crate::version::EngineVersion,
+) -> Result<(), String> {
+    if me.state != crate::facts::model::NodeState::Ready {
+        return Err(format!("the swarm sees {} as {:?}", me.hostname, me.state));
+    }
+    if engine_version_of(&me.engine_version).as_ref() != Some(target) {
+        return Err(format!(
+            "the swarm still records engine {} for {}",
+            me.engine_version, me.hostname
+        ));
+    }
+    if me.role == Role::Manager {
+        if !me.is_reachable_manager() {
+            return Err(format!("{} is not reachable as a manager yet", me.hostname));
+        }
+        let managers: Vec<&NodeFacts> = nodes.iter().filter(|n| n.role == Role::Manager).collect();
+        if let Some(m) = managers.iter().find(|m| !m.is_reachable_manager()) {
+            return Err(format!("manager {} is not reachable", m.hostname));
+        }
+        let leaders = managers.iter().filter(|m| m.is_leader()).count();
+        if leaders != 1 {
+            return Err(format!("{leaders} leaders"));
+        }
+    }
+    Ok(())
+}
+
+pub fn availability_name(a: Availability) -> &'static str {
+    match a {
+        Availability::Active => "active",
+        Availability::Pause => "pause",
+        Availability::Drain => "drain",
+    }
+}
+
+/// The backup directory of a run on a host.
+pub fn backup_dir(run_id: &str) -> String {
+    format!("{HOST_STATE_DIR}/backups/{run_id}")
+}
+
+pub fn script_env(n: &PlanNode, run_id: &str) -> ScriptEnv {
+    ScriptEnv {
+        packages: n
+            .packages
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.to))
+            .collect(),
+        old_packages: n
+            .packages
+            .iter()
+            .filter_map(|p| p.from.as_ref().map(|f| format!("{}={f}", p.name)))
+            .collect(),
+        new_packages: n
+            .packages
+            .iter()
+            .filter(|p| p.from.is_none())
+            .map(|p| p.name.clone())
+            .collect(),
+        backup_dir: backup_dir(run_id),
+        role: Some(n.role),
+        bundle: n.bundle.clone(),
+    }
+}
+
+fn manual_instructions(n: &PlanNode, run_id: &str) -> String {
+    format!(
+        "manual recovery of {name} ({host}):\n  1. ssh {host}; the backup is in {dir} (packages/, swarm.tar.gz on managers)\n  2. reinstall the old packages: apt-get install --allow-downgrades {dir}/packages/*.deb (or restore binaries.tgz), then apt-mark hold them\n  3. start the engine (service docker start / systemctl start docker.socket docker.service) and check `docker info`\n  4. on a manager: docker node update --availability {avail} {name}",
+        name = n.name,
+        host = n.host,
+        dir = backup_dir(run_id),
+        avail = availability_name(n.availability),
+    )
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::model::{ManagerFacts, NodeState, Reachability};
+
+    fn manager(id: &str, leader: bool, reach: Reachability) -> NodeFacts {
+        NodeFacts {
+            id: id.into(),
+            hostname: id.into(),
+            addr: String::new(),
+            role: Role::Manager,
+            availability: Availability::Active,
+            state: NodeState::Ready,
+            message: String::new(),
+            manager: Some(ManagerFacts {
+                leader,
+                reachability: reach,
+                addr: String::new(),
+            }),
+            engine_version: "26.1.5".into(),
+            labels: Default::default(),
+            engine_labels: Default::default(),
+            version_index: 1,
+            nano_cpus: 0,
+            memory_bytes: 0,
+            platform_os: String::new(),
+            platform_arch: String::new(),
+        }
+    }
+
+    #[test]
+    fn quorum_guard_lets_one_of_three_go_only_when_all_are_reachable() {
+        use Reachability::*;
+        let healthy = [
+            manager("a", true, Reachable),
+            manager("b", false, Reachable),
+            manager("c", false, Reachable),
+        ];
+        assert!(quorum_guard(&healthy, "b").is_ok());
+        let one_down = [
+            manager("a", true, Reachable),
+            manager("b", false, Reachable),
+            manager("c", false, Unreachable),
+        ];
+        let err = quorum_guard(&one_down, "b").unwrap_err();
+        assert!(err.contains("c unreachable"), "{err}");
+        let two = [
+            manager("a", true, Reachable),
+            manager("b", false, Reachable),
+        ];
+        assert!(
+            quorum_guard(&two, "b")
+                .unwrap_err()
+                .contains("below quorum 2")
+        );
+        let no_leader = [
+            manager("a", false, Reachable),
+            manager("b", false, Reachable),
+            manager("c", false, Reachable),
+        ];
+        assert!(
+            quorum_guard(&no_leader, "b")
+                .unwrap_err()
+                .contains("0 leaders")
+        );
+        assert!(
+            quorum_guard(&[manager("a", true, Reachable)], "a").is_ok(),
+            "a single manager may restart"
+        );
+        let five_one_down = [
+            manager("a", true, Reachable),
+            manager("b", false, Reachable),
+            manager("c", false, Reachable),
+            manager("d", false, Reachable),
+            manager("e", false, Unreachable),
+        ];
+        assert!(
+            quorum_guard(&five_one_down, "b").is_err(),
+            "never a second manager down at once"
+        );
+    }
+
+    #[test]
+    fn outside_view_needs_ready_target_version_and_quorum() {
+        use Reachability::*;
+        let target: crate::version::EngineVersion = "26.1.5".parse().unwrap();
+        let nodes = [
+            manager("a", true, Reachable),
+            manager("b", false, Reachable),
+            manager("c", false, Reachable),
+        ];
+        assert!(verified_from_outside(&nodes[1], &nodes, &target).is_ok());
+        let mut old = nodes.clone();
+        old[1].engine_version = "20.10.24+dfsg1".into();
+        assert!(
+            verified_from_outside(&old[1], &old, &target)
+                .unwrap_err()
+                .contains("still records engine")
+        );
+        let mut unreachable = nodes.clone();
+        unreachable[2].manager.as_mut().unwrap().reachability = Unreachable;
+        assert!(
+            verified_from_outside(&unreachable[1], &unreachable, &target)
+                .unwrap_err()
+                .contains("manager c")
+        );
+        let mut down = nodes.clone();
+        down[1].state = NodeState::Down;
+        assert!(verified_from_outside(&down[1], &down, &target).is_err());
+    }
+}

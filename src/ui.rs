@@ -1,0 +1,177 @@
+//! Showing executor events: progress bars on a terminal, plain lines
+//! otherwise, JSON lines with `--output json`. Consumes events only.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::exec::events::Event;
+use crate::exec::state::now;
+
+pub enum Mode {
+    Bars,
+    Lines,
+    Json,
+}
+
+pub struct Ui {
+    mode: Mode,
+    multi: MultiProgress,
+    overall: ProgressBar,
+    nodes: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Ui {
+    pub fn new(json: bool, quiet: bool) -> Ui {
+        let mode = if json {
+            Mode::Json
+        } else if std::io::stderr().is_terminal() && !quiet {
+            Mode::Bars
+        } else {
+            Mode::Lines
+        };
+        let multi = MultiProgress::with_draw_target(match mode {
+            Mode::Bars => ProgressDrawTarget::stderr(),
+            _ => ProgressDrawTarget::hidden(),
+        });
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {pos}/{len} steps  {elapsed_precise} elapsed, ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        overall.set_prefix("upgrade");
+        Ui {
+            mode,
+            multi,
+            overall,
+            nodes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bar(&self, node: &str) -> ProgressBar {
+        let mut nodes = self.nodes.lock().expect("ui lock");
+        nodes
+            .entry(node.to_string())
+            .or_insert_with(|| {
+                let b = self.multi.add(ProgressBar::new_spinner());
+                b.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix:>12} {wide_msg} {elapsed}")
+                        .expect("valid template"),
+                );
+                b.set_prefix(node.to_string());
+                b.enable_steady_tick(Duration::from_millis(120));
+                b
+            })
+            .clone()
+    }
+
+    pub fn event(&self, e: &Event) {
+        match self.mode {
+            Mode::Json => {
+                #[derive(serde::Serialize)]
+                struct Line<'a> {
+                    ts: String,
+                    #[serde(flatten)]
+                    event: &'a Event,
+                }
+                if let Ok(s) = serde_json::to_string(&Line {
+                    ts: now(),
+                    event: e,
+                }) {
+                    println!("{s}");
+                }
+            }
+            Mode::Lines => eprintln!("{}", line(e)),
+            Mode::Bars => self.draw(e),
+        }
+    }
+
+    fn draw(&self, e: &Event) {
+        match e {
+            Event::RunStarted { steps, done, .. } => {
+                self.overall.set_length(*steps as u64);
+                self.overall.set_position(*done as u64);
+            }
+            Event::StepStarted { node, action, .. } => {
+                let b = self.bar(node.as_deref().unwrap_or("swarm"));
+                b.set_message(action.name().to_string());
+            }
+            Event::StepFinished { node, .. } => {
+                self.overall.inc(1);
+                let b = self.bar(node.as_deref().unwrap_or("swarm"));
+                b.set_message(format!("{} done", b.message()));
+            }
+            Event::StepOutput { .. } => {}
+            Event::RunFinished { .. } => {
+                for b in self.nodes.lock().expect("ui lock").values() {
+                    b.finish();
+                }
+                self.overall.finish();
+                let _ = self.multi.println(line(e));
+            }
+            _ => {
+                let _ = self.multi.println(line(e));
+            }
+        }
+    }
+}
+
+/// One plain line per event.
+pub fn line(e: &Event) -> String {
+    let node = |n: &Option<String>| n.clone().unwrap_or_else(|| "swarm".into());
+    match e {
+        Event::RunStarted { run_id, steps, done } => {
+            if *done > 0 {
+                format!("run {run_id}: resuming, {done} of {steps} steps already done")
+            } else {
+                format!("run {run_id}: {steps} steps")
+            }
+        }
+        Event::StepStarted { index, node: n, action } => {
+            format!("[{index}] {} {}", node(n), action.name())
+        }
+        Event::StepOutput { index, node: n, text } => format!("[{index}] {}: {text}", node(n)),
+        Event::StepFinished {
+            index,
+            node: n,
+            action,
+            elapsed_ms,
+        } => format!(
+            "[{index}] {} {} done in {:.1} s",
+            node(n),
+            action.name(),
+            *elapsed_ms as f64 / 1000.0
+        ),
+        Event::StepFailed {
+            index,
+            node: n,
+            action,
+            error,
+        } => format!("[{index}] {} {} FAILED: {error}", node(n), action.name()),
+        Event::RollbackStarted { node, reason } => format!("rolling back {node}: {reason}"),
+        Event::RollbackFinished { node, ok, detail } => {
+            if *ok {
+                format!("rolled back {node}: {detail}")
+            } else {
+                format!("ROLLBACK OF {node} FAILED: {detail}")
+            }
+        }
+        Event::StopRequested => {
+            "stop requested: finishing the current step, then stopping at a safe point (Ctrl-C again to abort now; `swarm-upgrade resume` continues)".into()
+        }
+        Event::RunFinished { status, elapsed_ms } => format!(
+            "run finished: {} after {}",
+            serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            humantime::format_duration(Duration::from_secs(elapsed_ms / 1000))
+        ),
+    }
+}
