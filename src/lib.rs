@@ -17,6 +17,7 @@ pub mod facts;
 pub mod inventory;
 pub mod plan;
 pub mod playbook;
+pub mod sim;
 pub mod transport;
 pub mod ui;
 pub mod version;

@@ -66,7 +66,8 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
             }
             log(&format!("continuing unfinished run {} ({})", state.run_id, run.path.display()));
             let plan = plan::file::load(&run.plan_path())?;
-            let code = execute(&args.run, quiet, &gathered, &plan, run, state, conns, runtime.path(), &playbooks, unlock_key).await;
+            let ops = live_ops(&gathered, conns, runtime.path());
+            let code = execute(&args.run, quiet, &gathered, &plan, run, state, ops, &playbooks, unlock_key).await;
             return code;
         }
 
@@ -113,6 +114,10 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
             confirm(&plan)?;
         }
         let run_id = new_run_id();
+        let ops = live_ops(&gathered, conns, runtime.path());
+        // Take the swarm's lease before anything is recorded: a refused run
+        // leaves no trace in the state directory.
+        take_lease(&ops, &gathered, &run_id, args.run.break_lock).await?;
         let run = cluster.run(&run_id);
         run.create()?;
         plan::file::save(&plan, &run.plan_path())?;
@@ -128,7 +133,7 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
         run.save_state(&state)?;
         cluster.set_current(&run_id)?;
         log(&format!("run {run_id}: recorded in {}", run.path.display()));
-        execute(&args.run, quiet, &gathered, &plan, run, state, conns, runtime.path(), &playbooks, unlock_key).await
+        execute(&args.run, quiet, &gathered, &plan, run, state, ops, &playbooks, unlock_key).await
     })
 }
 
@@ -176,20 +181,53 @@ pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
             state.count(crate::exec::state::StepStatus::Done),
             state.steps.len()
         ));
-        execute(
-            &args.run,
-            quiet,
-            &gathered,
-            &plan,
-            run,
-            state,
-            conns,
-            runtime.path(),
-            &playbooks,
-            unlock_key,
-        )
-        .await
+        let ops = live_ops(&gathered, conns, runtime.path());
+        execute(&args.run, quiet, &gathered, &plan, run, state, ops, &playbooks, unlock_key).await
     })
+}
+
+/// The live cluster behind the executor, reusing the gathering connections.
+fn live_ops(gathered: &Gathered, conns: Connections, runtime_dir: &Path) -> LiveOps {
+    let manager_id = gathered
+        .facts
+        .cluster
+        .nodes
+        .iter()
+        .find(|n| {
+            gathered
+                .facts
+                .hosts
+                .get(&n.id)
+                .is_some_and(|h| h.host == conns.manager.host)
+                || n.hostname == conns.manager.host
+        })
+        .map(|n| n.id.clone())
+        .unwrap_or_default();
+    LiveOps::new(conns.hosts, (manager_id, conns.manager), runtime_dir.to_path_buf())
+}
+
+/// Takes the swarm's run lease for a new run, or fails with exit 75.
+async fn take_lease(ops: &LiveOps, g: &Gathered, run_id: &str, break_lock: bool) -> anyhow::Result<()> {
+    use crate::exec::ops::{Lease, LeaseOutcome, Ops};
+    let via = g
+        .facts
+        .managers()
+        .find(|m| m.is_reachable_manager() && g.facts.hosts.contains_key(&m.id))
+        .map(|m| m.id.clone())
+        .context("no reachable manager to hold the run lease")?;
+    let lease = Lease {
+        run_id: run_id.to_string(),
+        owner: crate::exec::state::owner(),
+        started_at: crate::exec::state::now(),
+        expires_at: humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() + RunOptions::default().lease_ttl,
+        )
+        .to_string(),
+    };
+    match ops.acquire_lease(&via, &lease, break_lock).await? {
+        LeaseOutcome::Acquired => Ok(()),
+        LeaseOutcome::Held(l) => Err(crate::exec::runner::lease_held_error(&l)),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -200,8 +238,7 @@ async fn execute(
     plan: &Plan,
     run: RunDir,
     state: RunState,
-    conns: Connections,
-    runtime_dir: &Path,
+    ops: LiveOps,
     playbooks: &Playbooks,
     unlock_key: Option<String>,
 ) -> anyhow::Result<u8> {
@@ -214,26 +251,6 @@ async fn execute(
         unlock_key,
         ..Default::default()
     };
-    let manager_id = gathered
-        .facts
-        .cluster
-        .nodes
-        .iter()
-        .find(|n| {
-            n.hostname == conns.manager.host
-                || gathered
-                    .facts
-                    .hosts
-                    .get(&n.id)
-                    .is_some_and(|h| h.host == conns.manager.host)
-        })
-        .map(|n| n.id.clone())
-        .unwrap_or_default();
-    let ops = LiveOps::new(
-        conns.hosts,
-        (manager_id, conns.manager),
-        runtime_dir.to_path_buf(),
-    );
     let ui = Ui::new(args.output == Output::Json, quiet);
     let emit = |e: &Event| ui.event(e);
     let stop = Arc::new(AtomicBool::new(false));

@@ -47,7 +47,6 @@ pub struct ClusterArgs {
         short = 'i',
         env = "SWARM_UPGRADE_INVENTORY",
         value_name = "FILE",
-        required_unless_present_any = ["ansible_inventory", "from_facts"],
         conflicts_with = "ansible_inventory"
     )]
     pub inventory: Option<PathBuf>,
@@ -182,4 +181,13 @@ pub struct StatusArgs {
     pub cluster: Option<String>,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -44,16 +44,24 @@ pub fn cluster(
             .and_then(|d| d.heartbeat_period)
             .map(|ns| (ns / 1_000_000_000).max(0) as u64),
     };
+    // Sorted, so that facts, findings and plans read the same on every run
+    // whatever order the API lists things in.
+    let mut nodes: Vec<NodeFacts> = nodes.iter().map(node).collect();
+    nodes.sort_by(|a, b| (&a.hostname, &a.id).cmp(&(&b.hostname, &b.id)));
+    let mut services: Vec<ServiceFacts> = services.iter().map(service).collect();
+    services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+    let mut networks: Vec<NetworkFacts> = networks.iter().map(network).collect();
+    networks.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
     ClusterFacts {
         id,
         observed_via: observed_via.to_string(),
-        nodes: nodes.iter().map(node).collect(),
-        services: services.iter().map(service).collect(),
+        nodes,
+        services,
         tasks: tasks
             .as_array()
             .map(|a| a.iter().map(task).collect())
             .unwrap_or_default(),
-        networks: networks.iter().map(network).collect(),
+        networks,
         swarm: settings,
     }
 }

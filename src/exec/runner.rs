@@ -184,23 +184,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             .await?
         {
             LeaseOutcome::Acquired => {}
-            LeaseOutcome::Held(l) => {
-                let stale = super::live::expired(&l.expires_at);
-                return Err(Error::Locked(format!(
-                    "the swarm is being upgraded by run {} of {} (started {}, lease {} {}){}",
-                    l.run_id,
-                    l.owner,
-                    l.started_at,
-                    if stale { "expired" } else { "expires" },
-                    l.expires_at,
-                    if stale {
-                        "; that run is gone: pass --break-lock to take over"
-                    } else {
-                        "; wait for it to finish"
-                    }
-                ))
-                .into());
-            }
+            LeaseOutcome::Held(l) => return Err(lease_held_error(&l)),
         }
         self.save(|st| st.status = RunStatus::Running).await?;
         self.record(Event::RunStarted {
@@ -216,13 +200,10 @@ impl<'a, O: Ops> Runner<'a, O> {
             Err(outcome) => outcome,
         };
         self.save(|st| st.status = status).await?;
-        if status == RunStatus::Done
-            || status == RunStatus::RolledBack
-            || status == RunStatus::Interrupted
-        {
-            if let Ok(via) = self.via(None).await {
-                let _ = self.ops.release_lease(&via, &run_id).await;
-            }
+        // The lease guards a running process; the run's record stays in the
+        // state file (and a failed node's labels in the swarm) for the next one.
+        if let Ok(via) = self.via(None).await {
+            let _ = self.ops.release_lease(&via, &run_id).await;
         }
         self.record(Event::RunFinished {
             status,
@@ -430,7 +411,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             Action::Install => {
                 let id = node_id.expect("node step");
                 let out = self.script(s, id, Script::Install).await?;
-                self.output(s, format!("installed: {}", one_line(&out.stdout)))
+                self.output(s, format!("installed: {}", package_lines(&out.stdout)))
                     .await;
                 Ok(())
             }
@@ -835,7 +816,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                     out.status,
                     tail(&format!("{}{}", out.stdout, out.stderr), 8)
                 );
-                detail.push(format!("restored {}", one_line(&out.stdout)));
+                detail.push(format!("restored {}", package_lines(&out.stdout)));
             }
             let cmd = self.script_cmd(node_id, Script::Start)?;
             let out = self.ops.run(node_id, &cmd).await?;
@@ -931,6 +912,25 @@ impl<'a, O: Ops> Runner<'a, O> {
             .await
             .map_err(|e| StepError::Precondition(format!("{e:#}")))
     }
+}
+
+/// Exit 75, naming who holds the lease and, when it is stale, how to break it.
+pub fn lease_held_error(l: &Lease) -> anyhow::Error {
+    let stale = super::live::expired(&l.expires_at);
+    Error::Locked(format!(
+        "the swarm is being upgraded by run {} of {} (started {}, lease {} {}){}",
+        l.run_id,
+        l.owner,
+        l.started_at,
+        if stale { "expired" } else { "expires" },
+        l.expires_at,
+        if stale {
+            "; that run is gone: pass --break-lock to take over"
+        } else {
+            "; wait for it to finish, or for its lease to expire if it died"
+        }
+    ))
+    .into()
 }
 
 /// Pure: may this manager go down now? All managers reachable, exactly one
@@ -1049,6 +1049,15 @@ fn manual_instructions(n: &PlanNode, run_id: &str) -> String {
         dir = backup_dir(run_id),
         avail = availability_name(n.availability),
     )
+}
+
+/// The `name=version` lines a playbook prints last, without apt's chatter.
+fn package_lines(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| l.contains('=') && !l.contains(' '))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn one_line(s: &str) -> String {

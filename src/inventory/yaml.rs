@@ -19,7 +19,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -75,7 +74,7 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
         usage(format!(
             "{}: {}\n  expected fields: defaults {{user, port, identity_file, known_hosts_file, jump, sudo}}, hosts [{{name, address, port, user, identity_file, known_hosts_file, jump, sudo}}]",
             path.display(),
-            e.to_string().trim_end()
+            e.to_string().trim_end().trim_start_matches("error: ")
         ))
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -108,8 +107,7 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
             return Err(usage(format!(
                 "{at}: host `{}` is listed twice; each host name must be unique",
                 h.name
-            )))
-            .context("duplicate host");
+)));
         }
         let user = h.user.or_else(|| defaults.user.clone());
         let sudo = h

@@ -583,7 +583,7 @@ mod tests {
         w2.method = Some(crate::version::resolve::Method::StaticBinaries);
         w2.packages.clear();
         w2.bundle = Some("/srv/docker-26.1.5.tgz".into());
-        let text = table(&plan);
+        let text = table_with_width(&plan, 160);
         assert!(
             text.contains(
                 "static-binaries  static binaries from /srv/docker-26.1.5.tgz → 26.1.5\n"

@@ -31,6 +31,9 @@ pub struct SshOptions {
 pub struct SshHost {
     pub target: SshTarget,
     session: Arc<Session>,
+    /// The local end of the Docker socket forward, made once per connection:
+    /// requesting the same forward again would leave a dead socket path.
+    docker_socket: Arc<tokio::sync::OnceCell<PathBuf>>,
 }
 
 impl SshHost {
@@ -84,12 +87,22 @@ impl SshHost {
         Ok(SshHost {
             target: target.clone(),
             session: Arc::new(session),
+            docker_socket: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
-    /// Forwards the host's Docker socket to a new local socket in `dir`.
+    /// Forwards the host's Docker socket to a local socket in `dir`, once;
+    /// later calls return the same path. The forward outlives engine restarts
+    /// (every API connection opens a new channel to the remote socket).
     /// The directory must be private (0700): the socket is root on that host.
     pub async fn forward_docker_socket(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        self.docker_socket
+            .get_or_try_init(|| self.request_docker_forward(dir))
+            .await
+            .cloned()
+    }
+
+    async fn request_docker_forward(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         let local = dir.join(format!("{}.docker.sock", sanitize(&self.target.name)));
         // The forward fails if the socket file exists (a previous run's).
         let _ = std::fs::remove_file(&local);

@@ -71,11 +71,12 @@ impl PrivateApt {
         Ok(())
     }
 
-    /// `apt-cache madison PKG` output.
-    pub fn madison(&self, package: &str) -> Result<String> {
+    /// `apt-cache madison PKG...` output (one call: each call rebuilds apt's cache, ~1 s).
+    pub fn madison(&self, packages: &[&str]) -> Result<String> {
         Cmd::new("apt-cache")
             .args(self.options())
-            .args(["madison", package])
+            .arg("madison")
+            .args(packages)
             .run()
     }
 
@@ -99,6 +100,7 @@ impl PrivateApt {
 /// One line of `apt-cache madison`: version and the suite/component it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MadisonEntry {
+    pub package: String,
     pub version: String,
     /// e.g. "trixie/main", "trixie-security/main", "bookworm/main", or "./" for a flat repo.
     pub suite: String,
@@ -110,12 +112,16 @@ pub fn parse_madison(output: &str) -> Vec<MadisonEntry> {
         .lines()
         .filter_map(|line| {
             let mut cols = line.split('|').map(str::trim);
-            let _package = cols.next()?;
+            let package = cols.next()?.to_string();
             let version = cols.next()?.to_string();
             let source = cols.next()?;
             // "http://deb.debian.org/debian trixie/main amd64 Packages"
             let suite = source.split_whitespace().nth(1)?.to_string();
-            Some(MadisonEntry { version, suite })
+            Some(MadisonEntry {
+                package,
+                version,
+                suite,
+            })
         })
         .collect()
 }
@@ -128,16 +134,18 @@ pub fn upstream_version(version: &str) -> &str {
     &no_epoch[..end]
 }
 
-/// The highest version from a suite (exact codename, also matching "<codename>-security" etc.
+/// The highest version of a package from a suite (exact codename, also matching "<codename>-security" etc.
 /// when `with_updates`), optionally restricted to one upstream version.
 pub fn pick_version(
     entries: &[MadisonEntry],
+    package: &str,
     codename: &str,
     with_updates: bool,
     upstream: Option<&str>,
 ) -> Option<String> {
     entries
         .iter()
+        .filter(|e| e.package == package)
         .filter(|e| {
             let suite = e.suite.split('/').next().unwrap_or("");
             suite == codename || (with_updates && suite.starts_with(&format!("{codename}-")))
@@ -161,23 +169,27 @@ mod tests {
         assert_eq!(e.len(), 3);
         assert_eq!(e[1].suite, "trixie-security/main");
         assert_eq!(e[2].version, "20.10.24+dfsg1-1+deb12u1+b6");
+        assert_eq!(e[2].package, "docker.io");
     }
 
     #[test]
     fn versions_are_picked_by_suite_and_upstream() {
         let e = parse_madison(MADISON);
         assert_eq!(
-            pick_version(&e, "trixie", true, Some("26.1.5")).as_deref(),
+            pick_version(&e, "docker.io", "trixie", true, Some("26.1.5")).as_deref(),
             Some("26.1.5+dfsg1-9+deb13u1")
         );
         assert_eq!(
-            pick_version(&e, "bookworm", false, None).as_deref(),
+            pick_version(&e, "docker.io", "bookworm", false, None).as_deref(),
             Some("20.10.24+dfsg1-1+deb12u1+b6")
         );
-        assert_eq!(pick_version(&e, "trixie", true, Some("27.0.0")), None);
+        assert_eq!(
+            pick_version(&e, "docker.io", "trixie", true, Some("27.0.0")),
+            None
+        );
         // "trixie" must not match "trixie-backports" unless updates are wanted.
         let bp = parse_madison(" x | 2.0 | http://m trixie-backports/main amd64 Packages\n");
-        assert_eq!(pick_version(&bp, "trixie", false, None), None);
+        assert_eq!(pick_version(&bp, "x", "trixie", false, None), None);
     }
 
     #[test]

@@ -772,11 +772,6 @@ impl Lab {
             "--tmpfs",
             &format!("{UPGRADE_STATE_DIR}:rw,size=2g,mode=0755"),
         ])
-        // Nodes are offline. Swarm's executor tries to pull a task's image even when it is
-        // present (moby: "always try to pull"); with a resolver that answers nothing each
-        // attempt waits 20 s for a DNS timeout. Forwarding outside names to a closed port
-        // of the node itself makes them fail at once; lab names still resolve (embedded DNS).
-        .args(["--dns", "127.0.0.1"])
         // Fresh /run at every start: no stale pid files after a stop-node fault.
         .args(["--tmpfs", "/run:rw,exec,size=256m,mode=0755"])
         // The init stops dockerd cleanly on SIGTERM; give it time to.
@@ -1095,6 +1090,17 @@ pub fn split_dump(dump: &str) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opening_a_lab_that_is_not_up_fails_with_the_reason() {
+        let err = Lab::open("no-such-lab-here").err().expect("no such lab");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("is not up") && msg.contains("testkit up --name no-such-lab-here"),
+            "{msg}"
+        );
+        assert!(Lab::open("Bad Name").is_err());
+    }
 
     #[test]
     fn default_lab_layout() {

@@ -13,9 +13,20 @@ use crate::cmd::Cmd;
 /// (the swarm's embedded DNS at 127.0.0.11) at all.
 const NSSWITCH: &str = "hosts: files dns\n";
 
-/// Where the probe binary is: `TESTKIT_PROBE_BIN`, else next to the running executable
-/// (target/<profile>/probe next to target/<profile>/testkit), else one directory up (tests
-/// run from target/<profile>/deps/).
+/// The image name says "no registry" in a way the engine understands at once. Swarm's
+/// executor tries to pull a task's image even when it is present locally (moby: "always try
+/// to pull"); for a docker.io name in an offline node that is a 20 s DNS timeout per task
+/// start, for a registry on a closed localhost port it is an immediate "connection refused".
+pub const PROBE_REPOSITORY: &str = "localhost:1/testkit-probe";
+
+/// The probe's source, std only, so that it can also be compiled without cargo (below).
+const PROBE_SOURCE: &str = include_str!("bin/probe.rs");
+
+/// Where the probe binary is: `TESTKIT_PROBE_BIN`; else cargo's build of it next to the
+/// running executable (target/<profile>/probe beside target/<profile>/testkit, or one level
+/// up from target/<profile>/deps/ for tests); else the embedded source compiled with rustc
+/// into the image cache. The last case matters for tests of other crates that use this
+/// library: a dev-dependency's binaries are not built by `cargo test`.
 pub fn locate_probe_binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("TESTKIT_PROBE_BIN") {
         let p = PathBuf::from(p);
@@ -31,11 +42,43 @@ pub fn locate_probe_binary() -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!(
-        "cannot find the probe binary next to {} (build it: cargo build -p testkit --bins, \
-         or set TESTKIT_PROBE_BIN)",
-        exe.display()
-    )
+    compile_embedded_probe(&crate::paths::cache_root()).with_context(|| {
+        format!(
+            "no probe binary next to {} and compiling the embedded source failed \
+             (build it with `cargo build -p testkit --bins`, or set TESTKIT_PROBE_BIN)",
+            exe.display()
+        )
+    })
+}
+
+/// Compile the embedded probe source into `dir` (once per source version).
+fn compile_embedded_probe(dir: &Path) -> Result<PathBuf> {
+    let digest: String = Sha256::digest(PROBE_SOURCE)
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let binary = dir.join(format!("probe-{digest}"));
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    fs::create_dir_all(dir)?;
+    let source = dir.join(format!("probe-{digest}.rs"));
+    fs::write(&source, PROBE_SOURCE)?;
+    let tmp = binary.with_extension("tmp");
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    eprintln!(
+        "testkit: compiling the probe from its embedded source ({})",
+        binary.display()
+    );
+    Cmd::new(rustc)
+        .args(["--edition", "2024", "-O", "--crate-name", "probe", "-o"])
+        .arg(&tmp)
+        .arg(&source)
+        .run()?;
+    fs::rename(&tmp, &binary)?;
+    let _ = fs::remove_file(&source);
+    Ok(binary)
 }
 
 /// Library paths from `ldd` output (skips the vDSO, which has no file).
@@ -109,13 +152,27 @@ pub fn build(binary: &Path, scratch: &Path) -> Result<ProbeImage> {
     fs::remove_dir_all(scratch)?;
     Ok(ProbeImage {
         tar: out.stdout,
-        tag: format!("testkit-probe:{digest}"),
+        tag: format!("{PROBE_REPOSITORY}:{digest}"),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_embedded_probe_source_compiles_without_cargo() {
+        let dir =
+            std::env::temp_dir().join(format!("testkit-probe-compile-{}", std::process::id()));
+        let binary = compile_embedded_probe(&dir).unwrap();
+        let out = std::process::Command::new(&binary).output().unwrap();
+        // Without arguments it prints its usage and fails.
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage: probe"));
+        // Compiled once per source version.
+        assert_eq!(compile_embedded_probe(&dir).unwrap(), binary);
+        fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn ldd_output_is_parsed() {

@@ -172,16 +172,16 @@ fn manifest_path(key: &str) -> PathBuf {
 /// Resolve the exact versions from the archive (private apt state, host apt untouched).
 pub fn resolve_versions(apt: &PrivateApt) -> Result<StagedVersions> {
     apt.update()?;
-    let pick =
-        |pkg: &str, codename: &str, updates: bool, upstream: Option<&str>| -> Result<String> {
-            let entries = apt::parse_madison(&apt.madison(pkg)?);
-            apt::pick_version(&entries, codename, updates, upstream).with_context(|| {
+    let madison = apt.madison(&["docker.io", "docker-cli", "containerd", "runc", "tini"])?;
+    let entries = apt::parse_madison(&madison);
+    let pick = |pkg: &str, codename: &str, updates: bool, upstream: Option<&str>| {
+        apt::pick_version(&entries, pkg, codename, updates, upstream).with_context(|| {
             format!(
-                "the archive serves no {pkg}{} in {codename}; apt-cache madison {pkg}: {entries:?}",
+                "the archive serves no {pkg}{} in {codename}; apt-cache madison:\n{madison}",
                 upstream.map(|u| format!(" {u}")).unwrap_or_default()
             )
         })
-        };
+    };
     Ok(StagedVersions {
         target_docker_io: pick("docker.io", "trixie", true, Some(TARGET_UPSTREAM))?,
         target_docker_cli: pick("docker-cli", "trixie", true, Some(TARGET_UPSTREAM))?,

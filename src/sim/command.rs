@@ -1,0 +1,276 @@
+//! Commands on simulated hosts: which playbook script the executor runs (by
+//! its exact text, so the simulation follows `playbooks/*.yaml` and any
+//! `--playbook` override), with which `SU_*` inputs, and what it does.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::facts::model::{InitSystem, Role};
+use crate::playbook::{Playbooks, Script};
+use crate::transport::{Cmd, CmdOutput};
+use crate::version::engine_version_of;
+use crate::version::resolve::Method;
+
+use super::SimError;
+use super::record::Op;
+use super::world::{Effect, Ev, World, installed_engine};
+
+const SCRIPTS: [Script; 6] = [
+    Script::Stop,
+    Script::Start,
+    Script::Logs,
+    Script::Backup,
+    Script::Install,
+    Script::Restore,
+];
+
+/// Script text → which script, over every method and init system.
+pub(crate) struct ScriptIndex {
+    by_text: HashMap<String, Script>,
+}
+
+impl ScriptIndex {
+    pub fn new(playbooks: &Playbooks) -> ScriptIndex {
+        let mut by_text = HashMap::new();
+        for m in [Method::DebianApt, Method::RhelDnf, Method::StaticBinaries] {
+            for init in [InitSystem::Systemd, InitSystem::Sysvinit] {
+                for s in SCRIPTS {
+                    let text = playbooks.get(m).script(s, init).to_string();
+                    let prev = by_text.insert(text, s);
+                    assert!(
+                        prev.is_none_or(|p| p == s),
+                        "two different playbook scripts have the same text: the simulation cannot tell {s:?} from {prev:?}"
+                    );
+                }
+            }
+        }
+        ScriptIndex { by_text }
+    }
+
+    fn classify(&self, cmd: &Cmd) -> Kind {
+        let argv: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
+        match argv.as_slice() {
+            ["pgrep", "-x", "dockerd"] => Kind::Pgrep,
+            ["docker", "swarm", "unlock", ..] => Kind::Unlock,
+            ["env", rest @ ..] => {
+                let mut env = Env::default();
+                let mut i = 0;
+                while let Some((k, v)) = rest.get(i).and_then(|a| a.split_once('=')) {
+                    let words = || v.split_whitespace().map(str::to_string);
+                    let pairs = || words().filter_map(|w| w.split_once('=').map(|(n, v)| (n.to_string(), v.to_string())));
+                    match k {
+                        "SU_PACKAGES" => env.packages = pairs().collect(),
+                        "SU_NEW_PACKAGES" => env.new_packages = words().collect(),
+                        "SU_BACKUP_DIR" => env.backup_dir = v.to_string(),
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                match &rest[i..] {
+                    ["sh", "-euc", script] => match self.by_text.get(*script) {
+                        Some(&s) => Kind::Script(s, env),
+                        None => Kind::Unknown,
+                    },
+                    _ => Kind::Unknown,
+                }
+            }
+            _ => Kind::Unknown,
+        }
+    }
+}
+
+/// The `SU_*` inputs the simulation acts on.
+#[derive(Default)]
+struct Env {
+    packages: Vec<(String, String)>,
+    new_packages: Vec<String>,
+    backup_dir: String,
+}
+
+enum Kind {
+    Script(Script, Env),
+    Pgrep,
+    Unlock,
+    Unknown,
+}
+
+fn out(status: i32, stdout: impl Into<String>, stderr: impl Into<String>) -> CmdOutput {
+    CmdOutput {
+        status,
+        stdout: stdout.into(),
+        stderr: stderr.into(),
+    }
+}
+
+impl World {
+    /// Runs `cmd` on node `id`'s host: the output now, the effect when the
+    /// command completes (after its duration, returned).
+    pub(crate) fn command(
+        &mut self,
+        id: &str,
+        cmd: &Cmd,
+        index: &ScriptIndex,
+    ) -> Result<(CmdOutput, Duration), SimError> {
+        let i = self.node_by_id(id)?;
+        self.round_trips[i] += 1;
+        let host = self.nodes[i].hostname.clone();
+        if self.nodes[i].faults.ssh_lost {
+            return Err(SimError(format!(
+                "host {host}: ssh: connect to host {host} port 22: Connection timed out (simulated SSH loss)"
+            )));
+        }
+        let kind = index.classify(cmd);
+        let (op, duration) = match &kind {
+            Kind::Script(s, _) => (Op::Script(*s), self.script_duration(*s)),
+            Kind::Pgrep => (Op::Pgrep, self.delays.command),
+            Kind::Unlock => (Op::Unlock, self.delays.command),
+            Kind::Unknown => (Op::Unknown(cmd.display()), self.delays.command),
+        };
+        let (output, effect) = match self.injected_failure(i, &kind) {
+            Some(o) => (o, None),
+            None => self.interpret(i, kind, cmd),
+        };
+        self.record(i, op, Some(output.status));
+        if let Some(e) = effect {
+            self.schedule(duration, Ev::Effect(e));
+        }
+        Ok((output, duration))
+    }
+
+    fn script_duration(&self, s: Script) -> Duration {
+        let d = &self.delays;
+        match s {
+            Script::Stop => d.stop,
+            Script::Start => d.start,
+            Script::Backup => d.backup,
+            Script::Install => d.install,
+            Script::Restore => d.restore,
+            Script::Logs => d.command,
+        }
+    }
+
+    fn injected_failure(&mut self, i: usize, kind: &Kind) -> Option<CmdOutput> {
+        let Kind::Script(s, _) = kind else {
+            return None;
+        };
+        let f = self.nodes[i]
+            .faults
+            .commands
+            .iter_mut()
+            .find(|f| f.script == *s && f.times != Some(0))?;
+        if let Some(t) = &mut f.times {
+            *t -= 1;
+        }
+        Some(out(f.status, "", f.stderr.clone()))
+    }
+
+    fn interpret(&mut self, i: usize, kind: Kind, cmd: &Cmd) -> (CmdOutput, Option<Effect>) {
+        let n = &self.nodes[i];
+        let lines = |pkgs: &[(String, String)]| -> String {
+            pkgs.iter().map(|(n, v)| format!("{n}={v}\n")).collect()
+        };
+        match kind {
+            Kind::Pgrep => {
+                if n.engine_up {
+                    (out(0, "4242\n", ""), None)
+                } else {
+                    (out(1, "", ""), None)
+                }
+            }
+            Kind::Unlock => {
+                let given = cmd.stdin.as_deref().map(String::from_utf8_lossy);
+                let key = self.autolock_key.as_deref().map(|k| format!("{k}\n"));
+                if !n.engine_up {
+                    (out(1, "", "Cannot connect to the Docker daemon"), None)
+                } else if !n.locked {
+                    (out(1, "", "Error response from daemon: swarm is not locked"), None)
+                } else if key.as_deref().is_some_and(|k| cmd.argv.iter().any(|a| a.contains(k.trim()))) {
+                    // Secrets go through stdin: one on the command line shows in `ps`.
+                    (out(2, "", "sim: the unlock key was passed on the command line"), None)
+                } else if given.as_deref() != key.as_deref() {
+                    (out(1, "", "Error response from daemon: invalid key"), None)
+                } else {
+                    (out(0, "", ""), Some(Effect::Unlock(i)))
+                }
+            }
+            Kind::Unknown => (out(127, "", format!("sim: unknown command: {}", cmd.display())), None),
+            Kind::Script(s, env) => match s {
+                Script::Stop => (out(0, "", ""), Some(Effect::EngineStop(i))),
+                Script::Start => {
+                    if n.engine_up {
+                        return (out(0, "", ""), None);
+                    }
+                    let version = installed_engine(&n.host.installed).unwrap_or_default();
+                    if !n.faults.broken.contains(&version) {
+                        return (out(0, "", ""), Some(Effect::EngineStart(i)));
+                    }
+                    // dockerd exits at once: systemd reports the failed unit;
+                    // sysvinit's start-stop-daemon has already returned 0.
+                    match n.host.init {
+                        InitSystem::Systemd => (
+                            out(
+                                1,
+                                "",
+                                "Job for docker.service failed because the control process exited with error code.\nSee \"systemctl status docker.service\" and \"journalctl -xeu docker.service\" for details.\n",
+                            ),
+                            None,
+                        ),
+                        _ => (out(0, "Starting Docker: docker.\n", ""), None),
+                    }
+                }
+                Script::Logs => {
+                    let version = installed_engine(&n.host.installed).unwrap_or_default();
+                    let mut log = format!("sim: dockerd {version} on {}\n", n.hostname);
+                    if n.faults.broken.contains(&version) {
+                        log.push_str(&format!("sim: deliberately broken dockerd {version}: exit status 1\n"));
+                    }
+                    (out(0, log, ""), None)
+                }
+                Script::Backup => {
+                    let mut stdout: String = n
+                        .host
+                        .installed
+                        .iter()
+                        .map(|(p, v)| format!("{p}_{}_amd64.deb\n", v.replace(':', "%3a")))
+                        .collect();
+                    if n.role == Role::Manager {
+                        stdout.push_str("swarm.tar.gz\n");
+                    }
+                    (out(0, stdout, ""), Some(Effect::Backup(i, env.backup_dir)))
+                }
+                Script::Install => {
+                    for (name, version) in &env.packages {
+                        let offered = n.host.available.get(name).is_some_and(|v| v.contains(version));
+                        if !offered {
+                            return (
+                                out(100, "", format!("E: Version '{version}' for '{name}' was not found\n")),
+                                None,
+                            );
+                        }
+                    }
+                    let text = lines(&env.packages);
+                    (out(0, text, ""), Some(Effect::Install(i, env.packages)))
+                }
+                Script::Restore => match n.backups.get(&env.backup_dir) {
+                    None => (
+                        out(
+                            100,
+                            "",
+                            format!("E: Unsupported file {}/packages/*.deb given on commandline\n", env.backup_dir),
+                        ),
+                        None,
+                    ),
+                    Some(backup) => {
+                        let text = lines(backup);
+                        (out(0, text, ""), Some(Effect::Restore(i, env.backup_dir, env.new_packages)))
+                    }
+                },
+            },
+        }
+    }
+}
+
+/// The upstream engine version of a package version (`5:26.1.5-1~debian.12` → `26.1.5`).
+pub(crate) fn upstream(v: &str) -> String {
+    engine_version_of(v).map_or_else(|| v.to_string(), |e| e.to_string())
+}

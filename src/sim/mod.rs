@@ -1,0 +1,324 @@
+//! A simulated swarm, in process: the executor's [`crate::exec::ops::Ops`]
+//! over a deterministic state machine, so that the real planner, checks and
+//! executor run unchanged against 5 or 5,000 nodes, fast, with faults.
+//!
+//! ```text
+//! SimCluster ─ facts()/gathered() ─► checks + plan::build ─► Plan
+//!     ▲                                                        │
+//!     └──────────── Ops (API calls, playbook commands) ◄── Runner
+//! ```
+//! - Engines stop, get packages installed and start when the executor runs
+//!   the playbook scripts (recognised by their text, see [`command`]); a
+//!   stopped manager leaves the raft at once, is marked down after a
+//!   heartbeat grace, and a new leader is elected while a majority is left.
+//! - Draining shuts a node's tasks down and the scheduler places
+//!   replacements on active ready nodes (constraints, spread).
+//! - Time is virtual ([`SimCluster::drive`]): simulated operations take their
+//!   configured durations without anyone sleeping.
+//! - Faults: a broken engine, a failing script, SSH loss, a partitioned
+//!   manager, a slow or stuck drain; inject them before the run or from the
+//!   executor's event callback (the simulation is `Sync`).
+//! - Everything done to a node is recorded ([`SimCluster::records`]) and the
+//!   raft is sampled after every change ([`SimCluster::timeline`]), so tests
+//!   can assert "quorum never lost" or "nothing touched after the failure".
+
+mod clock;
+mod command;
+mod generate;
+mod ops;
+mod record;
+mod world;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::exec::ops::Lease;
+use crate::facts::model::{Availability, InitSystem, Role};
+use crate::playbook::{Playbooks, Script};
+
+pub use clock::SimSleep;
+pub use generate::{SimSpec, deb_version};
+pub use record::{Op, Record, Sample};
+
+use command::ScriptIndex;
+use world::{CommandFault, World};
+
+/// How long things take, in virtual time.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Delays {
+    // Playbook scripts, start to exit.
+    pub stop: Duration,
+    pub backup: Duration,
+    pub install: Duration,
+    pub start: Duration,
+    pub restore: Duration,
+    /// Any other command (`pgrep`, `docker swarm unlock`, logs).
+    pub command: Duration,
+    /// Engine stopped (or node cut off) until the swarm marks the node down.
+    pub heartbeat_grace: Duration,
+    /// Engine started (or unlocked) until the node is ready and reachable.
+    pub rejoin: Duration,
+    /// Drain until a task has stopped.
+    pub task_stop: Duration,
+    /// Placement until a task runs.
+    pub task_start: Duration,
+}
+
+impl Delays {
+    /// Everything instant: for benchmarks of the orchestration itself.
+    pub fn zero() -> Delays {
+        Delays::default()
+    }
+
+    /// Scripts take realistic times, the swarm reacts at once (except the
+    /// heartbeat grace). The executor polls on real time, so swarm reactions
+    /// that lag would cost every test real poll intervals; script durations
+    /// cost nothing.
+    pub fn test() -> Delays {
+        let s = Duration::from_secs;
+        Delays {
+            stop: s(2),
+            backup: s(1),
+            install: s(20),
+            start: s(3),
+            restore: s(10),
+            command: Duration::from_millis(50),
+            heartbeat_grace: s(5),
+            ..Delays::zero()
+        }
+    }
+}
+
+/// An error as the simulated cluster reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SimError(pub String);
+
+/// The simulated cluster; see the module documentation.
+pub struct SimCluster {
+    world: Mutex<World>,
+    scripts: ScriptIndex,
+    /// Notified whenever a command starts on a host.
+    started: tokio::sync::Notify,
+    /// Nanoseconds spent inside the simulation (to tell its cost from the
+    /// executor's in benchmarks).
+    busy_ns: AtomicU64,
+}
+
+impl SimCluster {
+    fn new(world: World) -> SimCluster {
+        let playbooks = Playbooks::load(&[] as &[&std::path::Path]).expect("the built-in playbooks parse");
+        SimCluster {
+            world: Mutex::new(world),
+            scripts: ScriptIndex::new(&playbooks),
+            started: tokio::sync::Notify::new(),
+            busy_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Recognise the scripts of these playbooks (e.g. with `--playbook` overrides).
+    pub fn with_playbooks(mut self, playbooks: &Playbooks) -> SimCluster {
+        self.scripts = ScriptIndex::new(playbooks);
+        self
+    }
+
+    /// Runs `f` on the state. Never held across an await.
+    fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        let t = Instant::now();
+        let mut w = self.world.lock().unwrap_or_else(|p| p.into_inner());
+        let r = f(&mut w);
+        drop(w);
+        self.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+
+    fn with_node<T>(&self, name: &str, f: impl FnOnce(&mut World, usize) -> T) -> T {
+        self.with(|w| {
+            let i = w.node_by_name(name);
+            f(w, i)
+        })
+    }
+
+    // ----- configuration ------------------------------------------------------------
+
+    pub fn set_delays(&self, delays: Delays) {
+        self.with(|w| w.delays = delays);
+    }
+
+    /// The init system of every host (systemd reports a dockerd that dies
+    /// at start; sysvinit's start script does not).
+    pub fn set_init(&self, init: InitSystem) {
+        self.with(|w| w.nodes.iter_mut().for_each(|n| n.host.init = init));
+    }
+
+    /// Autolock on: restarted managers come back locked until unlocked with `key`.
+    pub fn enable_autolock(&self, key: &str) {
+        self.with(|w| w.autolock_key = Some(key.to_string()));
+    }
+
+    /// Sets a node's availability as an operator would (`docker node update`).
+    pub fn set_availability(&self, name: &str, a: Availability) {
+        self.with_node(name, |w, i| {
+            w.nodes[i].availability = a;
+            w.nodes[i].version_index += 1;
+            w.node_changed(i);
+        });
+    }
+
+    // ----- faults ----------------------------------------------------------------------
+
+    /// The engine `version` (upstream, e.g. `26.1.5`) installs cleanly on this
+    /// node and then exits as soon as it starts (the lab's 26.1.99).
+    pub fn break_engine(&self, name: &str, version: &str) {
+        let v = command::upstream(version);
+        self.with_node(name, |w, i| {
+            w.nodes[i].faults.broken.insert(v);
+        });
+    }
+
+    /// The next `times` runs of `script` on this node (every run: `None`)
+    /// exit with `status` and `stderr`, changing nothing.
+    pub fn fail_script(&self, name: &str, script: Script, status: i32, stderr: &str, times: Option<usize>) {
+        self.with_node(name, |w, i| {
+            w.nodes[i].faults.commands.push(CommandFault {
+                script,
+                status,
+                stderr: stderr.to_string(),
+                times,
+            });
+        });
+    }
+
+    /// SSH to this host fails (commands, and its Engine API, tunnelled over SSH).
+    pub fn lose_ssh(&self, name: &str, lost: bool) {
+        self.with_node(name, |w, i| w.nodes[i].faults.ssh_lost = lost);
+    }
+
+    /// Cuts the node off the other nodes (a manager becomes unreachable) or
+    /// heals it. Its engine keeps running and answering `/info`.
+    pub fn partition(&self, name: &str, partitioned: bool) {
+        self.with_node(name, |w, i| w.set_partitioned(i, partitioned));
+    }
+
+    /// Tasks leaving this node take `d` to stop (`None`: they never do).
+    pub fn slow_drain(&self, name: &str, d: Option<Duration>) {
+        self.with_node(name, |w, i| w.nodes[i].faults.slow_drain = Some(d));
+    }
+
+    // ----- observation -------------------------------------------------------------------
+
+    /// The swarm node ID of a hostname.
+    pub fn id(&self, name: &str) -> String {
+        self.with_node(name, |w, i| w.nodes[i].id.clone())
+    }
+
+    pub fn hostnames(&self) -> Vec<String> {
+        self.with(|w| w.nodes.iter().map(|n| n.hostname.clone()).collect())
+    }
+
+    pub fn role(&self, name: &str) -> Role {
+        self.with_node(name, |w, i| w.nodes[i].role)
+    }
+
+    /// The engine version running on the node, `None` while it is down.
+    pub fn engine(&self, name: &str) -> Option<String> {
+        self.with_node(name, |w, i| {
+            let n = &w.nodes[i];
+            n.engine_up.then(|| n.engine_version.clone())
+        })
+    }
+
+    pub fn installed(&self, name: &str) -> BTreeMap<String, String> {
+        self.with_node(name, |w, i| w.nodes[i].host.installed.clone())
+    }
+
+    pub fn availability(&self, name: &str) -> Availability {
+        self.with_node(name, |w, i| w.nodes[i].availability)
+    }
+
+    pub fn labels(&self, name: &str) -> BTreeMap<String, String> {
+        self.with_node(name, |w, i| w.nodes[i].labels.clone())
+    }
+
+    pub fn leader(&self) -> Option<String> {
+        self.with(|w| w.leader.map(|l| w.nodes[l].hostname.clone()))
+    }
+
+    pub fn lease(&self) -> Option<Lease> {
+        self.with(|w| w.lease.clone())
+    }
+
+    /// Every service runs exactly its desired tasks.
+    pub fn converged(&self) -> bool {
+        self.with(|w| {
+            (0..w.services.len()).all(|s| {
+                let f = w.service_facts(s);
+                f.running_tasks == f.desired_tasks
+            })
+        })
+    }
+
+    /// Tasks (desired running) per hostname, for placement assertions.
+    pub fn tasks_per_node(&self) -> BTreeMap<String, usize> {
+        self.with(|w| {
+            w.nodes
+                .iter()
+                .map(|n| {
+                    let c = n.tasks.iter().filter(|&&t| w.tasks[t].desired_running).count();
+                    (n.hostname.clone(), c)
+                })
+                .collect()
+        })
+    }
+
+    /// Everything done to nodes, in order.
+    pub fn records(&self) -> Vec<Record> {
+        self.with(|w| w.log.clone())
+    }
+
+    /// The raft after every engine, link and leadership change.
+    pub fn timeline(&self) -> Vec<Sample> {
+        self.with(|w| w.timeline.clone())
+    }
+
+    /// Remote round trips per hostname: commands run on the host plus Engine
+    /// API calls its engine answered (each one SSH-tunnelled request).
+    pub fn round_trips(&self) -> BTreeMap<String, u64> {
+        self.with(|w| {
+            w.nodes
+                .iter()
+                .zip(&w.round_trips)
+                .map(|(n, &c)| (n.hostname.clone(), c))
+                .collect()
+        })
+    }
+
+    /// Wall time spent inside the simulation so far.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed))
+    }
+
+    /// Completes once `script` has started on node `name` (counting only
+    /// commands started after this call), e.g. to crash the executor in the
+    /// middle of an install.
+    pub async fn script_started(&self, name: &str, script: Script) {
+        let from = self.with(|w| w.log.len());
+        loop {
+            let notified = self.started.notified();
+            let seen = self.with(|w| {
+                w.log[from..]
+                    .iter()
+                    .any(|r| r.node == name && r.is_script(script))
+            });
+            if seen {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

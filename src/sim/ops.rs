@@ -1,0 +1,162 @@
+//! The executor's [`Ops`] over the simulated cluster: the same calls, the
+//! same failure modes (engine down, no leader, SSH lost), in memory.
+
+use crate::exec::live::expired;
+use crate::exec::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task};
+use crate::facts::model::{NodeFacts, Role, ServiceFacts};
+use crate::transport::{Cmd, CmdOutput};
+
+use super::SimCluster;
+use super::SimError;
+use super::record::Op;
+
+impl Ops for SimCluster {
+    async fn nodes(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
+        Ok(self.with(|w| {
+            w.api(via)?;
+            Ok::<_, SimError>((0..w.nodes.len()).map(|i| w.node_facts(i)).collect())
+        })?)
+    }
+
+    async fn update_node(&self, via: &str, node: &str, update: &NodeUpdate) -> anyhow::Result<()> {
+        Ok(self.with(|w| {
+            w.api(via)?;
+            let i = w.node_by_id(node)?;
+            let n = &mut w.nodes[i];
+            n.version_index += 1;
+            for k in &update.remove_labels {
+                n.labels.remove(k);
+            }
+            for (k, v) in &update.add_labels {
+                n.labels.insert(k.clone(), v.clone());
+            }
+            let moved = update.availability.is_some_and(|a| a != n.availability);
+            if let Some(a) = update.availability {
+                n.availability = a;
+            }
+            w.record(
+                i,
+                Op::Update {
+                    availability: update.availability,
+                },
+                None,
+            );
+            if moved {
+                w.node_changed(i);
+            }
+            Ok::<_, SimError>(())
+        })?)
+    }
+
+    async fn node_tasks(&self, via: &str, node: &str) -> anyhow::Result<Vec<Task>> {
+        Ok(self.with(|w| {
+            w.api(via)?;
+            let i = w.node_by_id(node)?;
+            Ok::<_, SimError>(w.nodes[i].tasks.iter().map(|&t| w.task_facts(t)).collect())
+        })?)
+    }
+
+    async fn services(&self, via: &str) -> anyhow::Result<Vec<ServiceFacts>> {
+        Ok(self.with(|w| {
+            w.api(via)?;
+            Ok::<_, SimError>((0..w.services.len()).map(|s| w.service_facts(s)).collect())
+        })?)
+    }
+
+    async fn tasks(&self, via: &str) -> anyhow::Result<Vec<Task>> {
+        Ok(self.with(|w| {
+            w.api(via)?;
+            Ok::<_, SimError>(
+                (0..w.tasks.len())
+                    .filter(|&t| w.tasks[t].desired_running)
+                    .map(|t| w.task_facts(t))
+                    .collect(),
+            )
+        })?)
+    }
+
+    async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
+        Ok(self.with(|w| {
+            let i = w.node_by_id(node)?;
+            w.round_trips[i] += 1;
+            let managers = w.managers.len() as u64;
+            let n = &w.nodes[i];
+            if n.faults.ssh_lost {
+                return Err(SimError(format!("host {}: ssh: connection lost (simulated)", n.hostname)));
+            }
+            if !n.engine_up {
+                return Err(SimError(format!(
+                    "host {}: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
+                    n.hostname
+                )));
+            }
+            Ok(EngineStatus {
+                server_version: n.engine_version.clone(),
+                swarm_state: if n.locked {
+                    "locked"
+                } else if n.joined {
+                    "active"
+                } else {
+                    "pending"
+                }
+                .into(),
+                control_available: n.role == Role::Manager && n.joined && !n.locked,
+                swarm_error: String::new(),
+                managers,
+            })
+        })?)
+    }
+
+    async fn run(&self, node: &str, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+        let (output, duration) = self.with(|w| w.command(node, cmd, &self.scripts))?;
+        self.started.notify_waiters();
+        if !duration.is_zero() {
+            // The effect is already scheduled for the end: a caller that gives
+            // up (drops this future) leaves the remote command running, as SSH does.
+            let due = self.now() + duration;
+            self.sleep_until(due).await;
+        }
+        Ok(output)
+    }
+
+    async fn acquire_lease(&self, via: &str, lease: &Lease, break_stale: bool) -> anyhow::Result<LeaseOutcome> {
+        Ok(self.with(|w| {
+            w.api(via)?;
+            match &w.lease {
+                Some(held) if held.run_id != lease.run_id && !(break_stale && expired(&held.expires_at)) => {
+                    Ok::<_, SimError>(LeaseOutcome::Held(held.clone()))
+                }
+                _ => {
+                    w.lease = Some(lease.clone());
+                    Ok(LeaseOutcome::Acquired)
+                }
+            }
+        })?)
+    }
+
+    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<()> {
+        Ok(self.with(|w| {
+            w.api(via)?;
+            match &w.lease {
+                Some(held) if held.run_id == lease.run_id => {
+                    w.lease = Some(lease.clone());
+                    Ok(())
+                }
+                other => Err(SimError(format!(
+                    "the run lease now belongs to {}: someone broke ours; stopping",
+                    other.as_ref().map_or("nobody", |l| l.run_id.as_str())
+                ))),
+            }
+        })?)
+    }
+
+    async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {
+        Ok(self.with(|w| {
+            w.api(via)?;
+            if w.lease.as_ref().is_some_and(|l| l.run_id == run_id) {
+                w.lease = None;
+            }
+            Ok::<_, SimError>(())
+        })?)
+    }
+}

@@ -1,0 +1,62 @@
+//! What the simulation remembers, for tests to assert on: every command and
+//! node update (who touched which node, when), and a timeline of the raft
+//! after every engine, link or leadership change.
+
+use std::time::Duration;
+
+use crate::facts::model::Availability;
+use crate::playbook::Script;
+
+/// Something done to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// A playbook script ran on the node's host.
+    Script(Script),
+    /// `pgrep -x dockerd`.
+    Pgrep,
+    /// `docker swarm unlock`.
+    Unlock,
+    /// A command the simulation does not know (exit 127).
+    Unknown(String),
+    /// Its spec was updated through the Engine API.
+    Update {
+        availability: Option<Availability>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Global order of everything that happened.
+    pub seq: u64,
+    pub at: Duration,
+    /// Hostname.
+    pub node: String,
+    pub op: Op,
+    /// Exit status, for commands.
+    pub status: Option<i32>,
+}
+
+impl Record {
+    pub fn is_script(&self, s: Script) -> bool {
+        self.op == Op::Script(s)
+    }
+    /// Whether it changed the node (anything but a read-only probe).
+    pub fn changes(&self) -> bool {
+        !matches!(self.op, Op::Pgrep | Op::Script(Script::Logs))
+    }
+}
+
+/// The raft after a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub at: Duration,
+    pub what: String,
+    pub managers: usize,
+    pub reachable: usize,
+    /// A majority of the managers is reachable.
+    pub quorum: bool,
+    pub leader: Option<String>,
+    /// Engines not running, per role.
+    pub managers_down: usize,
+    pub workers_down: usize,
+}

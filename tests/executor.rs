@@ -1,0 +1,598 @@
+//! The executor end to end against the simulated cluster: the real checks,
+//! planner and `Runner`, with `SimCluster` as its `Ops`.
+//!
+//! Simulated time is virtual (`SimCluster::drive`): a 20 s install costs
+//! nothing. The executor's own polling sleeps on real time, so the
+//! simulation reacts at once where it can; the few tests that must wait for
+//! a poll (a stuck drain, a dead dockerd under sysvinit, autolock) say so.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use swarm_upgrade::cli::plan::build_plan;
+use swarm_upgrade::exec::events::Event;
+use swarm_upgrade::exec::rundir::RunDir;
+use swarm_upgrade::exec::runner::{LABEL_AVAILABILITY, LABEL_DONE, LABEL_RUN, RunOptions, Runner};
+use swarm_upgrade::exec::state::{RunState, RunStatus, StepStatus};
+use swarm_upgrade::facts::gather::Gathered;
+use swarm_upgrade::facts::model::{Availability, InitSystem};
+use swarm_upgrade::playbook::{Playbooks, Script};
+use swarm_upgrade::plan::{self, Action, Plan};
+use swarm_upgrade::sim::{Delays, Op, Record, SimCluster, deb_version};
+use swarm_upgrade::version::EngineVersion;
+
+const PIN: &str = "26.1.5";
+const OLD: &str = "25.0.5";
+
+fn pin() -> EngineVersion {
+    PIN.parse().unwrap()
+}
+
+/// 3 managers (m1 leads) and `workers` workers, 4 services, scripts taking
+/// realistic virtual time.
+fn cluster(workers: usize) -> SimCluster {
+    let sim = SimCluster::generate(3 + workers, 3, 4, 6 + 3 * workers, 2, 42);
+    sim.set_delays(Delays::test());
+    sim
+}
+
+/// Called with every event the runner emits, while it runs.
+type Hook<'a> = &'a (dyn Fn(&Event, &SimCluster, &AtomicBool) + Sync);
+
+fn no_hook(_: &Event, _: &SimCluster, _: &AtomicBool) {}
+
+/// The cluster planned (checks included, as `plan` does) and ready to run.
+struct Setup {
+    sim: SimCluster,
+    gathered: Gathered,
+    plan: Plan,
+    playbooks: Playbooks,
+    opts: RunOptions,
+    dir: tempfile::TempDir,
+}
+
+struct Outcome {
+    result: anyhow::Result<RunStatus>,
+    state: RunState,
+    events: Vec<Event>,
+}
+
+impl Outcome {
+    fn status(&self) -> RunStatus {
+        match &self.result {
+            Ok(s) => *s,
+            Err(e) => panic!("the run failed: {e:#}"),
+        }
+    }
+}
+
+impl Setup {
+    fn new(sim: SimCluster, max_parallel: usize) -> Setup {
+        Setup::with_key(sim, max_parallel, None)
+    }
+
+    fn with_key(sim: SimCluster, max_parallel: usize, unlock_key: Option<&str>) -> Setup {
+        let gathered = sim.gathered(&pin());
+        let plan = build_plan(&gathered, &pin(), max_parallel, &[], unlock_key.is_some());
+        assert!(!plan.is_blocked(), "{:#?}", plan.findings);
+        Setup {
+            sim,
+            gathered,
+            plan,
+            playbooks: Playbooks::load(&[] as &[&std::path::Path]).unwrap(),
+            opts: RunOptions {
+                unlock_key: unlock_key.map(str::to_string),
+                ..RunOptions::default()
+            },
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run_dir(&self, run_id: &str) -> RunDir {
+        RunDir {
+            path: self.dir.path().join(run_id),
+        }
+    }
+
+    /// A fresh run, saved as `apply` saves it before executing.
+    fn new_run(&self, run_id: &str) -> RunState {
+        let run = self.run_dir(run_id);
+        run.create().unwrap();
+        let state = RunState::new(
+            run_id.into(),
+            self.plan.cluster_id.clone(),
+            pin(),
+            plan::digest(&self.plan).unwrap(),
+            self.plan.steps.len(),
+            vec![],
+        );
+        run.save_state(&state).unwrap();
+        state
+    }
+
+    fn runner<'a>(
+        &'a self,
+        run_id: &str,
+        state: RunState,
+        emit: &'a (dyn Fn(&Event) + Sync),
+        stop: Arc<AtomicBool>,
+    ) -> Runner<'a, SimCluster> {
+        let (ops, plan, facts) = (&self.sim, &self.plan, &self.gathered.facts);
+        Runner::new(ops, plan, facts, &self.playbooks, &self.opts, self.run_dir(run_id), state, emit, stop).unwrap()
+    }
+
+    /// Executes run `run_id` from `state` to its end.
+    async fn execute(&self, run_id: &str, state: RunState, hook: Hook<'_>) -> Outcome {
+        let events = Mutex::new(vec![]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let emit = |e: &Event| {
+            events.lock().unwrap().push(e.clone());
+            hook(e, &self.sim, &stop);
+        };
+        let runner = self.runner(run_id, state, &emit, stop.clone());
+        let result = self.sim.drive(runner.execute()).await;
+        let state = runner.state().await;
+        drop(runner);
+        Outcome {
+            result,
+            state,
+            events: events.into_inner().unwrap(),
+        }
+    }
+
+    async fn fresh(&self, hook: Hook<'_>) -> Outcome {
+        let state = self.new_run("run-1");
+        self.execute("run-1", state, hook).await
+    }
+
+    /// The index of `node`'s `action` step.
+    fn step(&self, node: &str, action: Action) -> usize {
+        self.plan
+            .steps
+            .iter()
+            .find(|s| s.node.as_deref() == Some(node) && s.action == action)
+            .unwrap_or_else(|| panic!("no {action:?} step for {node}"))
+            .index
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.sim.hostnames()
+    }
+}
+
+fn started(e: &Event, index: usize) -> bool {
+    matches!(e, Event::StepStarted { index: i, .. } if *i == index)
+}
+
+/// Hostnames in the order `script` ran on them.
+fn order_of(records: &[Record], script: Script) -> Vec<String> {
+    records.iter().filter(|r| r.is_script(script)).map(|r| r.node.clone()).collect()
+}
+
+/// What was done to nodes other than `node` at or after `seq`.
+fn others_after<'a>(records: &'a [Record], seq: u64, node: &str) -> Vec<&'a Record> {
+    records.iter().filter(|r| r.seq >= seq && r.node != node).collect()
+}
+
+fn first_failure(records: &[Record]) -> &Record {
+    records
+        .iter()
+        .find(|r| r.status.is_some_and(|s| s != 0))
+        .expect("a command failed")
+}
+
+fn assert_quorum_held(sim: &SimCluster) {
+    let lost: Vec<_> = sim.timeline().into_iter().filter(|s| !s.quorum).collect();
+    assert!(lost.is_empty(), "quorum lost: {lost:#?}");
+}
+
+fn assert_at(sim: &SimCluster, node: &str, version: &str) {
+    assert_eq!(sim.engine(node).as_deref(), Some(version), "{node}'s engine");
+    assert_eq!(sim.installed(node)["docker-ce"], deb_version(version), "{node}'s packages");
+}
+
+fn run_labels_gone(sim: &SimCluster, node: &str) {
+    let labels = sim.labels(node);
+    assert!(
+        !labels.contains_key(LABEL_RUN) && !labels.contains_key(LABEL_AVAILABILITY),
+        "{node}: {labels:?}"
+    );
+}
+
+// ----- the happy path ---------------------------------------------------------------
+
+#[tokio::test]
+async fn upgrades_every_node_managers_first_leader_last_and_restores_availability() {
+    let sim = cluster(2);
+    // Operators' choices the run must keep: a manager kept free of tasks, a paused worker.
+    sim.set_availability("m3", Availability::Drain);
+    sim.set_availability("w2", Availability::Pause);
+    let before: BTreeMap<String, Availability> =
+        sim.hostnames().into_iter().map(|n| (n.clone(), sim.availability(&n))).collect();
+    let s = Setup::new(sim, 1);
+
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
+    assert!(out.state.steps.iter().all(|st| st.status == StepStatus::Done));
+
+    let sim = &s.sim;
+    for n in s.nodes() {
+        assert_at(sim, &n, PIN);
+        assert_eq!(sim.availability(&n), before[&n], "{n}: availability restored exactly");
+        run_labels_gone(sim, &n);
+        assert_eq!(sim.labels(&n).get(LABEL_DONE).map(String::as_str), Some(PIN), "{n}");
+    }
+    assert!(sim.converged());
+    assert_quorum_held(sim);
+    let timeline = sim.timeline();
+    assert!(timeline.iter().all(|t| t.managers_down <= 1 && t.workers_down <= 1), "one node at a time");
+
+    let records = sim.records();
+    assert_eq!(order_of(&records, Script::Stop), ["m2", "m3", "m1", "w1", "w2"], "followers, then the leader, then workers");
+    assert_eq!(order_of(&records, Script::Install), ["m2", "m3", "m1", "w1", "w2"]);
+    let last_manager = records.iter().filter(|r| r.node.starts_with('m')).map(|r| r.seq).max().unwrap();
+    let first_worker = records.iter().filter(|r| r.node.starts_with('w')).map(|r| r.seq).min().unwrap();
+    assert!(last_manager < first_worker, "workers only after every manager");
+    assert_eq!(sim.leader().as_deref(), Some("m2"), "leadership moved when m1 restarted");
+    assert_eq!(sim.lease(), None, "the lease is released");
+    // Scripts only, and each once: no retries, no stray commands.
+    assert!(records.iter().all(|r| !matches!(r.op, Op::Unknown(_) | Op::Pgrep)), "{records:#?}");
+}
+
+// ----- failures and rollback ------------------------------------------------------------
+
+#[tokio::test]
+async fn a_broken_engine_on_the_first_manager_is_rolled_back_and_nothing_else_is_touched() {
+    let sim = cluster(2);
+    sim.break_engine("m2", PIN);
+    let before = sim.installed("m2");
+    let s = Setup::new(sim, 1);
+    assert_eq!(s.plan.nodes[0].name, "m2", "m2 goes first");
+
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::RolledBack, "{:?}", out.state.failure);
+    assert_eq!(out.state.rolled_back, ["m2"]);
+    let failure = out.state.failure.clone().unwrap();
+    assert!(failure.contains("start-engine m2"), "{failure}");
+
+    let sim = &s.sim;
+    assert_eq!(sim.engine("m2").as_deref(), Some(OLD));
+    assert_eq!(sim.installed("m2"), before, "the old packages are back");
+    assert_eq!(sim.availability("m2"), Availability::Active);
+    run_labels_gone(sim, "m2");
+    for n in ["m1", "m3", "w1", "w2"] {
+        assert_at(sim, n, OLD);
+    }
+    let records = sim.records();
+    let failed = first_failure(&records);
+    assert_eq!((failed.node.as_str(), &failed.op), ("m2", &Op::Script(Script::Start)));
+    assert!(others_after(&records, 0, "m2").is_empty(), "only m2 was ever touched: {records:#?}");
+    assert_eq!(
+        order_of(&records, Script::Restore),
+        ["m2"],
+        "rolled back from the backup"
+    );
+    assert_quorum_held(sim);
+    assert!(sim.converged());
+    assert!(out.events.iter().any(|e| matches!(e, Event::RollbackFinished { ok: true, .. })));
+}
+
+#[tokio::test]
+async fn a_failed_install_on_a_worker_is_rolled_back_from_its_backup() {
+    let sim = cluster(2);
+    sim.fail_script("w1", Script::Install, 100, "E: Unable to fetch some archives", Some(1));
+    let before = sim.installed("w1");
+    let s = Setup::new(sim, 1);
+
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::RolledBack, "{:?}", out.state.failure);
+    let sim = &s.sim;
+    for m in ["m1", "m2", "m3"] {
+        assert_at(sim, m, PIN);
+    }
+    assert_eq!(sim.engine("w1").as_deref(), Some(OLD));
+    assert_eq!(sim.installed("w1"), before);
+    assert_eq!(sim.availability("w1"), Availability::Active);
+    assert_at(sim, "w2", OLD);
+    let records = sim.records();
+    let failed = first_failure(&records);
+    assert!(others_after(&records, failed.seq, "w1").is_empty());
+    assert!(sim.records().iter().all(|r| r.node != "w2"), "w2 untouched");
+}
+
+#[tokio::test]
+async fn ssh_lost_before_a_stop_ends_in_rollback_failed_with_manual_steps() {
+    let sim = cluster(2);
+    let s = Setup::new(sim, 1);
+    let stop_w1 = s.step("w1", Action::StopEngine);
+    let hook = move |e: &Event, sim: &SimCluster, _: &AtomicBool| {
+        if started(e, stop_w1) {
+            sim.lose_ssh("w1", true);
+        }
+    };
+    let out = s.fresh(&hook).await;
+    assert_eq!(out.status(), RunStatus::RollbackFailed);
+    let failure = out.state.failure.unwrap();
+    assert!(failure.contains("manual recovery of w1"), "{failure}");
+    let sim = &s.sim;
+    assert_eq!(sim.engine("w1").as_deref(), Some(OLD), "never stopped");
+    assert_eq!(sim.availability("w1"), Availability::Drain, "left drained, as the instructions say");
+    assert!(sim.records().iter().all(|r| r.node != "w2"));
+}
+
+#[tokio::test]
+async fn a_stuck_drain_times_out_and_the_node_gets_its_availability_back() {
+    // Waits one real poll interval (100 ms) of the executor.
+    let sim = cluster(2);
+    sim.slow_drain("w1", None);
+    let mut s = Setup::new(sim, 1);
+    s.opts.drain_timeout = Duration::from_millis(1);
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::RolledBack);
+    assert!(out.state.failure.unwrap().contains("wait-drained w1"));
+    let sim = &s.sim;
+    assert_eq!(sim.engine("w1").as_deref(), Some(OLD));
+    assert_eq!(sim.availability("w1"), Availability::Active);
+    assert!(!order_of(&sim.records(), Script::Stop).contains(&"w1".to_string()));
+}
+
+#[tokio::test]
+async fn a_dockerd_that_dies_after_a_sysvinit_start_is_caught_by_verify_and_rolled_back() {
+    // sysvinit's start script returns 0 and dockerd exits behind it. Waits
+    // one real poll interval: the executor's verify deadline is on real time.
+    let sim = cluster(1);
+    sim.set_init(InitSystem::Sysvinit);
+    sim.break_engine("w1", PIN);
+    let mut s = Setup::new(sim, 1);
+    s.opts.verify_timeout = Duration::from_millis(50);
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::RolledBack, "{:?}", out.state.failure);
+    let failure = out.state.failure.unwrap();
+    assert!(failure.contains("verify w1"), "{failure}");
+    assert!(failure.contains("deliberately broken dockerd"), "the engine log is quoted: {failure}");
+    assert_eq!(s.sim.engine("w1").as_deref(), Some(OLD));
+    assert_eq!(s.sim.availability("w1"), Availability::Active);
+}
+
+// ----- stop and resume ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stop_request_ends_at_the_next_safe_point_and_resume_finishes_the_job() {
+    let sim = cluster(2);
+    let s = Setup::new(sim, 1);
+    let stop_at = s.step("m3", Action::Install);
+    let hook = move |e: &Event, _: &SimCluster, stop: &AtomicBool| {
+        if started(e, stop_at) {
+            stop.store(true, Ordering::SeqCst);
+        }
+    };
+    let out = s.fresh(&hook).await;
+    assert_eq!(out.status(), RunStatus::Interrupted);
+    // m3's batch finished: no engine is left down.
+    let sim = &s.sim;
+    assert_at(sim, "m2", PIN);
+    assert_at(sim, "m3", PIN);
+    assert_at(sim, "m1", OLD);
+    assert!(s.sim.timeline().last().is_some_and(|t| t.managers_down + t.workers_down == 0));
+    let verify_m3 = s.step("m3", Action::Verify);
+    assert!((1..=verify_m3).all(|i| out.state.step(i).status == StepStatus::Done));
+    assert!(out.state.steps[verify_m3..].iter().all(|st| st.status == StepStatus::Pending));
+    assert_eq!(sim.lease(), None);
+
+    let saved = s.run_dir("run-1").load_state().unwrap();
+    assert_eq!(saved, out.state);
+    let again = s.execute("run-1", saved, &no_hook).await;
+    assert_eq!(again.status(), RunStatus::Done);
+    for n in s.nodes() {
+        assert_at(sim, &n, PIN);
+        assert_eq!(sim.availability(&n), Availability::Active);
+    }
+    assert_eq!(order_of(&sim.records(), Script::Stop), ["m2", "m3", "m1", "w1", "w2"], "nothing done twice");
+    assert!(matches!(again.events[0], Event::RunStarted { done, .. } if done == verify_m3));
+}
+
+/// Drops the runner (a crash: nothing after it runs, not even a save) when
+/// `script` starts on `node`; returns the state file as the crash left it.
+async fn crash_when(s: &Setup, node: &str, script: Script) -> RunState {
+    let state = s.new_run("run-1");
+    let emit = |_: &Event| {};
+    let runner = s.runner("run-1", state, &emit, Arc::new(AtomicBool::new(false)));
+    let crashed = s
+        .sim
+        .drive(async {
+            tokio::select! {
+                biased;
+                status = runner.execute() => Some(status),
+                () = s.sim.script_started(node, script) => None,
+            }
+        })
+        .await;
+    assert!(crashed.is_none(), "the run ended before the crash: {crashed:?}");
+    drop(runner);
+    s.run_dir("run-1").load_state().unwrap()
+}
+
+#[tokio::test]
+async fn a_crash_in_the_middle_of_an_install_is_resumed_by_running_the_install_again() {
+    let sim = cluster(2);
+    let s = Setup::new(sim, 1);
+    let install_w1 = s.step("w1", Action::Install);
+    let state = crash_when(&s, "w1", Script::Install).await;
+    assert_eq!(state.status, RunStatus::Running);
+    assert_eq!(state.step(install_w1).status, StepStatus::Running);
+    assert!((1..install_w1).all(|i| state.done(i)));
+
+    let out = s.execute("run-1", state, &no_hook).await;
+    assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
+    let sim = &s.sim;
+    for n in s.nodes() {
+        assert_at(sim, &n, PIN);
+        assert_eq!(sim.availability(&n), Availability::Active);
+    }
+    assert_eq!(order_of(&sim.records(), Script::Install), ["m2", "m3", "m1", "w1", "w1", "w2"], "the interrupted install ran again");
+    assert_eq!(order_of(&sim.records(), Script::Stop), ["m2", "m3", "m1", "w1", "w2"], "done steps are not repeated");
+    assert_quorum_held(sim);
+}
+
+/// EXECUTOR BUG (runner.rs `guard`): a crash while the engine is stopping
+/// leaves the StopEngine step `Running`; by the time `resume` re-runs it the
+/// swarm sees the node down, the guard refuses ("w1 is Down, not ready"),
+/// and the run rolls the node back instead of continuing (and ends
+/// RolledBack, which `resume` cannot continue).
+#[tokio::test]
+async fn a_crash_while_the_engine_stops_is_resumed_to_the_end() {
+    let sim = cluster(2);
+    let s = Setup::new(sim, 1);
+    let state = crash_when(&s, "w1", Script::Stop).await;
+    // The operator restarts the tool a minute later: the stop has completed
+    // on the host and the heartbeat grace is over.
+    s.sim.advance(Duration::from_secs(60));
+    assert_eq!(s.sim.engine("w1"), None);
+
+    let out = s.execute("run-1", state, &no_hook).await;
+    assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
+    assert_at(&s.sim, "w1", PIN);
+}
+
+// ----- the quorum guard -------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_manager_lost_before_the_second_managers_drain_stops_the_run_before_it_goes_down() {
+    let sim = cluster(2);
+    let s = Setup::new(sim, 1);
+    let drain_m3 = s.step("m3", Action::Drain);
+    let hook = move |e: &Event, sim: &SimCluster, _: &AtomicBool| {
+        if started(e, drain_m3) {
+            sim.partition("m2", true);
+        }
+    };
+    let out = s.fresh(&hook).await;
+    assert_ne!(out.status(), RunStatus::Done);
+    assert_eq!(out.state.step(drain_m3).status, StepStatus::Failed);
+    let failure = out.state.failure.unwrap();
+    assert!(failure.contains("precondition failed") && failure.contains("m2") && failure.contains("unreachable"), "{failure}");
+    let sim = &s.sim;
+    let records = sim.records();
+    assert!(!order_of(&records, Script::Stop).contains(&"m3".into()), "m3 never went down");
+    assert!(
+        !records.iter().any(|r| r.node == "m3" && r.op == Op::Update { availability: Some(Availability::Drain) }),
+        "m3 was not even drained"
+    );
+    assert_eq!(sim.engine("m3").as_deref(), Some(OLD));
+    assert!(records.iter().all(|r| r.node != "m1"));
+    assert_quorum_held(sim);
+}
+
+/// EXECUTOR BUG (runner.rs `undo`): when the quorum guard refuses to stop a
+/// manager, the rollback counts the refused StopEngine step as done and
+/// stops that very manager, losing quorum while another is unreachable.
+#[tokio::test]
+async fn a_manager_lost_before_the_second_managers_stop_does_not_take_it_down() {
+    let sim = cluster(2);
+    let s = Setup::new(sim, 1);
+    let stop_m3 = s.step("m3", Action::StopEngine);
+    let hook = move |e: &Event, sim: &SimCluster, _: &AtomicBool| {
+        if started(e, stop_m3) {
+            sim.partition("m2", true);
+        }
+    };
+    let out = s.fresh(&hook).await;
+    assert_eq!(out.state.step(stop_m3).status, StepStatus::Failed);
+    assert!(out.state.failure.unwrap().contains("precondition failed"));
+    let records = s.sim.records();
+    assert!(!order_of(&records, Script::Stop).contains(&"m3".into()), "the guard said no, yet m3 was stopped: {records:#?}");
+    assert_quorum_held(&s.sim);
+}
+
+// ----- concurrency ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_second_run_against_the_same_swarm_is_locked_out() {
+    let sim = cluster(2);
+    let s = Setup::new(sim, 1);
+    let (a, b) = (s.new_run("run-a"), s.new_run("run-b"));
+    let emit = |_: &Event| {};
+    let ra = s.runner("run-a", a, &emit, Arc::new(AtomicBool::new(false)));
+    let rb = s.runner("run-b", b, &emit, Arc::new(AtomicBool::new(false)));
+    // run-a is polled first, takes the lease and blocks in its first stop.
+    let (a, b) = s.sim.drive(async { tokio::join!(ra.execute(), rb.execute()) }).await;
+    assert_eq!(a.unwrap(), RunStatus::Done);
+    let err = b.unwrap_err();
+    assert_eq!(swarm_upgrade::error::exit_code_of(&err), 75, "{err:#}");
+    assert!(err.to_string().contains("run-a"), "{err}");
+    assert_eq!(s.sim.lease(), None);
+}
+
+#[tokio::test]
+async fn max_parallel_2_upgrades_two_workers_at_once_in_less_simulated_time() {
+    let mut times = vec![];
+    for max_parallel in [1, 2] {
+        let sim = cluster(4);
+        let s = Setup::new(sim, max_parallel);
+        let out = s.fresh(&no_hook).await;
+        assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
+        for n in s.nodes() {
+            assert_at(&s.sim, &n, PIN);
+        }
+        let most_down = s.sim.timeline().iter().map(|t| t.workers_down).max().unwrap();
+        assert_eq!(most_down, max_parallel, "workers down at once");
+        assert_quorum_held(&s.sim);
+        times.push(s.sim.now());
+    }
+    // Four workers of 26 s of scripts each: 104 s one by one, 52 s two by two.
+    assert_eq!(times[0] - times[1], Duration::from_secs(52), "{times:?}");
+}
+
+/// EXECUTOR BUG (runner.rs `execute_batch`): the nodes of a batch run to
+/// their end whatever happens to their siblings, so after w1 fails its
+/// sibling w2 goes on to install and start the same target; the run then
+/// reports "no further node was touched".
+#[tokio::test]
+async fn a_failure_in_a_parallel_batch_stops_its_siblings_at_a_safe_point() {
+    let sim = cluster(4);
+    sim.fail_script("w1", Script::Stop, 1, "Failed to stop docker.service: Unit docker.service is masked.", Some(1));
+    let s = Setup::new(sim, 2);
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::RolledBack);
+    let records = s.sim.records();
+    let failed = first_failure(&records);
+    let after: Vec<_> = others_after(&records, failed.seq, "w1")
+        .into_iter()
+        .filter(|r| matches!(r.op, Op::Script(Script::Install | Script::Start)))
+        .collect();
+    assert!(after.is_empty(), "w2 was upgraded after w1 failed: {after:#?}");
+}
+
+// ----- swarm features ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn autolocked_managers_are_unlocked_with_the_key_on_stdin() {
+    // One real poll interval per manager: verify polls again after unlocking.
+    let key = "SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8";
+    let sim = cluster(1);
+    sim.enable_autolock(key);
+    let s = Setup::with_key(sim, 1, Some(key));
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
+    let unlocks: Vec<_> = s.sim.records().into_iter().filter(|r| r.op == Op::Unlock).collect();
+    assert_eq!(unlocks.len(), 3, "{unlocks:#?}");
+    assert!(unlocks.iter().all(|r| r.status == Some(0)), "the simulation refuses a key in argv: {unlocks:#?}");
+}
+
+/// EXECUTOR BUG (runner.rs `via`): the API is always asked through another
+/// manager, so a single-manager swarm (which the quorum guard and the
+/// quorum-budget check explicitly allow) fails its first step: "no other
+/// manager answers: there is none".
+#[tokio::test]
+async fn a_single_manager_swarm_is_upgraded() {
+    let sim = SimCluster::generate(3, 1, 3, 7, 1, 42);
+    sim.set_delays(Delays::test());
+    let s = Setup::new(sim, 1);
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
+    for n in s.nodes() {
+        assert_at(&s.sim, &n, PIN);
+    }
+}

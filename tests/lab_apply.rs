@@ -1,0 +1,340 @@
+//! `swarm-upgrade apply` on the real testkit lab: real Debian nodes, real
+//! sshd and dockerd, a real swarm upgraded from 20.10.24 to 26.1.5.
+//!
+//! Each test brings up its own fresh lab (so it starts at 20.10.24 whatever
+//! ran before) and removes it at the end. They are `#[ignore]`d in a plain
+//! `cargo test`; the lab suite runs them with `--ignored --test-threads=1`,
+//! as root. A lab that cannot start fails the test: nothing is skipped.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use testkit::{Lab, Status, UpOptions};
+
+const OLD: &str = "20.10.24";
+const PIN: &str = "26.1.5";
+const BROKEN: &str = "26.1.99";
+
+/// A lab of its own for one test, removed when dropped.
+struct FreshLab {
+    lab: Lab,
+    state_dir: tempfile::TempDir,
+}
+
+impl FreshLab {
+    fn up(name: &str, subnet: &str) -> FreshLab {
+        let _ = Lab::down(name);
+        let lab = Lab::up(&UpOptions {
+            name: name.into(),
+            managers: 3,
+            workers: 2,
+            subnet: subnet.into(),
+        })
+        .unwrap_or_else(|e| panic!("the lab {name} could not be brought up: {e:#}"));
+        lab.wait_healthy(Duration::from_secs(180))
+            .unwrap_or_else(|e| panic!("the lab {name} is not healthy: {e:#}"));
+        FreshLab {
+            lab,
+            state_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_swarm-upgrade"));
+        c.args(args)
+            .arg("--inventory")
+            .arg(self.lab.inventory_path())
+            .env("SWARM_UPGRADE_STATE_DIR", self.state_dir.path())
+            .env_remove("SWARM_UPGRADE_INVENTORY");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd(args).output().unwrap();
+        eprintln!(
+            "$ swarm-upgrade {} -> {:?}\n{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn status(&self) -> Status {
+        self.lab.status().expect("lab status")
+    }
+
+    fn journal(&self) -> Vec<serde_json::Value> {
+        let current = std::fs::read_dir(self.state_dir.path())
+            .unwrap()
+            .next()
+            .expect("a cluster dir")
+            .unwrap()
+            .path();
+        let run = std::fs::read_to_string(current.join("current")).unwrap();
+        let text = std::fs::read_to_string(current.join("runs").join(run.trim()).join("journal.jsonl")).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+impl Drop for FreshLab {
+    fn drop(&mut self) {
+        if let Err(e) = Lab::down(self.lab.name()) {
+            eprintln!("removing lab {}: {e:#}", self.lab.name());
+        }
+    }
+}
+
+/// Samples the managers' view every second while a run goes on: the number
+/// of reachable managers and leaders, to show that quorum never went.
+struct QuorumSampler {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<Vec<(usize, usize, String)>>>,
+}
+
+impl QuorumSampler {
+    fn start(lab_name: &str) -> QuorumSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let name = lab_name.to_string();
+        let handle = thread::spawn(move || {
+            let lab = Lab::open(&name).unwrap();
+            let mut samples = vec![];
+            while !flag.load(Ordering::SeqCst) {
+                match lab.status() {
+                    Ok(st) => {
+                        let managers: Vec<_> = st.nodes.iter().filter(|n| n.role == "manager").collect();
+                        let reachable = managers
+                            .iter()
+                            .filter(|n| n.reachability.as_deref() == Some("reachable"))
+                            .count();
+                        let leaders = managers.iter().filter(|n| n.leader).count();
+                        samples.push((reachable, leaders, String::new()));
+                    }
+                    Err(e) => samples.push((0, 0, format!("{e:#}"))),
+                }
+                thread::sleep(Duration::from_millis(1000));
+            }
+            samples
+        });
+        QuorumSampler {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self) -> Vec<(usize, usize, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+fn availability(st: &Status) -> Vec<(String, String)> {
+    let mut v: Vec<_> = st.nodes.iter().map(|n| (n.name.clone(), n.availability.clone())).collect();
+    v.sort();
+    v
+}
+
+fn versions(st: &Status) -> Vec<(String, String)> {
+    let mut v: Vec<_> = st.nodes.iter().map(|n| (n.name.clone(), n.engine_version.clone())).collect();
+    v.sort();
+    v
+}
+
+fn assert_all_at(st: &Status, version: &str) {
+    for n in &st.nodes {
+        assert!(
+            n.engine_version.starts_with(version),
+            "{} runs {}, expected {version}",
+            n.name,
+            n.engine_version
+        );
+        assert_eq!(n.state, "ready", "{}", n.name);
+    }
+}
+
+/// Spawns `apply` with JSON events on stdout; kills it with SIGKILL as soon
+/// as `when` matches an event. Returns the event that triggered the kill.
+fn kill_apply_when(fresh: &FreshLab, args: &[&str], when: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let mut child: Child = fresh
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if when(&ev) {
+            // Let the step get under way, then kill without warning.
+            thread::sleep(Duration::from_millis(700));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return ev;
+        }
+    }
+    let status = child.wait().unwrap();
+    panic!("apply ended ({status}) before the expected event");
+}
+
+fn held_packages(lab: &Lab, node: &str) -> String {
+    let out = lab.ssh(node, &["apt-mark", "showhold"]).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn started_nodes(journal: &[serde_json::Value]) -> Vec<String> {
+    let mut v: Vec<String> = journal
+        .iter()
+        .filter(|e| e["event"] == "step-started")
+        .filter_map(|e| e["node"].as_str().map(str::to_string))
+        .collect();
+    v.dedup();
+    v
+}
+
+#[test]
+#[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
+fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
+    let fresh = FreshLab::up("ap1", "172.31.1.0/24");
+    let before = fresh.status();
+    assert_all_at(&before, OLD);
+    let since = SystemTime::now();
+
+    // 1. The broken package: the first manager fails verification and is
+    //    rolled back; the run stops with exit 4 and touches nothing else.
+    let out = fresh.run(&["apply", "--pin", BROKEN, "--yes", "--verify-timeout", "90s"]);
+    assert_eq!(out.status.code(), Some(4), "a failed node rolls back with exit 4");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(err.contains("deliberately broken dockerd"), "the engine's last log lines are reported: {err}");
+    let journal = fresh.journal();
+    let touched = started_nodes(&journal);
+    assert_eq!(touched.len(), 1, "only the first manager was touched: {touched:?}");
+    assert_eq!(touched[0], "ap1-m2", "a follower goes first, the leader last");
+    let after = fresh.lab.wait_healthy(Duration::from_secs(120)).expect("healthy after rollback");
+    assert_eq!(versions(&after), versions(&before), "every node runs its old engine");
+    assert_eq!(availability(&after), availability(&before));
+    let held = held_packages(&fresh.lab, "ap1-m2");
+    assert!(held.contains("docker.io"), "the restored engine is held: {held}");
+    let report = fresh.lab.probe_report(Some(since)).unwrap();
+    assert_eq!(report.failed, 0, "the probe lost requests: {report:?}");
+
+    // 2. SIGKILL right after a drain (while waiting for the tasks to leave),
+    //    then resume.
+    let killed = kill_apply_when(&fresh, &["apply", "--pin", PIN, "--yes", "--output", "json"], |e| {
+        e["event"] == "step-started" && e["action"] == "wait-drained"
+    });
+    assert_eq!(killed["node"], "ap1-m2");
+    let out = fresh.run(&["status"]);
+    assert!(out.status.success());
+    // 3. Resume, and SIGKILL it in the middle of a later node's install.
+    let killed = kill_apply_when(&fresh, &["resume", "--yes", "--output", "json"], |e| {
+        e["event"] == "step-started" && e["action"] == "install" && e["node"] == "ap1-m3"
+    });
+    assert_eq!(killed["node"], "ap1-m3");
+    // 4. `apply` with the same pin continues the same run to the end.
+    let out = fresh.run(&["apply", "--pin", PIN, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "the resumed run completes");
+
+    let end = fresh.lab.wait_healthy(Duration::from_secs(120)).expect("healthy at the end");
+    assert_all_at(&end, PIN);
+    assert_eq!(availability(&end), availability(&before), "availability ends as it started");
+    for n in &end.nodes {
+        let held = held_packages(&fresh.lab, &n.name);
+        for p in ["docker.io", "docker-cli", "containerd"] {
+            assert!(held.contains(p), "{}: {p} is not held: {held}", n.name);
+        }
+    }
+    let report = fresh.lab.probe_report(Some(since)).unwrap();
+    assert_eq!(report.failed, 0, "the probe lost requests: {report:?}");
+}
+
+#[test]
+#[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
+fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
+    let fresh = FreshLab::up("ap2", "172.31.2.0/24");
+    let before = fresh.status();
+    assert_all_at(&before, OLD);
+    let since = SystemTime::now();
+    let sampler = QuorumSampler::start("ap2");
+
+    let mut apply = fresh
+        .cmd(&["apply", "--pin", PIN, "--yes", "--max-parallel", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A second operator, while the first run holds the lock: exit 75, nothing touched.
+    let stderr = apply.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        eprintln!("{line}");
+        if line.contains("] ap2-m2 drain") {
+            break;
+        }
+    }
+    let second = fresh.run(&["apply", "--pin", PIN, "--yes"]);
+    assert_eq!(second.status.code(), Some(75), "a concurrent apply is refused");
+    let t = Instant::now();
+    for line in lines {
+        eprintln!("{}", line.unwrap());
+    }
+    let status = apply.wait().unwrap();
+    assert!(status.success(), "apply failed: {status}");
+    eprintln!("rest of the run took {:.0} s", t.elapsed().as_secs_f64());
+
+    let samples = sampler.finish();
+    assert!(samples.len() > 10, "too few quorum samples: {}", samples.len());
+    for (i, (reachable, leaders, err)) in samples.iter().enumerate() {
+        assert!(err.is_empty() || *reachable > 0, "sample {i}: no manager answered: {err}");
+        assert!(*reachable >= 2, "sample {i}: quorum lost ({reachable} of 3 managers reachable)");
+        assert!(*leaders <= 1, "sample {i}: {leaders} leaders");
+    }
+
+    let end = fresh.lab.wait_healthy(Duration::from_secs(120)).expect("healthy at the end");
+    assert_all_at(&end, PIN);
+    assert_eq!(availability(&end), availability(&before), "availability ends as it started");
+    for n in &end.nodes {
+        let held = held_packages(&fresh.lab, &n.name);
+        assert!(held.contains("docker.io") && held.contains("docker-cli"), "{}: {held}", n.name);
+        let v = fresh.lab.ssh(&n.name, &["docker", "version", "--format", "{{.Client.Version}}"]).unwrap();
+        assert!(v.status.success(), "{}: the docker CLI works after the upgrade", n.name);
+    }
+    let report = fresh.lab.probe_report(Some(since)).unwrap();
+    assert!(report.sent > 100, "{report:?}");
+    assert_eq!(report.failed, 0, "the probe lost requests: {report:?}");
+
+    // The two workers ran together: the workers phase took clearly less than
+    // the two workers' upgrades one after the other.
+    let journal = fresh.journal();
+    let span = |node: &str| -> (f64, f64) {
+        let ts: Vec<f64> = journal
+            .iter()
+            .filter(|e| e["node"] == node)
+            .filter_map(|e| e["ts"].as_str())
+            .map(|t| {
+                humantime::parse_rfc3339(t)
+                    .unwrap()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64()
+            })
+            .collect();
+        (ts[0], ts[ts.len() - 1])
+    };
+    let (w1_start, w1_end) = span("ap2-w1");
+    let (w2_start, w2_end) = span("ap2-w2");
+    assert!(w2_start < w1_end && w1_start < w2_end, "the workers overlapped");
+    let phase = w1_end.max(w2_end) - w1_start.min(w2_start);
+    let serial = (w1_end - w1_start) + (w2_end - w2_start);
+    eprintln!("workers phase {phase:.1} s, one after the other {serial:.1} s");
+    assert!(phase < serial * 0.8, "max-parallel 2 is not measurably shorter: {phase:.1} s vs {serial:.1} s");
+}
