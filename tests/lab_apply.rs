@@ -163,9 +163,16 @@ fn kill_apply_when(fresh: &FreshLab, args: &[&str], when: impl Fn(&serde_json::V
     let mut child: Child = fresh
         .cmd(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Keep stderr for the failure message without blocking the child on a full pipe.
+    let stderr = child.stderr.take().unwrap();
+    let errors = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
     let stdout = child.stdout.take().unwrap();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
@@ -181,7 +188,10 @@ fn kill_apply_when(fresh: &FreshLab, args: &[&str], when: impl Fn(&serde_json::V
         }
     }
     let status = child.wait().unwrap();
-    panic!("apply ended ({status}) before the expected event");
+    panic!(
+        "apply ended ({status}) before the expected event:\n{}",
+        errors.join().unwrap()
+    );
 }
 
 fn held_packages(lab: &Lab, node: &str) -> String {
@@ -232,8 +242,15 @@ fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
         e["event"] == "step-started" && e["action"] == "wait-drained"
     });
     assert_eq!(killed["node"], "ap1-m2");
-    let out = fresh.run(&["status"]);
-    assert!(out.status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_swarm-upgrade"))
+        .args(["status", "--output", "json"])
+        .env("SWARM_UPGRADE_STATE_DIR", fresh.state_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["status"], "running", "a killed run is still running as far as its state knows: {st}");
+    assert!(st["in_progress"].is_u64(), "the step in progress is shown: {st}");
     // 3. Resume, and SIGKILL it in the middle of a later node's install.
     let killed = kill_apply_when(&fresh, &["resume", "--yes", "--output", "json"], |e| {
         e["event"] == "step-started" && e["action"] == "install" && e["node"] == "ap1-m3"

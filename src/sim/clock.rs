@@ -50,7 +50,10 @@ impl SimCluster {
     /// sleeps on the simulation (commands with a duration, [`Self::sleep`])
     /// must run under `drive`.
     pub async fn drive<F: Future>(&self, fut: F) -> F::Output {
-        let mut fut = std::pin::pin!(fut);
+        // Without tokio's cooperative budget: a primitive (a Mutex) out of
+        // budget returns Pending and defers its wake-up to the scheduler,
+        // which would look like "everyone waits" here and move time early.
+        let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
         std::future::poll_fn(move |cx| {
             loop {
                 let flag = Arc::new(Flag {

@@ -40,7 +40,7 @@ use crate::playbook::{Playbooks, Script};
 
 pub use clock::SimSleep;
 pub use generate::{SimSpec, deb_version};
-pub use record::{Op, Record, Sample};
+pub use record::{Op, Record, Sample, lines};
 
 use command::ScriptIndex;
 use world::{CommandFault, World};

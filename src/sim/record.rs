@@ -60,3 +60,33 @@ pub struct Sample {
     pub managers_down: usize,
     pub workers_down: usize,
 }
+
+impl std::fmt::Display for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{} {:?} {} {:?}", self.seq, self.at, self.node, self.op)?;
+        match self.status {
+            Some(s) => write!(f, " exit {s}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for Sample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} {}: {}/{} managers reachable, quorum {}, leader {}",
+            self.at,
+            self.what,
+            self.reachable,
+            self.managers,
+            if self.quorum { "held" } else { "LOST" },
+            self.leader.as_deref().unwrap_or("none")
+        )
+    }
+}
+
+/// One item a line, for assertion messages.
+pub fn lines<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items.into_iter().map(|i| format!("\n  {i}")).collect()
+}

@@ -317,7 +317,36 @@ pub fn unmount_below(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Serializes the operations that start, use or stop the shared private daemon (`up`,
+/// `down`, `prepare`) across processes. Without it, a `down` that sees no lab left stops the
+/// daemon under an `up` that is still importing the node image in another process (seen:
+/// parallel test binaries that each bring up labs of their own). Released on drop.
+pub struct HostLock {
+    _file: fs::File,
+}
+
+pub fn lock_host(what: &str) -> Result<HostLock> {
+    require_root()?;
+    fs::create_dir_all(paths::state_root())?;
+    let path = paths::state_root().join(".lock");
+    let file =
+        fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            eprintln!("testkit: {what}: waiting for another testkit (up/down/prepare) to finish");
+            file.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    Ok(HostLock { _file: file })
+}
+
 /// Everything the host needs before a lab can be built: root, packages, private daemon.
+/// Callers hold the `HostLock`.
 pub fn prepare() -> Result<Daemon> {
     require_root()?;
     ensure_packages()?;

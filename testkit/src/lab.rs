@@ -570,6 +570,7 @@ impl Lab {
         let start = Instant::now();
         validate_name(&opts.name)?;
         let nodes = plan_nodes(&opts.name, opts.managers, opts.workers, &opts.subnet)?;
+        let _lock = host::lock_host("up")?;
         host::prepare()?;
         progress(start, "host ready (packages, private dockerd)");
 
@@ -615,7 +616,8 @@ impl Lab {
         lab.wait_nodes_booted(&nodes)?;
         progress(start, "sshd and dockerd up in every node");
         lab.setup_ssh(&nodes)?;
-        progress(start, "SSH key installed, known_hosts written");
+        lab.check_ssh()?;
+        progress(start, "SSH key installed, known_hosts written, ssh checked");
         lab.form_swarm()?;
         progress(start, "swarm formed");
         lab.deploy_probe()?;
@@ -847,6 +849,24 @@ impl Lab {
         Ok(())
     }
 
+    /// The lab's real SSH path (strict host key checking, key, sudo) works to every node.
+    fn check_ssh(&self) -> Result<()> {
+        for node in self.nodes() {
+            let out = self.ssh(&node.name, &["sudo", "-n", "hostname"])?;
+            let name = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() || name.trim() != node.name {
+                bail!(
+                    "{}",
+                    cmd::failure_message(
+                        &format!("ssh upgrader@{} sudo -n hostname", node.address),
+                        &out
+                    )
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn form_swarm(&self) -> Result<()> {
         let managers = self.managers();
         let first = &managers[0];
@@ -971,7 +991,7 @@ impl Lab {
     pub fn down(name: &str) -> Result<()> {
         let start = Instant::now();
         validate_name(name)?;
-        host::require_root()?;
+        let _lock = host::lock_host("down")?;
         let daemon = host::Daemon::new();
         let dir = paths::lab_dir(name);
         if daemon.pid().is_none() {

@@ -138,6 +138,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Prepare { rebuild } => {
             let start = Instant::now();
+            let _lock = host::lock_host("prepare")?;
             host::prepare()?;
             let manifest = image::ensure(rebuild)?;
             println!("{}", serde_json::to_string_pretty(&manifest.versions)?);

@@ -178,36 +178,53 @@ fn request(
     timeout: Duration,
 ) -> Result<String, String> {
     let start = Instant::now();
-    let deadline = start + timeout;
     let mut addrs = resolver.resolve(host, port, timeout)?;
     addrs.sort();
     addrs.dedup();
     let first = rotation % addrs.len();
     addrs.rotate_left(first);
+    let left = timeout.saturating_sub(start.elapsed());
+    match first_answer(&addrs, left, ask) {
+        Ok((addr, answer)) => {
+            let ms = start.elapsed().as_millis();
+            Ok(format!("{addr} {ms}ms {answer}"))
+        }
+        Err(errors) => Err(format!(
+            "no server answered within {} ms ({} addresses): {}",
+            timeout.as_millis(),
+            addrs.len(),
+            if errors.is_empty() {
+                "timed out".to_string()
+            } else {
+                errors.join("; ")
+            }
+        )),
+    }
+}
+
+/// Ask the addresses in turn until one answers, within `budget` overall. Each attempt gets
+/// an even share of what is left for the untried addresses: a server that hangs (e.g. a task
+/// on a node that just went away, still listed by DNS) must not use the whole budget and so
+/// keep the client from failing over to the servers that are up.
+fn first_answer(
+    addrs: &[SocketAddr],
+    budget: Duration,
+    mut ask: impl FnMut(&SocketAddr, Duration) -> Result<String, String>,
+) -> Result<(SocketAddr, String), Vec<String>> {
+    let deadline = Instant::now() + budget;
     let mut errors = Vec::new();
-    for addr in &addrs {
+    for (i, addr) in addrs.iter().enumerate() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        match ask(addr, left) {
-            Ok(answer) => {
-                let ms = start.elapsed().as_millis();
-                return Ok(format!("{addr} {ms}ms {answer}"));
-            }
+        let share = left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
+        match ask(addr, share) {
+            Ok(answer) => return Ok((*addr, answer)),
             Err(e) => errors.push(format!("{addr}: {e}")),
         }
     }
-    Err(format!(
-        "no server answered within {} ms ({} addresses): {}",
-        timeout.as_millis(),
-        addrs.len(),
-        if errors.is_empty() {
-            "timed out".to_string()
-        } else {
-            errors.join("; ")
-        }
-    ))
+    Err(errors)
 }
 
 fn ask(addr: &SocketAddr, left: Duration) -> Result<String, String> {
@@ -272,6 +289,38 @@ mod tests {
         }
         let leap = humantime::parse_rfc3339("2024-02-29T23:59:59.999Z").unwrap();
         assert_eq!(rfc3339_millis(leap), "2024-02-29T23:59:59.999Z");
+    }
+
+    #[test]
+    fn a_hanging_server_leaves_time_to_fail_over() {
+        let addrs: Vec<SocketAddr> = ["10.0.1.3:8080", "10.0.1.4:8080", "10.0.1.5:8080"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let mut shares = Vec::new();
+        // The first server hangs for its whole share; the second answers.
+        let got = first_answer(&addrs, Duration::from_millis(900), |addr, share| {
+            shares.push(share);
+            if *addr == addrs[0] {
+                thread::sleep(share);
+                Err("connection timed out".into())
+            } else {
+                Ok("probe-server b".into())
+            }
+        })
+        .unwrap();
+        assert_eq!(got.0, addrs[1]);
+        assert!(shares[0] <= Duration::from_millis(300), "{shares:?}");
+        assert!(shares[1] >= Duration::from_millis(250), "{shares:?}");
+
+        // Nobody answers: every address was tried and is named.
+        let errors = first_answer(&addrs, Duration::from_millis(300), |_, share| {
+            thread::sleep(share);
+            Err("connection timed out".into())
+        })
+        .unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[2].starts_with("10.0.1.5:8080"));
     }
 
     #[test]

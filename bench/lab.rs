@@ -1,0 +1,256 @@
+//! `bench lab JOURNAL`: where the time of a real `apply` went, from its
+//! journal (runs/<id>/journal.jsonl; the plan.json next to it, if present,
+//! gives each step's phase).
+//!
+//! - step time: step-started to step-finished (or -failed), per node and
+//!   action. Script steps include one SSH round trip each; the journal cannot
+//!   split a step into remote work and transport.
+//! - polling bound: a wait step (wait-drained, verify, wait-converged) ends
+//!   at the first poll after the change, at most one backoff interval
+//!   (100 ms doubling to 1 s) late; that interval is its polling overhead
+//!   bound.
+//! - gaps: time inside a node's (or the run's) span when none of its steps
+//!   ran: the executor's own overhead between steps.
+//! - SSH round trips are not journaled: that needs instrumentation (see
+//!   RESULTS.md); the simulated run counts them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use serde_json::Value;
+use swarm_upgrade::plan::{Phase, Plan};
+
+#[derive(Debug, Clone)]
+struct Step {
+    index: usize,
+    node: Option<String>,
+    action: String,
+    start: f64,
+    end: f64,
+    failed: bool,
+}
+
+impl Step {
+    fn secs(&self) -> f64 {
+        self.end - self.start
+    }
+}
+
+fn ts(v: &Value) -> Option<f64> {
+    let t = humantime::parse_rfc3339_weak(v.get("ts")?.as_str()?).ok()?;
+    Some(t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs_f64())
+}
+
+/// The backoff interval in effect after `elapsed` of polling: how late the
+/// first poll after a change can be at most.
+fn polling_bound(elapsed: f64) -> f64 {
+    let (mut t, mut next) = (0.0, 0.1_f64);
+    while t + next <= elapsed {
+        t += next;
+        next = (next * 2.0).min(1.0);
+    }
+    next.min(elapsed)
+}
+
+/// Total length of the union of intervals.
+fn covered(mut iv: Vec<(f64, f64)>) -> f64 {
+    iv.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut total, mut cur): (f64, Option<(f64, f64)>) = (0.0, None);
+    for (s, e) in iv {
+        match &mut cur {
+            Some((_, ce)) if s <= *ce => *ce = ce.max(e),
+            _ => {
+                if let Some((cs, ce)) = cur {
+                    total += ce - cs;
+                }
+                cur = Some((s, e));
+            }
+        }
+    }
+    total + cur.map_or(0.0, |(s, e)| e - s)
+}
+
+fn fmt(s: f64) -> String {
+    if s >= 100.0 {
+        format!("{s:.0}s")
+    } else if s >= 1.0 {
+        format!("{s:.1}s")
+    } else {
+        format!("{:.0}ms", s * 1e3)
+    }
+}
+
+const WAITS: [&str; 3] = ["wait-drained", "verify", "wait-converged"];
+const ACTIONS: [&str; 9] = [
+    "drain",
+    "wait-drained",
+    "stop-engine",
+    "backup",
+    "install",
+    "start-engine",
+    "verify",
+    "restore-availability",
+    "wait-converged",
+];
+
+pub fn run(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut steps = vec![];
+    let mut open: HashMap<usize, (f64, Option<String>, String)> = HashMap::new();
+    let mut runs: Vec<(f64, Option<f64>)> = vec![];
+    let mut last_ts = 0.0;
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
+        let Some(t) = ts(&v) else { continue };
+        last_ts = t;
+        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        match v.get("event").and_then(Value::as_str).unwrap_or("") {
+            "run-started" => runs.push((t, None)),
+            "run-finished" => {
+                if let Some(r) = runs.last_mut() {
+                    r.1 = Some(t);
+                }
+            }
+            "step-started" => {
+                let node = v.get("node").and_then(Value::as_str).map(str::to_string);
+                let action = v.get("action").and_then(Value::as_str).unwrap_or("?").to_string();
+                open.insert(index, (t, node, action));
+            }
+            ev @ ("step-finished" | "step-failed") => {
+                if let Some((start, node, action)) = open.remove(&index) {
+                    steps.push(Step {
+                        index,
+                        node,
+                        action,
+                        start,
+                        end: t,
+                        failed: ev == "step-failed",
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    // A run cut short (a crash) ends at its last record.
+    let runs: Vec<(f64, f64)> = runs.into_iter().map(|(s, e)| (s, e.unwrap_or(last_ts))).collect();
+    let wall: f64 = runs.iter().map(|(s, e)| e - s).sum();
+    let plan: Option<Plan> = path
+        .parent()
+        .map(|d| d.join("plan.json"))
+        .filter(|p| p.exists())
+        .and_then(|p| swarm_upgrade::plan::file::load(&p).ok());
+
+    println!("journal {}: {} run(s), {} step records, wall {}", path.display(), runs.len(), steps.len(), fmt(wall));
+    println!();
+    per_node(&steps);
+    println!();
+    per_action(&steps);
+    println!();
+    let union = covered(steps.iter().map(|s| (s.start, s.end)).collect());
+    let polling: f64 = steps
+        .iter()
+        .filter(|s| WAITS.contains(&s.action.as_str()))
+        .map(|s| polling_bound(s.secs()))
+        .sum();
+    let nodes = steps.iter().filter_map(|s| s.node.as_deref()).collect::<std::collections::BTreeSet<_>>().len().max(1);
+    let between = (wall - union).max(0.0);
+    println!("orchestration overhead (whole run)");
+    println!("  between steps (no step running): {} = {:.1}% of the wall time", fmt(between), 100.0 * between / wall.max(1e-9));
+    println!("  polling delay, upper bound:      {}", fmt(polling));
+    println!(
+        "  per node: {} ({:.1}% of the wall time)",
+        fmt((between + polling) / nodes as f64),
+        100.0 * (between + polling) / wall.max(1e-9)
+    );
+    if let Some(plan) = &plan {
+        let phase_of: HashMap<usize, Phase> = plan.steps.iter().map(|s| (s.index, s.phase)).collect();
+        let workers: Vec<&Step> = steps.iter().filter(|s| phase_of.get(&s.index) == Some(&Phase::Workers)).collect();
+        if let (Some(s), Some(e)) = (
+            workers.iter().map(|s| s.start).min_by(f64::total_cmp),
+            workers.iter().map(|s| s.end).max_by(f64::total_cmp),
+        ) {
+            println!("workers phase (max-parallel {}): wall {}", plan.max_parallel, fmt(e - s));
+        }
+    }
+    println!("SSH round trips: not in the journal (needs instrumentation of LiveOps); see bench/RESULTS.md");
+    Ok(())
+}
+
+fn per_node(steps: &[Step]) {
+    let mut by_node: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
+    for s in steps {
+        by_node.entry(s.node.as_deref().unwrap_or("(cluster)")).or_default().push(s);
+    }
+    let short = ["drain", "w-drain", "stop", "backup", "install", "start", "verify", "restore", "converge"];
+    print!("{:<14} {:>5} {:>8} {:>8} {:>8} {:>8}", "node", "steps", "wall", "steps", "gaps", "polling");
+    for a in short {
+        print!(" {a:>8}");
+    }
+    println!();
+    for (node, list) in &by_node {
+        let start = list.iter().map(|s| s.start).fold(f64::MAX, f64::min);
+        let end = list.iter().map(|s| s.end).fold(f64::MIN, f64::max);
+        let in_steps = covered(list.iter().map(|s| (s.start, s.end)).collect());
+        let polling: f64 = list
+            .iter()
+            .filter(|s| WAITS.contains(&s.action.as_str()))
+            .map(|s| polling_bound(s.secs()))
+            .sum();
+        let failed = list.iter().filter(|s| s.failed).count();
+        print!(
+            "{:<14} {:>5} {:>8} {:>8} {:>8} {:>8}",
+            node,
+            format!("{}{}", list.len(), if failed > 0 { "!" } else { "" }),
+            fmt(end - start),
+            fmt(in_steps),
+            fmt((end - start - in_steps).max(0.0)),
+            fmt(polling)
+        );
+        for a in ACTIONS {
+            let t: f64 = list.iter().filter(|s| s.action == a).map(|s| s.secs()).sum();
+            print!(" {:>8}", if t > 0.0 { fmt(t) } else { "-".into() });
+        }
+        println!();
+    }
+}
+
+fn per_action(steps: &[Step]) {
+    println!("{:<22} {:>6} {:>9} {:>9} {:>9} {:>9}", "action", "count", "total", "mean", "max", "polling");
+    for a in ACTIONS {
+        let list: Vec<f64> = steps.iter().filter(|s| s.action == a).map(Step::secs).collect();
+        if list.is_empty() {
+            continue;
+        }
+        let total: f64 = list.iter().sum();
+        let max = list.iter().copied().fold(0.0, f64::max);
+        let polling = if WAITS.contains(&a) {
+            fmt(list.iter().map(|&s| polling_bound(s)).sum())
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<22} {:>6} {:>9} {:>9} {:>9} {:>9}",
+            a,
+            list.len(),
+            fmt(total),
+            fmt(total / list.len() as f64),
+            fmt(max),
+            polling
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_bound_follows_the_backoff() {
+        assert_eq!(polling_bound(0.05), 0.05);
+        assert_eq!(polling_bound(0.15), 0.2);
+        assert_eq!(polling_bound(2.0), 1.0);
+        assert_eq!(covered(vec![(0.0, 2.0), (1.0, 3.0), (5.0, 6.0)]), 4.0);
+    }
+}
