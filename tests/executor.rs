@@ -18,8 +18,8 @@ use swarm_upgrade::exec::runner::{LABEL_AVAILABILITY, LABEL_DONE, LABEL_RUN, Run
 use swarm_upgrade::exec::state::{RunState, RunStatus, StepStatus};
 use swarm_upgrade::facts::gather::Gathered;
 use swarm_upgrade::facts::model::{Availability, InitSystem};
-use swarm_upgrade::playbook::{Playbooks, Script};
 use swarm_upgrade::plan::{self, Action, Plan};
+use swarm_upgrade::playbook::{Playbooks, Script};
 use swarm_upgrade::sim::{Delays, Op, Record, SimCluster, deb_version, lines};
 use swarm_upgrade::version::EngineVersion;
 
@@ -120,7 +120,18 @@ impl Setup {
         stop: Arc<AtomicBool>,
     ) -> Runner<'a, SimCluster> {
         let (ops, plan, facts) = (&self.sim, &self.plan, &self.gathered.facts);
-        Runner::new(ops, plan, facts, &self.playbooks, &self.opts, self.run_dir(run_id), state, emit, stop).unwrap()
+        Runner::new(
+            ops,
+            plan,
+            facts,
+            &self.playbooks,
+            &self.opts,
+            self.run_dir(run_id),
+            state,
+            emit,
+            stop,
+        )
+        .unwrap()
     }
 
     /// Executes run `run_id` from `state` to its end.
@@ -168,12 +179,19 @@ fn started(e: &Event, index: usize) -> bool {
 
 /// Hostnames in the order `script` ran on them.
 fn order_of(records: &[Record], script: Script) -> Vec<String> {
-    records.iter().filter(|r| r.is_script(script)).map(|r| r.node.clone()).collect()
+    records
+        .iter()
+        .filter(|r| r.is_script(script))
+        .map(|r| r.node.clone())
+        .collect()
 }
 
 /// What was done to nodes other than `node` at or after `seq`.
 fn others_after<'a>(records: &'a [Record], seq: u64, node: &str) -> Vec<&'a Record> {
-    records.iter().filter(|r| r.seq >= seq && r.node != node).collect()
+    records
+        .iter()
+        .filter(|r| r.seq >= seq && r.node != node)
+        .collect()
 }
 
 fn first_failure(records: &[Record]) -> &Record {
@@ -189,8 +207,16 @@ fn assert_quorum_held(sim: &SimCluster) {
 }
 
 fn assert_at(sim: &SimCluster, node: &str, version: &str) {
-    assert_eq!(sim.engine(node).as_deref(), Some(version), "{node}'s engine");
-    assert_eq!(sim.installed(node)["docker-ce"], deb_version(version), "{node}'s packages");
+    assert_eq!(
+        sim.engine(node).as_deref(),
+        Some(version),
+        "{node}'s engine"
+    );
+    assert_eq!(
+        sim.installed(node)["docker-ce"],
+        deb_version(version),
+        "{node}'s packages"
+    );
 }
 
 fn run_labels_gone(sim: &SimCluster, node: &str) {
@@ -209,36 +235,87 @@ async fn upgrades_every_node_managers_first_leader_last_and_restores_availabilit
     // Operators' choices the run must keep: a manager kept free of tasks, a paused worker.
     sim.set_availability("m3", Availability::Drain);
     sim.set_availability("w2", Availability::Pause);
-    let before: BTreeMap<String, Availability> =
-        sim.hostnames().into_iter().map(|n| (n.clone(), sim.availability(&n))).collect();
+    let before: BTreeMap<String, Availability> = sim
+        .hostnames()
+        .into_iter()
+        .map(|n| (n.clone(), sim.availability(&n)))
+        .collect();
     let s = Setup::new(sim, 1);
 
     let out = s.fresh(&no_hook).await;
     assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
-    assert!(out.state.steps.iter().all(|st| st.status == StepStatus::Done));
+    assert!(
+        out.state
+            .steps
+            .iter()
+            .all(|st| st.status == StepStatus::Done)
+    );
 
     let sim = &s.sim;
     for n in s.nodes() {
         assert_at(sim, &n, PIN);
-        assert_eq!(sim.availability(&n), before[&n], "{n}: availability restored exactly");
+        assert_eq!(
+            sim.availability(&n),
+            before[&n],
+            "{n}: availability restored exactly"
+        );
         run_labels_gone(sim, &n);
-        assert_eq!(sim.labels(&n).get(LABEL_DONE).map(String::as_str), Some(PIN), "{n}");
+        assert_eq!(
+            sim.labels(&n).get(LABEL_DONE).map(String::as_str),
+            Some(PIN),
+            "{n}"
+        );
     }
     assert!(sim.converged());
     assert_quorum_held(sim);
     let timeline = sim.timeline();
-    assert!(timeline.iter().all(|t| t.managers_down <= 1 && t.workers_down <= 1), "one node at a time");
+    assert!(
+        timeline
+            .iter()
+            .all(|t| t.managers_down <= 1 && t.workers_down <= 1),
+        "one node at a time"
+    );
 
     let records = sim.records();
-    assert_eq!(order_of(&records, Script::Stop), ["m2", "m3", "m1", "w1", "w2"], "followers, then the leader, then workers");
-    assert_eq!(order_of(&records, Script::Install), ["m2", "m3", "m1", "w1", "w2"]);
-    let last_manager = records.iter().filter(|r| r.node.starts_with('m')).map(|r| r.seq).max().unwrap();
-    let first_worker = records.iter().filter(|r| r.node.starts_with('w')).map(|r| r.seq).min().unwrap();
-    assert!(last_manager < first_worker, "workers only after every manager");
-    assert_eq!(sim.leader().as_deref(), Some("m2"), "leadership moved when m1 restarted");
+    assert_eq!(
+        order_of(&records, Script::Stop),
+        ["m2", "m3", "m1", "w1", "w2"],
+        "followers, then the leader, then workers"
+    );
+    assert_eq!(
+        order_of(&records, Script::Install),
+        ["m2", "m3", "m1", "w1", "w2"]
+    );
+    let last_manager = records
+        .iter()
+        .filter(|r| r.node.starts_with('m'))
+        .map(|r| r.seq)
+        .max()
+        .unwrap();
+    let first_worker = records
+        .iter()
+        .filter(|r| r.node.starts_with('w'))
+        .map(|r| r.seq)
+        .min()
+        .unwrap();
+    assert!(
+        last_manager < first_worker,
+        "workers only after every manager"
+    );
+    assert_eq!(
+        sim.leader().as_deref(),
+        Some("m2"),
+        "leadership moved when m1 restarted"
+    );
     assert_eq!(sim.lease(), None, "the lease is released");
     // Scripts only, and each once: no retries, no stray commands.
-    assert!(records.iter().all(|r| !matches!(r.op, Op::Unknown(_) | Op::Pgrep)), "{}", lines(&records));
+    assert!(
+        records
+            .iter()
+            .all(|r| !matches!(r.op, Op::Unknown(_) | Op::Pgrep)),
+        "{}",
+        lines(&records)
+    );
 }
 
 // ----- failures and rollback ------------------------------------------------------------
@@ -252,7 +329,12 @@ async fn a_broken_engine_on_the_first_manager_is_rolled_back_and_nothing_else_is
     assert_eq!(s.plan.nodes[0].name, "m2", "m2 goes first");
 
     let out = s.fresh(&no_hook).await;
-    assert_eq!(out.status(), RunStatus::RolledBack, "{:?}", out.state.failure);
+    assert_eq!(
+        out.status(),
+        RunStatus::RolledBack,
+        "{:?}",
+        out.state.failure
+    );
     assert_eq!(out.state.rolled_back, ["m2"]);
     let failure = out.state.failure.clone().unwrap();
     assert!(failure.contains("start-engine m2"), "{failure}");
@@ -267,8 +349,15 @@ async fn a_broken_engine_on_the_first_manager_is_rolled_back_and_nothing_else_is
     }
     let records = sim.records();
     let failed = first_failure(&records);
-    assert_eq!((failed.node.as_str(), &failed.op), ("m2", &Op::Script(Script::Start)));
-    assert!(others_after(&records, 0, "m2").is_empty(), "only m2 was ever touched:{}", lines(&records));
+    assert_eq!(
+        (failed.node.as_str(), &failed.op),
+        ("m2", &Op::Script(Script::Start))
+    );
+    assert!(
+        others_after(&records, 0, "m2").is_empty(),
+        "only m2 was ever touched:{}",
+        lines(&records)
+    );
     assert_eq!(
         order_of(&records, Script::Restore),
         ["m2"],
@@ -276,18 +365,33 @@ async fn a_broken_engine_on_the_first_manager_is_rolled_back_and_nothing_else_is
     );
     assert_quorum_held(sim);
     assert!(sim.converged());
-    assert!(out.events.iter().any(|e| matches!(e, Event::RollbackFinished { ok: true, .. })));
+    assert!(
+        out.events
+            .iter()
+            .any(|e| matches!(e, Event::RollbackFinished { ok: true, .. }))
+    );
 }
 
 #[tokio::test]
 async fn a_failed_install_on_a_worker_is_rolled_back_from_its_backup() {
     let sim = cluster(2);
-    sim.fail_script("w1", Script::Install, 100, "E: Unable to fetch some archives", Some(1));
+    sim.fail_script(
+        "w1",
+        Script::Install,
+        100,
+        "E: Unable to fetch some archives",
+        Some(1),
+    );
     let before = sim.installed("w1");
     let s = Setup::new(sim, 1);
 
     let out = s.fresh(&no_hook).await;
-    assert_eq!(out.status(), RunStatus::RolledBack, "{:?}", out.state.failure);
+    assert_eq!(
+        out.status(),
+        RunStatus::RolledBack,
+        "{:?}",
+        out.state.failure
+    );
     let sim = &s.sim;
     for m in ["m1", "m2", "m3"] {
         assert_at(sim, m, PIN);
@@ -318,7 +422,11 @@ async fn ssh_lost_before_a_stop_ends_in_rollback_failed_with_manual_steps() {
     assert!(failure.contains("manual recovery of w1"), "{failure}");
     let sim = &s.sim;
     assert_eq!(sim.engine("w1").as_deref(), Some(OLD), "never stopped");
-    assert_eq!(sim.availability("w1"), Availability::Drain, "left drained, as the instructions say");
+    assert_eq!(
+        sim.availability("w1"),
+        Availability::Drain,
+        "left drained, as the instructions say"
+    );
     assert!(sim.records().iter().all(|r| r.node != "w2"));
 }
 
@@ -348,10 +456,18 @@ async fn a_dockerd_that_dies_after_a_sysvinit_start_is_caught_by_verify_and_roll
     let mut s = Setup::new(sim, 1);
     s.opts.verify_timeout = Duration::from_millis(50);
     let out = s.fresh(&no_hook).await;
-    assert_eq!(out.status(), RunStatus::RolledBack, "{:?}", out.state.failure);
+    assert_eq!(
+        out.status(),
+        RunStatus::RolledBack,
+        "{:?}",
+        out.state.failure
+    );
     let failure = out.state.failure.unwrap();
     assert!(failure.contains("verify w1"), "{failure}");
-    assert!(failure.contains("deliberately broken dockerd"), "the engine log is quoted: {failure}");
+    assert!(
+        failure.contains("deliberately broken dockerd"),
+        "the engine log is quoted: {failure}"
+    );
     assert_eq!(s.sim.engine("w1").as_deref(), Some(OLD));
     assert_eq!(s.sim.availability("w1"), Availability::Active);
 }
@@ -375,10 +491,19 @@ async fn a_stop_request_ends_at_the_next_safe_point_and_resume_finishes_the_job(
     assert_at(sim, "m2", PIN);
     assert_at(sim, "m3", PIN);
     assert_at(sim, "m1", OLD);
-    assert!(s.sim.timeline().last().is_some_and(|t| t.managers_down + t.workers_down == 0));
+    assert!(
+        s.sim
+            .timeline()
+            .last()
+            .is_some_and(|t| t.managers_down + t.workers_down == 0)
+    );
     let verify_m3 = s.step("m3", Action::Verify);
     assert!((1..=verify_m3).all(|i| out.state.step(i).status == StepStatus::Done));
-    assert!(out.state.steps[verify_m3..].iter().all(|st| st.status == StepStatus::Pending));
+    assert!(
+        out.state.steps[verify_m3..]
+            .iter()
+            .all(|st| st.status == StepStatus::Pending)
+    );
     assert_eq!(sim.lease(), None);
 
     let saved = s.run_dir("run-1").load_state().unwrap();
@@ -389,7 +514,11 @@ async fn a_stop_request_ends_at_the_next_safe_point_and_resume_finishes_the_job(
         assert_at(sim, &n, PIN);
         assert_eq!(sim.availability(&n), Availability::Active);
     }
-    assert_eq!(order_of(&sim.records(), Script::Stop), ["m2", "m3", "m1", "w1", "w2"], "nothing done twice");
+    assert_eq!(
+        order_of(&sim.records(), Script::Stop),
+        ["m2", "m3", "m1", "w1", "w2"],
+        "nothing done twice"
+    );
     assert!(matches!(again.events[0], Event::RunStarted { done, .. } if done == verify_m3));
 }
 
@@ -409,7 +538,10 @@ async fn crash_when(s: &Setup, node: &str, script: Script) -> RunState {
             }
         })
         .await;
-    assert!(crashed.is_none(), "the run ended before the crash: {crashed:?}");
+    assert!(
+        crashed.is_none(),
+        "the run ended before the crash: {crashed:?}"
+    );
     drop(runner);
     s.run_dir("run-1").load_state().unwrap()
 }
@@ -431,8 +563,16 @@ async fn a_crash_in_the_middle_of_an_install_is_resumed_by_running_the_install_a
         assert_at(sim, &n, PIN);
         assert_eq!(sim.availability(&n), Availability::Active);
     }
-    assert_eq!(order_of(&sim.records(), Script::Install), ["m2", "m3", "m1", "w1", "w1", "w2"], "the interrupted install ran again");
-    assert_eq!(order_of(&sim.records(), Script::Stop), ["m2", "m3", "m1", "w1", "w2"], "done steps are not repeated");
+    assert_eq!(
+        order_of(&sim.records(), Script::Install),
+        ["m2", "m3", "m1", "w1", "w1", "w2"],
+        "the interrupted install ran again"
+    );
+    assert_eq!(
+        order_of(&sim.records(), Script::Stop),
+        ["m2", "m3", "m1", "w1", "w2"],
+        "done steps are not repeated"
+    );
     assert_quorum_held(sim);
 }
 
@@ -472,12 +612,24 @@ async fn a_manager_lost_before_the_second_managers_drain_stops_the_run_before_it
     assert_ne!(out.status(), RunStatus::Done);
     assert_eq!(out.state.step(drain_m3).status, StepStatus::Failed);
     let failure = out.state.failure.unwrap();
-    assert!(failure.contains("precondition failed") && failure.contains("m2") && failure.contains("unreachable"), "{failure}");
+    assert!(
+        failure.contains("precondition failed")
+            && failure.contains("m2")
+            && failure.contains("unreachable"),
+        "{failure}"
+    );
     let sim = &s.sim;
     let records = sim.records();
-    assert!(!order_of(&records, Script::Stop).contains(&"m3".into()), "m3 never went down");
     assert!(
-        !records.iter().any(|r| r.node == "m3" && r.op == Op::Update { availability: Some(Availability::Drain) }),
+        !order_of(&records, Script::Stop).contains(&"m3".into()),
+        "m3 never went down"
+    );
+    assert!(
+        !records.iter().any(|r| r.node == "m3"
+            && r.op
+                == Op::Update {
+                    availability: Some(Availability::Drain)
+                }),
         "m3 was not even drained"
     );
     assert_eq!(sim.engine("m3").as_deref(), Some(OLD));
@@ -505,7 +657,11 @@ async fn a_manager_lost_before_the_second_managers_stop_does_not_take_it_down() 
     assert_eq!(out.state.step(stop_m3).status, StepStatus::Failed);
     assert!(out.state.failure.unwrap().contains("precondition failed"));
     let records = s.sim.records();
-    assert!(!order_of(&records, Script::Stop).contains(&"m3".into()), "the guard said no, yet m3 was stopped:{}", lines(&records));
+    assert!(
+        !order_of(&records, Script::Stop).contains(&"m3".into()),
+        "the guard said no, yet m3 was stopped:{}",
+        lines(&records)
+    );
     assert_quorum_held(&s.sim);
 }
 
@@ -520,7 +676,10 @@ async fn a_second_run_against_the_same_swarm_is_locked_out() {
     let ra = s.runner("run-a", a, &emit, Arc::new(AtomicBool::new(false)));
     let rb = s.runner("run-b", b, &emit, Arc::new(AtomicBool::new(false)));
     // run-a is polled first, takes the lease and blocks in its first stop.
-    let (a, b) = s.sim.drive(async { tokio::join!(ra.execute(), rb.execute()) }).await;
+    let (a, b) = s
+        .sim
+        .drive(async { tokio::join!(ra.execute(), rb.execute()) })
+        .await;
     assert_eq!(a.unwrap(), RunStatus::Done);
     let err = b.unwrap_err();
     assert_eq!(swarm_upgrade::error::exit_code_of(&err), 75, "{err:#}");
@@ -539,7 +698,13 @@ async fn max_parallel_2_upgrades_two_workers_at_once_in_less_simulated_time() {
         for n in s.nodes() {
             assert_at(&s.sim, &n, PIN);
         }
-        let most_down = s.sim.timeline().iter().map(|t| t.workers_down).max().unwrap();
+        let most_down = s
+            .sim
+            .timeline()
+            .iter()
+            .map(|t| t.workers_down)
+            .max()
+            .unwrap();
         assert_eq!(most_down, max_parallel, "workers down at once");
         assert_quorum_held(&s.sim);
         times.push(s.sim.now());
@@ -555,7 +720,13 @@ async fn max_parallel_2_upgrades_two_workers_at_once_in_less_simulated_time() {
 #[tokio::test]
 async fn a_failure_in_a_parallel_batch_stops_its_siblings_at_a_safe_point() {
     let sim = cluster(4);
-    sim.fail_script("w1", Script::Stop, 1, "Failed to stop docker.service: Unit docker.service is masked.", Some(1));
+    sim.fail_script(
+        "w1",
+        Script::Stop,
+        1,
+        "Failed to stop docker.service: Unit docker.service is masked.",
+        Some(1),
+    );
     let s = Setup::new(sim, 2);
     let out = s.fresh(&no_hook).await;
     assert_eq!(out.status(), RunStatus::RolledBack);
@@ -565,7 +736,11 @@ async fn a_failure_in_a_parallel_batch_stops_its_siblings_at_a_safe_point() {
         .into_iter()
         .filter(|r| matches!(r.op, Op::Script(Script::Install | Script::Start)))
         .collect();
-    assert!(after.is_empty(), "w2 was upgraded after w1 failed:{}", lines(after));
+    assert!(
+        after.is_empty(),
+        "w2 was upgraded after w1 failed:{}",
+        lines(after)
+    );
 }
 
 // ----- swarm features ---------------------------------------------------------------------
@@ -579,9 +754,18 @@ async fn autolocked_managers_are_unlocked_with_the_key_on_stdin() {
     let s = Setup::with_key(sim, 1, Some(key));
     let out = s.fresh(&no_hook).await;
     assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
-    let unlocks: Vec<_> = s.sim.records().into_iter().filter(|r| r.op == Op::Unlock).collect();
+    let unlocks: Vec<_> = s
+        .sim
+        .records()
+        .into_iter()
+        .filter(|r| r.op == Op::Unlock)
+        .collect();
     assert_eq!(unlocks.len(), 3, "{}", lines(&unlocks));
-    assert!(unlocks.iter().all(|r| r.status == Some(0)), "the simulation refuses a key in argv:{}", lines(&unlocks));
+    assert!(
+        unlocks.iter().all(|r| r.status == Some(0)),
+        "the simulation refuses a key in argv:{}",
+        lines(&unlocks)
+    );
 }
 
 /// EXECUTOR BUG (runner.rs `via`): the API is always asked through another

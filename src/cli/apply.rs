@@ -186,6 +186,81 @@ pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
     })
 }
 
+pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
+    let playbooks = Playbooks::load(&args.run.playbook)?;
+    let unlock_key = unlock_key(&args.run)?;
+    let inventory = load_inventory(&args.cluster)?;
+    let runtime = ssh::runtime_dir()?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let log = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    rt.block_on(async {
+        let probe_pin: EngineVersion = "0.0.0".parse().expect("valid");
+        let opts = gather_options(&args.cluster, &probe_pin, runtime.path());
+        let (probe, conns) = gather::gather(&inventory, &opts, &|_| {}).await?;
+        close(conns).await;
+        let cluster = ClusterDir::open(&state_base(&args.run), &probe.facts.cluster.id)?;
+        let _lock = cluster.lock()?;
+        let last = cluster.current()?.ok_or_else(|| {
+            usage(format!("no run of swarm {} is recorded in {}: nothing to roll back", probe.facts.cluster.id, cluster.path.display()))
+        })?;
+        let last_state = last.load_state()?;
+        let last_plan = plan::file::load(&last.plan_path())?;
+        if last_plan.reverts_run.is_some() {
+            if last_state.status.resumable() {
+                return Err(usage(format!(
+                    "rollback run {} is unfinished: continue it with `swarm-upgrade resume`",
+                    last_state.run_id
+                )));
+            }
+            log(&format!("the last run ({}) was a rollback: nothing to roll back", last_state.run_id));
+            return Ok(exit_code::SUCCESS);
+        }
+        // The nodes whose new packages went in and were not undone since.
+        let mut upgraded: Vec<String> = vec![];
+        for s in &last_plan.steps {
+            if s.action == Action::Install
+                && last_state.step(s.index).status == crate::exec::state::StepStatus::Done
+                && let Some(id) = &s.node_id
+            {
+                upgraded.push(id.clone());
+            }
+        }
+        if upgraded.is_empty() {
+            log(&format!("run {} upgraded no node that is still upgraded: nothing to roll back", last_state.run_id));
+            return Ok(exit_code::SUCCESS);
+        }
+        let revert = plan::rollback::build(&last_plan, &last_state.run_id, &upgraded);
+        let opts = gather_options(&args.cluster, &last_plan.target, runtime.path());
+        let (gathered, conns) = gather::gather(&inventory, &opts, &log).await?;
+        print_plan(&revert, args.run.output);
+        if !args.run.yes {
+            confirm(&revert)?;
+        }
+        let run_id = new_run_id();
+        let ops = live_ops(&gathered, conns, runtime.path());
+        take_lease(&ops, &gathered, &run_id, args.run.break_lock).await?;
+        let run = cluster.run(&run_id);
+        run.create()?;
+        plan::file::save(&revert, &run.plan_path())?;
+        let state = RunState::new(
+            run_id.clone(),
+            revert.cluster_id.clone(),
+            revert.target.clone(),
+            plan::file::digest(&revert)?,
+            revert.steps.len(),
+            vec![],
+        );
+        run.save_state(&state)?;
+        cluster.set_current(&run_id)?;
+        log(&format!("rollback run {run_id} of run {}: recorded in {}", last_state.run_id, run.path.display()));
+        execute(&args.run, quiet, &gathered, &revert, run, state, ops, &playbooks, unlock_key).await
+    })
+}
+
 /// The live cluster behind the executor, reusing the gathering connections.
 fn live_ops(gathered: &Gathered, conns: Connections, runtime_dir: &Path) -> LiveOps {
     let manager_id = gathered
@@ -285,7 +360,10 @@ async fn execute(
     let journal = run.journal_path();
     match status {
         RunStatus::Done => {
-            eprintln!("upgrade to {} complete; journal: {}", plan.target, journal.display());
+            match &plan.reverts_run {
+                Some(r) => eprintln!("rollback of run {r} complete; journal: {}", journal.display()),
+                None => eprintln!("upgrade to {} complete; journal: {}", plan.target, journal.display()),
+            }
             Ok(exit_code::SUCCESS)
         }
         RunStatus::Interrupted => Err(Error::Interrupted(format!(
@@ -392,10 +470,11 @@ fn confirm(plan: &Plan) -> anyhow::Result<()> {
         ));
     }
     eprint!(
-        "Upgrade {} node(s) of swarm {} to {}? Type `yes` to start: ",
+        "{} {} node(s) of swarm {}{}? Type `yes` to start: ",
+        if plan.reverts_run.is_some() { "Roll back" } else { "Upgrade" },
         plan.nodes.iter().filter(|n| n.order.is_some()).count(),
         plan.cluster_id,
-        plan.target
+        if plan.reverts_run.is_some() { String::new() } else { format!(" to {}", plan.target) }
     );
     std::io::stderr().flush().ok();
     let mut answer = String::new();

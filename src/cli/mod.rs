@@ -36,6 +36,9 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Show the current or last run of a cluster (from local state).
     Status(StatusArgs),
+    /// Revert the nodes the last run upgraded, in reverse order, from their
+    /// on-host backups, with the same quorum guard.
+    Rollback(ResumeArgs),
 }
 
 /// How to reach the cluster.

@@ -43,6 +43,9 @@ pub struct RunOptions {
     /// Limit for each playbook script (install can be slow on a busy mirror).
     pub script_timeout: Duration,
     pub lease_ttl: Duration,
+    /// How long the quorum guard waits for every manager to be reachable
+    /// before it refuses to take one down.
+    pub guard_timeout: Duration,
     pub break_lock: bool,
     /// The swarm unlock key, for autolocked managers. Never logged.
     pub unlock_key: Option<String>,
@@ -56,6 +59,7 @@ impl Default for RunOptions {
             converge_timeout: Duration::from_secs(300),
             script_timeout: Duration::from_secs(900),
             lease_ttl: Duration::from_secs(900),
+            guard_timeout: Duration::from_secs(60),
             break_lock: false,
             unlock_key: None,
         }
@@ -373,7 +377,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             Action::Drain => {
                 let id = node_id.expect("node step");
                 let n = self.node(id);
-                self.guard(id, n.role).await?;
+                self.guard(id, n.role, false).await?;
                 let via = self.via_err(Some(id)).await?;
                 self.ops
                     .update_node(
@@ -398,7 +402,9 @@ impl<'a, O: Ops> Runner<'a, O> {
             Action::StopEngine => {
                 let id = node_id.expect("node step");
                 let n = self.node(id);
-                self.guard(id, n.role).await?;
+                // Resumed after a crash in this very step, the engine may be
+                // down already: that is ours, not a reason to stop.
+                self.guard(id, n.role, true).await?;
                 self.script(s, id, Script::Stop).await.map(|_| ())
             }
             Action::Backup => {
@@ -419,9 +425,17 @@ impl<'a, O: Ops> Runner<'a, O> {
                 let id = node_id.expect("node step");
                 self.script(s, id, Script::Start).await.map(|_| ())
             }
+            Action::Restore => {
+                let id = node_id.expect("node step");
+                let out = self.script(s, id, Script::Restore).await?;
+                self.output(s, format!("restored: {}", package_lines(&out.stdout)))
+                    .await;
+                Ok(())
+            }
             Action::Verify => {
                 let id = node_id.expect("node step");
-                let target = self.plan.target.clone();
+                // The node's own target: a rollback plan verifies old versions.
+                let target = self.node(id).target.clone();
                 self.verify(s, id, &target).await?;
                 let via = self.via_err(Some(id)).await?;
                 self.ops
@@ -460,7 +474,21 @@ impl<'a, O: Ops> Runner<'a, O> {
     /// The quorum guard: before a manager goes down, every manager must be
     /// reachable, one must lead, and the rest must keep quorum without it.
     /// Asked live, through another manager: facts from planning may be stale.
-    async fn guard(&self, node_id: &str, role: Role) -> Result<(), StepError> {
+    async fn guard(&self, node_id: &str, role: Role, may_be_down: bool) -> Result<(), StepError> {
+        // A manager can look unreachable for a heartbeat or two on a busy
+        // host: wait a little for the cluster to be whole before refusing.
+        let deadline = Instant::now() + self.opts.guard_timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            match self.guard_once(node_id, role, may_be_down).await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => backoff.sleep().await,
+            }
+        }
+    }
+
+    async fn guard_once(&self, node_id: &str, role: Role, may_be_down: bool) -> Result<(), StepError> {
         let via = self.via_err(Some(node_id)).await?;
         let nodes = self
             .ops
@@ -471,7 +499,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             .iter()
             .find(|n| n.id == node_id)
             .ok_or_else(|| StepError::Precondition("the node left the swarm".into()))?;
-        if me.state != crate::facts::model::NodeState::Ready {
+        if me.state != crate::facts::model::NodeState::Ready && !may_be_down {
             return Err(StepError::Precondition(format!(
                 "{} is {:?}, not ready",
                 me.hostname, me.state
@@ -694,11 +722,14 @@ impl<'a, O: Ops> Runner<'a, O> {
             .hosts
             .get(node_id)
             .map_or(InitSystem::Unknown, |h| h.init);
-        let run_id = self
-            .state
-            .try_lock()
-            .map(|s| s.run_id.clone())
-            .unwrap_or_default();
+        let run_id = match &self.plan.reverts_run {
+            Some(r) => r.clone(),
+            None => self
+                .state
+                .try_lock()
+                .map(|s| s.run_id.clone())
+                .unwrap_or_default(),
+        };
         self.playbooks
             .get(method)
             .command(which, init, &script_env(n, &run_id))
@@ -706,7 +737,11 @@ impl<'a, O: Ops> Runner<'a, O> {
     }
 
     async fn script(&self, s: &Step, node_id: &str, which: Script) -> Result<CmdOutput, StepError> {
-        let run_id = self.state.lock().await.run_id.clone();
+        // A rollback plan restores the backups of the run it reverts.
+        let run_id = match &self.plan.reverts_run {
+            Some(r) => r.clone(),
+            None => self.state.lock().await.run_id.clone(),
+        };
         let n = self.node(node_id);
         let method = n.method.unwrap_or(Method::DebianApt);
         let init = self
@@ -744,6 +779,19 @@ impl<'a, O: Ops> Runner<'a, O> {
     async fn rollback_node(&self, node_id: &str, failed: &Step, reason: &str) -> RunStatus {
         let n = self.node(node_id);
         let name = n.name.clone();
+        if self.plan.reverts_run.is_some() {
+            // A failed revert is not reverted again: that is for a person.
+            let _ = self
+                .save(|st| {
+                    st.failure = Some(format!(
+                        "{}\nreverting {name} failed: {reason}\n{}",
+                        st.failure.clone().unwrap_or_default(),
+                        manual_instructions(n, self.plan.reverts_run.as_deref().unwrap_or(""))
+                    ));
+                })
+                .await;
+            return RunStatus::RollbackFailed;
+        }
         let _ = self
             .record(Event::RollbackStarted {
                 node: name.clone(),
@@ -942,18 +990,19 @@ pub fn quorum_guard(nodes: &[NodeFacts], node_id: &str) -> Result<(), String> {
     if n <= 1 {
         return Ok(());
     }
+    // The node about to go down may be down already (a resumed stop): only
+    // the others have to be reachable, and enough of them for quorum.
     let unreachable: Vec<&str> = managers
         .iter()
-        .filter(|m| !m.is_reachable_manager())
+        .filter(|m| m.id != node_id && !m.is_reachable_manager())
         .map(|m| m.hostname.as_str())
         .collect();
     let leaders = managers.iter().filter(|m| m.is_leader()).count();
     let quorum = n / 2 + 1;
-    let reachable = n - unreachable.len();
-    let target_counts = managers
+    let left = managers
         .iter()
-        .any(|m| m.id == node_id && m.is_reachable_manager());
-    let left = reachable - usize::from(target_counts);
+        .filter(|m| m.id != node_id && m.is_reachable_manager())
+        .count();
     if leaders != 1 {
         return Err(format!(
             "the swarm has {leaders} leaders instead of one: not taking a manager down"
@@ -1138,6 +1187,13 @@ mod tests {
             quorum_guard(&[manager("a", true, Reachable)], "a").is_ok(),
             "a single manager may restart"
         );
+        // Resuming a stop: the node itself is already down; the others keep quorum.
+        let resumed = [
+            manager("a", true, Reachable),
+            manager("b", false, Unreachable),
+            manager("c", false, Reachable),
+        ];
+        assert!(quorum_guard(&resumed, "b").is_ok());
         let five_one_down = [
             manager("a", true, Reachable),
             manager("b", false, Reachable),

@@ -130,6 +130,7 @@ pub fn build(
         nodes,
         steps: steps.steps,
         findings,
+        reverts_run: None,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod file;
 pub mod model;
+pub mod rollback;
 pub mod render;
 
 #[cfg(test)]

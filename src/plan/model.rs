@@ -22,6 +22,10 @@ pub struct Plan {
     pub nodes: Vec<PlanNode>,
     pub steps: Vec<Step>,
     pub findings: Vec<Finding>,
+    /// Set on a rollback plan: the run whose upgrades it reverts, whose
+    /// backups on the hosts it restores.
+    #[serde(default)]
+    pub reverts_run: Option<String>,
 }
 
 impl Plan {
@@ -80,6 +84,9 @@ pub enum Action {
     RestoreAvailability,
     /// Wait until every service runs its desired tasks.
     WaitConverged,
+    /// Rollback plans only: reinstall the packages or binaries backed up by
+    /// the reverted run.
+    Restore,
 }
 
 impl Action {
@@ -94,6 +101,7 @@ impl Action {
             Action::Verify => "verify",
             Action::RestoreAvailability => "restore-availability",
             Action::WaitConverged => "wait-converged",
+            Action::Restore => "restore",
         }
     }
 }

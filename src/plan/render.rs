@@ -32,10 +32,16 @@ pub fn table(plan: &Plan) -> String {
 pub fn table_with_width(plan: &Plan, width: u16) -> String {
     let width = width.max(40);
     let mut out = String::new();
-    out.push_str(&format!(
-        "Upgrade plan for swarm {}: Docker Engine {}, max parallel {}\n\n",
-        plan.cluster_id, plan.target, plan.max_parallel
-    ));
+    match &plan.reverts_run {
+        Some(run) => out.push_str(&format!(
+            "Rollback plan for swarm {}: reverting the nodes run {run} upgraded to Docker Engine {}, from their backups\n\n",
+            plan.cluster_id, plan.target
+        )),
+        None => out.push_str(&format!(
+            "Upgrade plan for swarm {}: Docker Engine {}, max parallel {}\n\n",
+            plan.cluster_id, plan.target, plan.max_parallel
+        )),
+    }
     out.push_str(&nodes_table(plan, width));
     out.push_str("\n\n");
     out.push_str(&steps_text(plan, width));

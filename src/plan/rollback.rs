@@ -1,0 +1,134 @@
+//! The rollback plan: reverting what a run upgraded. Pure.
+//!
+//! The reverse of the upgrade order: the upgraded workers first (last one
+//! first), then the upgraded managers (last one first), each drained,
+//! stopped, restored from the backup the reverted run made on the host,
+//! started and verified at its old version. As in an upgrade, the managers
+//! stay drained until all of them are back, and only one is ever down.
+
+use super::model::{Action, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
+use crate::facts::model::{Availability, Role};
+use crate::version::engine_version_of;
+
+/// The nodes of `upgrade` that `upgraded` names (swarm node IDs, in upgrade
+/// order) reverted, as a plan. Nodes whose old version cannot be read are
+/// left out (the caller reports them).
+pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
+    let mut nodes: Vec<PlanNode> = vec![];
+    for id in upgraded.iter().rev() {
+        let Some(n) = upgrade.nodes.iter().find(|n| &n.id == id) else {
+            continue;
+        };
+        let Some(old) = engine_version_of(&n.current) else {
+            continue;
+        };
+        let mut r = n.clone();
+        r.current = upgrade.target.to_string();
+        r.target = old;
+        nodes.push(r);
+    }
+    let workers: Vec<&PlanNode> = nodes.iter().filter(|n| n.role == Role::Worker).collect();
+    let managers: Vec<&PlanNode> = nodes.iter().filter(|n| n.role == Role::Manager).collect();
+
+    let mut steps: Vec<Step> = vec![];
+    let mut batch = 0;
+    let push = |steps: &mut Vec<Step>, phase, node: Option<&PlanNode>, action, batch, availability| {
+        steps.push(Step {
+            index: steps.len() + 1,
+            node: node.map(|n| n.name.clone()),
+            node_id: node.map(|n| n.id.clone()),
+            role: node.map(|n| n.role),
+            action,
+            phase,
+            batch,
+            availability,
+        })
+    };
+    const REVERT: [Action; 6] = [
+        Action::Drain,
+        Action::WaitDrained,
+        Action::StopEngine,
+        Action::Restore,
+        Action::StartEngine,
+        Action::Verify,
+    ];
+    for w in &workers {
+        batch += 1;
+        for a in REVERT {
+            if a == Action::Drain && w.availability == Availability::Drain {
+                continue;
+            }
+            push(&mut steps, Phase::Workers, Some(w), a, batch, None);
+        }
+        if w.availability != Availability::Drain {
+            push(&mut steps, Phase::Workers, Some(w), Action::RestoreAvailability, batch, Some(w.availability));
+        }
+        push(&mut steps, Phase::Workers, None, Action::WaitConverged, batch, None);
+    }
+    for m in &managers {
+        batch += 1;
+        for a in REVERT {
+            if a == Action::Drain && m.availability == Availability::Drain {
+                continue;
+            }
+            push(&mut steps, Phase::Managers, Some(m), a, batch, None);
+        }
+    }
+    if !managers.is_empty() {
+        batch += 1;
+        for m in &managers {
+            if m.availability != Availability::Drain {
+                push(&mut steps, Phase::Reactivate, Some(m), Action::RestoreAvailability, batch, Some(m.availability));
+            }
+        }
+        push(&mut steps, Phase::Reactivate, None, Action::WaitConverged, batch, None);
+    }
+    let mut order = 0;
+    for n in &mut nodes {
+        order += 1;
+        n.order = Some(order);
+    }
+    Plan {
+        format: PLAN_FORMAT,
+        cluster_id: upgrade.cluster_id.clone(),
+        target: upgrade.target.clone(),
+        max_parallel: 1,
+        nodes,
+        steps,
+        findings: vec![],
+        reverts_run: Some(run_id.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverts_workers_then_managers_in_reverse_order() {
+        let up = crate::plan::testutil::lab_plan();
+        let ids: Vec<String> = up.nodes.iter().filter(|n| n.order.is_some()).map(|n| n.id.clone()).collect();
+        let rb = build(&up, "r1", &ids);
+        let order: Vec<&str> = rb.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(order, ["lab-w2", "lab-w1", "lab-m1", "lab-m3", "lab-m2"]);
+        assert!(rb.nodes.iter().all(|n| n.target.to_string() == "20.10.24"));
+        assert_eq!(rb.reverts_run.as_deref(), Some("r1"));
+        // Managers: one at a time, reactivated only after all are back.
+        let first_restore = rb.steps.iter().position(|s| s.action == Action::RestoreAvailability && s.role == Some(Role::Manager)).unwrap();
+        let last_verify = rb.steps.iter().rposition(|s| s.action == Action::Verify).unwrap();
+        assert!(first_restore > last_verify);
+        assert!(rb.steps.iter().all(|s| s.action != Action::Install && s.action != Action::Backup));
+        for (i, s) in rb.steps.iter().enumerate() {
+            assert_eq!(s.index, i + 1);
+        }
+    }
+
+    #[test]
+    fn only_the_upgraded_nodes_are_reverted() {
+        let up = crate::plan::testutil::lab_plan();
+        let first = up.nodes.iter().find(|n| n.order == Some(1)).unwrap().id.clone();
+        let rb = build(&up, "r1", &[first]);
+        assert_eq!(rb.nodes.len(), 1);
+        assert_eq!(rb.steps.last().unwrap().action, Action::WaitConverged);
+    }
+}
