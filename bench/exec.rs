@@ -8,8 +8,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -18,8 +18,8 @@ use swarm_upgrade::exec::ops::Ops;
 use swarm_upgrade::exec::rundir::RunDir;
 use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::RunState;
-use swarm_upgrade::playbook::Playbooks;
 use swarm_upgrade::plan::{self as plan_mod, PlanOptions};
+use swarm_upgrade::playbook::Playbooks;
 use swarm_upgrade::sim::SimCluster;
 
 use super::{plan, sys};
@@ -63,7 +63,14 @@ pub fn child(nodes: usize, max_parallel: usize) {
     };
     run.create().expect("the run directory");
     let digest = plan_mod::digest(&plan).expect("the plan serializes");
-    let state = RunState::new("bench".into(), plan.cluster_id.clone(), pin, digest, plan.steps.len(), vec![]);
+    let state = RunState::new(
+        "bench".into(),
+        plan.cluster_id.clone(),
+        pin,
+        digest,
+        plan.steps.len(),
+        vec![],
+    );
     run.save_state(&state).expect("the state saves");
 
     // What one executor step pays, measured apart: rewriting the run state
@@ -72,10 +79,18 @@ pub fn child(nodes: usize, max_parallel: usize) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let save = mean(3, || run.save_state(&state).expect("the state saves"));
-    let state_bytes = std::fs::metadata(run.state_path()).map(|m| m.len()).unwrap_or(0);
+    let save = mean(10, || run.save_state(&state).expect("the state saves"));
+    // The same on a disk (the default temporary directory), fsyncs included.
+    let disk = tempfile::tempdir().expect("a temporary directory");
+    let on_disk = RunDir {
+        path: disk.path().to_path_buf(),
+    };
+    let save_disk = mean(5, || on_disk.save_state(&state).expect("the state saves"));
+    let state_bytes = std::fs::metadata(run.state_path())
+        .map(|m| m.len())
+        .unwrap_or(0);
     let via = g.facts.cluster.observed_via.clone();
-    let list = mean(5, || {
+    let list = mean(10, || {
         rt.block_on(sim.nodes(&via)).expect("nodes");
     });
     println!(
@@ -85,6 +100,7 @@ pub fn child(nodes: usize, max_parallel: usize) {
             "steps": plan.steps.len(),
             "batches": plan.steps.last().map_or(0, |s| s.batch),
             "save_state_ms": ms(save),
+            "save_state_disk_ms": ms(save_disk),
             "state_kib": state_bytes / 1024,
             "list_nodes_ms": ms(list),
             "tmpfs": shm.is_dir(),
@@ -120,7 +136,10 @@ pub fn child(nodes: usize, max_parallel: usize) {
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let runner = Runner::new(&sim, &plan, &g.facts, &playbooks, &opts, run, state, &emit, stop).expect("a runner");
+    let runner = Runner::new(
+        &sim, &plan, &g.facts, &playbooks, &opts, run, state, &emit, stop,
+    )
+    .expect("a runner");
     let status = rt.block_on(sim.drive(runner.execute()));
     let status = match status {
         Ok(s) => format!("{s:?}"),
@@ -128,7 +147,12 @@ pub fn child(nodes: usize, max_parallel: usize) {
     };
     progress(done.load(Ordering::Relaxed), Some(status));
     let trips: u64 = sim.round_trips().values().sum();
-    let upgraded = plan.nodes.iter().filter(|n| n.order.is_some()).count().max(1);
+    let upgraded = plan
+        .nodes
+        .iter()
+        .filter(|n| n.order.is_some())
+        .count()
+        .max(1);
     println!(
         "{}",
         json!({"stage": "round-trips", "total": trips, "per_node": trips as f64 / upgraded as f64})

@@ -43,15 +43,21 @@ fn ts(v: &Value) -> Option<f64> {
     Some(t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs_f64())
 }
 
-/// The backoff interval in effect after `elapsed` of polling: how late the
-/// first poll after a change can be at most.
+/// How late the end of a wait of `elapsed` can be after the change it
+/// waited for: the change came after the poll before the last one (polls at
+/// 0, 0.1, 0.3, 0.7, 1.5 s, then every second), so at most `elapsed` minus
+/// that poll's time. Polls that take time themselves shift this: an estimate.
 fn polling_bound(elapsed: f64) -> f64 {
-    let (mut t, mut next) = (0.0, 0.1_f64);
-    while t + next <= elapsed {
-        t += next;
+    let (mut prev, mut last, mut next) = (0.0, 0.0, 0.1_f64);
+    if elapsed < next {
+        return 0.0;
+    }
+    while last + next <= elapsed {
+        prev = last;
+        last += next;
         next = (next * 2.0).min(1.0);
     }
-    next.min(elapsed)
+    elapsed - prev
 }
 
 /// Total length of the union of intervals.
@@ -73,6 +79,7 @@ fn covered(mut iv: Vec<(f64, f64)>) -> f64 {
 }
 
 fn fmt(s: f64) -> String {
+    let s = s.max(0.0);
     if s >= 100.0 {
         format!("{s:.0}s")
     } else if s >= 1.0 {
@@ -96,13 +103,19 @@ const ACTIONS: [&str; 9] = [
 ];
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut steps = vec![];
     let mut open: HashMap<usize, (f64, Option<String>, String)> = HashMap::new();
     let mut runs: Vec<(f64, Option<f64>)> = vec![];
     let mut last_ts = 0.0;
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
         let Some(t) = ts(&v) else { continue };
         last_ts = t;
         let index = v.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
@@ -115,7 +128,11 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
             }
             "step-started" => {
                 let node = v.get("node").and_then(Value::as_str).map(str::to_string);
-                let action = v.get("action").and_then(Value::as_str).unwrap_or("?").to_string();
+                let action = v
+                    .get("action")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
                 open.insert(index, (t, node, action));
             }
             ev @ ("step-finished" | "step-failed") => {
@@ -134,7 +151,10 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         }
     }
     // A run cut short (a crash) ends at its last record.
-    let runs: Vec<(f64, f64)> = runs.into_iter().map(|(s, e)| (s, e.unwrap_or(last_ts))).collect();
+    let runs: Vec<(f64, f64)> = runs
+        .into_iter()
+        .map(|(s, e)| (s, e.unwrap_or(last_ts)))
+        .collect();
     let wall: f64 = runs.iter().map(|(s, e)| e - s).sum();
     let plan: Option<Plan> = path
         .parent()
@@ -142,7 +162,13 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         .filter(|p| p.exists())
         .and_then(|p| swarm_upgrade::plan::file::load(&p).ok());
 
-    println!("journal {}: {} run(s), {} step records, wall {}", path.display(), runs.len(), steps.len(), fmt(wall));
+    println!(
+        "journal {}: {} run(s), {} step records, wall {}",
+        path.display(),
+        runs.len(),
+        steps.len(),
+        fmt(wall)
+    );
     println!();
     per_node(&steps);
     println!();
@@ -154,10 +180,19 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         .filter(|s| WAITS.contains(&s.action.as_str()))
         .map(|s| polling_bound(s.secs()))
         .sum();
-    let nodes = steps.iter().filter_map(|s| s.node.as_deref()).collect::<std::collections::BTreeSet<_>>().len().max(1);
+    let nodes = steps
+        .iter()
+        .filter_map(|s| s.node.as_deref())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        .max(1);
     let between = (wall - union).max(0.0);
     println!("orchestration overhead (whole run)");
-    println!("  between steps (no step running): {} = {:.1}% of the wall time", fmt(between), 100.0 * between / wall.max(1e-9));
+    println!(
+        "  between steps (no step running): {} = {:.1}% of the wall time",
+        fmt(between),
+        100.0 * between / wall.max(1e-9)
+    );
     println!("  polling delay, upper bound:      {}", fmt(polling));
     println!(
         "  per node: {} ({:.1}% of the wall time)",
@@ -165,34 +200,72 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         100.0 * (between + polling) / wall.max(1e-9)
     );
     if let Some(plan) = &plan {
-        let phase_of: HashMap<usize, Phase> = plan.steps.iter().map(|s| (s.index, s.phase)).collect();
-        let workers: Vec<&Step> = steps.iter().filter(|s| phase_of.get(&s.index) == Some(&Phase::Workers)).collect();
+        let phase_of: HashMap<usize, Phase> =
+            plan.steps.iter().map(|s| (s.index, s.phase)).collect();
+        let workers: Vec<&Step> = steps
+            .iter()
+            .filter(|s| phase_of.get(&s.index) == Some(&Phase::Workers))
+            .collect();
         if let (Some(s), Some(e)) = (
             workers.iter().map(|s| s.start).min_by(f64::total_cmp),
             workers.iter().map(|s| s.end).max_by(f64::total_cmp),
         ) {
-            println!("workers phase (max-parallel {}): wall {}", plan.max_parallel, fmt(e - s));
+            println!(
+                "workers phase (max-parallel {}): wall {}",
+                plan.max_parallel,
+                fmt(e - s)
+            );
         }
     }
-    println!("SSH round trips: not in the journal (needs instrumentation of LiveOps); see bench/RESULTS.md");
+    println!(
+        "SSH round trips: not in the journal (needs instrumentation of LiveOps); see bench/RESULTS.md"
+    );
     Ok(())
 }
 
+/// Per node: its upgrade (the first run of consecutive plan steps: drain to
+/// verify, or to restore-availability for a worker), the time its steps
+/// took, and the gaps between one step of it and the next.
 fn per_node(steps: &[Step]) {
-    let mut by_node: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
+    // A resumed run may repeat a step: the last record of an index counts.
+    let mut by_index: BTreeMap<usize, &Step> = BTreeMap::new();
     for s in steps {
-        by_node.entry(s.node.as_deref().unwrap_or("(cluster)")).or_default().push(s);
+        by_index.insert(s.index, s);
     }
-    let short = ["drain", "w-drain", "stop", "backup", "install", "start", "verify", "restore", "converge"];
-    print!("{:<14} {:>5} {:>8} {:>8} {:>8} {:>8}", "node", "steps", "wall", "steps", "gaps", "polling");
+    let mut by_node: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
+    for s in by_index.values() {
+        by_node
+            .entry(s.node.as_deref().unwrap_or("(cluster)"))
+            .or_default()
+            .push(s);
+    }
+    let short = [
+        "drain", "w-drain", "stop", "backup", "install", "start", "verify", "restore", "converge",
+    ];
+    print!(
+        "{:<14} {:>5} {:>8} {:>8} {:>8} {:>8}",
+        "node", "steps", "upgrade", "in steps", "gaps", "polling"
+    );
     for a in short {
         print!(" {a:>8}");
     }
     println!();
     for (node, list) in &by_node {
-        let start = list.iter().map(|s| s.start).fold(f64::MAX, f64::min);
-        let end = list.iter().map(|s| s.end).fold(f64::MIN, f64::max);
-        let in_steps = covered(list.iter().map(|s| (s.start, s.end)).collect());
+        let main_run = list
+            .windows(2)
+            .position(|w| w[1].index != w[0].index + 1)
+            .map_or(list.len(), |p| p + 1);
+        let upgrade = if *node == "(cluster)" {
+            f64::NAN
+        } else {
+            list[main_run - 1].end - list[0].start
+        };
+        let gaps: f64 = list
+            .windows(2)
+            .filter(|w| w[1].index == w[0].index + 1)
+            .map(|w| (w[1].start - w[0].end).max(0.0))
+            .sum();
+        let in_steps: f64 = list.iter().map(|s| s.secs()).sum();
         let polling: f64 = list
             .iter()
             .filter(|s| WAITS.contains(&s.action.as_str()))
@@ -203,23 +276,49 @@ fn per_node(steps: &[Step]) {
             "{:<14} {:>5} {:>8} {:>8} {:>8} {:>8}",
             node,
             format!("{}{}", list.len(), if failed > 0 { "!" } else { "" }),
-            fmt(end - start),
+            if upgrade.is_nan() {
+                "-".into()
+            } else {
+                fmt(upgrade)
+            },
             fmt(in_steps),
-            fmt((end - start - in_steps).max(0.0)),
+            fmt(gaps),
             fmt(polling)
         );
         for a in ACTIONS {
-            let t: f64 = list.iter().filter(|s| s.action == a).map(|s| s.secs()).sum();
-            print!(" {:>8}", if t > 0.0 { fmt(t) } else { "-".into() });
+            let of: Vec<f64> = list
+                .iter()
+                .filter(|s| s.action == a)
+                .map(|s| s.secs())
+                .collect();
+            print!(
+                " {:>8}",
+                if of.is_empty() {
+                    "-".into()
+                } else {
+                    fmt(of.iter().sum())
+                }
+            );
         }
         println!();
     }
+    println!(
+        "  upgrade: first step to the end of its consecutive steps; gaps: between consecutive steps of the node;"
+    );
+    println!("  polling: upper bound of the polling delay in its wait steps; `!`: a step failed.");
 }
 
 fn per_action(steps: &[Step]) {
-    println!("{:<22} {:>6} {:>9} {:>9} {:>9} {:>9}", "action", "count", "total", "mean", "max", "polling");
+    println!(
+        "{:<22} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "action", "count", "total", "mean", "max", "polling"
+    );
     for a in ACTIONS {
-        let list: Vec<f64> = steps.iter().filter(|s| s.action == a).map(Step::secs).collect();
+        let list: Vec<f64> = steps
+            .iter()
+            .filter(|s| s.action == a)
+            .map(Step::secs)
+            .collect();
         if list.is_empty() {
             continue;
         }
@@ -248,9 +347,12 @@ mod tests {
 
     #[test]
     fn polling_bound_follows_the_backoff() {
-        assert_eq!(polling_bound(0.05), 0.05);
-        assert_eq!(polling_bound(0.15), 0.2);
-        assert_eq!(polling_bound(2.0), 1.0);
+        assert_eq!(polling_bound(0.05), 0.0, "done at the first poll");
+        assert_eq!(polling_bound(0.15), 0.15);
+        assert!(
+            (polling_bound(2.0) - 1.3).abs() < 1e-9,
+            "after the poll at 0.7 s"
+        );
         assert_eq!(covered(vec![(0.0, 2.0), (1.0, 3.0), (5.0, 6.0)]), 4.0);
     }
 }

@@ -30,7 +30,11 @@ fn usage() -> ! {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let num = |i: usize| -> usize { args.get(i).and_then(|a| a.parse().ok()).unwrap_or_else(|| usage()) };
+    let num = |i: usize| -> usize {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| usage())
+    };
     match args.first().map(String::as_str) {
         Some("plan-child") => plan::child(num(1)),
         Some("exec-child") => exec::child(num(1), num(2)),
@@ -63,9 +67,14 @@ fn options(args: &[String]) -> Options {
         let mut value = || it.next().cloned().unwrap_or_else(|| usage());
         match a.as_str() {
             "--sizes" => {
-                o.sizes = value().split(',').map(|s| s.trim().parse().unwrap_or_else(|_| usage())).collect();
+                o.sizes = value()
+                    .split(',')
+                    .map(|s| s.trim().parse().unwrap_or_else(|_| usage()))
+                    .collect();
             }
-            "--budget" => o.budget = Duration::from_secs(value().parse().unwrap_or_else(|_| usage())),
+            "--budget" => {
+                o.budget = Duration::from_secs(value().parse().unwrap_or_else(|_| usage()))
+            }
             "--max-parallel" => o.max_parallel = value().parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
@@ -74,7 +83,10 @@ fn options(args: &[String]) -> Options {
 }
 
 fn parse(lines: &[String]) -> Vec<Value> {
-    lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 fn stage<'a>(v: &'a [Value], name: &str) -> Option<&'a Value> {
@@ -99,13 +111,27 @@ fn duration(ms: f64) -> String {
 
 fn tables(args: &[String]) {
     let o = options(args);
-    println!("swarm-upgrade benchmarks (simulated cluster; 5 managers, 0.4 services, 10 tasks per node, 1 overlay per 50 nodes)");
-    println!("time budget per size and measurement: {} s\n", o.budget.as_secs());
+    println!(
+        "swarm-upgrade benchmarks (simulated cluster; 5 managers, 0.4 services, 10 tasks per node, 1 overlay per 50 nodes)"
+    );
+    println!(
+        "time budget per size and measurement: {} s\n",
+        o.budget.as_secs()
+    );
 
     println!("PLANNING: all checks + plan (goal: < 1 s and < 300 MB at 5,000 nodes)");
     println!(
         "{:>6} {:>9} {:>7} {:>5} | {:>10} {:>10} {:>10} | {:>18} | {:>9} {:>9} | slowest other check",
-        "nodes", "services", "tasks", "nets", "checks*", "plan", "total*", "drain-feasibility", "facts", "peak RSS"
+        "nodes",
+        "services",
+        "tasks",
+        "nets*",
+        "checks*",
+        "plan",
+        "total*",
+        "drain-feasibility",
+        "facts",
+        "peak RSS"
     );
     for &n in &o.sizes {
         let (lines, finished) = sys::child(&["plan-child".into(), n.to_string()], o.budget);
@@ -114,18 +140,30 @@ fn tables(args: &[String]) {
         let get = |s: &str, k: &str| stage(&v, s).map_or(f64::NAN, |l| f(&l[k]));
         let checks: Vec<&Value> = v.iter().filter(|l| l["stage"] == "check").collect();
         let slow = checks.iter().find(|c| c["id"] == plan::SLOW_CHECK);
-        let others: f64 = checks.iter().filter(|c| c["id"] != plan::SLOW_CHECK).map(|c| f(&c["ms"])).sum();
+        let others: f64 = checks
+            .iter()
+            .filter(|c| c["id"] != plan::SLOW_CHECK)
+            .map(|c| f(&c["ms"]))
+            .sum();
         let slowest = checks
             .iter()
             .filter(|c| c["id"] != plan::SLOW_CHECK)
             .max_by(|a, b| f(&a["ms"]).total_cmp(&f(&b["ms"])))
-            .map_or(String::new(), |c| format!("{} {}", c["id"].as_str().unwrap_or(""), duration(f(&c["ms"]))));
+            .map_or(String::new(), |c| {
+                format!(
+                    "{} {}",
+                    c["id"].as_str().unwrap_or(""),
+                    duration(f(&c["ms"]))
+                )
+            });
         let drain = match slow {
             Some(c) => duration(f(&c["ms"])),
             None if finished => "-".into(),
             None => format!("> {} s (killed)", o.budget.as_secs()),
         };
-        let peak = stage(&v, "done").or_else(|| stage(&v, "plan")).map_or(f64::NAN, |l| f(&l["peak_mib"]));
+        let peak = stage(&v, "done")
+            .or_else(|| stage(&v, "plan"))
+            .map_or(f64::NAN, |l| f(&l["peak_mib"]));
         println!(
             "{:>6} {:>9} {:>7} {:>5} | {:>10} {:>10} {:>10} | {:>18} | {:>6.0} MB {:>6.0} MB | {}",
             n,
@@ -141,19 +179,43 @@ fn tables(args: &[String]) {
             slowest
         );
     }
-    println!("  * without drain-feasibility, which is shown apart (it is O(services x nodes^2));");
-    println!("    total with it = total* + drain-feasibility. facts = RSS holding the facts; peak = peak RSS while planning.\n");
+    println!("  nets* = overlay networks including ingress.");
+    println!(
+        "  checks*, total* = without drain-feasibility, which is shown apart (it is O(services x nodes^2));"
+    );
+    println!(
+        "    total with it = total* + drain-feasibility. facts = RSS holding the facts; peak = peak RSS while planning.\n"
+    );
 
     println!(
         "EXECUTING: whole plan on the simulated cluster, zero delays, --max-parallel {} (goal: < 1 ms CPU per step)",
         o.max_parallel
     );
     println!(
-        "{:>6} {:>7} {:>7} | {:>9} {:>9} | {:>10} {:>10} {:>10} | {:>11} {:>10} {:>9} | {:>8}",
-        "nodes", "steps", "done", "wall", "CPU", "CPU/step", "sim/step", "exec/step", "state save", "state", "GET nodes", "RT/node"
+        "{:>6} {:>7} {:>12} | {:>9} {:>9} | {:>10} {:>10} {:>10} | {:>10} {:>10} {:>11} {:>9} | {:>8}",
+        "nodes",
+        "steps",
+        "done",
+        "wall",
+        "CPU",
+        "CPU/step",
+        "sim/step",
+        "exec/step",
+        "state",
+        "save tmpfs",
+        "save disk",
+        "GET nodes",
+        "RT/node"
     );
     for &n in &o.sizes {
-        let (lines, _) = sys::child(&["exec-child".into(), n.to_string(), o.max_parallel.to_string()], o.budget);
+        let (lines, _) = sys::child(
+            &[
+                "exec-child".into(),
+                n.to_string(),
+                o.max_parallel.to_string(),
+            ],
+            o.budget,
+        );
         let v = parse(&lines);
         let setup = stage(&v, "setup");
         let last = stage(&v, "done").or_else(|| stage(&v, "progress"));
@@ -164,7 +226,7 @@ fn tables(args: &[String]) {
             None => format!("{steps:.0} (cut)"),
         };
         println!(
-            "{:>6} {:>7} {:>7} | {:>9} {:>9} | {:>10} {:>10} {:>10} | {:>11} {:>7} KiB {:>9} | {:>8}",
+            "{:>6} {:>7} {:>12} | {:>9} {:>9} | {:>10} {:>10} {:>10} | {:>6} KiB {:>10} {:>11} {:>9} | {:>8}",
             n,
             setup.map_or(0, |l| l["steps"].as_u64().unwrap_or(0)),
             done,
@@ -173,18 +235,32 @@ fn tables(args: &[String]) {
             duration(per("cpu_ms")),
             duration(per("sim_ms")),
             duration(per("cpu_ms") - per("sim_ms")),
-            duration(setup.map_or(f64::NAN, |l| f(&l["save_state_ms"]))),
             setup.map_or(0, |l| l["state_kib"].as_u64().unwrap_or(0)),
+            duration(setup.map_or(f64::NAN, |l| f(&l["save_state_ms"]))),
+            duration(setup.map_or(f64::NAN, |l| f(&l["save_state_disk_ms"]))),
             duration(setup.map_or(f64::NAN, |l| f(&l["list_nodes_ms"]))),
             stage(&v, "round-trips").map_or("-".into(), |l| format!("{:.1}", f(&l["per_node"]))),
         );
     }
-    println!("  CPU = user+sys of the whole process (getrusage); sim = time inside the simulation (its share of CPU);");
-    println!("  exec = the rest: the executor (run state and journal writes, via lookups, list scans).");
-    println!("  state save = one rewrite of state.json (the executor does 2 per step); GET nodes = one");
-    println!("  simulated node listing (the executor does ~3 per node: drain guard, stop guard, verify).");
-    println!("  RT/node = remote round trips per upgraded node: commands + Engine API calls (a live node");
-    println!("  update is 2 requests, the simulation counts 1). A run cut at the budget reports the steps it did.");
+    println!(
+        "  CPU = user+sys of the whole process (getrusage); sim = time inside the simulation (its share of CPU);"
+    );
+    println!(
+        "  exec = the rest: the executor (run state and journal writes, via lookups, list scans)."
+    );
+    println!(
+        "  state = size of state.json; save = one rewrite of it (the executor does 2 per step) on tmpfs"
+    );
+    println!("  (where the run directory is) and on disk (fsyncs included); GET nodes = one");
+    println!(
+        "  simulated node listing (the executor does ~3 per node: drain guard, stop guard, verify)."
+    );
+    println!(
+        "  RT/node = remote round trips per upgraded node: commands + Engine API calls (a live node"
+    );
+    println!(
+        "  update is 2 requests, the simulation counts 1). A run cut at the budget reports the steps it did."
+    );
 }
 
 /// A small simulated apply (3 managers, 2 workers, realistic script times)
@@ -207,14 +283,37 @@ fn sim_journal(dir: &Path) {
     run.create().expect("the run directory");
     swarm_upgrade::plan::file::save(&p, &run.plan_path()).expect("the plan saves");
     let digest = swarm_upgrade::plan::digest(&p).expect("the plan serializes");
-    let state = RunState::new("sim".into(), p.cluster_id.clone(), pin, digest, p.steps.len(), vec![]);
-    let playbooks = swarm_upgrade::playbook::Playbooks::load(&[] as &[&Path]).expect("built-in playbooks");
+    let state = RunState::new(
+        "sim".into(),
+        p.cluster_id.clone(),
+        pin,
+        digest,
+        p.steps.len(),
+        vec![],
+    );
+    let playbooks =
+        swarm_upgrade::playbook::Playbooks::load(&[] as &[&Path]).expect("built-in playbooks");
     let opts = RunOptions::default();
     let emit = |_: &swarm_upgrade::exec::events::Event| {};
-    let runner = Runner::new(&sim, &p, &g.facts, &playbooks, &opts, run.clone(), state, &emit, Arc::new(AtomicBool::new(false)))
-        .expect("a runner");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let runner = Runner::new(
+        &sim,
+        &p,
+        &g.facts,
+        &playbooks,
+        &opts,
+        run.clone(),
+        state,
+        &emit,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .expect("a runner");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
     let status = rt.block_on(sim.drive(runner.execute())).expect("the run");
     println!("{status:?}; journal: {}", run.journal_path().display());
-    println!("(timestamps are real time: the simulated scripts take virtual time, so steps are milliseconds apart)");
+    println!(
+        "(timestamps are real time: the simulated scripts take virtual time, so steps are milliseconds apart)"
+    );
 }

@@ -19,7 +19,14 @@ pub const SLOW_CHECK: &str = "drain-feasibility";
 /// The 5,000-node cluster, scaled down linearly for smaller sizes:
 /// 5 managers, 0.4 services, 10 tasks per node, one overlay per 50 nodes.
 pub fn spec(nodes: usize, seed: u64) -> SimSpec {
-    SimSpec::new(nodes, 5.min(nodes), nodes * 2 / 5, nodes * 10, (nodes / 50).max(1), seed)
+    SimSpec::new(
+        nodes,
+        5.min(nodes),
+        nodes * 2 / 5,
+        nodes * 10,
+        (nodes / 50).max(1),
+        seed,
+    )
 }
 
 pub fn pin() -> EngineVersion {
@@ -80,7 +87,10 @@ pub fn child(nodes: usize) {
         "peak_mib": sys::peak_rss_mib(),
     }));
 
-    let slow = checks::all().into_iter().find(|c| c.id() == SLOW_CHECK).expect("the check exists");
+    let slow = checks::all()
+        .into_iter()
+        .find(|c| c.id() == SLOW_CHECK)
+        .expect("the check exists");
     let t = Instant::now();
     let f = slow.run(&ctx);
     emit(json!({"stage": "check", "id": SLOW_CHECK, "ms": ms(t), "findings": f.len()}));

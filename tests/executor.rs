@@ -4,7 +4,8 @@
 //! Simulated time is virtual (`SimCluster::drive`): a 20 s install costs
 //! nothing. The executor's own polling sleeps on real time, so the
 //! simulation reacts at once where it can; the few tests that must wait for
-//! a poll (a stuck drain, a dead dockerd under sysvinit, autolock) say so.
+//! a poll (a stuck drain, a dead dockerd under sysvinit, autolock, a
+//! manager unreachable for a moment) say so.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -576,11 +577,10 @@ async fn a_crash_in_the_middle_of_an_install_is_resumed_by_running_the_install_a
     assert_quorum_held(sim);
 }
 
-/// EXECUTOR BUG (runner.rs `guard`): a crash while the engine is stopping
-/// leaves the StopEngine step `Running`; by the time `resume` re-runs it the
-/// swarm sees the node down, the guard refuses ("w1 is Down, not ready"),
-/// and the run rolls the node back instead of continuing (and ends
-/// RolledBack, which `resume` cannot continue).
+/// A crash while the engine stops leaves the StopEngine step `Running`; by
+/// the time `resume` re-runs it the swarm sees the node down: that is the
+/// step's own doing, not a reason to refuse (the guard once said "w1 is
+/// Down, not ready" and rolled the node back).
 #[tokio::test]
 async fn a_crash_while_the_engine_stops_is_resumed_to_the_end() {
     let sim = cluster(2);
@@ -599,9 +599,38 @@ async fn a_crash_while_the_engine_stops_is_resumed_to_the_end() {
 // ----- the quorum guard -------------------------------------------------------------------
 
 #[tokio::test]
-async fn a_manager_lost_before_the_second_managers_drain_stops_the_run_before_it_goes_down() {
+async fn a_manager_unreachable_for_a_moment_is_waited_for() {
+    // Waits one real poll interval of the guard.
     let sim = cluster(2);
     let s = Setup::new(sim, 1);
+    let drain_m3 = s.step("m3", Action::Drain);
+    let hook = move |e: &Event, sim: &SimCluster, _: &AtomicBool| {
+        if started(e, drain_m3) {
+            sim.partition_for("m2", Duration::from_secs(10));
+        }
+    };
+    let out = s.fresh(&hook).await;
+    assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
+    assert_quorum_held(&s.sim);
+    let timeline = s.sim.timeline();
+    let healed = timeline.iter().position(|t| t.what == "m2 healed").unwrap();
+    let m3_down = timeline
+        .iter()
+        .position(|t| t.what == "m3 engine stopped")
+        .unwrap();
+    assert!(
+        healed < m3_down,
+        "m3 went down only once m2 was back:{}",
+        lines(&timeline)
+    );
+}
+
+#[tokio::test]
+async fn a_manager_lost_before_the_second_managers_drain_stops_the_run_before_it_goes_down() {
+    let sim = cluster(2);
+    let mut s = Setup::new(sim, 1);
+    // Lost for good: no point waiting for it to come back.
+    s.opts.guard_timeout = Duration::ZERO;
     let drain_m3 = s.step("m3", Action::Drain);
     let hook = move |e: &Event, sim: &SimCluster, _: &AtomicBool| {
         if started(e, drain_m3) {
@@ -637,13 +666,14 @@ async fn a_manager_lost_before_the_second_managers_drain_stops_the_run_before_it
     assert_quorum_held(sim);
 }
 
-/// EXECUTOR BUG (runner.rs `undo`): when the quorum guard refuses to stop a
-/// manager, the rollback counts the refused StopEngine step as done and
-/// stops that very manager, losing quorum while another is unreachable.
+/// When the quorum guard refuses to stop a manager, the undo must not count
+/// the refused StopEngine as done and stop that very manager (which would
+/// lose quorum while another is unreachable).
 #[tokio::test]
 async fn a_manager_lost_before_the_second_managers_stop_does_not_take_it_down() {
     let sim = cluster(2);
     let mut s = Setup::new(sim, 1);
+    s.opts.guard_timeout = Duration::ZERO;
     // With the bug, the rollback then waits for a swarm without a leader to
     // verify m3: do not wait the default 3 minutes for that.
     s.opts.verify_timeout = Duration::from_millis(100);
@@ -713,10 +743,9 @@ async fn max_parallel_2_upgrades_two_workers_at_once_in_less_simulated_time() {
     assert_eq!(times[0] - times[1], Duration::from_secs(52), "{times:?}");
 }
 
-/// EXECUTOR BUG (runner.rs `execute_batch`): the nodes of a batch run to
-/// their end whatever happens to their siblings, so after w1 fails its
-/// sibling w2 goes on to install and start the same target; the run then
-/// reports "no further node was touched".
+/// When a node of a parallel batch fails, its siblings install nothing more:
+/// a sibling not yet installing is brought back to its old engine and its
+/// availability; the run stops with the batch.
 #[tokio::test]
 async fn a_failure_in_a_parallel_batch_stops_its_siblings_at_a_safe_point() {
     let sim = cluster(4);
@@ -734,13 +763,18 @@ async fn a_failure_in_a_parallel_batch_stops_its_siblings_at_a_safe_point() {
     let failed = first_failure(&records);
     let after: Vec<_> = others_after(&records, failed.seq, "w1")
         .into_iter()
-        .filter(|r| matches!(r.op, Op::Script(Script::Install | Script::Start)))
+        .filter(|r| matches!(r.op, Op::Script(Script::Install)))
         .collect();
     assert!(
         after.is_empty(),
         "w2 was upgraded after w1 failed:{}",
         lines(after)
     );
+    for n in s.nodes() {
+        if n.starts_with('w') {
+            assert_at(&s.sim, &n, OLD);
+        }
+    }
 }
 
 // ----- swarm features ---------------------------------------------------------------------
@@ -768,15 +802,16 @@ async fn autolocked_managers_are_unlocked_with_the_key_on_stdin() {
     );
 }
 
-/// EXECUTOR BUG (runner.rs `via`): the API is always asked through another
-/// manager, so a single-manager swarm (which the quorum guard and the
-/// quorum-budget check explicitly allow) fails its first step: "no other
-/// manager answers: there is none".
+/// A single-manager swarm (which the quorum guard and the quorum-budget
+/// check allow, with a warning) has no other manager to ask: its own API is
+/// asked whenever its engine is up.
 #[tokio::test]
 async fn a_single_manager_swarm_is_upgraded() {
     let sim = SimCluster::generate(3, 1, 3, 7, 1, 42);
     sim.set_delays(Delays::test());
-    let s = Setup::new(sim, 1);
+    let mut s = Setup::new(sim, 1);
+    // With the bug the guard retries "no other manager" for a minute.
+    s.opts.guard_timeout = Duration::ZERO;
     let out = s.fresh(&no_hook).await;
     assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
     for n in s.nodes() {

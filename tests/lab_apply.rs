@@ -233,6 +233,12 @@ fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
     assert_eq!(availability(&after), availability(&before));
     let held = held_packages(&fresh.lab, "ap1-m2");
     assert!(held.contains("docker.io"), "the restored engine is held: {held}");
+    assert!(!held.contains("docker-cli"), "docker-cli, new with 26.1.99, was removed: {held}");
+    let cli = fresh.lab.ssh("ap1-m2", &["docker", "version", "--format", "{{.Server.Version}}"]).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cli.stdout).starts_with(OLD),
+        "the old docker CLI works against the old engine: {cli:?}"
+    );
     let report = fresh.lab.probe_report(Some(since)).unwrap();
     assert_eq!(report.failed, 0, "the probe lost requests: {report:?}");
 

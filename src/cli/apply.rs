@@ -373,7 +373,7 @@ async fn execute(
         ))
         .into()),
         RunStatus::RolledBack => Err(Error::RolledBack(format!(
-            "{}\nthe failed node was rolled back ({}); no further node was touched. Journal: {}",
+            "{}\nrolled back: {}; the run stopped there and no later node was touched. Journal: {}",
             state.failure.unwrap_or_default(),
             state.rolled_back.join(", "),
             journal.display()

@@ -1,6 +1,6 @@
 //! `swarm-upgrade status`: the current or last run, from local state only.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use super::{Output, StatusArgs};
 use crate::error::usage;
@@ -91,7 +91,7 @@ pub fn json(state: &RunState, plan: &Plan) -> serde_json::Value {
     })
 }
 
-fn table(state: &RunState, plan: &Plan, dir: &PathBuf) -> String {
+fn table(state: &RunState, plan: &Plan, dir: &Path) -> String {
     let mut out = format!(
         "run {} of swarm {}: {:?}, target {}\n  started {} by {}, updated {}\n  {} of {} steps done; files in {}\n",
         state.run_id,

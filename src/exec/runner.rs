@@ -87,6 +87,9 @@ pub struct Runner<'a, O: Ops> {
     emit: &'a (dyn Fn(&Event) + Sync),
     /// Set by Ctrl-C: stop at the next safe point.
     pub stop: Arc<AtomicBool>,
+    /// A node of the current batch failed: its siblings take no further
+    /// node down.
+    batch_failed: AtomicBool,
     lease_renewed: Mutex<Instant>,
 }
 
@@ -115,6 +118,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             journal: Mutex::new(journal),
             emit,
             stop,
+            batch_failed: AtomicBool::new(false),
             lease_renewed: Mutex::new(Instant::now()),
         })
     }
@@ -291,12 +295,36 @@ impl<'a, O: Ops> Runner<'a, O> {
             if self.state.lock().await.done(s.index) {
                 continue;
             }
-            if let Err(e) = self.run_step(s).await {
+            // A sibling of this worker batch failed: install nothing more.
+            // Undo what this node did so far (start its old engine again,
+            // give its availability back) and stop with the batch. A node
+            // already installing finishes and is verified: aborting a
+            // package manager halfway is worse.
+            if self.batch_failed.load(Ordering::SeqCst)
+                && matches!(
+                    s.action,
+                    Action::Drain | Action::StopEngine | Action::Backup | Action::Install
+                )
+            {
+                let reason = "another node of the batch failed";
+                let e = StepError::Precondition(reason.into());
                 self.fail_step(s, &e).await;
-                let reason = match &e {
-                    StepError::Precondition(m) | StepError::Failed(m) => m.clone(),
+                return Err(self.rollback_node(node_id, s, reason, true).await);
+            }
+            if let Err(e) = self.run_step(s).await {
+                self.batch_failed.store(true, Ordering::SeqCst);
+                self.fail_step(s, &e).await;
+                let (reason, precondition) = match &e {
+                    StepError::Precondition(m) => (m.clone(), true),
+                    StepError::Failed(m) => (m.clone(), false),
                 };
-                return Err(self.rollback_node(node_id, s, &reason).await);
+                let status = self.rollback_node(node_id, s, &reason, precondition).await;
+                // Nothing failed on the node itself: once the cause is fixed
+                // (a manager back, say), `resume` goes on from this step.
+                if precondition && status == RunStatus::RolledBack {
+                    return Err(RunStatus::Failed);
+                }
+                return Err(status);
             }
         }
         Ok(())
@@ -776,7 +804,13 @@ impl<'a, O: Ops> Runner<'a, O> {
 
     /// Brings a node whose step failed back to how it was: the old engine
     /// running and verified, its availability restored.
-    async fn rollback_node(&self, node_id: &str, failed: &Step, reason: &str) -> RunStatus {
+    async fn rollback_node(
+        &self,
+        node_id: &str,
+        failed: &Step,
+        reason: &str,
+        precondition: bool,
+    ) -> RunStatus {
         let n = self.node(node_id);
         let name = n.name.clone();
         if self.plan.reverts_run.is_some() {
@@ -798,7 +832,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                 reason: reason.to_string(),
             })
             .await;
-        let result = self.undo(node_id, failed).await;
+        let result = self.undo(node_id, failed, precondition).await;
         let (ok, detail) = match &result {
             Ok(d) => (true, d.clone()),
             Err(e) => (false, format!("{e:#}")),
@@ -837,20 +871,24 @@ impl<'a, O: Ops> Runner<'a, O> {
         }
     }
 
-    async fn undo(&self, node_id: &str, failed: &Step) -> anyhow::Result<String> {
+    async fn undo(&self, node_id: &str, failed: &Step, precondition: bool) -> anyhow::Result<String> {
         let n = self.node(node_id);
         let st = self.state.lock().await.clone();
+        // The failed step counts as (partly) done unless its precondition
+        // failed: then it never started, and undoing it would do harm (stop
+        // the very manager the quorum guard kept up).
         let done = |a: Action| {
             self.plan.steps.iter().any(|s| {
                 s.node_id.as_deref() == Some(node_id)
                     && s.action == a
-                    && (st.step(s.index).status == StepStatus::Done || s.index == failed.index)
+                    && (st.step(s.index).status == StepStatus::Done
+                        || (s.index == failed.index && !precondition))
             })
         };
         let mut detail = vec![];
         let touched_engine = done(Action::StopEngine);
         if touched_engine {
-            let installed = done(Action::Install) || failed.action == Action::Install;
+            let installed = done(Action::Install);
             // Stop whatever runs (or fails to run) now; ignore "not running".
             if let Ok(cmd) = self.script_cmd(node_id, Script::Stop) {
                 let _ = self.ops.run(node_id, &cmd).await;
@@ -893,7 +931,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                 })?;
             detail.push(format!("engine {} verified", n.current));
         }
-        if done(Action::Drain) || failed.action == Action::Drain {
+        if done(Action::Drain) {
             let via = self.via(Some(node_id)).await?;
             self.ops
                 .update_node(
@@ -943,6 +981,18 @@ impl<'a, O: Ops> Runner<'a, O> {
                 Ok(st) if st.control_available => return Ok(m.id.clone()),
                 Ok(st) => errors.push(format!("{}: swarm state {}", m.name, st.swarm_state)),
                 Err(e) => errors.push(format!("{}: {e:#}", m.name)),
+            }
+        }
+        // A single-manager swarm has no other manager to ask: its own engine
+        // answers whenever it is up (its control plane is down meanwhile).
+        let managers = self.plan.nodes.iter().filter(|n| n.role == Role::Manager).count();
+        if let Some(me) = not
+            && managers == 1
+        {
+            match self.ops.engine_status(me).await {
+                Ok(st) if st.control_available => return Ok(me.to_string()),
+                Ok(st) => errors.push(format!("the only manager: swarm state {}", st.swarm_state)),
+                Err(e) => errors.push(format!("the only manager: {e:#}")),
             }
         }
         Err(anyhow!(

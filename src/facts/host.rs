@@ -26,6 +26,9 @@ pub fn script(bundle_paths: &[String]) -> String {
     let pkgs = ENGINE_PACKAGES.join(" ");
     let mut s = format!(
         r#"export LC_ALL=C
+# dockerd lives in /usr/sbin, which a non-root login's PATH lacks (facts are
+# read without sudo when sudo is refused); sudo's secure_path has it.
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH
 echo '### os-release'; cat /etc/os-release 2>/dev/null
 echo '### arch'; uname -m
 echo '### init'; if [ -d /run/systemd/system ]; then echo systemd; elif [ -x /etc/init.d/docker ]; then echo sysvinit; else echo unknown; fi

@@ -57,7 +57,12 @@ impl ScriptIndex {
                 let mut i = 0;
                 while let Some((k, v)) = rest.get(i).and_then(|a| a.split_once('=')) {
                     let words = || v.split_whitespace().map(str::to_string);
-                    let pairs = || words().filter_map(|w| w.split_once('=').map(|(n, v)| (n.to_string(), v.to_string())));
+                    let pairs = || {
+                        words().filter_map(|w| {
+                            w.split_once('=')
+                                .map(|(n, v)| (n.to_string(), v.to_string()))
+                        })
+                    };
                     match k {
                         "SU_PACKAGES" => env.packages = pairs().collect(),
                         "SU_NEW_PACKAGES" => env.new_packages = words().collect(),
@@ -183,17 +188,29 @@ impl World {
                 if !n.engine_up {
                     (out(1, "", "Cannot connect to the Docker daemon"), None)
                 } else if !n.locked {
-                    (out(1, "", "Error response from daemon: swarm is not locked"), None)
-                } else if key.as_deref().is_some_and(|k| cmd.argv.iter().any(|a| a.contains(k.trim()))) {
+                    (
+                        out(1, "", "Error response from daemon: swarm is not locked"),
+                        None,
+                    )
+                } else if key
+                    .as_deref()
+                    .is_some_and(|k| cmd.argv.iter().any(|a| a.contains(k.trim())))
+                {
                     // Secrets go through stdin: one on the command line shows in `ps`.
-                    (out(2, "", "sim: the unlock key was passed on the command line"), None)
+                    (
+                        out(2, "", "sim: the unlock key was passed on the command line"),
+                        None,
+                    )
                 } else if given.as_deref() != key.as_deref() {
                     (out(1, "", "Error response from daemon: invalid key"), None)
                 } else {
                     (out(0, "", ""), Some(Effect::Unlock(i)))
                 }
             }
-            Kind::Unknown => (out(127, "", format!("sim: unknown command: {}", cmd.display())), None),
+            Kind::Unknown => (
+                out(127, "", format!("sim: unknown command: {}", cmd.display())),
+                None,
+            ),
             Kind::Script(s, env) => match s {
                 Script::Stop => (out(0, "", ""), Some(Effect::EngineStop(i))),
                 Script::Start => {
@@ -222,7 +239,9 @@ impl World {
                     let version = installed_engine(&n.host.installed).unwrap_or_default();
                     let mut log = format!("sim: dockerd {version} on {}\n", n.hostname);
                     if n.faults.broken.contains(&version) {
-                        log.push_str(&format!("sim: deliberately broken dockerd {version}: exit status 1\n"));
+                        log.push_str(&format!(
+                            "sim: deliberately broken dockerd {version}: exit status 1\n"
+                        ));
                     }
                     (out(0, log, ""), None)
                 }
@@ -240,10 +259,18 @@ impl World {
                 }
                 Script::Install => {
                     for (name, version) in &env.packages {
-                        let offered = n.host.available.get(name).is_some_and(|v| v.contains(version));
+                        let offered = n
+                            .host
+                            .available
+                            .get(name)
+                            .is_some_and(|v| v.contains(version));
                         if !offered {
                             return (
-                                out(100, "", format!("E: Version '{version}' for '{name}' was not found\n")),
+                                out(
+                                    100,
+                                    "",
+                                    format!("E: Version '{version}' for '{name}' was not found\n"),
+                                ),
                                 None,
                             );
                         }
@@ -256,13 +283,19 @@ impl World {
                         out(
                             100,
                             "",
-                            format!("E: Unsupported file {}/packages/*.deb given on commandline\n", env.backup_dir),
+                            format!(
+                                "E: Unsupported file {}/packages/*.deb given on commandline\n",
+                                env.backup_dir
+                            ),
                         ),
                         None,
                     ),
                     Some(backup) => {
                         let text = lines(backup);
-                        (out(0, text, ""), Some(Effect::Restore(i, env.backup_dir, env.new_packages)))
+                        (
+                            out(0, text, ""),
+                            Some(Effect::Restore(i, env.backup_dir, env.new_packages)),
+                        )
                     }
                 },
             },

@@ -40,7 +40,14 @@ pub struct SimSpec {
 }
 
 impl SimSpec {
-    pub fn new(nodes: usize, managers: usize, services: usize, tasks: usize, networks: usize, seed: u64) -> SimSpec {
+    pub fn new(
+        nodes: usize,
+        managers: usize,
+        services: usize,
+        tasks: usize,
+        networks: usize,
+        seed: u64,
+    ) -> SimSpec {
         SimSpec {
             nodes,
             managers,
@@ -88,8 +95,10 @@ fn digits(n: usize) -> usize {
 
 fn host_facts(hostname: &str, role: Role, spec: &SimSpec) -> HostFacts {
     let engine = ["docker-ce", "docker-ce-cli"];
-    let mut installed: BTreeMap<String, String> =
-        engine.iter().map(|p| (p.to_string(), deb_version(&spec.engine))).collect();
+    let mut installed: BTreeMap<String, String> = engine
+        .iter()
+        .map(|p| (p.to_string(), deb_version(&spec.engine)))
+        .collect();
     installed.insert("containerd.io".into(), "1.6.28-1".into());
     let mut versions: Vec<String> = spec.offered.iter().map(|v| deb_version(v)).collect();
     versions.push(deb_version(&spec.engine));
@@ -106,7 +115,10 @@ fn host_facts(hostname: &str, role: Role, spec: &SimSpec) -> HostFacts {
         init: spec.init,
         package_manager: PackageManager::Apt,
         arch: "amd64".into(),
-        available: engine.iter().map(|p| (p.to_string(), versions.clone())).collect(),
+        available: engine
+            .iter()
+            .map(|p| (p.to_string(), versions.clone()))
+            .collect(),
         held: installed.keys().cloned().collect(),
         installed_sizes: BTreeMap::from([
             ("docker-ce".into(), 100 * MIB),
@@ -115,7 +127,9 @@ fn host_facts(hostname: &str, role: Role, spec: &SimSpec) -> HostFacts {
         ]),
         installed,
         disk_free: BTreeMap::from([("/".into(), 20 << 30), ("/var/lib/docker".into(), 40 << 30)]),
-        daemon_json: Some(r#"{ "log-driver": "json-file", "log-opts": { "max-size": "10m" } }"#.into()),
+        daemon_json: Some(
+            r#"{ "log-driver": "json-file", "log-opts": { "max-size": "10m" } }"#.into(),
+        ),
         dockerd_version: Some(format!("Docker version {}, build sim", spec.engine)),
         dockerd_path: Some("/usr/bin/dockerd".into()),
         dockerd_package: Some("docker-ce".into()),
@@ -137,8 +151,17 @@ impl SimCluster {
     /// `services` services (the first a global one when there are 3 or more;
     /// every fourth, the second included, bound to `node.role==worker`) with
     /// `tasks` tasks in all, spread by the scheduler, on `networks` overlays.
-    pub fn generate(nodes: usize, managers: usize, services: usize, tasks: usize, networks: usize, seed: u64) -> SimCluster {
-        SimCluster::from_spec(&SimSpec::new(nodes, managers, services, tasks, networks, seed))
+    pub fn generate(
+        nodes: usize,
+        managers: usize,
+        services: usize,
+        tasks: usize,
+        networks: usize,
+        seed: u64,
+    ) -> SimCluster {
+        SimCluster::from_spec(&SimSpec::new(
+            nodes, managers, services, tasks, networks, seed,
+        ))
     }
 
     pub fn from_spec(spec: &SimSpec) -> SimCluster {
@@ -147,16 +170,25 @@ impl SimCluster {
             "a swarm needs 1 to {} managers",
             spec.nodes
         );
-        assert!(spec.networks <= 254, "at most 254 overlay networks (one /16 each in 10.0.0.0/8)");
+        assert!(
+            spec.networks <= 254,
+            "at most 254 overlay networks (one /16 each in 10.0.0.0/8)"
+        );
         let mut rng = Rng(spec.seed);
         // Placed with zero delays, so that the cluster starts settled.
         let mut w = World::new(rng.id(25), Delays::zero());
         let workers = spec.nodes - spec.managers;
         for i in 0..spec.nodes {
             let (role, hostname) = if i < spec.managers {
-                (Role::Manager, format!("m{:0w$}", i + 1, w = digits(spec.managers)))
+                (
+                    Role::Manager,
+                    format!("m{:0w$}", i + 1, w = digits(spec.managers)),
+                )
             } else {
-                (Role::Worker, format!("w{:0w$}", i - spec.managers + 1, w = digits(workers)))
+                (
+                    Role::Worker,
+                    format!("w{:0w$}", i - spec.managers + 1, w = digits(workers)),
+                )
             };
             let k = i + 10;
             let host = host_facts(&hostname, role, spec);
@@ -186,7 +218,11 @@ impl SimCluster {
         for k in 0..=spec.networks {
             let facts = NetworkFacts {
                 id: rng.id(25),
-                name: if k == 0 { "ingress".into() } else { format!("net{k:03}") },
+                name: if k == 0 {
+                    "ingress".into()
+                } else {
+                    format!("net{k:03}")
+                },
                 ingress: k == 0,
                 subnets: vec![format!("10.{k}.0.0/16")],
                 peer_count: None,
@@ -200,12 +236,13 @@ impl SimCluster {
 
         let globals = usize::from(spec.services >= 3);
         let replicated = spec.services - globals;
-        let budget = spec.tasks.saturating_sub(globals * spec.nodes).max(replicated);
-        let (base, extra) = if replicated > 0 {
-            (budget / replicated, budget % replicated)
-        } else {
-            (0, 0)
-        };
+        let budget = spec
+            .tasks
+            .saturating_sub(globals * spec.nodes)
+            .max(replicated);
+        let (base, extra) = budget
+            .checked_div(replicated)
+            .map_or((0, 0), |base| (base, budget % replicated));
         for s in 0..spec.services {
             let mode = if s < globals {
                 Mode::Global
@@ -218,7 +255,7 @@ impl SimCluster {
             } else {
                 vec![]
             };
-            let nets: Vec<usize> = if mode == Mode::Replicated(0) || s < globals || spec.networks == 0 {
+            let nets: Vec<usize> = if s < globals || spec.networks == 0 {
                 vec![]
             } else {
                 vec![1 + s % spec.networks]
@@ -256,12 +293,14 @@ impl SimCluster {
             let mut unreachable = BTreeMap::new();
             for n in &w.nodes {
                 if n.faults.ssh_lost {
-                    unreachable.insert(n.id.clone(), "ssh: connection lost (simulated)".to_string());
+                    unreachable
+                        .insert(n.id.clone(), "ssh: connection lost (simulated)".to_string());
                     continue;
                 }
                 let mut h = n.host.clone();
                 if n.engine_up {
-                    h.dockerd_version = Some(format!("Docker version {}, build sim", n.engine_version));
+                    h.dockerd_version =
+                        Some(format!("Docker version {}, build sim", n.engine_version));
                 }
                 hosts.insert(n.id.clone(), h);
             }
@@ -305,7 +344,10 @@ impl SimCluster {
             .iter()
             .map(|(id, h)| {
                 let current = running.get(id.as_str()).copied().unwrap_or_default();
-                (id.clone(), resolve::resolve(h, current, pin, &ResolveOptions::default()))
+                (
+                    id.clone(),
+                    resolve::resolve(h, current, pin, &ResolveOptions::default()),
+                )
             })
             .collect();
         Gathered { facts, resolutions }

@@ -8,7 +8,7 @@
 //!     └──────────── Ops (API calls, playbook commands) ◄── Runner
 //! ```
 //! - Engines stop, get packages installed and start when the executor runs
-//!   the playbook scripts (recognised by their text, see [`command`]); a
+//!   the playbook scripts (recognised by their exact text, `src/sim/command.rs`); a
 //!   stopped manager leaves the raft at once, is marked down after a
 //!   heartbeat grace, and a new leader is elected while a majority is left.
 //! - Draining shuts a node's tasks down and the scheduler places
@@ -27,6 +27,7 @@ mod command;
 mod generate;
 mod ops;
 mod record;
+mod sched;
 mod world;
 
 use std::collections::BTreeMap;
@@ -35,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::exec::ops::Lease;
-use crate::facts::model::{Availability, InitSystem, Role};
+use crate::facts::model::{Availability, InitSystem};
 use crate::playbook::{Playbooks, Script};
 
 pub use clock::SimSleep;
@@ -109,7 +110,8 @@ pub struct SimCluster {
 
 impl SimCluster {
     fn new(world: World) -> SimCluster {
-        let playbooks = Playbooks::load(&[] as &[&std::path::Path]).expect("the built-in playbooks parse");
+        let playbooks =
+            Playbooks::load(&[] as &[&std::path::Path]).expect("the built-in playbooks parse");
         SimCluster {
             world: Mutex::new(world),
             scripts: ScriptIndex::new(&playbooks),
@@ -130,7 +132,8 @@ impl SimCluster {
         let mut w = self.world.lock().unwrap_or_else(|p| p.into_inner());
         let r = f(&mut w);
         drop(w);
-        self.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.busy_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         r
     }
 
@@ -180,7 +183,14 @@ impl SimCluster {
 
     /// The next `times` runs of `script` on this node (every run: `None`)
     /// exit with `status` and `stderr`, changing nothing.
-    pub fn fail_script(&self, name: &str, script: Script, status: i32, stderr: &str, times: Option<usize>) {
+    pub fn fail_script(
+        &self,
+        name: &str,
+        script: Script,
+        status: i32,
+        stderr: &str,
+        times: Option<usize>,
+    ) {
         self.with_node(name, |w, i| {
             w.nodes[i].faults.commands.push(CommandFault {
                 script,
@@ -202,6 +212,21 @@ impl SimCluster {
         self.with_node(name, |w, i| w.set_partitioned(i, partitioned));
     }
 
+    /// Cuts the node off now and heals it after `d` of virtual time (a
+    /// manager unreachable for a moment, as on a busy host).
+    pub fn partition_for(&self, name: &str, d: Duration) {
+        self.with_node(name, |w, i| {
+            w.set_partitioned(i, true);
+            w.schedule(
+                d,
+                world::Ev::Link {
+                    node: i,
+                    partitioned: false,
+                },
+            );
+        });
+    }
+
     /// Tasks leaving this node take `d` to stop (`None`: they never do).
     pub fn slow_drain(&self, name: &str, d: Option<Duration>) {
         self.with_node(name, |w, i| w.nodes[i].faults.slow_drain = Some(d));
@@ -216,10 +241,6 @@ impl SimCluster {
 
     pub fn hostnames(&self) -> Vec<String> {
         self.with(|w| w.nodes.iter().map(|n| n.hostname.clone()).collect())
-    }
-
-    pub fn role(&self, name: &str) -> Role {
-        self.with_node(name, |w, i| w.nodes[i].role)
     }
 
     /// The engine version running on the node, `None` while it is down.
@@ -266,7 +287,11 @@ impl SimCluster {
             w.nodes
                 .iter()
                 .map(|n| {
-                    let c = n.tasks.iter().filter(|&&t| w.tasks[t].desired_running).count();
+                    let c = n
+                        .tasks
+                        .iter()
+                        .filter(|&&t| w.tasks[t].desired_running)
+                        .count();
                     (n.hostname.clone(), c)
                 })
                 .collect()

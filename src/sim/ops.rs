@@ -119,11 +119,19 @@ impl Ops for SimCluster {
         Ok(output)
     }
 
-    async fn acquire_lease(&self, via: &str, lease: &Lease, break_stale: bool) -> anyhow::Result<LeaseOutcome> {
+    async fn acquire_lease(
+        &self,
+        via: &str,
+        lease: &Lease,
+        break_stale: bool,
+    ) -> anyhow::Result<LeaseOutcome> {
         Ok(self.with(|w| {
             w.api(via)?;
             match &w.lease {
-                Some(held) if held.run_id != lease.run_id && !(break_stale && expired(&held.expires_at)) => {
+                Some(held)
+                    if held.run_id != lease.run_id
+                        && !(break_stale && expired(&held.expires_at)) =>
+                {
                     Ok::<_, SimError>(LeaseOutcome::Held(held.clone()))
                 }
                 _ => {

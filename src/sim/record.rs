@@ -19,9 +19,7 @@ pub enum Op {
     /// A command the simulation does not know (exit 127).
     Unknown(String),
     /// Its spec was updated through the Engine API.
-    Update {
-        availability: Option<Availability>,
-    },
+    Update { availability: Option<Availability> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +37,6 @@ pub struct Record {
 impl Record {
     pub fn is_script(&self, s: Script) -> bool {
         self.op == Op::Script(s)
-    }
-    /// Whether it changed the node (anything but a read-only probe).
-    pub fn changes(&self) -> bool {
-        !matches!(self.op, Op::Pgrep | Op::Script(Script::Logs))
     }
 }
 

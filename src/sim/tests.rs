@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::exec::ops::{NodeUpdate, Ops};
-use crate::facts::model::NodeState;
+use crate::facts::model::{NodeState, Role};
 use crate::transport::Cmd;
 use crate::version::resolve::Method;
 
@@ -40,12 +40,21 @@ fn tasks_spread_and_respect_role_constraints() {
         .iter()
         .find(|s| s.constraints == ["node.role==worker"])
         .unwrap();
-    for t in facts.cluster.tasks.iter().filter(|t| t.service_id == worker_only.id) {
+    for t in facts
+        .cluster
+        .tasks
+        .iter()
+        .filter(|t| t.service_id == worker_only.id)
+    {
         let n = facts.node(&t.node_id).unwrap();
         assert_eq!(n.role, Role::Worker, "{t:?}");
     }
     // 5 global + 6 replicated on 5 nodes: nobody gets more than 3.
-    assert!(sim.tasks_per_node().values().all(|&c| (1..=3).contains(&c)), "{:?}", sim.tasks_per_node());
+    assert!(
+        sim.tasks_per_node().values().all(|&c| (1..=3).contains(&c)),
+        "{:?}",
+        sim.tasks_per_node()
+    );
     assert!(sim.converged());
 }
 
@@ -68,7 +77,11 @@ async fn a_drain_moves_tasks_and_an_activation_brings_global_ones_back() {
         ..Default::default()
     };
     sim.update_node(&m1, &w1, &active).await.unwrap();
-    assert_eq!(sim.tasks_per_node()["w1"], 1, "the global task is back; replicas are not rebalanced");
+    assert_eq!(
+        sim.tasks_per_node()["w1"],
+        1,
+        "the global task is back; replicas are not rebalanced"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +121,10 @@ async fn scripts_take_virtual_time_and_the_swarm_notices_after_the_grace() {
     let status = sim.engine_status(&w1).await;
     assert!(status.is_err());
     assert!(sim.nodes(&m1).await.is_ok());
-    assert!(real.elapsed() < Duration::from_secs(1), "virtual time costs no real time");
+    assert!(
+        real.elapsed() < Duration::from_secs(1),
+        "virtual time costs no real time"
+    );
 }
 
 #[tokio::test]

@@ -224,10 +224,16 @@ pub fn runtime_dir() -> anyhow::Result<tempfile::TempDir> {
         .map(PathBuf::from)
         .filter(|p| p.is_dir() && p.as_os_str().len() < 40)
         .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix("swup-")
         .tempdir_in(base)
-        .context("creating a private runtime directory")
+        .context("creating a private runtime directory")?;
+    // Set, not assumed: the forwarded Docker sockets in it are root on the
+    // hosts, and what mode a new directory gets depends on the library.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .context("making the runtime directory private")?;
+    Ok(dir)
 }
 
 #[cfg(test)]
