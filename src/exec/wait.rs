@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::facts::model::{ServiceFacts, ServiceMode, TaskFacts};
 
 /// Polls fast first (a change is usually quick to show), then backs off to
-/// one second, so that detecting a change costs well under a second.
+/// half a second, so that detecting a change costs well under a second.
 pub struct Backoff {
     next: Duration,
 }
@@ -19,7 +19,7 @@ impl Backoff {
 
     pub async fn sleep(&mut self) {
         tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(Duration::from_secs(1));
+        self.next = (self.next * 2).min(Duration::from_millis(500));
     }
 }
 

@@ -202,27 +202,36 @@ fn original_availability(n: &NodeFacts) -> Availability {
     }
 }
 
-/// How many workers may be out at once: at most `max_parallel`, and always
-/// leaving at least one active, ready worker to take the tasks of the batch
-/// (managers are active again by then, but services may be bound to workers).
+/// How many workers may be out at once: at most `max_parallel`, within what
+/// the remaining nodes can absorb. By the workers phase the managers are
+/// active again and take the batch's tasks, unless a service is bound to
+/// workers (or no manager is active and ready): then one active, ready
+/// worker always stays in. Finer capacity (constraints, reservations) is
+/// the drain-feasibility check's business.
 fn worker_batch_size(facts: &Facts, upgrading: usize, max_parallel: usize) -> usize {
     let active_workers = facts
         .workers()
         .filter(|w| w.availability == Availability::Active && w.state == NodeState::Ready)
         .count();
-    let active_managers = facts
+    let managers_absorb = facts
         .managers()
-        .filter(|m| m.availability == Availability::Active && m.state == NodeState::Ready)
-        .count();
-    let spare = if active_workers > 1 {
-        active_workers - 1
-    } else if active_managers > 0 {
-        // One worker: the managers absorb its tasks while it is out.
-        1
+        .any(|m| m.availability == Availability::Active && m.state == NodeState::Ready)
+        && !facts.cluster.services.iter().any(bound_to_workers);
+    let spare = if managers_absorb {
+        upgrading
     } else {
-        1
+        active_workers.saturating_sub(1)
     };
     max_parallel.max(1).min(spare.max(1)).min(upgrading.max(1))
+}
+
+/// Whether a service may only run on workers (`node.role==worker`,
+/// `node.role!=manager`).
+pub fn bound_to_workers(s: &crate::facts::model::ServiceFacts) -> bool {
+    s.constraints.iter().any(|c| {
+        let c: String = c.chars().filter(|ch| !ch.is_whitespace()).collect();
+        c == "node.role==worker" || c == "node.role!=manager"
+    })
 }
 
 #[derive(Default)]

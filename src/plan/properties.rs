@@ -409,7 +409,8 @@ fn check(c: &Cluster, plan: &Plan) -> Result<(), TestCaseError> {
                 prop_assert_eq!(waits.len(), 1);
                 prop_assert_eq!(steps.last().unwrap().action, Action::WaitConverged);
                 // Capacity: a batch leaves an active, ready worker to take
-                // its tasks when there is more than one such worker.
+                // its tasks when there is more than one such worker, unless
+                // active managers can take them (no service bound to workers).
                 let active_out = nodes
                     .iter()
                     .filter(|id| {
@@ -417,7 +418,12 @@ fn check(c: &Cluster, plan: &Plan) -> Result<(), TestCaseError> {
                         n.availability == Availability::Active && n.state == NodeState::Ready
                     })
                     .count();
-                prop_assert!(active_out <= active_ready_workers.saturating_sub(1).max(1));
+                let managers_absorb = c.facts.managers().any(|m| {
+                    m.availability == Availability::Active && m.state == NodeState::Ready
+                }) && !c.facts.cluster.services.iter().any(super::build::bound_to_workers);
+                if !managers_absorb {
+                    prop_assert!(active_out <= active_ready_workers.saturating_sub(1).max(1));
+                }
             }
         }
         prop_assert!(steps.iter().all(|s| s.phase == steps[0].phase));
@@ -522,10 +528,48 @@ fn blocked_plan_steps() {
     insta::assert_snapshot!(step_list(&super::testutil::blocked_plan()));
 }
 
+fn worker_only_service() -> crate::facts::model::ServiceFacts {
+    crate::facts::model::ServiceFacts {
+        id: "s1".into(),
+        name: "web".into(),
+        mode: crate::facts::model::ServiceMode::Replicated { replicas: 2 },
+        image: "web".into(),
+        constraints: vec!["node.role == worker".into()],
+        max_replicas_per_node: 0,
+        reserved_nano_cpus: 0,
+        reserved_memory_bytes: 0,
+        running_tasks: 2,
+        desired_tasks: 2,
+        update_state: None,
+        published_ports: vec![],
+        virtual_ips: vec![],
+    }
+}
+
+#[test]
+fn without_worker_bound_services_the_managers_absorb_a_whole_batch() {
+    use Availability::Active;
+    use Role::{Manager, Worker};
+    let mut nodes = vec![node("m", "m", Manager, true, Active, "20.10.24")];
+    for i in 0..2 {
+        nodes.push(node(&format!("w{i}"), &format!("w{i}"), Worker, false, Active, "20.10.24"));
+    }
+    let facts = facts_of("c", nodes);
+    let plan = build(&facts, &super::testutil::all_resolved(&facts), vec![], &opts(2));
+    let batches: BTreeSet<usize> = plan
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Workers)
+        .map(|s| s.batch)
+        .collect();
+    assert_eq!(batches.len(), 1, "both workers in one batch:\n{}", step_list(&plan));
+}
+
 #[test]
 fn worker_batches_leave_an_active_worker_up() {
-    // Two active workers and two drained ones, max parallel 5: the two
-    // active workers must not be out together.
+    // Two active workers and two drained ones, max parallel 5, a service
+    // that runs on workers only: the two active workers must not be out
+    // together.
     use Availability::Active;
     use Role::{Manager, Worker};
     let mut nodes = vec![node("m", "m", Manager, true, Active, "20.10.24")];
@@ -544,7 +588,8 @@ fn worker_batches_leave_an_active_worker_up() {
             "20.10.24",
         ));
     }
-    let facts = facts_of("c", nodes);
+    let mut facts = facts_of("c", nodes);
+    facts.cluster.services.push(worker_only_service());
     let plan = build(
         &facts,
         &super::testutil::all_resolved(&facts),
