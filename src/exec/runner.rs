@@ -90,6 +90,8 @@ pub struct Runner<'a, O: Ops> {
     /// A node of the current batch failed: its siblings take no further
     /// node down.
     batch_failed: AtomicBool,
+    /// Serializes the drains of a parallel batch (see `execute_node`).
+    drain_gate: Mutex<()>,
     lease_renewed: Mutex<Instant>,
 }
 
@@ -119,6 +121,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             emit,
             stop,
             batch_failed: AtomicBool::new(false),
+            drain_gate: Mutex::new(()),
             lease_renewed: Mutex::new(Instant::now()),
         })
     }
@@ -252,10 +255,11 @@ impl<'a, O: Ops> Runner<'a, O> {
                 None => cluster_steps.push(*s),
             }
         }
+        let batch_nodes: Vec<&str> = per_node.keys().copied().collect();
         let results = futures_util::future::join_all(
             per_node
                 .iter()
-                .map(|(id, steps)| self.execute_node(id, steps)),
+                .map(|(id, steps)| self.execute_node(id, steps, &batch_nodes)),
         )
         .await;
         let mut worst: Option<RunStatus> = None;
@@ -290,7 +294,12 @@ impl<'a, O: Ops> Runner<'a, O> {
         Ok(())
     }
 
-    async fn execute_node(&self, node_id: &str, steps: &[&Step]) -> Result<(), RunStatus> {
+    async fn execute_node(
+        &self,
+        node_id: &str,
+        steps: &[&Step],
+        batch: &[&str],
+    ) -> Result<(), RunStatus> {
         for s in steps {
             if self.state.lock().await.done(s.index) {
                 continue;
@@ -311,7 +320,28 @@ impl<'a, O: Ops> Runner<'a, O> {
                 self.fail_step(s, &e).await;
                 return Err(self.rollback_node(node_id, s, reason, true).await);
             }
-            if let Err(e) = self.run_step(s).await {
+            // Drains of one batch go one at a time, each after the last
+            // replica elsewhere of every service on this node is running:
+            // two workers drained at the same instant can take a service's
+            // every replica down together.
+            let gate = if s.action == Action::Drain && batch.len() > 1 {
+                let guard = self.drain_gate.lock().await;
+                if let Err(e) = self.wait_for_replicas_elsewhere(s, node_id, batch).await {
+                    self.batch_failed.store(true, Ordering::SeqCst);
+                    self.fail_step(s, &e).await;
+                    let reason = match &e {
+                        StepError::Precondition(m) | StepError::Failed(m) => m.clone(),
+                    };
+                    let _ = self.rollback_node(node_id, s, &reason, true).await;
+                    return Err(RunStatus::Failed);
+                }
+                Some(guard)
+            } else {
+                None
+            };
+            let result = self.run_step(s).await;
+            drop(gate);
+            if let Err(e) = result {
                 self.batch_failed.store(true, Ordering::SeqCst);
                 self.fail_step(s, &e).await;
                 let (reason, precondition) = match &e {
@@ -537,6 +567,66 @@ impl<'a, O: Ops> Runner<'a, O> {
             quorum_guard(&nodes, node_id).map_err(StepError::Precondition)?;
         }
         Ok(())
+    }
+
+    /// Waits until every service with two or more replicas that runs a task
+    /// on `node_id` also has a running task on a node that stays up: not this
+    /// node, and not a node of the batch that is drained already. A single
+    /// replica service has no other replica to wait for (drain-feasibility
+    /// warns about its downtime).
+    async fn wait_for_replicas_elsewhere(
+        &self,
+        s: &Step,
+        node_id: &str,
+        batch: &[&str],
+    ) -> Result<(), StepError> {
+        let deadline = Instant::now() + self.opts.drain_timeout;
+        let mut backoff = Backoff::new();
+        let mut reported = false;
+        loop {
+            let down: Vec<&str> = {
+                let st = self.state.lock().await;
+                let drained = |id: &str| {
+                    let step = |a: Action| {
+                        self.plan
+                            .steps
+                            .iter()
+                            .find(|x| x.node_id.as_deref() == Some(id) && x.action == a)
+                            .map(|x| st.step(x.index).status)
+                    };
+                    step(Action::Drain) == Some(StepStatus::Done)
+                        && step(Action::RestoreAvailability) != Some(StepStatus::Done)
+                };
+                batch
+                    .iter()
+                    .copied()
+                    .filter(|id| *id == node_id || drained(id))
+                    .collect()
+            };
+            let via = self.via_err(Some(node_id)).await?;
+            let lonely = match (self.ops.services(&via).await, self.ops.tasks(&via).await) {
+                (Ok(services), Ok(tasks)) => wait::last_replicas_on(&services, &tasks, node_id, &down),
+                (Err(e), _) | (_, Err(e)) => vec![format!("{e:#}")],
+            };
+            if lonely.is_empty() {
+                return Ok(());
+            }
+            if !reported {
+                self.output(
+                    s,
+                    format!("waiting for replicas elsewhere before draining: {}", lonely.join(", ")),
+                )
+                .await;
+                reported = true;
+            }
+            if Instant::now() > deadline {
+                return Err(StepError::Precondition(format!(
+                    "draining this node now would stop every running replica of {}",
+                    lonely.join(", ")
+                )));
+            }
+            backoff.sleep().await;
+        }
     }
 
     async fn wait_drained(&self, s: &Step, node_id: &str) -> Result<(), StepError> {

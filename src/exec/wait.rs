@@ -65,6 +65,32 @@ pub fn unconverged(services: &[ServiceFacts]) -> Vec<String> {
         .collect()
 }
 
+/// Services (with two or more desired replicas) that run a task on `node`
+/// and would have no running task left if the nodes in `down` went away.
+pub fn last_replicas_on(
+    services: &[ServiceFacts],
+    tasks: &[TaskFacts],
+    node: &str,
+    down: &[&str],
+) -> Vec<String> {
+    let mut out = vec![];
+    for s in services {
+        if s.desired_tasks < 2 || !matches!(s.mode, ServiceMode::Replicated { .. }) {
+            continue;
+        }
+        let running = |t: &&TaskFacts| t.service_id == s.id && t.state == "running";
+        let here = tasks.iter().filter(running).any(|t| t.node_id == node);
+        let elsewhere = tasks
+            .iter()
+            .filter(running)
+            .any(|t| !t.node_id.is_empty() && !down.contains(&t.node_id.as_str()));
+        if here && !elsewhere {
+            out.push(s.name.clone());
+        }
+    }
+    out
+}
+
 /// Known task errors (V6) mapped to their cause.
 pub fn rejected_causes(tasks: &[TaskFacts]) -> Vec<String> {
     let mut out: Vec<String> = tasks
@@ -133,6 +159,37 @@ mod tests {
         };
         let c = rejected_causes(&[t]);
         assert!(c[0].contains("overlay subnet out of addresses"), "{c:?}");
+    }
+
+    fn task(service: &str, node: &str, state: &str) -> TaskFacts {
+        TaskFacts {
+            id: format!("{service}-{node}"),
+            service_id: service.into(),
+            node_id: node.into(),
+            state: state.into(),
+            err: String::new(),
+            network_addrs: vec![],
+        }
+    }
+
+    #[test]
+    fn a_drain_waits_for_the_last_replicas_of_a_service_elsewhere() {
+        let services = [svc("web", 3, 3), svc("solo", 1, 1)];
+        // web runs on w1 and w2 only; w1 is drained already.
+        let tasks = [
+            task("web", "w1", "shutdown"),
+            task("web", "w2", "running"),
+            task("web", "w2", "running"),
+            task("web", "m1", "starting"),
+            task("solo", "w2", "running"),
+        ];
+        assert_eq!(last_replicas_on(&services, &tasks, "w2", &["w2", "w1"]), ["web"]);
+        // Once the replacement on m1 runs, w2 may go.
+        let mut moved = tasks.clone();
+        moved[3].state = "running".into();
+        assert!(last_replicas_on(&services, &moved, "w2", &["w2", "w1"]).is_empty());
+        // Not this node's problem when it runs no task of the service.
+        assert!(last_replicas_on(&services, &tasks, "m1", &["m1"]).is_empty());
     }
 
     #[test]

@@ -24,10 +24,11 @@ pub const HOST_STATE_DIR: &str = "/var/lib/swarm-upgrade";
 /// may fail (the section is then empty) without stopping the rest.
 pub fn script(bundle_paths: &[String]) -> String {
     let pkgs = ENGINE_PACKAGES.join(" ");
+    // PATH: dockerd lives in /usr/sbin, which a non-root login's PATH lacks
+    // (the facts are read without sudo when sudo is refused; sudo's
+    // secure_path has it).
     let mut s = format!(
         r#"export LC_ALL=C
-# dockerd lives in /usr/sbin, which a non-root login's PATH lacks (facts are
-# read without sudo when sudo is refused); sudo's secure_path has it.
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH
 echo '### os-release'; cat /etc/os-release 2>/dev/null
 echo '### arch'; uname -m
@@ -368,6 +369,16 @@ abc123 /srv/lab-static/docker-26.1.5.tgz
             "{line}"
         );
         assert_eq!(line.matches(quoted.as_ref()).count(), 3, "{line}");
+    }
+
+    #[test]
+    fn script_finds_dockerd_outside_a_non_root_path() {
+        // Without sudo the script runs with the login's PATH, which on Debian
+        // lacks /usr/sbin, where dockerd is.
+        let s = script(&[]);
+        let path = s.find("/usr/sbin:/sbin").expect("sbin added to PATH");
+        let lookup = s.find("command -v dockerd").unwrap();
+        assert!(path < lookup);
     }
 
     #[test]
