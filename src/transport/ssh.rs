@@ -67,7 +67,14 @@ impl SshHost {
             b.jump_hosts(j.split(',').map(str::trim).filter(|s| !s.is_empty()));
         }
         let session = b.connect_mux(&target.address).await.map_err(|e| {
-            let detail = format!("{e:#}");
+            // The reason (ssh's own message) is in the error's sources.
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                detail.push_str(": ");
+                detail.push_str(s.to_string().trim());
+                source = s.source();
+            }
             let hint = if detail.contains("Host key verification failed")
                 || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
             {
