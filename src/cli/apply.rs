@@ -150,16 +150,11 @@ pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
     };
     rt.block_on(async {
         // The pin is not known yet: read the cluster ID first, then the run.
-        let probe_pin: EngineVersion = "0.0.0".parse().expect("valid");
-        let opts = gather_options(&args.cluster, &probe_pin, runtime.path());
-        let (probe, conns) = gather::gather(&inventory, &opts, &|_| {}).await?;
-        close(conns).await;
-        let cluster = ClusterDir::open(&state_base(&args.run), &probe.facts.cluster.id)?;
+        let (cluster, cluster_id) = cluster_dir(args, &inventory, runtime.path()).await?;
         let _lock = cluster.lock()?;
         let run = cluster.current()?.ok_or_else(|| {
             usage(format!(
-                "no run of swarm {} is recorded in {}: nothing to resume (start one with apply)",
-                probe.facts.cluster.id,
+                "no run of swarm {cluster_id} is recorded in {}: nothing to resume (start one with apply)",
                 cluster.path.display()
             ))
         })?;
@@ -182,7 +177,10 @@ pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
             state.steps.len()
         ));
         let ops = live_ops(&gathered, conns, runtime.path());
-        execute(&args.run, quiet, &gathered, &plan, run, state, ops, &playbooks, unlock_key).await
+        execute(
+            &args.run, quiet, &gathered, &plan, run, state, ops, &playbooks, unlock_key,
+        )
+        .await
     })
 }
 
@@ -198,14 +196,13 @@ pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
         }
     };
     rt.block_on(async {
-        let probe_pin: EngineVersion = "0.0.0".parse().expect("valid");
-        let opts = gather_options(&args.cluster, &probe_pin, runtime.path());
-        let (probe, conns) = gather::gather(&inventory, &opts, &|_| {}).await?;
-        close(conns).await;
-        let cluster = ClusterDir::open(&state_base(&args.run), &probe.facts.cluster.id)?;
+        let (cluster, cluster_id) = cluster_dir(args, &inventory, runtime.path()).await?;
         let _lock = cluster.lock()?;
         let last = cluster.current()?.ok_or_else(|| {
-            usage(format!("no run of swarm {} is recorded in {}: nothing to roll back", probe.facts.cluster.id, cluster.path.display()))
+            usage(format!(
+                "no run of swarm {cluster_id} is recorded in {}: nothing to roll back",
+                cluster.path.display()
+            ))
         })?;
         let last_state = last.load_state()?;
         let last_plan = plan::file::load(&last.plan_path())?;
@@ -216,7 +213,10 @@ pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
                     last_state.run_id
                 )));
             }
-            log(&format!("the last run ({}) was a rollback: nothing to roll back", last_state.run_id));
+            log(&format!(
+                "the last run ({}) was a rollback: nothing to roll back",
+                last_state.run_id
+            ));
             return Ok(exit_code::SUCCESS);
         }
         // The nodes whose new packages went in and were not undone since.
@@ -230,7 +230,10 @@ pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
             }
         }
         if upgraded.is_empty() {
-            log(&format!("run {} upgraded no node that is still upgraded: nothing to roll back", last_state.run_id));
+            log(&format!(
+                "run {} upgraded no node that is still upgraded: nothing to roll back",
+                last_state.run_id
+            ));
             return Ok(exit_code::SUCCESS);
         }
         let revert = plan::rollback::build(&last_plan, &last_state.run_id, &upgraded);
@@ -256,9 +259,28 @@ pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
         );
         run.save_state(&state)?;
         cluster.set_current(&run_id)?;
-        log(&format!("rollback run {run_id} of run {}: recorded in {}", last_state.run_id, run.path.display()));
-        execute(&args.run, quiet, &gathered, &revert, run, state, ops, &playbooks, unlock_key).await
+        log(&format!(
+            "rollback run {run_id} of run {}: recorded in {}",
+            last_state.run_id,
+            run.path.display()
+        ));
+        execute(
+            &args.run, quiet, &gathered, &revert, run, state, ops, &playbooks, unlock_key,
+        )
+        .await
     })
+}
+
+/// The state directory of the swarm the inventory reaches, and its ID.
+async fn cluster_dir(
+    args: &ResumeArgs,
+    inventory: &crate::inventory::Inventory,
+    runtime_dir: &Path,
+) -> anyhow::Result<(ClusterDir, String)> {
+    let any_pin: EngineVersion = "0.0.0".parse().expect("valid");
+    let opts = gather_options(&args.cluster, &any_pin, runtime_dir);
+    let id = gather::cluster_id(inventory, &opts).await?;
+    Ok((ClusterDir::open(&state_base(&args.run), &id)?, id))
 }
 
 /// The live cluster behind the executor, reusing the gathering connections.
@@ -278,11 +300,20 @@ fn live_ops(gathered: &Gathered, conns: Connections, runtime_dir: &Path) -> Live
         })
         .map(|n| n.id.clone())
         .unwrap_or_default();
-    LiveOps::new(conns.hosts, (manager_id, conns.manager), runtime_dir.to_path_buf())
+    LiveOps::new(
+        conns.hosts,
+        (manager_id, conns.manager),
+        runtime_dir.to_path_buf(),
+    )
 }
 
 /// Takes the swarm's run lease for a new run, or fails with exit 75.
-async fn take_lease(ops: &LiveOps, g: &Gathered, run_id: &str, break_lock: bool) -> anyhow::Result<()> {
+async fn take_lease(
+    ops: &LiveOps,
+    g: &Gathered,
+    run_id: &str,
+    break_lock: bool,
+) -> anyhow::Result<()> {
     use crate::exec::ops::{Lease, LeaseOutcome, Ops};
     let via = g
         .facts
@@ -471,10 +502,18 @@ fn confirm(plan: &Plan) -> anyhow::Result<()> {
     }
     eprint!(
         "{} {} node(s) of swarm {}{}? Type `yes` to start: ",
-        if plan.reverts_run.is_some() { "Roll back" } else { "Upgrade" },
+        if plan.reverts_run.is_some() {
+            "Roll back"
+        } else {
+            "Upgrade"
+        },
         plan.nodes.iter().filter(|n| n.order.is_some()).count(),
         plan.cluster_id,
-        if plan.reverts_run.is_some() { String::new() } else { format!(" to {}", plan.target) }
+        if plan.reverts_run.is_some() {
+            String::new()
+        } else {
+            format!(" to {}", plan.target)
+        }
     );
     std::io::stderr().flush().ok();
     let mut answer = String::new();

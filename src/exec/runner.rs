@@ -546,7 +546,12 @@ impl<'a, O: Ops> Runner<'a, O> {
         }
     }
 
-    async fn guard_once(&self, node_id: &str, role: Role, may_be_down: bool) -> Result<(), StepError> {
+    async fn guard_once(
+        &self,
+        node_id: &str,
+        role: Role,
+        may_be_down: bool,
+    ) -> Result<(), StepError> {
         let via = self.via_err(Some(node_id)).await?;
         let nodes = self
             .ops
@@ -605,7 +610,9 @@ impl<'a, O: Ops> Runner<'a, O> {
             };
             let via = self.via_err(Some(node_id)).await?;
             let lonely = match (self.ops.services(&via).await, self.ops.tasks(&via).await) {
-                (Ok(services), Ok(tasks)) => wait::last_replicas_on(&services, &tasks, node_id, &down),
+                (Ok(services), Ok(tasks)) => {
+                    wait::last_replicas_on(&services, &tasks, node_id, &down)
+                }
                 (Err(e), _) | (_, Err(e)) => vec![format!("{e:#}")],
             };
             if lonely.is_empty() {
@@ -614,7 +621,10 @@ impl<'a, O: Ops> Runner<'a, O> {
             if !reported {
                 self.output(
                     s,
-                    format!("waiting for replicas elsewhere before draining: {}", lonely.join(", ")),
+                    format!(
+                        "waiting for replicas elsewhere before draining: {}",
+                        lonely.join(", ")
+                    ),
                 )
                 .await;
                 reported = true;
@@ -961,7 +971,12 @@ impl<'a, O: Ops> Runner<'a, O> {
         }
     }
 
-    async fn undo(&self, node_id: &str, failed: &Step, precondition: bool) -> anyhow::Result<String> {
+    async fn undo(
+        &self,
+        node_id: &str,
+        failed: &Step,
+        precondition: bool,
+    ) -> anyhow::Result<String> {
         let n = self.node(node_id);
         let st = self.state.lock().await.clone();
         // The failed step counts as (partly) done unless its precondition
@@ -1075,7 +1090,12 @@ impl<'a, O: Ops> Runner<'a, O> {
         }
         // A single-manager swarm has no other manager to ask: its own engine
         // answers whenever it is up (its control plane is down meanwhile).
-        let managers = self.plan.nodes.iter().filter(|n| n.role == Role::Manager).count();
+        let managers = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Manager)
+            .count();
         if let Some(me) = not
             && managers == 1
         {

@@ -183,7 +183,10 @@ mod tests {
             task("web", "m1", "starting"),
             task("solo", "w2", "running"),
         ];
-        assert_eq!(last_replicas_on(&services, &tasks, "w2", &["w2", "w1"]), ["web"]);
+        assert_eq!(
+            last_replicas_on(&services, &tasks, "w2", &["w2", "w1"]),
+            ["web"]
+        );
         // Once the replacement on m1 runs, w2 may go.
         let mut moved = tasks.clone();
         moved[3].state = "running".into();

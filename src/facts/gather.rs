@@ -155,6 +155,19 @@ pub async fn gather(
     ))
 }
 
+/// The swarm's cluster ID, read from the first reachable manager (without
+/// gathering every host).
+pub async fn cluster_id(inventory: &Inventory, opts: &GatherOptions) -> anyhow::Result<String> {
+    let (ssh, engine) = find_manager(inventory, opts, &|_| {}).await?;
+    let info = engine.info().await?;
+    ssh.close().await;
+    info.swarm
+        .and_then(|s| s.cluster)
+        .and_then(|c| c.id)
+        .filter(|id| !id.is_empty())
+        .context("the manager reports no swarm cluster ID")
+}
+
 /// The first inventory host that is a reachable swarm manager.
 async fn find_manager(
     inventory: &Inventory,

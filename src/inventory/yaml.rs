@@ -107,7 +107,7 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
             return Err(usage(format!(
                 "{at}: host `{}` is listed twice; each host name must be unique",
                 h.name
-)));
+            )));
         }
         let user = h.user.or_else(|| defaults.user.clone());
         let sudo = h

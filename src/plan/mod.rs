@@ -4,8 +4,8 @@
 pub mod build;
 pub mod file;
 pub mod model;
-pub mod rollback;
 pub mod render;
+pub mod rollback;
 
 #[cfg(test)]
 mod properties;

@@ -418,9 +418,15 @@ fn check(c: &Cluster, plan: &Plan) -> Result<(), TestCaseError> {
                         n.availability == Availability::Active && n.state == NodeState::Ready
                     })
                     .count();
-                let managers_absorb = c.facts.managers().any(|m| {
-                    m.availability == Availability::Active && m.state == NodeState::Ready
-                }) && !c.facts.cluster.services.iter().any(super::build::bound_to_workers);
+                let managers_absorb =
+                    c.facts.managers().any(|m| {
+                        m.availability == Availability::Active && m.state == NodeState::Ready
+                    }) && !c
+                        .facts
+                        .cluster
+                        .services
+                        .iter()
+                        .any(super::build::bound_to_workers);
                 if !managers_absorb {
                     prop_assert!(active_out <= active_ready_workers.saturating_sub(1).max(1));
                 }
@@ -552,17 +558,34 @@ fn without_worker_bound_services_the_managers_absorb_a_whole_batch() {
     use Role::{Manager, Worker};
     let mut nodes = vec![node("m", "m", Manager, true, Active, "20.10.24")];
     for i in 0..2 {
-        nodes.push(node(&format!("w{i}"), &format!("w{i}"), Worker, false, Active, "20.10.24"));
+        nodes.push(node(
+            &format!("w{i}"),
+            &format!("w{i}"),
+            Worker,
+            false,
+            Active,
+            "20.10.24",
+        ));
     }
     let facts = facts_of("c", nodes);
-    let plan = build(&facts, &super::testutil::all_resolved(&facts), vec![], &opts(2));
+    let plan = build(
+        &facts,
+        &super::testutil::all_resolved(&facts),
+        vec![],
+        &opts(2),
+    );
     let batches: BTreeSet<usize> = plan
         .steps
         .iter()
         .filter(|s| s.phase == Phase::Workers)
         .map(|s| s.batch)
         .collect();
-    assert_eq!(batches.len(), 1, "both workers in one batch:\n{}", step_list(&plan));
+    assert_eq!(
+        batches.len(),
+        1,
+        "both workers in one batch:\n{}",
+        step_list(&plan)
+    );
 }
 
 #[test]

@@ -32,18 +32,19 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
 
     let mut steps: Vec<Step> = vec![];
     let mut batch = 0;
-    let push = |steps: &mut Vec<Step>, phase, node: Option<&PlanNode>, action, batch, availability| {
-        steps.push(Step {
-            index: steps.len() + 1,
-            node: node.map(|n| n.name.clone()),
-            node_id: node.map(|n| n.id.clone()),
-            role: node.map(|n| n.role),
-            action,
-            phase,
-            batch,
-            availability,
-        })
-    };
+    let push =
+        |steps: &mut Vec<Step>, phase, node: Option<&PlanNode>, action, batch, availability| {
+            steps.push(Step {
+                index: steps.len() + 1,
+                node: node.map(|n| n.name.clone()),
+                node_id: node.map(|n| n.id.clone()),
+                role: node.map(|n| n.role),
+                action,
+                phase,
+                batch,
+                availability,
+            })
+        };
     const REVERT: [Action; 6] = [
         Action::Drain,
         Action::WaitDrained,
@@ -61,9 +62,23 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
             push(&mut steps, Phase::Workers, Some(w), a, batch, None);
         }
         if w.availability != Availability::Drain {
-            push(&mut steps, Phase::Workers, Some(w), Action::RestoreAvailability, batch, Some(w.availability));
+            push(
+                &mut steps,
+                Phase::Workers,
+                Some(w),
+                Action::RestoreAvailability,
+                batch,
+                Some(w.availability),
+            );
         }
-        push(&mut steps, Phase::Workers, None, Action::WaitConverged, batch, None);
+        push(
+            &mut steps,
+            Phase::Workers,
+            None,
+            Action::WaitConverged,
+            batch,
+            None,
+        );
     }
     for m in &managers {
         batch += 1;
@@ -78,10 +93,24 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         batch += 1;
         for m in &managers {
             if m.availability != Availability::Drain {
-                push(&mut steps, Phase::Reactivate, Some(m), Action::RestoreAvailability, batch, Some(m.availability));
+                push(
+                    &mut steps,
+                    Phase::Reactivate,
+                    Some(m),
+                    Action::RestoreAvailability,
+                    batch,
+                    Some(m.availability),
+                );
             }
         }
-        push(&mut steps, Phase::Reactivate, None, Action::WaitConverged, batch, None);
+        push(
+            &mut steps,
+            Phase::Reactivate,
+            None,
+            Action::WaitConverged,
+            batch,
+            None,
+        );
     }
     let mut order = 0;
     for n in &mut nodes {
@@ -107,17 +136,34 @@ mod tests {
     #[test]
     fn reverts_workers_then_managers_in_reverse_order() {
         let up = crate::plan::testutil::lab_plan();
-        let ids: Vec<String> = up.nodes.iter().filter(|n| n.order.is_some()).map(|n| n.id.clone()).collect();
+        let ids: Vec<String> = up
+            .nodes
+            .iter()
+            .filter(|n| n.order.is_some())
+            .map(|n| n.id.clone())
+            .collect();
         let rb = build(&up, "r1", &ids);
         let order: Vec<&str> = rb.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(order, ["lab-w2", "lab-w1", "lab-m1", "lab-m3", "lab-m2"]);
         assert!(rb.nodes.iter().all(|n| n.target.to_string() == "20.10.24"));
         assert_eq!(rb.reverts_run.as_deref(), Some("r1"));
         // Managers: one at a time, reactivated only after all are back.
-        let first_restore = rb.steps.iter().position(|s| s.action == Action::RestoreAvailability && s.role == Some(Role::Manager)).unwrap();
-        let last_verify = rb.steps.iter().rposition(|s| s.action == Action::Verify).unwrap();
+        let first_restore = rb
+            .steps
+            .iter()
+            .position(|s| s.action == Action::RestoreAvailability && s.role == Some(Role::Manager))
+            .unwrap();
+        let last_verify = rb
+            .steps
+            .iter()
+            .rposition(|s| s.action == Action::Verify)
+            .unwrap();
         assert!(first_restore > last_verify);
-        assert!(rb.steps.iter().all(|s| s.action != Action::Install && s.action != Action::Backup));
+        assert!(
+            rb.steps
+                .iter()
+                .all(|s| s.action != Action::Install && s.action != Action::Backup)
+        );
         for (i, s) in rb.steps.iter().enumerate() {
             assert_eq!(s.index, i + 1);
         }
@@ -126,7 +172,13 @@ mod tests {
     #[test]
     fn only_the_upgraded_nodes_are_reverted() {
         let up = crate::plan::testutil::lab_plan();
-        let first = up.nodes.iter().find(|n| n.order == Some(1)).unwrap().id.clone();
+        let first = up
+            .nodes
+            .iter()
+            .find(|n| n.order == Some(1))
+            .unwrap()
+            .id
+            .clone();
         let rb = build(&up, "r1", &[first]);
         assert_eq!(rb.nodes.len(), 1);
         assert_eq!(rb.steps.last().unwrap().action, Action::WaitConverged);
