@@ -76,8 +76,12 @@ impl FreshLab {
             .unwrap()
             .path();
         let run = std::fs::read_to_string(current.join("current")).unwrap();
-        let text = std::fs::read_to_string(current.join("runs").join(run.trim()).join("journal.jsonl")).unwrap();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        let text =
+            std::fs::read_to_string(current.join("runs").join(run.trim()).join("journal.jsonl"))
+                .unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
@@ -107,7 +111,8 @@ impl QuorumSampler {
             while !flag.load(Ordering::SeqCst) {
                 match lab.status() {
                     Ok(st) => {
-                        let managers: Vec<_> = st.nodes.iter().filter(|n| n.role == "manager").collect();
+                        let managers: Vec<_> =
+                            st.nodes.iter().filter(|n| n.role == "manager").collect();
                         let reachable = managers
                             .iter()
                             .filter(|n| n.reachability.as_deref() == Some("reachable"))
@@ -134,13 +139,21 @@ impl QuorumSampler {
 }
 
 fn availability(st: &Status) -> Vec<(String, String)> {
-    let mut v: Vec<_> = st.nodes.iter().map(|n| (n.name.clone(), n.availability.clone())).collect();
+    let mut v: Vec<_> = st
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.availability.clone()))
+        .collect();
     v.sort();
     v
 }
 
 fn versions(st: &Status) -> Vec<(String, String)> {
-    let mut v: Vec<_> = st.nodes.iter().map(|n| (n.name.clone(), n.engine_version.clone())).collect();
+    let mut v: Vec<_> = st
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.engine_version.clone()))
+        .collect();
     v.sort();
     v
 }
@@ -159,7 +172,11 @@ fn assert_all_at(st: &Status, version: &str) {
 
 /// Spawns `apply` with JSON events on stdout; kills it with SIGKILL as soon
 /// as `when` matches an event. Returns the event that triggered the kill.
-fn kill_apply_when(fresh: &FreshLab, args: &[&str], when: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+fn kill_apply_when(
+    fresh: &FreshLab,
+    args: &[&str],
+    when: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let mut child: Child = fresh
         .cmd(args)
         .stdout(Stdio::piped())
@@ -220,21 +237,54 @@ fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
     // 1. The broken package: the first manager fails verification and is
     //    rolled back; the run stops with exit 4 and touches nothing else.
     let out = fresh.run(&["apply", "--pin", BROKEN, "--yes", "--verify-timeout", "90s"]);
-    assert_eq!(out.status.code(), Some(4), "a failed node rolls back with exit 4");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a failed node rolls back with exit 4"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rolled back"), "{err}");
-    assert!(err.contains("deliberately broken dockerd"), "the engine's last log lines are reported: {err}");
+    assert!(
+        err.contains("deliberately broken dockerd"),
+        "the engine's last log lines are reported: {err}"
+    );
     let journal = fresh.journal();
     let touched = started_nodes(&journal);
-    assert_eq!(touched.len(), 1, "only the first manager was touched: {touched:?}");
-    assert_eq!(touched[0], "ap1-m2", "a follower goes first, the leader last");
-    let after = fresh.lab.wait_healthy(Duration::from_secs(120)).expect("healthy after rollback");
-    assert_eq!(versions(&after), versions(&before), "every node runs its old engine");
+    assert_eq!(
+        touched.len(),
+        1,
+        "only the first manager was touched: {touched:?}"
+    );
+    assert_eq!(
+        touched[0], "ap1-m2",
+        "a follower goes first, the leader last"
+    );
+    let after = fresh
+        .lab
+        .wait_healthy(Duration::from_secs(120))
+        .expect("healthy after rollback");
+    assert_eq!(
+        versions(&after),
+        versions(&before),
+        "every node runs its old engine"
+    );
     assert_eq!(availability(&after), availability(&before));
     let held = held_packages(&fresh.lab, "ap1-m2");
-    assert!(held.contains("docker.io"), "the restored engine is held: {held}");
-    assert!(!held.contains("docker-cli"), "docker-cli, new with 26.1.99, was removed: {held}");
-    let cli = fresh.lab.ssh("ap1-m2", &["docker", "version", "--format", "{{.Server.Version}}"]).unwrap();
+    assert!(
+        held.contains("docker.io"),
+        "the restored engine is held: {held}"
+    );
+    assert!(
+        !held.contains("docker-cli"),
+        "docker-cli, new with 26.1.99, was removed: {held}"
+    );
+    let cli = fresh
+        .lab
+        .ssh(
+            "ap1-m2",
+            &["docker", "version", "--format", "{{.Server.Version}}"],
+        )
+        .unwrap();
     assert!(
         String::from_utf8_lossy(&cli.stdout).starts_with(OLD),
         "the old docker CLI works against the old engine: {cli:?}"
@@ -244,19 +294,31 @@ fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
 
     // 2. SIGKILL right after a drain (while waiting for the tasks to leave),
     //    then resume.
-    let killed = kill_apply_when(&fresh, &["apply", "--pin", PIN, "--yes", "--output", "json"], |e| {
-        e["event"] == "step-started" && e["action"] == "wait-drained"
-    });
+    let killed = kill_apply_when(
+        &fresh,
+        &["apply", "--pin", PIN, "--yes", "--output", "json"],
+        |e| e["event"] == "step-started" && e["action"] == "wait-drained",
+    );
     assert_eq!(killed["node"], "ap1-m2");
     let out = Command::new(env!("CARGO_BIN_EXE_swarm-upgrade"))
         .args(["status", "--output", "json"])
         .env("SWARM_UPGRADE_STATE_DIR", fresh.state_dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(st["status"], "running", "a killed run is still running as far as its state knows: {st}");
-    assert!(st["in_progress"].is_u64(), "the step in progress is shown: {st}");
+    assert_eq!(
+        st["status"], "running",
+        "a killed run is still running as far as its state knows: {st}"
+    );
+    assert!(
+        st["in_progress"].is_u64(),
+        "the step in progress is shown: {st}"
+    );
     // 3. Resume, and SIGKILL it in the middle of a later node's install.
     let killed = kill_apply_when(&fresh, &["resume", "--yes", "--output", "json"], |e| {
         e["event"] == "step-started" && e["action"] == "install" && e["node"] == "ap1-m3"
@@ -266,9 +328,16 @@ fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
     let out = fresh.run(&["apply", "--pin", PIN, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "the resumed run completes");
 
-    let end = fresh.lab.wait_healthy(Duration::from_secs(120)).expect("healthy at the end");
+    let end = fresh
+        .lab
+        .wait_healthy(Duration::from_secs(120))
+        .expect("healthy at the end");
     assert_all_at(&end, PIN);
-    assert_eq!(availability(&end), availability(&before), "availability ends as it started");
+    assert_eq!(
+        availability(&end),
+        availability(&before),
+        "availability ends as it started"
+    );
     for n in &end.nodes {
         let held = held_packages(&fresh.lab, &n.name);
         for p in ["docker.io", "docker-cli", "containerd"] {
@@ -305,7 +374,11 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
         }
     }
     let second = fresh.run(&["apply", "--pin", PIN, "--yes"]);
-    assert_eq!(second.status.code(), Some(75), "a concurrent apply is refused");
+    assert_eq!(
+        second.status.code(),
+        Some(75),
+        "a concurrent apply is refused"
+    );
     let t = Instant::now();
     for line in lines {
         eprintln!("{}", line.unwrap());
@@ -315,21 +388,52 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
     eprintln!("rest of the run took {:.0} s", t.elapsed().as_secs_f64());
 
     let samples = sampler.finish();
-    assert!(samples.len() > 10, "too few quorum samples: {}", samples.len());
+    assert!(
+        samples.len() > 10,
+        "too few quorum samples: {}",
+        samples.len()
+    );
     for (i, (reachable, leaders, err)) in samples.iter().enumerate() {
-        assert!(err.is_empty() || *reachable > 0, "sample {i}: no manager answered: {err}");
-        assert!(*reachable >= 2, "sample {i}: quorum lost ({reachable} of 3 managers reachable)");
+        assert!(
+            err.is_empty() || *reachable > 0,
+            "sample {i}: no manager answered: {err}"
+        );
+        assert!(
+            *reachable >= 2,
+            "sample {i}: quorum lost ({reachable} of 3 managers reachable)"
+        );
         assert!(*leaders <= 1, "sample {i}: {leaders} leaders");
     }
 
-    let end = fresh.lab.wait_healthy(Duration::from_secs(120)).expect("healthy at the end");
+    let end = fresh
+        .lab
+        .wait_healthy(Duration::from_secs(120))
+        .expect("healthy at the end");
     assert_all_at(&end, PIN);
-    assert_eq!(availability(&end), availability(&before), "availability ends as it started");
+    assert_eq!(
+        availability(&end),
+        availability(&before),
+        "availability ends as it started"
+    );
     for n in &end.nodes {
         let held = held_packages(&fresh.lab, &n.name);
-        assert!(held.contains("docker.io") && held.contains("docker-cli"), "{}: {held}", n.name);
-        let v = fresh.lab.ssh(&n.name, &["docker", "version", "--format", "{{.Client.Version}}"]).unwrap();
-        assert!(v.status.success(), "{}: the docker CLI works after the upgrade", n.name);
+        assert!(
+            held.contains("docker.io") && held.contains("docker-cli"),
+            "{}: {held}",
+            n.name
+        );
+        let v = fresh
+            .lab
+            .ssh(
+                &n.name,
+                &["docker", "version", "--format", "{{.Client.Version}}"],
+            )
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "{}: the docker CLI works after the upgrade",
+            n.name
+        );
     }
     let report = fresh.lab.probe_report(Some(since)).unwrap();
     assert!(report.sent > 100, "{report:?}");
@@ -355,9 +459,15 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
     };
     let (w1_start, w1_end) = span("ap2-w1");
     let (w2_start, w2_end) = span("ap2-w2");
-    assert!(w2_start < w1_end && w1_start < w2_end, "the workers overlapped");
+    assert!(
+        w2_start < w1_end && w1_start < w2_end,
+        "the workers overlapped"
+    );
     let phase = w1_end.max(w2_end) - w1_start.min(w2_start);
     let serial = (w1_end - w1_start) + (w2_end - w2_start);
     eprintln!("workers phase {phase:.1} s, one after the other {serial:.1} s");
-    assert!(phase < serial * 0.8, "max-parallel 2 is not measurably shorter: {phase:.1} s vs {serial:.1} s");
+    assert!(
+        phase < serial * 0.8,
+        "max-parallel 2 is not measurably shorter: {phase:.1} s vs {serial:.1} s"
+    );
 }

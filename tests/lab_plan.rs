@@ -34,8 +34,17 @@ fn plan_reads_the_real_lab() {
     assert_eq!(nodes.len(), 5);
     for n in nodes {
         assert_eq!(n["method"], "debian-apt", "{n}");
-        let pkgs: Vec<&str> = n["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-        assert_eq!(pkgs, ["docker.io", "docker-cli", "containerd"], "the whole package set of 26.1.5 on trixie: {n}");
+        let pkgs: Vec<&str> = n["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            pkgs,
+            ["docker.io", "docker-cli", "containerd"],
+            "the whole package set of 26.1.5 on trixie: {n}"
+        );
         assert!(n["current"].as_str().unwrap().starts_with("20.10.24"));
     }
     // Managers first, the leader last among them, then the workers.
@@ -50,7 +59,11 @@ fn plan_reads_the_real_lab() {
     assert_eq!(nodes[2]["name"], leader.name.as_str());
     assert_eq!(p["steps"].as_array().unwrap().len(), 43);
     assert!(
-        p["findings"].as_array().unwrap().iter().all(|f| f["severity"] != "block"),
+        p["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "block"),
         "{}",
         p["findings"]
     );
@@ -65,8 +78,14 @@ fn host_keys_are_checked_strictly_unless_new_ones_are_accepted() {
     let with = |known_hosts: &Path| {
         let inv = dir.path().join("inventory.yaml");
         let t = text
-            .replace("identity_file: id_ed25519", &format!("identity_file: {}", lab.identity_file().display()))
-            .replace("known_hosts_file: known_hosts", &format!("known_hosts_file: {}", known_hosts.display()));
+            .replace(
+                "identity_file: id_ed25519",
+                &format!("identity_file: {}", lab.identity_file().display()),
+            )
+            .replace(
+                "known_hosts_file: known_hosts",
+                &format!("known_hosts_file: {}", known_hosts.display()),
+            );
         std::fs::write(&inv, t).unwrap();
         inv
     };
@@ -90,12 +109,28 @@ fn host_keys_are_checked_strictly_unless_new_ones_are_accepted() {
     let empty = dir.path().join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
     let out = plan(&with(&empty), &[]);
-    assert_ne!(out.status.code(), Some(0), "strict checking refuses unknown hosts");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "strict checking refuses unknown hosts"
+    );
     // ... and accepted (and recorded) only with the explicit opt-in.
     let out = plan(&with(&empty), &["--accept-new-host-keys"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let recorded = std::fs::read_to_string(&empty).unwrap();
-    assert_eq!(recorded.lines().filter(|l| l.contains("ssh-ed25519")).count(), 5, "{recorded}");
+    assert_eq!(
+        recorded
+            .lines()
+            .filter(|l| l.contains("ssh-ed25519"))
+            .count(),
+        5,
+        "{recorded}"
+    );
 }
 
 #[test]
@@ -116,9 +151,18 @@ fn one_manager_in_the_inventory_is_enough() {
     )
     .unwrap();
     let out = plan(&inv, &["--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(p["nodes"].as_array().unwrap().len(), 5, "the other nodes are discovered from the swarm");
+    assert_eq!(
+        p["nodes"].as_array().unwrap().len(),
+        5,
+        "the other nodes are discovered from the swarm"
+    );
 }
 
 #[test]
@@ -129,7 +173,12 @@ fn a_host_without_passwordless_sudo_blocks_the_plan_by_name() {
     lab.fault(&w, testkit::Fault::NoSudo).unwrap();
     let out = plan(&lab.inventory_path(), &[]);
     lab.restore(&w, testkit::Fault::NoSudo).unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("sudo") && table.contains(&w), "{table}");
 }

@@ -27,28 +27,7 @@ impl Check for NodeHealth {
         for node in &ctx.facts.cluster.nodes {
             let name = Some(node.hostname.as_str());
             if node.state != NodeState::Ready {
-                let state = describe_state(node);
-                findings.push(match node.role {
-                    Role::Manager => Finding::block(
-                        ID,
-                        name,
-                        format!(
-                            "manager {} is {state}: upgrading another manager now risks quorum, and the run \
-                             could not verify this one; bring it back (or demote and remove it) first",
-                            node.hostname
-                        ),
-                    ),
-                    Role::Worker => Finding::warn(
-                        ID,
-                        name,
-                        format!(
-                            "worker {} is {state}: its tasks already run elsewhere; it is upgraded only if it \
-                             is reachable over SSH when its turn comes, and the run cannot tell its old damage \
-                             from new; fix it or remove it (docker node rm) first if you can",
-                            node.hostname
-                        ),
-                    ),
-                });
+                findings.push(not_ready(node));
             }
             let availability = match node.availability {
                 Availability::Active => continue,
@@ -70,6 +49,60 @@ impl Check for NodeHealth {
     }
 }
 
+fn not_ready(node: &NodeFacts) -> Finding {
+    let name = Some(node.hostname.as_str());
+    let state = describe_state(node);
+    // Right after a leadership change the new leader marks every node
+    // `unknown` until its agent reports again (seconds; a node that does not
+    // is marked down). Not a failure: a manager the raft still reaches is no
+    // risk to quorum (quorum-budget watches that), and a worker's tasks have
+    // not moved.
+    if node.state == NodeState::Unknown {
+        let pending = match node.role {
+            Role::Manager if node.is_reachable_manager() => Some((
+                "manager",
+                " but reachable in the raft",
+                "a manager that stays silent is marked down, which blocks",
+            )),
+            Role::Manager => None,
+            Role::Worker => Some(("worker", "", "a worker that stays silent is marked down")),
+        };
+        if let Some((role, reachable, silent)) = pending {
+            return Finding::warn(
+                ID,
+                name,
+                format!(
+                    "{role} {} is {state}{reachable}: the leader has not heard from its agent yet, as after a \
+                     leadership change; this clears within seconds ({silent}); the run verifies every node \
+                     before it moves on",
+                    node.hostname
+                ),
+            );
+        }
+    }
+    match node.role {
+        Role::Manager => Finding::block(
+            ID,
+            name,
+            format!(
+                "manager {} is {state}: upgrading another manager now risks quorum, and the run could not \
+                 verify this one; bring it back (or demote and remove it) first",
+                node.hostname
+            ),
+        ),
+        Role::Worker => Finding::warn(
+            ID,
+            name,
+            format!(
+                "worker {} is {state}: its tasks already run elsewhere; it is upgraded only if it is reachable \
+                 over SSH when its turn comes, and the run cannot tell its old damage from new; fix it or \
+                 remove it (docker node rm) first if you can",
+                node.hostname
+            ),
+        ),
+    }
+}
+
 /// `down ("heartbeat failure")`, or just `down`.
 fn describe_state(node: &NodeFacts) -> String {
     let state = state_name(node.state);
@@ -84,6 +117,7 @@ fn describe_state(node: &NodeFacts) -> String {
 mod tests {
     use super::*;
     use crate::checks::fixtures::{Fixture, the};
+    use crate::facts::model::Reachability;
 
     #[test]
     fn passes_when_every_node_is_ready_and_active() {
@@ -101,6 +135,57 @@ mod tests {
         assert!(
             f.message
                 .starts_with("manager m2 is down (\"heartbeat failure\")"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn warns_on_a_reachable_manager_of_unknown_state_after_a_leadership_change() {
+        // Seen on the lab: `apply` right after a run that restarted the
+        // leader found the other managers `unknown`, still reachable.
+        let mut fx = Fixture::healthy();
+        for m in ["m2", "m3"] {
+            fx.node(m).state = NodeState::Unknown;
+            fx.node(m).message =
+                "Node moved to \"unknown\" state due to leadership change in cluster".into();
+        }
+        let findings = fx.run(&NodeHealth);
+        assert_eq!(findings.len(), 2, "{findings:#?}");
+        assert!(
+            findings.iter().all(|f| f.severity == Severity::Warn),
+            "{findings:#?}"
+        );
+        assert!(
+            findings[0].message.starts_with(
+                "manager m2 is unknown (\"Node moved to \"unknown\" state due to leadership change in cluster\") \
+                 but reachable in the raft"
+            ),
+            "{}",
+            findings[0].message
+        );
+
+        // Unknown and out of the raft: blocked as before.
+        fx.node("m3").manager.as_mut().unwrap().reachability = Reachability::Unreachable;
+        let findings = fx.run(&NodeHealth);
+        let f = the(&findings, Severity::Block);
+        assert_eq!(f.node.as_deref(), Some("m3"));
+        assert!(
+            f.message.starts_with("manager m3 is unknown"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn a_worker_of_unknown_state_is_not_said_to_be_down() {
+        let mut fx = Fixture::healthy();
+        fx.node("w1").state = NodeState::Unknown;
+        let findings = fx.run(&NodeHealth);
+        let f = the(&findings, Severity::Warn);
+        assert!(
+            f.message
+                .starts_with("worker w1 is unknown: the leader has not heard from its agent yet"),
             "{}",
             f.message
         );
