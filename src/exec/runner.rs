@@ -721,6 +721,12 @@ impl<'a, O: Ops> Runner<'a, O> {
         let mut last: String;
         let mut not_running = 0;
         let mut unlocked = false;
+        // When the node says its swarm is active but the other managers do
+        // not see it, its agent's session can be stuck (seen on the lab
+        // after an unlock, about once in twenty): one restart of its engine
+        // before giving up on it.
+        let mut unseen_since: Option<Instant> = None;
+        let mut restarted = false;
         loop {
             match self.ops.engine_status(node_id).await {
                 Ok(st) => {
@@ -742,6 +748,23 @@ impl<'a, O: Ops> Runner<'a, O> {
                             match self.check_from_other_manager(node_id, target).await {
                                 Ok(()) => return Ok(()),
                                 Err(why) => last = why,
+                            }
+                            let since = *unseen_since.get_or_insert_with(Instant::now);
+                            if !restarted
+                                && since.elapsed() > Duration::from_secs(60)
+                                && deadline.saturating_duration_since(Instant::now())
+                                    > Duration::from_secs(45)
+                            {
+                                restarted = true;
+                                unlocked = false;
+                                unseen_since = None;
+                                self.output(
+                                    s,
+                                    format!("the engine reports its swarm active but the managers have not seen it for 60 s ({last}): restarting the engine once"),
+                                )
+                                .await;
+                                self.script(s, node_id, Script::Stop).await?;
+                                self.script(s, node_id, Script::Start).await?;
                             }
                         }
                         other => {
