@@ -470,4 +470,24 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
         phase < serial * 0.8,
         "max-parallel 2 is not measurably shorter: {phase:.1} s vs {serial:.1} s"
     );
+
+    // `rollback` reverts the whole run, workers first then managers, from the
+    // backups the run left on each host: the lab is back where it started.
+    let out = fresh.run(&["rollback", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "rollback failed");
+    let back = fresh
+        .lab
+        .wait_healthy(Duration::from_secs(180))
+        .expect("healthy after the rollback");
+    assert_all_at(&back, OLD);
+    assert_eq!(
+        availability(&back),
+        availability(&before),
+        "availability ends as it started"
+    );
+    let report = fresh.lab.probe_report(Some(since)).unwrap();
+    assert_eq!(
+        report.failed, 0,
+        "the probe lost requests during the rollback: {report:?}"
+    );
 }
