@@ -849,7 +849,7 @@ impl<'a, O: Ops> Runner<'a, O> {
     }
 
     async fn engine_logs(&self, node_id: &str) -> String {
-        let Ok(cmd) = self.script_cmd(node_id, Script::Logs) else {
+        let Ok(cmd) = self.script_cmd(node_id, Script::Logs).await else {
             return String::new();
         };
         match self
@@ -865,47 +865,33 @@ impl<'a, O: Ops> Runner<'a, O> {
         }
     }
 
-    fn script_cmd(&self, node_id: &str, which: Script) -> anyhow::Result<Cmd> {
+    /// The command of one playbook script for a node. A rollback plan uses
+    /// the backups of the run it reverts.
+    async fn script_cmd(&self, node_id: &str, which: Script) -> anyhow::Result<Cmd> {
         let n = self.node(node_id);
-        let method = n.method.unwrap_or(Method::DebianApt);
         let init = self
             .facts
             .hosts
             .get(node_id)
             .map_or(InitSystem::Unknown, |h| h.init);
+        // Awaited, not try_lock'ed: a sibling of a parallel batch may hold
+        // the state for a moment, and a wrong run id is a wrong backup dir.
         let run_id = match &self.plan.reverts_run {
             Some(r) => r.clone(),
-            None => self
-                .state
-                .try_lock()
-                .map(|s| s.run_id.clone())
-                .unwrap_or_default(),
+            None => self.state.lock().await.run_id.clone(),
         };
         self.playbooks
-            .get(method)
+            .get(n.method.unwrap_or(Method::DebianApt))
             .command(which, init, &script_env(n, &run_id))
             .map(|c| c.timeout(self.opts.script_timeout))
     }
 
     async fn script(&self, s: &Step, node_id: &str, which: Script) -> Result<CmdOutput, StepError> {
-        // A rollback plan restores the backups of the run it reverts.
-        let run_id = match &self.plan.reverts_run {
-            Some(r) => r.clone(),
-            None => self.state.lock().await.run_id.clone(),
-        };
-        let n = self.node(node_id);
-        let method = n.method.unwrap_or(Method::DebianApt);
-        let init = self
-            .facts
-            .hosts
-            .get(node_id)
-            .map_or(InitSystem::Unknown, |h| h.init);
+        let method = self.node(node_id).method.unwrap_or(Method::DebianApt);
         let cmd = self
-            .playbooks
-            .get(method)
-            .command(which, init, &script_env(n, &run_id))
-            .map_err(|e| StepError::Precondition(format!("{e:#}")))?
-            .timeout(self.opts.script_timeout);
+            .script_cmd(node_id, which)
+            .await
+            .map_err(|e| StepError::Precondition(format!("{e:#}")))?;
         let out = self
             .ops
             .run(node_id, &cmd)
@@ -1018,11 +1004,11 @@ impl<'a, O: Ops> Runner<'a, O> {
         if touched_engine {
             let installed = done(Action::Install);
             // Stop whatever runs (or fails to run) now; ignore "not running".
-            if let Ok(cmd) = self.script_cmd(node_id, Script::Stop) {
+            if let Ok(cmd) = self.script_cmd(node_id, Script::Stop).await {
                 let _ = self.ops.run(node_id, &cmd).await;
             }
             if installed {
-                let cmd = self.script_cmd(node_id, Script::Restore)?;
+                let cmd = self.script_cmd(node_id, Script::Restore).await?;
                 let out = self.ops.run(node_id, &cmd).await?;
                 anyhow::ensure!(
                     out.success(),
@@ -1032,7 +1018,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                 );
                 detail.push(format!("restored {}", package_lines(&out.stdout)));
             }
-            let cmd = self.script_cmd(node_id, Script::Start)?;
+            let cmd = self.script_cmd(node_id, Script::Start).await?;
             let out = self.ops.run(node_id, &cmd).await?;
             anyhow::ensure!(
                 out.success(),
