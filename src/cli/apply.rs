@@ -24,10 +24,45 @@ use crate::transport::ssh;
 use crate::ui::Ui;
 use crate::version::EngineVersion;
 
+/// What apply, resume and rollback all need before they reach the cluster.
+struct Prelude {
+    playbooks: Playbooks,
+    unlock_key: Option<String>,
+    inventory: crate::inventory::Inventory,
+    runtime: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Prelude {
+    fn new(cluster: &super::ClusterArgs, run: &RunArgs) -> anyhow::Result<Prelude> {
+        Ok(Prelude {
+            playbooks: Playbooks::load(&run.playbook)?,
+            unlock_key: unlock_key(run)?,
+            inventory: load_inventory(cluster)?,
+            runtime: ssh::runtime_dir()?,
+            rt: tokio::runtime::Runtime::new().context("starting the async runtime")?,
+        })
+    }
+}
+
+/// Progress lines on stderr, unless quiet.
+fn logger(quiet: bool) -> impl Fn(&str) + Sync {
+    move |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    }
+}
+
 pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
-    let playbooks = Playbooks::load(&args.run.playbook)?;
-    let unlock_key = unlock_key(&args.run)?;
-    let inventory = load_inventory(&args.cluster)?;
+    let Prelude {
+        playbooks,
+        unlock_key,
+        inventory,
+        runtime,
+        rt,
+    } = Prelude::new(&args.cluster, &args.run)?;
+    let log = logger(quiet);
     let saved = args.plan.as_deref().map(plan::file::load).transpose()?;
     if let Some(p) = &saved
         && p.target != args.pin
@@ -37,13 +72,6 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
             p.target, args.pin
         )));
     }
-    let runtime = ssh::runtime_dir()?;
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let log = |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    };
     rt.block_on(async {
         let opts = gather_options(&args.cluster, &args.pin, runtime.path());
         let (gathered, conns) = gather::gather(&inventory, &opts, &log).await?;
@@ -138,16 +166,14 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
 }
 
 pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
-    let playbooks = Playbooks::load(&args.run.playbook)?;
-    let unlock_key = unlock_key(&args.run)?;
-    let inventory = load_inventory(&args.cluster)?;
-    let runtime = ssh::runtime_dir()?;
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let log = |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    };
+    let Prelude {
+        playbooks,
+        unlock_key,
+        inventory,
+        runtime,
+        rt,
+    } = Prelude::new(&args.cluster, &args.run)?;
+    let log = logger(quiet);
     rt.block_on(async {
         // The pin is not known yet: read the cluster ID first, then the run.
         let (cluster, cluster_id) = cluster_dir(args, &inventory, runtime.path()).await?;
@@ -185,16 +211,14 @@ pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
 }
 
 pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
-    let playbooks = Playbooks::load(&args.run.playbook)?;
-    let unlock_key = unlock_key(&args.run)?;
-    let inventory = load_inventory(&args.cluster)?;
-    let runtime = ssh::runtime_dir()?;
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let log = |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    };
+    let Prelude {
+        playbooks,
+        unlock_key,
+        inventory,
+        runtime,
+        rt,
+    } = Prelude::new(&args.cluster, &args.run)?;
+    let log = logger(quiet);
     rt.block_on(async {
         let (cluster, cluster_id) = cluster_dir(args, &inventory, runtime.path()).await?;
         let _lock = cluster.lock()?;
@@ -571,8 +595,8 @@ fn print_dry_run(plan: &Plan, g: &Gathered, playbooks: &Playbooks) -> anyhow::Re
             None => {
                 let what = match s.action {
                     Action::Drain => format!(
-                        "POST /nodes/{id}/update availability=drain, labels swarm-upgrade.run, swarm-upgrade.availability={:?}",
-                        n.availability
+                        "POST /nodes/{id}/update availability=drain, labels swarm-upgrade.run, swarm-upgrade.availability={}",
+                        crate::exec::runner::availability_name(n.availability)
                     ),
                     Action::WaitDrained => format!(
                         "GET /tasks?filters={{\"node\":[\"{id}\"]}} until no task is running"
@@ -582,8 +606,10 @@ fn print_dry_run(plan: &Plan, g: &Gathered, playbooks: &Playbooks) -> anyhow::Re
                         n.host, plan.target
                     ),
                     Action::RestoreAvailability => format!(
-                        "POST /nodes/{id}/update availability={:?}",
-                        s.availability.unwrap_or(n.availability)
+                        "POST /nodes/{id}/update availability={}",
+                        crate::exec::runner::availability_name(
+                            s.availability.unwrap_or(n.availability)
+                        )
                     ),
                     _ => String::new(),
                 };
