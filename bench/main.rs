@@ -121,17 +121,8 @@ fn tables(args: &[String]) {
 
     println!("PLANNING: all checks + plan (goal: < 1 s and < 300 MB at 5,000 nodes)");
     println!(
-        "{:>6} {:>9} {:>7} {:>5} | {:>10} {:>10} {:>10} | {:>18} | {:>9} {:>9} | slowest other check",
-        "nodes",
-        "services",
-        "tasks",
-        "nets*",
-        "checks*",
-        "plan",
-        "total*",
-        "drain-feasibility",
-        "facts",
-        "peak RSS"
+        "{:>6} {:>9} {:>7} {:>5} | {:>10} {:>10} {:>10} | {:>9} {:>9} | slowest check",
+        "nodes", "services", "tasks", "nets*", "checks", "plan", "total", "facts", "peak RSS"
     );
     for &n in &o.sizes {
         let (lines, finished) = sys::child(&["plan-child".into(), n.to_string()], o.budget);
@@ -139,15 +130,9 @@ fn tables(args: &[String]) {
         let facts = stage(&v, "facts");
         let get = |s: &str, k: &str| stage(&v, s).map_or(f64::NAN, |l| f(&l[k]));
         let checks: Vec<&Value> = v.iter().filter(|l| l["stage"] == "check").collect();
-        let slow = checks.iter().find(|c| c["id"] == plan::SLOW_CHECK);
-        let others: f64 = checks
-            .iter()
-            .filter(|c| c["id"] != plan::SLOW_CHECK)
-            .map(|c| f(&c["ms"]))
-            .sum();
+        let all: f64 = checks.iter().map(|c| f(&c["ms"])).sum();
         let slowest = checks
             .iter()
-            .filter(|c| c["id"] != plan::SLOW_CHECK)
             .max_by(|a, b| f(&a["ms"]).total_cmp(&f(&b["ms"])))
             .map_or(String::new(), |c| {
                 format!(
@@ -156,8 +141,8 @@ fn tables(args: &[String]) {
                     duration(f(&c["ms"]))
                 )
             });
-        let drain = match slow {
-            Some(c) => duration(f(&c["ms"])),
+        let total = match stage(&v, "done") {
+            Some(l) => duration(f(&l["total_ms"])),
             None if finished => "-".into(),
             None => format!("> {} s (killed)", o.budget.as_secs()),
         };
@@ -165,26 +150,24 @@ fn tables(args: &[String]) {
             .or_else(|| stage(&v, "plan"))
             .map_or(f64::NAN, |l| f(&l["peak_mib"]));
         println!(
-            "{:>6} {:>9} {:>7} {:>5} | {:>10} {:>10} {:>10} | {:>18} | {:>6.0} MB {:>6.0} MB | {}",
+            "{:>6} {:>9} {:>7} {:>5} | {:>10} {:>10} {:>10} | {:>6.0} MB {:>6.0} MB | {}",
             n,
             facts.map_or(0, |l| l["services"].as_u64().unwrap_or(0)),
             facts.map_or(0, |l| l["tasks"].as_u64().unwrap_or(0)),
             facts.map_or(0, |l| l["networks"].as_u64().unwrap_or(0)),
-            duration(others),
+            duration(all),
             duration(get("plan", "ms")),
-            duration(get("plan", "total_ms")),
-            drain,
+            total,
             get("baseline", "rss_mib"),
             peak,
             slowest
         );
     }
-    println!("  nets* = overlay networks including ingress.");
     println!(
-        "  checks*, total* = without drain-feasibility, which is shown apart (it is O(services x nodes^2));"
+        "  nets* = overlay networks including ingress. checks = all of them, one after the other;"
     );
     println!(
-        "    total with it = total* + drain-feasibility. facts = RSS holding the facts; peak = peak RSS while planning.\n"
+        "  total = checks + plan. facts = RSS holding the facts; peak = peak RSS while planning.\n"
     );
 
     println!(

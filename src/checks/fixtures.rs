@@ -189,6 +189,16 @@ impl Fixture {
     }
 
     /// Removes every task of `service`.
+    /// Adds an active, ready worker (with its host) named `hostname`.
+    pub fn add_worker(&mut self, hostname: &str) {
+        let n = node(hostname, self.facts.cluster.nodes.len());
+        assert_eq!(n.role, Role::Worker, "worker names do not start with m");
+        self.facts.hosts.insert(n.id.clone(), host(&n));
+        self.resolutions
+            .insert(n.id.clone(), self.resolutions["id-w1"].clone());
+        self.facts.cluster.nodes.push(n);
+    }
+
     pub fn clear_tasks(&mut self, service: &str) {
         let id = format!("svc-{service}");
         self.facts.cluster.tasks.retain(|t| t.service_id != id);

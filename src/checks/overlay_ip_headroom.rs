@@ -8,13 +8,13 @@
 //! one load-balancer address per node on the network (Docker's own formula,
 //! as in the ip-util-check script the upgrade docs point to).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net};
 
 use super::{Check, CheckContext, Finding, Severity, count};
-use crate::facts::model::{NetworkFacts, Role};
+use crate::facts::model::{NetworkFacts, NodeFacts, Role, TaskFacts};
 
 pub struct OverlayIpHeadroom;
 
@@ -46,6 +46,18 @@ impl Check for OverlayIpHeadroom {
     }
 
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Finding> {
+        // Tasks by network, once: scanning every task per network is
+        // networks × tasks (100 × 50,000 at the scale of bench/).
+        let mut attached: HashMap<&str, Vec<Attachment<'_>>> = HashMap::new();
+        for task in &ctx.facts.cluster.tasks {
+            for a in &task.network_addrs {
+                attached
+                    .entry(a.network_id.as_str())
+                    .or_default()
+                    .push((task, a.addr.as_str()));
+            }
+        }
+        let drained: Vec<&NodeFacts> = ctx.nodes_to_drain().collect();
         let mut findings = vec![];
         for net in &ctx.facts.cluster.networks {
             let mut subnets = vec![];
@@ -68,9 +80,10 @@ impl Check for OverlayIpHeadroom {
             if subnets.is_empty() {
                 continue;
             }
-            let usage = usage(ctx, net, &subnets);
-            let lbs = load_balancers(ctx, net);
-            let (moved, by) = largest_drain(ctx, &usage);
+            let on_net = attached.get(net.id.as_str()).map_or(&[][..], |a| a);
+            let usage = usage(ctx, net, on_net, &subnets);
+            let lbs = load_balancers(ctx, net, on_net);
+            let (moved, by) = largest_drain(&drained, &usage);
             for (subnet, usage) in subnets.iter().zip(&usage) {
                 if let Some(f) = judge(net, subnet, usage, lbs, moved, &by) {
                     findings.push(f);
@@ -81,10 +94,18 @@ impl Check for OverlayIpHeadroom {
     }
 }
 
-/// Per subnet (same order as `subnets`): the task addresses and VIPs in it.
-/// An address that is in none of them (or does not parse) is counted in the
-/// first, so nothing in use goes uncounted.
-fn usage(ctx: &CheckContext<'_>, net: &NetworkFacts, subnets: &[Ipv4Net]) -> Vec<Usage> {
+/// A task's address on one network.
+type Attachment<'a> = (&'a TaskFacts, &'a str);
+
+/// Per subnet (same order as `subnets`): the task addresses (`on_net`) and
+/// VIPs in it. An address that is in none of them (or does not parse) is
+/// counted in the first, so nothing in use goes uncounted.
+fn usage(
+    ctx: &CheckContext<'_>,
+    net: &NetworkFacts,
+    on_net: &[Attachment<'_>],
+    subnets: &[Ipv4Net],
+) -> Vec<Usage> {
     let slot = |addr: &str| -> usize {
         let ip = addr
             .parse::<IpNet>()
@@ -96,13 +117,11 @@ fn usage(ctx: &CheckContext<'_>, net: &NetworkFacts, subnets: &[Ipv4Net]) -> Vec
         }
     };
     let mut usage: Vec<Usage> = subnets.iter().map(|_| Usage::default()).collect();
-    for task in &ctx.facts.cluster.tasks {
-        for a in task.network_addrs.iter().filter(|a| a.network_id == net.id) {
-            let u = &mut usage[slot(&a.addr)];
-            u.tasks += 1;
-            if !task.node_id.is_empty() {
-                *u.tasks_per_node.entry(task.node_id.clone()).or_default() += 1;
-            }
+    for (task, addr) in on_net {
+        let u = &mut usage[slot(addr)];
+        u.tasks += 1;
+        if !task.node_id.is_empty() {
+            *u.tasks_per_node.entry(task.node_id.clone()).or_default() += 1;
         }
     }
     for service in &ctx.facts.cluster.services {
@@ -121,14 +140,11 @@ fn usage(ctx: &CheckContext<'_>, net: &NetworkFacts, subnets: &[Ipv4Net]) -> Vec
 /// tasks, or the known peer count when larger. Every node has one on the
 /// ingress network (its `ingress-sbox`). Which subnet each comes from is not
 /// in the facts, so every subnet is charged all of them.
-fn load_balancers(ctx: &CheckContext<'_>, net: &NetworkFacts) -> u64 {
-    let with_tasks: BTreeSet<&str> = ctx
-        .facts
-        .cluster
-        .tasks
+fn load_balancers(ctx: &CheckContext<'_>, net: &NetworkFacts, on_net: &[Attachment<'_>]) -> u64 {
+    let with_tasks: BTreeSet<&str> = on_net
         .iter()
-        .filter(|t| !t.node_id.is_empty() && t.network_addrs.iter().any(|a| a.network_id == net.id))
-        .map(|t| t.node_id.as_str())
+        .filter(|(t, _)| !t.node_id.is_empty())
+        .map(|(t, _)| t.node_id.as_str())
         .collect();
     let mut lbs = with_tasks.len() as u64;
     if net.ingress {
@@ -140,7 +156,7 @@ fn load_balancers(ctx: &CheckContext<'_>, net: &NetworkFacts) -> u64 {
 /// The most task addresses one drain moves at once, and what drains: a
 /// single node, or every manager together (managers stay drained until the
 /// last one is verified).
-fn largest_drain(ctx: &CheckContext<'_>, usage: &[Usage]) -> (u64, String) {
+fn largest_drain(drained: &[&NodeFacts], usage: &[Usage]) -> (u64, String) {
     let on = |node_id: &str| -> u64 {
         usage
             .iter()
@@ -149,7 +165,7 @@ fn largest_drain(ctx: &CheckContext<'_>, usage: &[Usage]) -> (u64, String) {
     };
     let mut largest = (0, String::new());
     let mut managers = (0, 0);
-    for node in ctx.nodes_to_drain() {
+    for node in drained {
         let moved = on(&node.id);
         if moved > largest.0 {
             largest = (moved, format!("draining {}", node.hostname));
