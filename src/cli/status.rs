@@ -1,10 +1,11 @@
 //! `swarm-upgrade status`: the current or last run, from local state only.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Output, StatusArgs};
 use crate::error::usage;
-use crate::exec::rundir::{ClusterDir, default_base};
+use crate::exec::rundir::{ClusterDir, StepTimes, default_base};
 use crate::exec::state::{RunState, StepStatus};
 use crate::exit_code;
 use crate::plan::{self, Plan};
@@ -25,7 +26,13 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     let state = run.load_state()?;
     let plan = plan::file::load(&run.plan_path())?;
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&json(&state, &plan))?),
+        Output::Json => {
+            let times = run.step_times()?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json(&state, &plan, &times))?
+            )
+        }
         Output::Table => print!("{}", table(&state, &plan, &run.path)),
     }
     Ok(exit_code::SUCCESS)
@@ -51,19 +58,24 @@ fn only_cluster(base: &std::path::Path) -> anyhow::Result<String> {
     }
 }
 
-pub fn json(state: &RunState, plan: &Plan) -> serde_json::Value {
+pub fn json(
+    state: &RunState,
+    plan: &Plan,
+    times: &BTreeMap<usize, StepTimes>,
+) -> serde_json::Value {
     let steps: Vec<serde_json::Value> = plan
         .steps
         .iter()
         .map(|s| {
             let st = state.step(s.index);
+            let t = times.get(&s.index).cloned().unwrap_or_default();
             serde_json::json!({
                 "index": s.index,
                 "node": s.node,
                 "action": s.action.name(),
                 "status": st.status,
-                "started_at": st.started_at,
-                "finished_at": st.finished_at,
+                "started_at": t.started_at,
+                "finished_at": t.finished_at,
                 "error": st.error,
             })
         })

@@ -11,6 +11,7 @@
 //! ```
 //! Everything is created 0700/0600: the journal holds host details.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::state::RunState;
+use super::state::{RunState, STATE_FORMAT};
 use crate::error::Error;
 
 /// The directory of one cluster's runs.
@@ -141,7 +142,50 @@ impl RunDir {
     pub fn load_state(&self) -> anyhow::Result<RunState> {
         let p = self.state_path();
         let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a run state", p.display()))
+        let mut state: RunState = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a run state", p.display()))?;
+        anyhow::ensure!(
+            state.format <= STATE_FORMAT,
+            "{} is in format {}, from a newer swarm-upgrade (this one reads up to {STATE_FORMAT}): \
+             use that version to resume or inspect the run",
+            p.display(),
+            state.format
+        );
+        // Older formats load into the current model and are saved in it.
+        state.format = STATE_FORMAT;
+        Ok(state)
+    }
+
+    /// When each step started and finished, from the journal (the state
+    /// file keeps only statuses). The latest attempt counts: a resumed step
+    /// appears twice.
+    pub fn step_times(&self) -> anyhow::Result<BTreeMap<usize, StepTimes>> {
+        let p = self.journal_path();
+        let text = match fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+        };
+        let mut times: BTreeMap<usize, StepTimes> = BTreeMap::new();
+        // A line torn by a crash is skipped, not fatal: it is the last one.
+        for v in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        {
+            let (Some(index), Some(ts)) = (v["index"].as_u64(), v["ts"].as_str()) else {
+                continue;
+            };
+            let t = times.entry(index as usize).or_default();
+            match v["event"].as_str() {
+                Some("step-started") => {
+                    t.started_at = Some(ts.to_string());
+                    t.finished_at = None;
+                }
+                Some("step-finished" | "step-failed") => t.finished_at = Some(ts.to_string()),
+                _ => {}
+            }
+        }
+        Ok(times)
     }
 
     pub fn save_state(&self, state: &RunState) -> anyhow::Result<()> {
@@ -159,6 +203,13 @@ impl RunDir {
             .with_context(|| format!("opening {}", p.display()))?;
         Ok(Journal { file, path: p })
     }
+}
+
+/// When a step last started and finished (RFC 3339), as the journal says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepTimes {
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
 }
 
 /// Append-only JSONL; every line is fsync'ed before the step it records goes on.
@@ -241,6 +292,63 @@ mod tests {
         j.append(&serde_json::json!({"event": "b"})).unwrap();
         let text = fs::read_to_string(run.journal_path()).unwrap();
         assert_eq!(text, "{\"event\":\"a\"}\n{\"event\":\"b\"}\n");
+    }
+
+    #[test]
+    fn step_times_come_from_the_journal_latest_attempt_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir {
+            path: dir.path().to_path_buf(),
+        };
+        let mut j = run.journal().unwrap();
+        for (ts, event, index) in [
+            ("t1", "step-started", 1),
+            ("t2", "step-finished", 1),
+            ("t3", "step-started", 2),
+            ("t4", "step-output", 2),
+            // Killed in step 2; resumed: it starts again.
+            ("t5", "step-started", 2),
+            ("t6", "step-failed", 2),
+            ("t7", "step-started", 3),
+        ] {
+            j.append(&serde_json::json!({"ts": ts, "event": event, "index": index}))
+                .unwrap();
+        }
+        drop(j);
+        let torn = fs::read_to_string(run.journal_path()).unwrap() + "{\"ts\": \"t8\", \"ev";
+        fs::write(run.journal_path(), torn).unwrap();
+        let times = run.step_times().unwrap();
+        let t = |s: Option<&str>, f: Option<&str>| StepTimes {
+            started_at: s.map(String::from),
+            finished_at: f.map(String::from),
+        };
+        assert_eq!(times[&1], t(Some("t1"), Some("t2")));
+        assert_eq!(times[&2], t(Some("t5"), Some("t6")));
+        assert_eq!(times[&3], t(Some("t7"), None));
+        assert_eq!(times.len(), 3);
+    }
+
+    #[test]
+    fn a_state_from_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir {
+            path: dir.path().to_path_buf(),
+        };
+        let mut st = RunState::new(
+            "r1".into(),
+            "c".into(),
+            "26.1.5".parse().unwrap(),
+            "h".into(),
+            1,
+            vec![],
+        );
+        st.format = STATE_FORMAT + 1;
+        run.save_state(&st).unwrap();
+        let err = run.load_state().unwrap_err();
+        assert!(
+            err.to_string().contains("from a newer swarm-upgrade"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -369,7 +369,6 @@ impl<'a, O: Ops> Runner<'a, O> {
             .save(|st| {
                 let step = st.step_mut(s.index);
                 step.status = StepStatus::Failed;
-                step.finished_at = Some(now());
                 step.error = Some(msg.clone());
                 st.failure = Some(format!(
                     "step {} ({} {}) failed: {msg}",
@@ -394,7 +393,6 @@ impl<'a, O: Ops> Runner<'a, O> {
         self.save(|st| {
             let step = st.step_mut(s.index);
             step.status = StepStatus::Running;
-            step.started_at = Some(now());
             step.error = None;
         })
         .await
@@ -402,9 +400,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         let _ = self.record(Event::step_started(s)).await;
         self.step(s).await?;
         self.save(|st| {
-            let step = st.step_mut(s.index);
-            step.status = StepStatus::Done;
-            step.finished_at = Some(now());
+            st.step_mut(s.index).status = StepStatus::Done;
         })
         .await
         .map_err(|e| StepError::Failed(format!("cannot write the run state: {e:#}")))?;

@@ -1,11 +1,19 @@
 //! The run state: which steps are done, which one is in progress, how the run
 //! ended. Rewritten atomically after every step (see [`super::rundir`]).
+//!
+//! It is rewritten twice per step, so its size must not grow with the
+//! cluster: steps are stored as runs of equal status (`1-812 done, 813
+//! running, 814-40051 pending`), a handful of entries whatever the plan's
+//! length. When each step started and finished is in the journal, which
+//! `status` reads.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::version::EngineVersion;
 
-pub const STATE_FORMAT: u32 = 1;
+/// 2: steps as runs of equal status, without times. Format 1 (one object
+/// per step) still loads.
+pub const STATE_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
@@ -20,6 +28,7 @@ pub struct RunState {
     pub started_at: String,
     pub updated_at: String,
     pub status: RunStatus,
+    #[serde(serialize_with = "steps_as_runs", deserialize_with = "steps_from_runs")]
     pub steps: Vec<StepState>,
     /// Checks waived with `--ignore-check`.
     #[serde(default)]
@@ -57,16 +66,73 @@ impl RunStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StepState {
     pub index: usize,
     pub status: StepStatus,
-    #[serde(default)]
-    pub started_at: Option<String>,
-    #[serde(default)]
-    pub finished_at: Option<String>,
-    #[serde(default)]
+    /// Why it failed.
     pub error: Option<String>,
+}
+
+/// Steps `first..=last` (1-based, as in the plan), all in one status. A
+/// format 1 file has one entry per step, with `index` instead.
+#[derive(Serialize, Deserialize)]
+struct StepRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last: Option<usize>,
+    status: StepStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn steps_as_runs<S: Serializer>(steps: &[StepState], ser: S) -> Result<S::Ok, S::Error> {
+    let mut runs: Vec<StepRun> = vec![];
+    for s in steps {
+        match runs.last_mut() {
+            Some(r) if r.status == s.status && r.error == s.error => r.last = Some(s.index),
+            _ => runs.push(StepRun {
+                index: None,
+                first: Some(s.index),
+                last: Some(s.index),
+                status: s.status,
+                error: s.error.clone(),
+            }),
+        }
+    }
+    runs.serialize(ser)
+}
+
+fn steps_from_runs<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<StepState>, D::Error> {
+    use serde::de::Error;
+    let runs = Vec::<StepRun>::deserialize(de)?;
+    let mut steps: Vec<StepState> = vec![];
+    for r in runs {
+        let (first, last) = match (r.index, r.first, r.last) {
+            (Some(i), None, None) => (i, i),
+            (None, Some(f), Some(l)) if f <= l => (f, l),
+            _ => {
+                return Err(D::Error::custom(
+                    "a step entry needs `first` and `last` (first <= last), or `index`",
+                ));
+            }
+        };
+        if first != steps.len() + 1 {
+            return Err(D::Error::custom(format!(
+                "steps must follow each other from 1: step {first} comes after step {}",
+                steps.len()
+            )));
+        }
+        steps.extend((first..=last).map(|index| StepState {
+            index,
+            status: r.status,
+            error: r.error.clone(),
+        }));
+    }
+    Ok(steps)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,8 +172,6 @@ impl RunState {
                 .map(|index| StepState {
                     index,
                     status: StepStatus::Pending,
-                    started_at: None,
-                    finished_at: None,
                     error: None,
                 })
                 .collect(),
@@ -160,4 +224,77 @@ pub fn new_run_id() -> String {
         f.read_exact(&mut bytes)
     });
     format!("{compact}-{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(steps: usize) -> RunState {
+        RunState::new(
+            "r1".into(),
+            "c1".into(),
+            "26.1.5".parse().unwrap(),
+            "sha".into(),
+            steps,
+            vec![],
+        )
+    }
+
+    #[test]
+    fn steps_are_stored_as_runs_of_equal_status() {
+        let mut st = state(40_000);
+        for i in 1..=812 {
+            st.step_mut(i).status = StepStatus::Done;
+        }
+        st.step_mut(813).status = StepStatus::Failed;
+        st.step_mut(813).error = Some("boom".into());
+        st.step_mut(814).status = StepStatus::Running;
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(
+            json["steps"],
+            serde_json::json!([
+                {"first": 1, "last": 812, "status": "done"},
+                {"first": 813, "last": 813, "status": "failed", "error": "boom"},
+                {"first": 814, "last": 814, "status": "running"},
+                {"first": 815, "last": 40000, "status": "pending"},
+            ])
+        );
+        let back: RunState = serde_json::from_value(json).unwrap();
+        assert_eq!(back, st);
+        // The size does not grow with the plan.
+        assert!(serde_json::to_vec_pretty(&st).unwrap().len() < 1_000);
+    }
+
+    #[test]
+    fn format_1_states_still_load() {
+        let mut json = serde_json::to_value(state(1)).unwrap();
+        json["format"] = 1.into();
+        json["steps"] = serde_json::json!([
+            {"index": 1, "status": "done", "started_at": "t0", "finished_at": "t1", "error": null},
+            {"index": 2, "status": "failed", "started_at": "t2", "finished_at": "t3", "error": "x"},
+            {"index": 3, "status": "pending", "started_at": null, "finished_at": null, "error": null},
+        ]);
+        let st: RunState = serde_json::from_value(json).unwrap();
+        assert_eq!(st.steps.len(), 3);
+        assert!(st.done(1));
+        assert_eq!(st.step(2).error.as_deref(), Some("x"));
+        assert_eq!(st.step(3).status, StepStatus::Pending);
+    }
+
+    #[test]
+    fn gaps_and_overlaps_are_refused() {
+        let mut json = serde_json::to_value(state(1)).unwrap();
+        json["steps"] = serde_json::json!([
+            {"first": 1, "last": 3, "status": "done"},
+            {"first": 5, "last": 6, "status": "pending"},
+        ]);
+        let err = serde_json::from_value::<RunState>(json.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains("step 5 comes after step 3"),
+            "{err}"
+        );
+        json["steps"] = serde_json::json!([{"first": 4, "last": 3, "status": "done"}]);
+        assert!(serde_json::from_value::<RunState>(json).is_err());
+    }
 }
