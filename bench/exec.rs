@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use swarm_upgrade::exec::events::Event;
-use swarm_upgrade::exec::ops::Ops;
 use swarm_upgrade::exec::rundir::RunDir;
 use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::RunState;
@@ -74,7 +73,7 @@ pub fn child(nodes: usize, max_parallel: usize) {
     run.save_state(&state).expect("the state saves");
 
     // What one executor step pays, measured apart: rewriting the run state
-    // (all steps, after every change), and one GET /nodes of the whole swarm.
+    // (twice per step).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -89,10 +88,6 @@ pub fn child(nodes: usize, max_parallel: usize) {
     let state_bytes = std::fs::metadata(run.state_path())
         .map(|m| m.len())
         .unwrap_or(0);
-    let via = g.facts.cluster.observed_via.clone();
-    let list = mean(10, || {
-        rt.block_on(sim.nodes(&via)).expect("nodes");
-    });
     println!(
         "{}",
         json!({
@@ -101,8 +96,7 @@ pub fn child(nodes: usize, max_parallel: usize) {
             "batches": plan.steps.last().map_or(0, |s| s.batch),
             "save_state_ms": ms(save),
             "save_state_disk_ms": ms(save_disk),
-            "state_kib": state_bytes / 1024,
-            "list_nodes_ms": ms(list),
+            "state_bytes": state_bytes,
             "tmpfs": shm.is_dir(),
         })
     );

@@ -175,7 +175,7 @@ fn tables(args: &[String]) {
         o.max_parallel
     );
     println!(
-        "{:>6} {:>7} {:>12} | {:>9} {:>9} | {:>10} {:>10} {:>10} | {:>10} {:>10} {:>11} {:>9} | {:>8}",
+        "{:>6} {:>7} {:>12} | {:>9} {:>9} | {:>10} {:>10} {:>10} | {:>9} {:>10} {:>11} | {:>8}",
         "nodes",
         "steps",
         "done",
@@ -187,7 +187,6 @@ fn tables(args: &[String]) {
         "state",
         "save tmpfs",
         "save disk",
-        "GET nodes",
         "RT/node"
     );
     for &n in &o.sizes {
@@ -209,7 +208,7 @@ fn tables(args: &[String]) {
             None => format!("{steps:.0} (cut)"),
         };
         println!(
-            "{:>6} {:>7} {:>12} | {:>9} {:>9} | {:>10} {:>10} {:>10} | {:>6} KiB {:>10} {:>11} {:>9} | {:>8}",
+            "{:>6} {:>7} {:>12} | {:>9} {:>9} | {:>10} {:>10} {:>10} | {:>7} B {:>10} {:>11} | {:>8}",
             n,
             setup.map_or(0, |l| l["steps"].as_u64().unwrap_or(0)),
             done,
@@ -218,10 +217,9 @@ fn tables(args: &[String]) {
             duration(per("cpu_ms")),
             duration(per("sim_ms")),
             duration(per("cpu_ms") - per("sim_ms")),
-            setup.map_or(0, |l| l["state_kib"].as_u64().unwrap_or(0)),
+            setup.map_or(0, |l| l["state_bytes"].as_u64().unwrap_or(0)),
             duration(setup.map_or(f64::NAN, |l| f(&l["save_state_ms"]))),
             duration(setup.map_or(f64::NAN, |l| f(&l["save_state_disk_ms"]))),
-            duration(setup.map_or(f64::NAN, |l| f(&l["list_nodes_ms"]))),
             stage(&v, "round-trips").map_or("-".into(), |l| format!("{:.1}", f(&l["per_node"]))),
         );
     }
@@ -229,14 +227,13 @@ fn tables(args: &[String]) {
         "  CPU = user+sys of the whole process (getrusage); sim = time inside the simulation (its share of CPU);"
     );
     println!(
-        "  exec = the rest: the executor (run state and journal writes, via lookups, list scans)."
+        "  exec = the rest: the executor (run state and journal writes with their fsyncs, lookups)."
     );
     println!(
-        "  state = size of state.json; save = one rewrite of it (the executor does 2 per step) on tmpfs"
+        "  state = size of state.json (steps as runs of equal status); save = one rewrite of it (the"
     );
-    println!("  (where the run directory is) and on disk (fsyncs included); GET nodes = one");
     println!(
-        "  simulated node listing (the executor does ~3 per node: drain guard, stop guard, verify)."
+        "  executor does 2 per step) on tmpfs (where the run directory is) and on disk (fsyncs included)."
     );
     println!(
         "  RT/node = remote round trips per upgraded node: commands + Engine API calls (a live node"

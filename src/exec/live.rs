@@ -104,13 +104,29 @@ pub fn expired(expires_at: &str) -> bool {
 }
 
 impl Ops for LiveOps {
-    async fn nodes(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
+    async fn node(&self, via: &str, node: &str) -> anyhow::Result<Option<NodeFacts>> {
+        let e = self.engine(via).await?;
+        match e.docker().inspect_node(node).await {
+            Ok(n) => Ok(Some(map::node(&n))),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(err) => Err(err).with_context(|| format!("host {}: GET /nodes/{node}", e.host)),
+        }
+    }
+
+    async fn managers(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
         let e = self.engine(via).await?;
         let nodes = e
             .docker()
-            .list_nodes(None::<ListNodesOptions>)
+            .list_nodes(Some(ListNodesOptions {
+                filters: Some(HashMap::from([(
+                    "role".to_string(),
+                    vec!["manager".to_string()],
+                )])),
+            }))
             .await
-            .with_context(|| format!("host {}: GET /nodes", e.host))?;
+            .with_context(|| format!("host {}: GET /nodes?filters=role=manager", e.host))?;
         Ok(nodes.iter().map(map::node).collect())
     }
 
@@ -172,24 +188,30 @@ impl Ops for LiveOps {
             .unwrap_or_default())
     }
 
-    async fn services(&self, via: &str) -> anyhow::Result<Vec<ServiceFacts>> {
+    async fn services(
+        &self,
+        via: &str,
+        ids: Option<&[String]>,
+    ) -> anyhow::Result<Vec<ServiceFacts>> {
         let e = self.engine(via).await?;
         let s = e
             .docker()
             .list_services(Some(ListServicesOptions {
                 status: Some(true),
-                ..Default::default()
+                filters: ids.map(|ids| HashMap::from([("id".to_string(), ids.to_vec())])),
             }))
             .await
             .with_context(|| format!("host {}: GET /services", e.host))?;
         Ok(s.iter().map(map::service).collect())
     }
 
-    async fn tasks(&self, via: &str) -> anyhow::Result<Vec<Task>> {
+    async fn tasks(&self, via: &str, services: Option<&[String]>) -> anyhow::Result<Vec<Task>> {
         let e = self.engine(via).await?;
-        let v = e
-            .get_json(r#"/tasks?filters={"desired-state":["running"]}"#)
-            .await?;
+        let mut filters = serde_json::json!({ "desired-state": ["running"] });
+        if let Some(ids) = services {
+            filters["service"] = serde_json::json!(ids);
+        }
+        let v = e.get_json(&format!("/tasks?filters={filters}")).await?;
         Ok(v.as_array()
             .map(|a| a.iter().map(map::task).collect())
             .unwrap_or_default())

@@ -50,8 +50,18 @@ pub enum LeaseOutcome {
 
 /// Node IDs identify nodes everywhere; `via` is the node ID of the manager
 /// whose Engine API answers the question (never the node being restarted).
+///
+/// Requests are as narrow as the question (one node, the managers, one
+/// node's tasks): a 5,000-node swarm must not be listed for every step.
 pub trait Ops: Send + Sync {
-    fn nodes(&self, via: &str) -> impl Future<Output = anyhow::Result<Vec<NodeFacts>>> + Send;
+    /// One node as the swarm sees it; `None` when it is not in the swarm.
+    fn node(
+        &self,
+        via: &str,
+        node: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<NodeFacts>>> + Send;
+    /// Every manager node.
+    fn managers(&self, via: &str) -> impl Future<Output = anyhow::Result<Vec<NodeFacts>>> + Send;
     fn update_node(
         &self,
         via: &str,
@@ -64,10 +74,20 @@ pub trait Ops: Send + Sync {
         via: &str,
         node: &str,
     ) -> impl Future<Output = anyhow::Result<Vec<Task>>> + Send;
-    fn services(&self, via: &str)
-    -> impl Future<Output = anyhow::Result<Vec<ServiceFacts>>> + Send;
-    /// Tasks whose desired state is running.
-    fn tasks(&self, via: &str) -> impl Future<Output = anyhow::Result<Vec<Task>>> + Send;
+    /// Services with their running and desired task counts: every one, or
+    /// those with the given IDs.
+    fn services(
+        &self,
+        via: &str,
+        ids: Option<&[String]>,
+    ) -> impl Future<Output = anyhow::Result<Vec<ServiceFacts>>> + Send;
+    /// Tasks whose desired state is running: of every service, or of those
+    /// with the given IDs.
+    fn tasks(
+        &self,
+        via: &str,
+        services: Option<&[String]>,
+    ) -> impl Future<Output = anyhow::Result<Vec<Task>>> + Send;
     /// The node's own engine (fails while it is stopped).
     fn engine_status(
         &self,

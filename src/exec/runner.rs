@@ -7,7 +7,7 @@
 //! instead of assuming. Steps of one worker batch run concurrently per node;
 //! everything else runs one step at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,13 +16,13 @@ use anyhow::{Context, anyhow};
 use tokio::sync::Mutex;
 
 use super::events::{Event, Record};
-use super::ops::{Lease, LeaseOutcome, NodeUpdate, Ops};
+use super::ops::{Lease, LeaseOutcome, NodeUpdate, Ops, Task};
 use super::rundir::{Journal, RunDir};
 use super::state::{RunState, RunStatus, StepStatus, now};
 use super::wait::{self, Backoff};
 use crate::error::Error;
 use crate::facts::host::HOST_STATE_DIR;
-use crate::facts::model::{Availability, Facts, InitSystem, NodeFacts, Role};
+use crate::facts::model::{Availability, Facts, InitSystem, NodeFacts, Role, ServiceFacts};
 use crate::plan::{Action, Plan, PlanNode, Step};
 use crate::playbook::{Playbooks, Script, ScriptEnv};
 use crate::transport::{Cmd, CmdOutput};
@@ -93,6 +93,9 @@ pub struct Runner<'a, O: Ops> {
     /// Serializes the drains of a parallel batch (see `execute_node`).
     drain_gate: Mutex<()>,
     lease_renewed: Mutex<Instant>,
+    /// Lookups by node ID: a step must not cost a scan of a 5,000-node plan.
+    nodes_by_id: HashMap<&'a str, &'a PlanNode>,
+    steps_of: HashMap<&'a str, Vec<&'a Step>>,
 }
 
 impl<'a, O: Ops> Runner<'a, O> {
@@ -109,6 +112,13 @@ impl<'a, O: Ops> Runner<'a, O> {
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Self> {
         let journal = run.journal()?;
+        let nodes_by_id = plan.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+        let mut steps_of: HashMap<&str, Vec<&Step>> = HashMap::new();
+        for s in &plan.steps {
+            if let Some(id) = &s.node_id {
+                steps_of.entry(id.as_str()).or_default().push(s);
+            }
+        }
         Ok(Runner {
             ops,
             plan,
@@ -123,6 +133,8 @@ impl<'a, O: Ops> Runner<'a, O> {
             batch_failed: AtomicBool::new(false),
             drain_gate: Mutex::new(()),
             lease_renewed: Mutex::new(Instant::now()),
+            nodes_by_id,
+            steps_of,
         })
     }
 
@@ -150,12 +162,13 @@ impl<'a, O: Ops> Runner<'a, O> {
         self.run.save_state(&st)
     }
 
-    fn node(&self, id: &str) -> &PlanNode {
-        self.plan
-            .nodes
-            .iter()
-            .find(|n| n.id == id)
-            .expect("steps name planned nodes")
+    fn node(&self, id: &str) -> &'a PlanNode {
+        self.nodes_by_id.get(id).expect("steps name planned nodes")
+    }
+
+    /// The node's steps, in plan order.
+    fn steps_of(&self, id: &str) -> &[&'a Step] {
+        self.steps_of.get(id).map_or(&[], Vec::as_slice)
     }
 
     fn lease(&self, run_id: &str, owner: &str, started: &str) -> Lease {
@@ -549,15 +562,10 @@ impl<'a, O: Ops> Runner<'a, O> {
         may_be_down: bool,
     ) -> Result<(), StepError> {
         let via = self.via_err(Some(node_id)).await?;
-        let nodes = self
-            .ops
-            .nodes(&via)
+        let (me, managers) = self
+            .node_and_managers(&via, node_id, role)
             .await
-            .map_err(|e| StepError::Precondition(format!("{e:#}")))?;
-        let me = nodes
-            .iter()
-            .find(|n| n.id == node_id)
-            .ok_or_else(|| StepError::Precondition("the node left the swarm".into()))?;
+            .map_err(StepError::Precondition)?;
         if me.state != crate::facts::model::NodeState::Ready && !may_be_down {
             return Err(StepError::Precondition(format!(
                 "{} is {:?}, not ready",
@@ -565,9 +573,41 @@ impl<'a, O: Ops> Runner<'a, O> {
             )));
         }
         if role == Role::Manager {
-            quorum_guard(&nodes, node_id).map_err(StepError::Precondition)?;
+            quorum_guard(&managers, node_id).map_err(StepError::Precondition)?;
         }
         Ok(())
+    }
+
+    /// The node as the swarm sees it, and the managers when it is one (or
+    /// has become one): one request either way.
+    async fn node_and_managers(
+        &self,
+        via: &str,
+        node_id: &str,
+        role: Role,
+    ) -> Result<(NodeFacts, Vec<NodeFacts>), String> {
+        let text = |e: anyhow::Error| format!("{e:#}");
+        if role == Role::Manager {
+            let managers = self.ops.managers(via).await.map_err(text)?;
+            if let Some(me) = managers.iter().find(|n| n.id == node_id) {
+                return Ok((me.clone(), managers));
+            }
+            // Demoted meanwhile, or gone: ask for it alone.
+            let me = self.ops.node(via, node_id).await.map_err(text)?;
+            return Ok((me.ok_or("the node left the swarm")?, managers));
+        }
+        let me = self
+            .ops
+            .node(via, node_id)
+            .await
+            .map_err(text)?
+            .ok_or("the node left the swarm")?;
+        if me.role == Role::Manager {
+            // Promoted since the plan: its quorum matters now.
+            let managers = self.ops.managers(via).await.map_err(text)?;
+            return Ok((me, managers));
+        }
+        Ok((me, vec![]))
     }
 
     /// Waits until every service with two or more replicas that runs a task
@@ -589,10 +629,9 @@ impl<'a, O: Ops> Runner<'a, O> {
                 let st = self.state.lock().await;
                 let drained = |id: &str| {
                     let step = |a: Action| {
-                        self.plan
-                            .steps
+                        self.steps_of(id)
                             .iter()
-                            .find(|x| x.node_id.as_deref() == Some(id) && x.action == a)
+                            .find(|x| x.action == a)
                             .map(|x| st.step(x.index).status)
                     };
                     step(Action::Drain) == Some(StepStatus::Done)
@@ -605,11 +644,9 @@ impl<'a, O: Ops> Runner<'a, O> {
                     .collect()
             };
             let via = self.via_err(Some(node_id)).await?;
-            let lonely = match (self.ops.services(&via).await, self.ops.tasks(&via).await) {
-                (Ok(services), Ok(tasks)) => {
-                    wait::last_replicas_on(&services, &tasks, node_id, &down)
-                }
-                (Err(e), _) | (_, Err(e)) => vec![format!("{e:#}")],
+            let lonely = match self.replicas_of_services_on(&via, node_id).await {
+                Ok((services, tasks)) => wait::last_replicas_on(&services, &tasks, node_id, &down),
+                Err(e) => vec![format!("{e:#}")],
             };
             if lonely.is_empty() {
                 return Ok(());
@@ -633,6 +670,31 @@ impl<'a, O: Ops> Runner<'a, O> {
             }
             backoff.sleep().await;
         }
+    }
+
+    /// The services with a running task on the node, and every running task
+    /// of theirs: three narrow requests rather than the whole swarm's tasks.
+    async fn replicas_of_services_on(
+        &self,
+        via: &str,
+        node_id: &str,
+    ) -> anyhow::Result<(Vec<ServiceFacts>, Vec<Task>)> {
+        let mut ids: Vec<String> = self
+            .ops
+            .node_tasks(via, node_id)
+            .await?
+            .into_iter()
+            .filter(|t| t.state == "running")
+            .map(|t| t.service_id)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok((vec![], vec![]));
+        }
+        let services = self.ops.services(via, Some(&ids)).await?;
+        let tasks = self.ops.tasks(via, Some(&ids)).await?;
+        Ok((services, tasks))
     }
 
     async fn wait_drained(&self, s: &Step, node_id: &str) -> Result<(), StepError> {
@@ -673,7 +735,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         let mut last: String;
         loop {
             let via = self.via_err(None).await?;
-            match self.ops.services(&via).await {
+            match self.ops.services(&via, None).await {
                 Ok(services) => {
                     let lagging = wait::unconverged(&services);
                     if lagging.is_empty() {
@@ -689,7 +751,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                     humantime::format_duration(self.opts.converge_timeout)
                 );
                 if let Ok(via) = self.via_err(None).await
-                    && let Ok(tasks) = self.ops.tasks(&via).await
+                    && let Ok(tasks) = self.ops.tasks(&via, None).await
                 {
                     for cause in wait::rejected_causes(&tasks) {
                         msg.push_str(&format!("\n  {cause}"));
@@ -809,12 +871,10 @@ impl<'a, O: Ops> Runner<'a, O> {
             .via(Some(node_id))
             .await
             .map_err(|e| format!("{e:#}"))?;
-        let nodes = self.ops.nodes(&via).await.map_err(|e| format!("{e:#}"))?;
-        let me = nodes
-            .iter()
-            .find(|n| n.id == node_id)
-            .ok_or("the node is not in the swarm any more")?;
-        verified_from_outside(me, &nodes, target)
+        let (me, managers) = self
+            .node_and_managers(&via, node_id, self.node(node_id).role)
+            .await?;
+        verified_from_outside(&me, &managers, target)
     }
 
     async fn unlock(&self, s: &Step, node_id: &str) -> Result<(), StepError> {
@@ -953,10 +1013,8 @@ impl<'a, O: Ops> Runner<'a, O> {
             .save(|st| {
                 if ok {
                     st.rolled_back.push(name.clone());
-                    for step in &self.plan.steps {
-                        if step.node_id.as_deref() == Some(node_id)
-                            && st.step(step.index).status == StepStatus::Done
-                        {
+                    for step in self.steps_of(node_id) {
+                        if st.step(step.index).status == StepStatus::Done {
                             st.step_mut(step.index).status = StepStatus::RolledBack;
                         }
                     }
@@ -988,9 +1046,8 @@ impl<'a, O: Ops> Runner<'a, O> {
         // failed: then it never started, and undoing it would do harm (stop
         // the very manager the quorum guard kept up).
         let done = |a: Action| {
-            self.plan.steps.iter().any(|s| {
-                s.node_id.as_deref() == Some(node_id)
-                    && s.action == a
+            self.steps_of(node_id).iter().any(|s| {
+                s.action == a
                     && (st.step(s.index).status == StepStatus::Done
                         || (s.index == failed.index && !precondition))
             })

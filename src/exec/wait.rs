@@ -1,5 +1,6 @@
 //! Waiting for the swarm: adaptive polling and the pure tests of "done".
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::facts::model::{ServiceFacts, ServiceMode, TaskFacts};
@@ -73,22 +74,19 @@ pub fn last_replicas_on(
     node: &str,
     down: &[&str],
 ) -> Vec<String> {
-    let mut out = vec![];
-    for s in services {
-        if s.desired_tasks < 2 || !matches!(s.mode, ServiceMode::Replicated { .. }) {
-            continue;
-        }
-        let running = |t: &&TaskFacts| t.service_id == s.id && t.state == "running";
-        let here = tasks.iter().filter(running).any(|t| t.node_id == node);
-        let elsewhere = tasks
-            .iter()
-            .filter(running)
-            .any(|t| !t.node_id.is_empty() && !down.contains(&t.node_id.as_str()));
-        if here && !elsewhere {
-            out.push(s.name.clone());
-        }
+    // Per service, in one pass over the tasks: (runs here, runs on a node that stays up).
+    let mut seen: HashMap<&str, (bool, bool)> = HashMap::new();
+    for t in tasks.iter().filter(|t| t.state == "running") {
+        let (here, elsewhere) = seen.entry(t.service_id.as_str()).or_default();
+        *here |= t.node_id == node;
+        *elsewhere |= !t.node_id.is_empty() && !down.contains(&t.node_id.as_str());
     }
-    out
+    services
+        .iter()
+        .filter(|s| s.desired_tasks >= 2 && matches!(s.mode, ServiceMode::Replicated { .. }))
+        .filter(|s| seen.get(s.id.as_str()) == Some(&(true, false)))
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// Known task errors (V6) mapped to their cause.

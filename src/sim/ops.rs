@@ -11,10 +11,17 @@ use super::SimError;
 use super::record::Op;
 
 impl Ops for SimCluster {
-    async fn nodes(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
+    async fn node(&self, via: &str, node: &str) -> anyhow::Result<Option<NodeFacts>> {
         Ok(self.with(|w| {
             w.api(via)?;
-            Ok::<_, SimError>((0..w.nodes.len()).map(|i| w.node_facts(i)).collect())
+            Ok::<_, SimError>(w.node_by_id(node).ok().map(|i| w.node_facts(i)))
+        })?)
+    }
+
+    async fn managers(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
+        Ok(self.with(|w| {
+            w.api(via)?;
+            Ok::<_, SimError>(w.managers.iter().map(|&i| w.node_facts(i)).collect())
         })?)
     }
 
@@ -56,18 +63,23 @@ impl Ops for SimCluster {
         })?)
     }
 
-    async fn services(&self, via: &str) -> anyhow::Result<Vec<ServiceFacts>> {
+    async fn services(
+        &self,
+        via: &str,
+        ids: Option<&[String]>,
+    ) -> anyhow::Result<Vec<ServiceFacts>> {
         Ok(self.with(|w| {
             w.api(via)?;
-            Ok::<_, SimError>((0..w.services.len()).map(|s| w.service_facts(s)).collect())
+            Ok::<_, SimError>(w.service_indices(ids).map(|s| w.service_facts(s)).collect())
         })?)
     }
 
-    async fn tasks(&self, via: &str) -> anyhow::Result<Vec<Task>> {
+    async fn tasks(&self, via: &str, services: Option<&[String]>) -> anyhow::Result<Vec<Task>> {
         Ok(self.with(|w| {
             w.api(via)?;
             Ok::<_, SimError>(
-                (0..w.tasks.len())
+                w.service_indices(services)
+                    .flat_map(|s| w.services[s].tasks.iter().copied())
                     .filter(|&t| w.tasks[t].desired_running)
                     .map(|t| w.task_facts(t))
                     .collect(),

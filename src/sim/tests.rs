@@ -90,10 +90,10 @@ async fn stopping_the_leader_elects_another_and_losing_a_majority_loses_the_lead
     let stop = script_cmd(Script::Stop);
     sim.run(&sim.id("m1"), &stop).await.unwrap();
     assert_eq!(sim.leader().as_deref(), Some("m2"));
-    assert!(sim.nodes(&sim.id("m2")).await.is_ok());
+    assert!(sim.managers(&sim.id("m2")).await.is_ok());
     sim.partition("m3", true);
     assert_eq!(sim.leader(), None);
-    let err = sim.nodes(&sim.id("m2")).await.unwrap_err().to_string();
+    let err = sim.managers(&sim.id("m2")).await.unwrap_err().to_string();
     assert!(err.contains("does not have a leader"), "{err}");
     let last = sim.timeline().last().cloned().unwrap();
     assert!(!last.quorum && last.reachable == 1, "{last:?}");
@@ -120,7 +120,7 @@ async fn scripts_take_virtual_time_and_the_swarm_notices_after_the_grace() {
     assert_eq!(state(&sim), NodeState::Down);
     let status = sim.engine_status(&w1).await;
     assert!(status.is_err());
-    assert!(sim.nodes(&m1).await.is_ok());
+    assert!(sim.managers(&m1).await.is_ok());
     assert!(
         real.elapsed() < Duration::from_secs(1),
         "virtual time costs no real time"

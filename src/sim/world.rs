@@ -379,6 +379,20 @@ impl World {
         }
     }
 
+    /// Every service, or those with these IDs (unknown IDs match nothing,
+    /// as in a Docker filter).
+    pub fn service_indices<'a>(
+        &'a self,
+        ids: Option<&'a [String]>,
+    ) -> Box<dyn Iterator<Item = usize> + 'a> {
+        match ids {
+            None => Box::new(0..self.services.len()),
+            Some(ids) => Box::new(
+                (0..self.services.len()).filter(move |&s| ids.contains(&self.services[s].id)),
+            ),
+        }
+    }
+
     pub fn service_facts(&self, s: usize) -> ServiceFacts {
         let svc = &self.services[s];
         let running = svc
