@@ -7,12 +7,12 @@
 //!   split a step into remote work and transport.
 //! - polling bound: a wait step (wait-drained, verify, wait-converged) ends
 //!   at the first poll after the change, at most one backoff interval
-//!   (100 ms doubling to 1 s) late; that interval is its polling overhead
-//!   bound.
+//!   (`swarm_upgrade::exec::wait::Backoff`) late; that interval is its
+//!   polling overhead bound.
 //! - gaps: time inside a node's (or the run's) span when none of its steps
 //!   ran: the executor's own overhead between steps.
-//! - SSH round trips are not journaled: that needs instrumentation (see
-//!   RESULTS.md); the simulated run counts them.
+//! - round trips: the run's `traffic` record (SSH connections, commands and
+//!   Engine API requests per host, counted by the live transport).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -20,6 +20,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use serde_json::Value;
+use swarm_upgrade::exec::wait::Backoff;
 use swarm_upgrade::plan::{Phase, Plan};
 
 #[derive(Debug, Clone)]
@@ -44,18 +45,19 @@ fn ts(v: &Value) -> Option<f64> {
 }
 
 /// How late the end of a wait of `elapsed` can be after the change it
-/// waited for: the change came after the poll before the last one (polls at
-/// 0, 0.1, 0.3, 0.7, 1.5 s, then every second), so at most `elapsed` minus
-/// that poll's time. Polls that take time themselves shift this: an estimate.
+/// waited for: the change came after the poll before the last one (polls
+/// on the executor's backoff schedule), so at most `elapsed` minus that
+/// poll's time. Polls that take time themselves shift this: an estimate.
 fn polling_bound(elapsed: f64) -> f64 {
-    let (mut prev, mut last, mut next) = (0.0, 0.0, 0.1_f64);
+    let (first, cap) = (Backoff::FIRST.as_secs_f64(), Backoff::CAP.as_secs_f64());
+    let (mut prev, mut last, mut next) = (0.0, 0.0, first);
     if elapsed < next {
         return 0.0;
     }
     while last + next <= elapsed {
         prev = last;
         last += next;
-        next = (next * 2.0).min(1.0);
+        next = (next * 2.0).min(cap);
     }
     elapsed - prev
 }
@@ -108,6 +110,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let mut steps = vec![];
     let mut open: HashMap<usize, (f64, Option<String>, String)> = HashMap::new();
     let mut runs: Vec<(f64, Option<f64>)> = vec![];
+    let mut traffic: Vec<Value> = vec![];
     let mut last_ts = 0.0;
     for (n, line) in text
         .lines()
@@ -121,6 +124,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         let index = v.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
         match v.get("event").and_then(Value::as_str).unwrap_or("") {
             "run-started" => runs.push((t, None)),
+            "traffic" => traffic.push(v["hosts"].clone()),
             "run-finished" => {
                 if let Some(r) = runs.last_mut() {
                     r.1 = Some(t);
@@ -217,10 +221,62 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    println!(
-        "SSH round trips: not in the journal (needs instrumentation of LiveOps); see bench/RESULTS.md"
-    );
+    round_trips(&traffic, &steps);
     Ok(())
+}
+
+/// SSH connections and remote round trips per host, per run (a resumed run
+/// reports its own), and per upgraded node over all runs.
+fn round_trips(traffic: &[Value], steps: &[Step]) {
+    if traffic.is_empty() {
+        println!(
+            "round trips: no `traffic` record in the journal (written by swarm-upgrade since issue 6)"
+        );
+        return;
+    }
+    println!();
+    println!(
+        "{:<14} {:>16} {:>9} {:>13} {:>12}",
+        "host", "SSH connections", "commands", "API requests", "round trips"
+    );
+    let mut total = 0;
+    for (run, hosts) in traffic.iter().enumerate() {
+        let Some(hosts) = hosts.as_object() else {
+            continue;
+        };
+        if traffic.len() > 1 {
+            println!("run {}:", run + 1);
+        }
+        for (host, t) in hosts {
+            let n = |k: &str| t[k].as_u64().unwrap_or(0);
+            let trips = n("commands") + n("api_requests");
+            total += trips;
+            println!(
+                "{:<14} {:>16} {:>9} {:>13} {:>12}",
+                host,
+                t["ssh_connections"]
+                    .as_u64()
+                    .map_or("-".into(), |c| c.to_string()),
+                n("commands"),
+                n("api_requests"),
+                trips
+            );
+        }
+    }
+    let upgraded = steps
+        .iter()
+        .filter(|s| s.action == "install")
+        .filter_map(|s| s.node.as_deref())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        .max(1);
+    println!(
+        "  round trips per upgraded node: {:.1} ({total} over {upgraded} node(s)); every command is one SSH",
+        total as f64 / upgraded as f64
+    );
+    println!(
+        "  channel and every API request one connection to the forwarded socket, both over the host's one master."
+    );
 }
 
 /// Per node: its upgrade (the first run of consecutive plan steps: drain to
@@ -347,11 +403,13 @@ mod tests {
 
     #[test]
     fn polling_bound_follows_the_backoff() {
+        // Polls at 0, 0.1, 0.3, 0.55, 0.8, 1.05, ... s.
         assert_eq!(polling_bound(0.05), 0.0, "done at the first poll");
         assert_eq!(polling_bound(0.15), 0.15);
         assert!(
-            (polling_bound(2.0) - 1.3).abs() < 1e-9,
-            "after the poll at 0.7 s"
+            (polling_bound(1.0) - 0.45).abs() < 1e-9,
+            "after the poll at 0.55 s: {}",
+            polling_bound(1.0)
         );
         assert_eq!(covered(vec![(0.0, 2.0), (1.0, 3.0), (5.0, 6.0)]), 4.0);
     }

@@ -162,6 +162,21 @@ pub fn line(e: &Event) -> String {
                 format!("ROLLBACK OF {node} FAILED: {detail}")
             }
         }
+        Event::Traffic { hosts } => {
+            let sum = |f: fn(&crate::exec::ops::Traffic) -> u64| hosts.values().map(f).sum::<u64>();
+            let ssh = hosts
+                .values()
+                .filter_map(|t| t.ssh_connections)
+                .max()
+                .map(|m| format!(", at most {m} SSH connection(s) per host"))
+                .unwrap_or_default();
+            format!(
+                "round trips: {} commands and {} Engine API requests over {} host(s){ssh}",
+                sum(|t| t.commands),
+                sum(|t| t.api_requests),
+                hosts.len()
+            )
+        }
         Event::StopRequested => {
             "stop requested: finishing the current step, then stopping at a safe point (Ctrl-C again to abort now; `swarm-upgrade resume` continues)".into()
         }

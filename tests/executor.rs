@@ -309,6 +309,17 @@ async fn upgrades_every_node_managers_first_leader_last_and_restores_availabilit
         "leadership moved when m1 restarted"
     );
     assert_eq!(sim.lease(), None, "the lease is released");
+    // The round trips are reported per host, just before the end: each node
+    // ran its four scripts (stop, backup, install, start) and nothing else.
+    let [.., Event::Traffic { hosts }, Event::RunFinished { .. }] = out.events.as_slice() else {
+        panic!("no traffic before run-finished: {:?}", out.events.last());
+    };
+    assert_eq!(hosts.keys().cloned().collect::<Vec<_>>(), s.nodes());
+    for (host, t) in hosts {
+        assert_eq!(t.commands, 4, "{host}: {t:?}");
+        assert!(t.api_requests > 0, "{host}: {t:?}");
+        assert_eq!(t.ssh_connections, None, "no SSH in the simulation");
+    }
     // Scripts only, and each once: no retries, no stray commands.
     assert!(
         records

@@ -457,6 +457,19 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
             .collect();
         (ts[0], ts[ts.len() - 1])
     };
+    // One SSH connection per host for the whole run (gathering included),
+    // and the round trips each host answered, as the run reports them.
+    let traffic = journal
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "traffic")
+        .expect("the run reports its round trips");
+    let hosts = traffic["hosts"].as_object().unwrap();
+    assert_eq!(hosts.len(), 5, "{traffic}");
+    for (host, t) in hosts {
+        assert_eq!(t["ssh_connections"], 1, "{host}: {t}");
+        assert!(t["commands"].as_u64().unwrap() >= 4, "{host}: {t}");
+    }
     let (w1_start, w1_end) = span("ap2-w1");
     let (w2_start, w2_end) = span("ap2-w2");
     assert!(

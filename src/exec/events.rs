@@ -48,6 +48,11 @@ pub enum Event {
     },
     /// A stop was requested; the run stops at the next safe point.
     StopRequested,
+    /// What the run cost in remote round trips, per host (recorded just
+    /// before `run-finished`; `bench lab` reports it).
+    Traffic {
+        hosts: std::collections::BTreeMap<String, crate::exec::ops::Traffic>,
+    },
     RunFinished {
         status: crate::exec::state::RunStatus,
         elapsed_ms: u64,

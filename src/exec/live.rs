@@ -13,7 +13,7 @@ use bollard::query_parameters::{
 };
 use tokio::sync::Mutex;
 
-use super::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task};
+use super::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task, Traffic};
 use crate::engine::{Engine, map};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts};
 use crate::transport::ssh::SshHost;
@@ -27,6 +27,8 @@ pub struct LiveOps {
     hosts: BTreeMap<String, SshHost>,
     engines: Mutex<HashMap<String, Engine>>,
     runtime_dir: PathBuf,
+    /// Per node ID: (commands, Engine API requests), for [`Ops::traffic`].
+    counts: std::sync::Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl LiveOps {
@@ -39,6 +41,14 @@ impl LiveOps {
             hosts,
             engines: Mutex::new(HashMap::from([manager])),
             runtime_dir,
+            counts: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts `n` Engine API requests answered by `node`'s engine.
+    fn api(&self, node: &str, n: u64) {
+        if let Ok(mut c) = self.counts.lock() {
+            c.entry(node.to_string()).or_default().1 += n;
         }
     }
 
@@ -53,6 +63,8 @@ impl LiveOps {
         if let Some(e) = engines.get(node) {
             return Ok(e.clone());
         }
+        // Connecting negotiates the API version: one request.
+        self.api(node, 1);
         let e = Engine::connect(self.host(node)?, &self.runtime_dir).await?;
         engines.insert(node.to_string(), e.clone());
         Ok(e)
@@ -106,6 +118,7 @@ pub fn expired(expires_at: &str) -> bool {
 impl Ops for LiveOps {
     async fn node(&self, via: &str, node: &str) -> anyhow::Result<Option<NodeFacts>> {
         let e = self.engine(via).await?;
+        self.api(via, 1);
         match e.docker().inspect_node(node).await {
             Ok(n) => Ok(Some(map::node(&n))),
             Err(BollardError::DockerResponseServerError {
@@ -117,6 +130,7 @@ impl Ops for LiveOps {
 
     async fn managers(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
         let e = self.engine(via).await?;
+        self.api(via, 1);
         let nodes = e
             .docker()
             .list_nodes(Some(ListNodesOptions {
@@ -134,6 +148,7 @@ impl Ops for LiveOps {
         let e = self.engine(via).await?;
         let d = e.docker();
         for attempt in 0.. {
+            self.api(via, 1);
             let n = d
                 .inspect_node(node)
                 .await
@@ -157,6 +172,7 @@ impl Ops for LiveOps {
             for (k, v) in &update.add_labels {
                 labels.insert(k.clone(), v.clone());
             }
+            self.api(via, 1);
             match d
                 .update_node(
                     node,
@@ -181,6 +197,7 @@ impl Ops for LiveOps {
 
     async fn node_tasks(&self, via: &str, node: &str) -> anyhow::Result<Vec<Task>> {
         let e = self.engine(via).await?;
+        self.api(via, 1);
         let filter = serde_json::json!({ "node": [node] }).to_string();
         let v = e.get_json(&format!("/tasks?filters={filter}")).await?;
         Ok(v.as_array()
@@ -194,6 +211,7 @@ impl Ops for LiveOps {
         ids: Option<&[String]>,
     ) -> anyhow::Result<Vec<ServiceFacts>> {
         let e = self.engine(via).await?;
+        self.api(via, 1);
         let s = e
             .docker()
             .list_services(Some(ListServicesOptions {
@@ -207,6 +225,7 @@ impl Ops for LiveOps {
 
     async fn tasks(&self, via: &str, services: Option<&[String]>) -> anyhow::Result<Vec<Task>> {
         let e = self.engine(via).await?;
+        self.api(via, 1);
         let mut filters = serde_json::json!({ "desired-state": ["running"] });
         if let Some(ids) = services {
             filters["service"] = serde_json::json!(ids);
@@ -219,6 +238,7 @@ impl Ops for LiveOps {
 
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         let e = self.engine(node).await?;
+        self.api(node, 1);
         // A short timeout: this is polled while the engine restarts.
         let info = tokio::time::timeout(Duration::from_secs(10), e.info())
             .await
@@ -237,7 +257,11 @@ impl Ops for LiveOps {
     }
 
     async fn run(&self, node: &str, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
-        self.host(node)?.run(cmd).await
+        let host = self.host(node)?;
+        if let Ok(mut c) = self.counts.lock() {
+            c.entry(node.to_string()).or_default().0 += 1;
+        }
+        host.run(cmd).await
     }
 
     async fn acquire_lease(
@@ -255,9 +279,11 @@ impl Ops for LiveOps {
             ..Default::default()
         };
         for _ in 0..2 {
+            self.api(via, 1);
             match d.create_config(spec()).await {
                 Ok(_) => return Ok(LeaseOutcome::Acquired),
                 Err(err) if is_conflict(&err) => {
+                    self.api(via, 1);
                     let c = d
                         .inspect_config(LEASE_NAME)
                         .await
@@ -274,6 +300,7 @@ impl Ops for LiveOps {
                         return Ok(LeaseOutcome::Acquired);
                     }
                     if break_stale && expired(&held.expires_at) {
+                        self.api(via, 1);
                         d.delete_config(LEASE_NAME)
                             .await
                             .context("breaking the stale run lease")?;
@@ -292,6 +319,8 @@ impl Ops for LiveOps {
     async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<()> {
         let e = self.engine(via).await?;
         let d = e.docker();
+        // Inspect, then update.
+        self.api(via, 2);
         let c = d
             .inspect_config(LEASE_NAME)
             .await
@@ -323,15 +352,34 @@ impl Ops for LiveOps {
     async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {
         let e = self.engine(via).await?;
         let d = e.docker();
+        self.api(via, 1);
         let Ok(c) = d.inspect_config(LEASE_NAME).await else {
             return Ok(());
         };
         let labels = c.spec.and_then(|s| s.labels).unwrap_or_default();
         if lease_from(&labels).run_id == run_id {
+            self.api(via, 1);
             d.delete_config(LEASE_NAME)
                 .await
                 .context("releasing the run lease")?;
         }
         Ok(())
+    }
+
+    fn traffic(&self) -> BTreeMap<String, Traffic> {
+        let counts = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
+        self.hosts
+            .iter()
+            .map(|(id, h)| {
+                let (commands, api_requests) = counts.get(id).copied().unwrap_or_default();
+                let name = h.target.name.clone();
+                let t = Traffic {
+                    ssh_connections: Some(crate::transport::ssh::connections_made(&name)),
+                    commands,
+                    api_requests,
+                };
+                (name, t)
+            })
+            .collect()
     }
 }

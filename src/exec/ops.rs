@@ -27,6 +27,18 @@ pub struct NodeUpdate {
     pub remove_labels: Vec<String>,
 }
 
+/// What a run cost one host in remote round trips.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Traffic {
+    /// SSH connections made to the host by this process (`None` where
+    /// there is no SSH, as in the simulation).
+    pub ssh_connections: Option<u64>,
+    /// Commands run on the host (each one SSH channel).
+    pub commands: u64,
+    /// Engine API requests its engine answered (each through the forwarded socket).
+    pub api_requests: u64,
+}
+
 /// A task as far as draining is concerned.
 pub type Task = TaskFacts;
 
@@ -111,4 +123,6 @@ pub trait Ops: Send + Sync {
         via: &str,
         run_id: &str,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Round trips so far, per host name.
+    fn traffic(&self) -> std::collections::BTreeMap<String, Traffic>;
 }

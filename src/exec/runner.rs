@@ -229,6 +229,11 @@ impl<'a, O: Ops> Runner<'a, O> {
         if let Ok(via) = self.via(None).await {
             let _ = self.ops.release_lease(&via, &run_id).await;
         }
+        let _ = self
+            .record(Event::Traffic {
+                hosts: self.ops.traffic(),
+            })
+            .await;
         self.record(Event::RunFinished {
             status,
             elapsed_ms: started.elapsed().as_millis() as u64,

@@ -2,7 +2,7 @@
 //! same failure modes (engine down, no leader, SSH lost), in memory.
 
 use crate::exec::live::expired;
-use crate::exec::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task};
+use crate::exec::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task, Traffic};
 use crate::facts::model::{NodeFacts, Role, ServiceFacts};
 use crate::transport::{Cmd, CmdOutput};
 
@@ -11,6 +11,23 @@ use super::SimError;
 use super::record::Op;
 
 impl Ops for SimCluster {
+    fn traffic(&self) -> std::collections::BTreeMap<String, Traffic> {
+        self.with(|w| {
+            w.nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let t = Traffic {
+                        ssh_connections: None,
+                        commands: w.commands[i],
+                        api_requests: w.round_trips[i] - w.commands[i],
+                    };
+                    (n.hostname.clone(), t)
+                })
+                .collect()
+        })
+    }
+
     async fn node(&self, via: &str, node: &str) -> anyhow::Result<Option<NodeFacts>> {
         Ok(self.with(|w| {
             w.api(via)?;

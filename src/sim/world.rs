@@ -194,6 +194,8 @@ pub(crate) struct World {
     pub timeline: Vec<Sample>,
     /// Remote round trips per node: commands run on it, API calls its engine answered.
     pub round_trips: Vec<u64>,
+    /// Of those, the commands.
+    pub commands: Vec<u64>,
     /// Services with tasks waiting for a node.
     pub(super) pending: BTreeSet<usize>,
     pub(super) globals: Vec<usize>,
@@ -224,6 +226,7 @@ impl World {
             log: vec![],
             timeline: vec![],
             round_trips: vec![],
+            commands: vec![],
             pending: BTreeSet::new(),
             globals: vec![],
             cursor: 0,
@@ -245,6 +248,7 @@ impl World {
         }
         self.nodes.push(node);
         self.round_trips.push(0);
+        self.commands.push(0);
         i
     }
 

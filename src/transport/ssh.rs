@@ -5,8 +5,9 @@
 //! the operator opts in to accepting new ones. `sudo -n` never prompts: a host
 //! without passwordless sudo fails at once instead of hanging.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -24,6 +25,17 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// Short private directory (0700) for control sockets and forwards.
     pub runtime_dir: PathBuf,
+}
+
+/// SSH connections made by this process, per host name: measured, not
+/// assumed, so that a run can report that it opened one per host.
+static CONNECTIONS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+/// How many SSH connections this process has made to the host `name`.
+pub fn connections_made(name: &str) -> u64 {
+    CONNECTIONS
+        .lock()
+        .map_or(0, |c| c.get(name).copied().unwrap_or(0))
 }
 
 /// A connected host.
@@ -91,6 +103,9 @@ impl SshHost {
                 target.defined_at
             )
         })?;
+        if let Ok(mut c) = CONNECTIONS.lock() {
+            *c.entry(target.name.clone()).or_default() += 1;
+        }
         Ok(SshHost {
             target: target.clone(),
             session: Arc::new(session),
