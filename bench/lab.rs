@@ -6,9 +6,10 @@
 //!   action. Script steps include one SSH round trip each; the journal cannot
 //!   split a step into remote work and transport.
 //! - polling bound: a wait step (wait-drained, verify, wait-converged) ends
-//!   at the first poll after the change, at most one backoff interval
-//!   (`swarm_upgrade::exec::wait::Backoff`) late; that interval is its
-//!   polling overhead bound.
+//!   at the first poll after the change, at most one poll interval late.
+//!   The executor journals that interval (`detect_ms`, measured between the
+//!   starts of the last two polls); older journals get an estimate from the
+//!   backoff schedule (`swarm_upgrade::exec::wait::Backoff`).
 //! - gaps: time inside a node's (or the run's) span when none of its steps
 //!   ran: the executor's own overhead between steps.
 //! - round trips: the run's `traffic` record (SSH connections, commands and
@@ -31,11 +32,25 @@ struct Step {
     start: f64,
     end: f64,
     failed: bool,
+    /// The executor's measured detection bound (`detect_ms`), when journaled.
+    detect: Option<f64>,
 }
 
 impl Step {
     fn secs(&self) -> f64 {
         self.end - self.start
+    }
+
+    /// How late at most a wait step saw its change: measured by the
+    /// executor when the journal has it, else estimated from the schedule.
+    fn polling(&self, measured: bool) -> f64 {
+        if !WAITS.contains(&self.action.as_str()) {
+            return 0.0;
+        }
+        match (measured, self.detect) {
+            (true, d) => d.unwrap_or(0.0),
+            (false, _) => polling_bound(self.secs()),
+        }
     }
 }
 
@@ -148,6 +163,10 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
                         start,
                         end: t,
                         failed: ev == "step-failed",
+                        detect: v
+                            .get("detect_ms")
+                            .and_then(Value::as_f64)
+                            .map(|ms| ms / 1e3),
                     });
                 }
             }
@@ -174,16 +193,24 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         fmt(wall)
     );
     println!();
-    per_node(&steps);
+    // Journals written since the executor measures detection carry
+    // `detect_ms` on some wait; then a wait without it saw its change at
+    // the first poll.
+    let measured = steps.iter().any(|s| s.detect.is_some());
+    println!(
+        "polling: {}",
+        if measured {
+            "measured by the executor (time between a wait's last two polls)"
+        } else {
+            "estimated from the backoff schedule (this journal has no detect_ms)"
+        }
+    );
+    per_node(&steps, measured);
     println!();
-    per_action(&steps);
+    per_action(&steps, measured);
     println!();
     let union = covered(steps.iter().map(|s| (s.start, s.end)).collect());
-    let polling: f64 = steps
-        .iter()
-        .filter(|s| WAITS.contains(&s.action.as_str()))
-        .map(|s| polling_bound(s.secs()))
-        .sum();
+    let polling: f64 = steps.iter().map(|s| s.polling(measured)).sum();
     let nodes = steps
         .iter()
         .filter_map(|s| s.node.as_deref())
@@ -282,7 +309,7 @@ fn round_trips(traffic: &[Value], steps: &[Step]) {
 /// Per node: its upgrade (the first run of consecutive plan steps: drain to
 /// verify, or to restore-availability for a worker), the time its steps
 /// took, and the gaps between one step of it and the next.
-fn per_node(steps: &[Step]) {
+fn per_node(steps: &[Step], measured: bool) {
     // A resumed run may repeat a step: the last record of an index counts.
     let mut by_index: BTreeMap<usize, &Step> = BTreeMap::new();
     for s in steps {
@@ -322,11 +349,7 @@ fn per_node(steps: &[Step]) {
             .map(|w| (w[1].start - w[0].end).max(0.0))
             .sum();
         let in_steps: f64 = list.iter().map(|s| s.secs()).sum();
-        let polling: f64 = list
-            .iter()
-            .filter(|s| WAITS.contains(&s.action.as_str()))
-            .map(|s| polling_bound(s.secs()))
-            .sum();
+        let polling: f64 = list.iter().map(|s| s.polling(measured)).sum();
         let failed = list.iter().filter(|s| s.failed).count();
         print!(
             "{:<14} {:>5} {:>8} {:>8} {:>8} {:>8}",
@@ -364,24 +387,21 @@ fn per_node(steps: &[Step]) {
     println!("  polling: upper bound of the polling delay in its wait steps; `!`: a step failed.");
 }
 
-fn per_action(steps: &[Step]) {
+fn per_action(steps: &[Step], measured: bool) {
     println!(
         "{:<22} {:>6} {:>9} {:>9} {:>9} {:>9}",
         "action", "count", "total", "mean", "max", "polling"
     );
     for a in ACTIONS {
-        let list: Vec<f64> = steps
-            .iter()
-            .filter(|s| s.action == a)
-            .map(Step::secs)
-            .collect();
-        if list.is_empty() {
+        let of: Vec<&Step> = steps.iter().filter(|s| s.action == a).collect();
+        if of.is_empty() {
             continue;
         }
+        let list: Vec<f64> = of.iter().map(|s| s.secs()).collect();
         let total: f64 = list.iter().sum();
         let max = list.iter().copied().fold(0.0, f64::max);
         let polling = if WAITS.contains(&a) {
-            fmt(list.iter().map(|&s| polling_bound(s)).sum())
+            fmt(of.iter().map(|s| s.polling(measured)).sum())
         } else {
             "-".into()
         };

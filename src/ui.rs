@@ -142,6 +142,7 @@ pub fn line(e: &Event) -> String {
             node: n,
             action,
             elapsed_ms,
+            ..
         } => format!(
             "[{index}] {} {} done in {:.1} s",
             node(n),

@@ -30,6 +30,11 @@ pub enum Event {
         node: Option<String>,
         action: Action,
         elapsed_ms: u64,
+        /// For a wait: the time between its last two polls, so at most how
+        /// late it saw the change it waited for (absent when the first
+        /// poll already saw it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detect_ms: Option<u64>,
     },
     StepFailed {
         index: usize,

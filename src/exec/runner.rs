@@ -96,6 +96,8 @@ pub struct Runner<'a, O: Ops> {
     /// Lookups by node ID: a step must not cost a scan of a 5,000-node plan.
     nodes_by_id: HashMap<&'a str, &'a PlanNode>,
     steps_of: HashMap<&'a str, Vec<&'a Step>>,
+    /// Per wait step that just ended: how late at most it saw its change.
+    detected: std::sync::Mutex<HashMap<usize, Duration>>,
 }
 
 impl<'a, O: Ops> Runner<'a, O> {
@@ -135,6 +137,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             lease_renewed: Mutex::new(Instant::now()),
             nodes_by_id,
             steps_of,
+            detected: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -422,12 +425,19 @@ impl<'a, O: Ops> Runner<'a, O> {
         })
         .await
         .map_err(|e| StepError::Failed(format!("cannot write the run state: {e:#}")))?;
+        let detect_ms = self
+            .detected
+            .lock()
+            .ok()
+            .and_then(|mut d| d.remove(&s.index))
+            .map(|d| d.as_millis() as u64);
         let _ = self
             .record(Event::StepFinished {
                 index: s.index,
                 node: s.node.clone(),
                 action: s.action,
                 elapsed_ms: t.elapsed().as_millis() as u64,
+                detect_ms,
             })
             .await;
         Ok(())
@@ -702,6 +712,13 @@ impl<'a, O: Ops> Runner<'a, O> {
         Ok((services, tasks))
     }
 
+    /// Keeps a wait step's detection bound for its `step-finished` record.
+    fn detected(&self, s: &Step, backoff: &Backoff) {
+        if let (Some(d), Ok(mut map)) = (backoff.detection_bound(), self.detected.lock()) {
+            map.insert(s.index, d);
+        }
+    }
+
     async fn wait_drained(&self, s: &Step, node_id: &str) -> Result<(), StepError> {
         let deadline = Instant::now() + self.opts.drain_timeout;
         let mut backoff = Backoff::new();
@@ -714,6 +731,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                         .filter(|t| wait::task_active(&t.state))
                         .collect();
                     if left.is_empty() {
+                        self.detected(s, &backoff);
                         return Ok(());
                     }
                     if Instant::now() > deadline {
@@ -730,7 +748,6 @@ impl<'a, O: Ops> Runner<'a, O> {
                 Err(_) => {}
             }
             backoff.sleep().await;
-            let _ = s;
         }
     }
 
@@ -744,6 +761,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                 Ok(services) => {
                     let lagging = wait::unconverged(&services);
                     if lagging.is_empty() {
+                        self.detected(s, &backoff);
                         return Ok(());
                     }
                     last = lagging.join(", ");
@@ -809,7 +827,10 @@ impl<'a, O: Ops> Runner<'a, O> {
                         }
                         "active" if st.swarm_error.is_empty() => {
                             match self.check_from_other_manager(node_id, target).await {
-                                Ok(()) => return Ok(()),
+                                Ok(()) => {
+                                    self.detected(s, &backoff);
+                                    return Ok(());
+                                }
                                 Err(why) => last = why,
                             }
                             let since = *unseen_since.get_or_insert_with(Instant::now);

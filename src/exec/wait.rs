@@ -1,7 +1,7 @@
 //! Waiting for the swarm: adaptive polling and the pure tests of "done".
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::facts::model::{ServiceFacts, ServiceMode, TaskFacts};
 
@@ -11,19 +11,38 @@ use crate::facts::model::{ServiceFacts, ServiceMode, TaskFacts};
 /// SSH connection (a few ms on the lab), so this is cheap for managers.
 pub struct Backoff {
     next: Duration,
+    /// When the latest poll started, and the interval before it.
+    last_poll: Instant,
+    last_interval: Option<Duration>,
 }
 
 impl Backoff {
     pub const FIRST: Duration = Duration::from_millis(100);
     pub const CAP: Duration = Duration::from_millis(250);
 
+    /// Created just before the first poll.
     pub fn new() -> Backoff {
-        Backoff { next: Self::FIRST }
+        Backoff {
+            next: Self::FIRST,
+            last_poll: Instant::now(),
+            last_interval: None,
+        }
     }
 
+    /// Sleeps until the next poll.
     pub async fn sleep(&mut self) {
         tokio::time::sleep(self.next).await;
         self.next = (self.next * 2).min(Self::CAP);
+        let now = Instant::now();
+        self.last_interval = Some(now - self.last_poll);
+        self.last_poll = now;
+    }
+
+    /// From the start of the poll before the latest to the start of the
+    /// latest (its request time included): the change the latest poll saw
+    /// happened within it. `None` after the first poll.
+    pub fn detection_bound(&self) -> Option<Duration> {
+        self.last_interval
     }
 }
 
