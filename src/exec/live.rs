@@ -239,10 +239,13 @@ impl Ops for LiveOps {
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         let e = self.engine(node).await?;
         self.api(node, 1);
-        // A short timeout: this is polled while the engine restarts.
-        let info = tokio::time::timeout(Duration::from_secs(10), e.info())
+        // A short timeout: this is polled while the engine restarts, and a
+        // request that reached the socket of the engine before it recreated
+        // it never gets an answer (seen on the lab: a 10 s timeout made a
+        // verify see the engine 10 s late). A healthy /info takes ms.
+        let info = tokio::time::timeout(Duration::from_secs(3), e.info())
             .await
-            .map_err(|_| anyhow!("host {}: GET /info timed out", e.host))??;
+            .map_err(|_| anyhow!("host {}: GET /info timed out (3 s)", e.host))??;
         let swarm = info.swarm.unwrap_or_default();
         Ok(EngineStatus {
             server_version: info.server_version.unwrap_or_default(),
