@@ -29,6 +29,8 @@ pub struct LiveOps {
     runtime_dir: PathBuf,
     /// Per node ID: (commands, Engine API requests), for [`Ops::traffic`].
     counts: std::sync::Mutex<HashMap<String, (u64, u64)>>,
+    /// Per node ID: GET /info timeouts in a row.
+    info_timeouts: std::sync::Mutex<HashMap<String, u32>>,
 }
 
 impl LiveOps {
@@ -42,7 +44,20 @@ impl LiveOps {
             engines: Mutex::new(HashMap::from([manager])),
             runtime_dir,
             counts: std::sync::Mutex::new(HashMap::new()),
+            info_timeouts: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The node's count of GET /info timeouts in a row, after setting it.
+    fn info_timeouts(&self, node: &str, set: Option<u32>) -> u32 {
+        let Ok(mut map) = self.info_timeouts.lock() else {
+            return 0;
+        };
+        let n = map.entry(node.to_string()).or_default();
+        if let Some(v) = set {
+            *n = v;
+        }
+        *n
     }
 
     /// Counts `n` Engine API requests answered by `node`'s engine.
@@ -239,13 +254,27 @@ impl Ops for LiveOps {
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         let e = self.engine(node).await?;
         self.api(node, 1);
-        // A short timeout: this is polled while the engine restarts, and a
-        // request that reached the socket of the engine before it recreated
-        // it never gets an answer (seen on the lab: a 10 s timeout made a
-        // verify see the engine 10 s late). A healthy /info takes ms.
-        let info = tokio::time::timeout(Duration::from_secs(3), e.info())
-            .await
-            .map_err(|_| anyhow!("host {}: GET /info timed out (3 s)", e.host))??;
+        // Polled while the engine restarts: on the lab the first request
+        // after a start hangs until its timeout (a 10 s timeout made verify
+        // see the engine 10 s late), while a healthy /info takes ms. So the
+        // timeout starts at 1 s and doubles (to 8 s) with each timeout in a
+        // row, so that a slow engine still gets its answer in.
+        let timeouts = self.info_timeouts(node, None);
+        let limit = Duration::from_secs(1 << timeouts.min(3));
+        let info = match tokio::time::timeout(limit, e.info()).await {
+            Ok(r) => {
+                self.info_timeouts(node, Some(0));
+                r?
+            }
+            Err(_) => {
+                self.info_timeouts(node, Some(timeouts + 1));
+                return Err(anyhow!(
+                    "host {}: GET /info timed out ({} s)",
+                    e.host,
+                    limit.as_secs()
+                ));
+            }
+        };
         let swarm = info.swarm.unwrap_or_default();
         Ok(EngineStatus {
             server_version: info.server_version.unwrap_or_default(),
