@@ -125,6 +125,19 @@ fn lease_from(labels: &HashMap<String, String>) -> Lease {
     }
 }
 
+/// The fields of `GET /info` the executor polls.
+fn engine_status(info: &serde_json::Value) -> EngineStatus {
+    let swarm = &info["Swarm"];
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    EngineStatus {
+        server_version: text(&info["ServerVersion"]),
+        swarm_state: text(&swarm["LocalNodeState"]),
+        control_available: swarm["ControlAvailable"].as_bool().unwrap_or(false),
+        swarm_error: text(&swarm["Error"]),
+        managers: swarm["Managers"].as_u64().unwrap_or(0),
+    }
+}
+
 /// Whether an RFC 3339 expiry lies in the past (an unreadable one counts as past).
 pub fn expired(expires_at: &str) -> bool {
     humantime::parse_rfc3339_weak(expires_at).map_or(true, |t| t < std::time::SystemTime::now())
@@ -254,14 +267,16 @@ impl Ops for LiveOps {
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         let e = self.engine(node).await?;
         self.api(node, 1);
-        // Polled while the engine restarts: on the lab the first request
-        // after a start hangs until its timeout (a 10 s timeout made verify
-        // see the engine 10 s late), while a healthy /info takes ms. So the
-        // timeout starts at 1 s and doubles (to 8 s) with each timeout in a
-        // row, so that a slow engine still gets its answer in.
+        // Polled while the engine restarts, so on a fresh connection of its
+        // own: the first request after a restart on bollard's pooled
+        // keep-alive connection hung until its timeout on the lab (the
+        // pooled SSH channel led to the old engine), making verify see the
+        // engine up to 10 s late. A healthy /info takes ms; the timeout
+        // starts at 1 s and doubles (to 8 s) with each timeout in a row, so
+        // that a slow engine still gets its answer in.
         let timeouts = self.info_timeouts(node, None);
         let limit = Duration::from_secs(1 << timeouts.min(3));
-        let info = match tokio::time::timeout(limit, e.info()).await {
+        let info = match tokio::time::timeout(limit, e.get_json("/info")).await {
             Ok(r) => {
                 self.info_timeouts(node, Some(0));
                 r?
@@ -275,17 +290,7 @@ impl Ops for LiveOps {
                 ));
             }
         };
-        let swarm = info.swarm.unwrap_or_default();
-        Ok(EngineStatus {
-            server_version: info.server_version.unwrap_or_default(),
-            swarm_state: swarm
-                .local_node_state
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-            control_available: swarm.control_available.unwrap_or(false),
-            swarm_error: swarm.error.unwrap_or_default(),
-            managers: swarm.managers.unwrap_or(0).max(0) as u64,
-        })
+        Ok(engine_status(&info))
     }
 
     async fn run(&self, node: &str, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
@@ -293,7 +298,12 @@ impl Ops for LiveOps {
         if let Ok(mut c) = self.counts.lock() {
             c.entry(node.to_string()).or_default().0 += 1;
         }
-        host.run(cmd).await
+        let out = host.run(cmd).await;
+        // A command may have restarted the node's engine; the API client's
+        // pooled connections would then lead to the old one and hang. The
+        // next request connects afresh (through the same socket forward).
+        self.engines.lock().await.remove(node);
+        out
     }
 
     async fn acquire_lease(
@@ -413,5 +423,43 @@ impl Ops for LiveOps {
                 (name, t)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_status_reads_the_polled_fields_of_info() {
+        let info = serde_json::json!({
+            "ServerVersion": "26.1.5+dfsg1",
+            "Swarm": {
+                "LocalNodeState": "active",
+                "ControlAvailable": true,
+                "Error": "",
+                "Managers": 3,
+                "Nodes": 5,
+            },
+        });
+        assert_eq!(
+            engine_status(&info),
+            EngineStatus {
+                server_version: "26.1.5+dfsg1".into(),
+                swarm_state: "active".into(),
+                control_available: true,
+                swarm_error: String::new(),
+                managers: 3,
+            }
+        );
+        // A locked manager, and an engine that says nothing about a swarm.
+        let locked =
+            serde_json::json!({"ServerVersion": "26.1.5", "Swarm": {"LocalNodeState": "locked"}});
+        assert_eq!(engine_status(&locked).swarm_state, "locked");
+        assert!(!engine_status(&locked).control_available);
+        assert_eq!(
+            engine_status(&serde_json::json!({})),
+            EngineStatus::default()
+        );
     }
 }
