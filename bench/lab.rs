@@ -7,9 +7,9 @@
 //!   split a step into remote work and transport.
 //! - polling bound: a wait step (wait-drained, verify, wait-converged) ends
 //!   at the first poll after the change, at most one poll interval late.
-//!   The executor journals that interval (`detect_ms`, measured between the
-//!   starts of the last two polls); older journals get an estimate from the
-//!   backoff schedule (`swarm_upgrade::exec::wait::Backoff`).
+//!   The executor journals that interval (`detect_ms`: from the last "not
+//!   yet" answer to the answer that saw the change); older journals get an
+//!   estimate from the backoff schedule (`swarm_upgrade::exec::wait::Backoff`).
 //! - gaps: time inside a node's (or the run's) span when none of its steps
 //!   ran: the executor's own overhead between steps.
 //! - round trips: the run's `traffic` record (SSH connections, commands and
@@ -200,7 +200,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     println!(
         "polling: {}",
         if measured {
-            "measured by the executor (time between a wait's last two polls)"
+            "measured by the executor (from a wait's last \"not yet\" to the answer that saw the change)"
         } else {
             "estimated from the backoff schedule (this journal has no detect_ms)"
         }

@@ -30,9 +30,9 @@ pub enum Event {
         node: Option<String>,
         action: Action,
         elapsed_ms: u64,
-        /// For a wait: the time between its last two polls, so at most how
-        /// late it saw the change it waited for (absent when the first
-        /// poll already saw it).
+        /// For a wait: the time from the last "not yet" answer to the
+        /// answer that saw the change, so at most how late it saw it
+        /// (absent when the first poll already saw it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detect_ms: Option<u64>,
     },

@@ -11,38 +11,36 @@ use crate::facts::model::{ServiceFacts, ServiceMode, TaskFacts};
 /// SSH connection (a few ms on the lab), so this is cheap for managers.
 pub struct Backoff {
     next: Duration,
-    /// When the latest poll started, and the interval before it.
-    last_poll: Instant,
-    last_interval: Option<Duration>,
+    /// When the latest "not yet" answer came (the last sleep began).
+    answered: Option<Instant>,
 }
 
 impl Backoff {
     pub const FIRST: Duration = Duration::from_millis(100);
     pub const CAP: Duration = Duration::from_millis(250);
 
-    /// Created just before the first poll.
     pub fn new() -> Backoff {
         Backoff {
             next: Self::FIRST,
-            last_poll: Instant::now(),
-            last_interval: None,
+            answered: None,
         }
     }
 
-    /// Sleeps until the next poll.
+    /// Sleeps until the next poll; called right after a poll answered "not yet".
     pub async fn sleep(&mut self) {
+        self.answered = Some(Instant::now());
         tokio::time::sleep(self.next).await;
         self.next = (self.next * 2).min(Self::CAP);
-        let now = Instant::now();
-        self.last_interval = Some(now - self.last_poll);
-        self.last_poll = now;
     }
 
-    /// From the start of the poll before the latest to the start of the
-    /// latest (its request time included): the change the latest poll saw
-    /// happened within it. `None` after the first poll.
+    /// Called right after the poll that saw the change: the time since the
+    /// previous poll answered "not yet" (the sleep, plus this poll's own
+    /// requests), so at most how late the change was seen. `None` when the
+    /// first poll saw it. The last poll counts in full: when one of its
+    /// requests blocked until the change (GET /nodes while the managers
+    /// elect a leader), this errs high.
     pub fn detection_bound(&self) -> Option<Duration> {
-        self.last_interval
+        self.answered.map(|t| t.elapsed())
     }
 }
 
@@ -213,6 +211,19 @@ mod tests {
         assert!(last_replicas_on(&services, &moved, "w2", &["w2", "w1"]).is_empty());
         // Not this node's problem when it runs no task of the service.
         assert!(last_replicas_on(&services, &tasks, "m1", &["m1"]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn detection_is_measured_from_the_last_not_yet() {
+        let mut b = Backoff::new();
+        assert_eq!(b.detection_bound(), None, "the first poll saw it");
+        b.sleep().await;
+        let d = b.detection_bound().unwrap();
+        assert!(d >= Backoff::FIRST, "{d:?}");
+        b.sleep().await;
+        b.sleep().await;
+        let d = b.detection_bound().unwrap();
+        assert!(d >= Backoff::CAP && d < Backoff::CAP * 4, "{d:?}");
     }
 
     #[test]
