@@ -7,9 +7,11 @@
 //!   split a step into remote work and transport.
 //! - polling bound: a wait step (wait-drained, verify, wait-converged) ends
 //!   at the first poll after the change, at most one poll interval late.
-//!   The executor journals that interval (`detect_ms`: from the last "not
-//!   yet" answer to the answer that saw the change); older journals get an
-//!   estimate from the backoff schedule (`swarm_upgrade::exec::wait::Backoff`).
+//!   The executor journals that interval (`detect_ms`: the sleep before the
+//!   poll that saw the change) and how long that poll took (`last_poll_ms`,
+//!   reported apart: long when a request waited for the change itself);
+//!   older journals get an estimate from the backoff schedule
+//!   (`swarm_upgrade::exec::wait::Backoff`).
 //! - gaps: time inside a node's (or the run's) span when none of its steps
 //!   ran: the executor's own overhead between steps.
 //! - round trips: the run's `traffic` record (SSH connections, commands and
@@ -34,6 +36,8 @@ struct Step {
     failed: bool,
     /// The executor's measured detection bound (`detect_ms`), when journaled.
     detect: Option<f64>,
+    /// How long the wait's final poll took (`last_poll_ms`).
+    last_poll: Option<f64>,
 }
 
 impl Step {
@@ -167,6 +171,10 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
                             .get("detect_ms")
                             .and_then(Value::as_f64)
                             .map(|ms| ms / 1e3),
+                        last_poll: v
+                            .get("last_poll_ms")
+                            .and_then(Value::as_f64)
+                            .map(|ms| ms / 1e3),
                     });
                 }
             }
@@ -196,11 +204,13 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     // Journals written since the executor measures detection carry
     // `detect_ms` on some wait; then a wait without it saw its change at
     // the first poll.
-    let measured = steps.iter().any(|s| s.detect.is_some());
+    let measured = steps
+        .iter()
+        .any(|s| s.detect.is_some() || s.last_poll.is_some());
     println!(
         "polling: {}",
         if measured {
-            "measured by the executor (from a wait's last \"not yet\" to the answer that saw the change)"
+            "measured by the executor (the sleep before the poll that saw the change)"
         } else {
             "estimated from the backoff schedule (this journal has no detect_ms)"
         }
@@ -225,6 +235,16 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         100.0 * between / wall.max(1e-9)
     );
     println!("  polling delay, upper bound:      {}", fmt(polling));
+    if measured {
+        let last: f64 = steps.iter().filter_map(|s| s.last_poll).sum();
+        println!(
+            "  (the polls that saw the changes took {} in all: requests answered when the engine or the",
+            fmt(last)
+        );
+        println!(
+            "   managers were ready, so part of the unavoidable time; a hung one would show here)"
+        );
+    }
     println!(
         "  per node: {} ({:.1}% of the wall time)",
         fmt((between + polling) / nodes as f64),

@@ -30,11 +30,15 @@ pub enum Event {
         node: Option<String>,
         action: Action,
         elapsed_ms: u64,
-        /// For a wait: the time from the last "not yet" answer to the
-        /// answer that saw the change, so at most how late it saw it
-        /// (absent when the first poll already saw it).
+        /// For a wait: the sleep before the poll that saw the change, so
+        /// (with that poll's answer time) at most how late it saw it;
+        /// absent when the first poll already saw it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detect_ms: Option<u64>,
+        /// For a wait: how long the poll that saw the change took (long when
+        /// a request waited for the change itself, e.g. an engine starting).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_poll_ms: Option<u64>,
     },
     StepFailed {
         index: usize,

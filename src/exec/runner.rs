@@ -96,8 +96,8 @@ pub struct Runner<'a, O: Ops> {
     /// Lookups by node ID: a step must not cost a scan of a 5,000-node plan.
     nodes_by_id: HashMap<&'a str, &'a PlanNode>,
     steps_of: HashMap<&'a str, Vec<&'a Step>>,
-    /// Per wait step that just ended: how late at most it saw its change.
-    detected: std::sync::Mutex<HashMap<usize, Duration>>,
+    /// Per wait step that just ended: its detection bound and last poll.
+    detected: std::sync::Mutex<HashMap<usize, (Option<Duration>, Duration)>>,
 }
 
 impl<'a, O: Ops> Runner<'a, O> {
@@ -425,12 +425,14 @@ impl<'a, O: Ops> Runner<'a, O> {
         })
         .await
         .map_err(|e| StepError::Failed(format!("cannot write the run state: {e:#}")))?;
-        let detect_ms = self
+        let detected = self
             .detected
             .lock()
             .ok()
-            .and_then(|mut d| d.remove(&s.index))
-            .map(|d| d.as_millis() as u64);
+            .and_then(|mut d| d.remove(&s.index));
+        let ms = |d: Duration| d.as_millis() as u64;
+        let detect_ms = detected.and_then(|(d, _)| d).map(ms);
+        let last_poll_ms = detected.map(|(_, p)| ms(p));
         let _ = self
             .record(Event::StepFinished {
                 index: s.index,
@@ -438,6 +440,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                 action: s.action,
                 elapsed_ms: t.elapsed().as_millis() as u64,
                 detect_ms,
+                last_poll_ms,
             })
             .await;
         Ok(())
@@ -714,8 +717,8 @@ impl<'a, O: Ops> Runner<'a, O> {
 
     /// Keeps a wait step's detection bound for its `step-finished` record.
     fn detected(&self, s: &Step, backoff: &Backoff) {
-        if let (Some(d), Ok(mut map)) = (backoff.detection_bound(), self.detected.lock()) {
-            map.insert(s.index, d);
+        if let Ok(mut map) = self.detected.lock() {
+            map.insert(s.index, (backoff.detection_bound(), backoff.last_poll()));
         }
     }
 

@@ -11,36 +11,47 @@ use crate::facts::model::{ServiceFacts, ServiceMode, TaskFacts};
 /// SSH connection (a few ms on the lab), so this is cheap for managers.
 pub struct Backoff {
     next: Duration,
-    /// When the latest "not yet" answer came (the last sleep began).
-    answered: Option<Instant>,
+    /// The latest sleep, and when the poll after it started.
+    slept: Option<Duration>,
+    poll_started: Instant,
 }
 
 impl Backoff {
     pub const FIRST: Duration = Duration::from_millis(100);
     pub const CAP: Duration = Duration::from_millis(250);
 
+    /// Created just before the first poll.
     pub fn new() -> Backoff {
         Backoff {
             next: Self::FIRST,
-            answered: None,
+            slept: None,
+            poll_started: Instant::now(),
         }
     }
 
     /// Sleeps until the next poll; called right after a poll answered "not yet".
     pub async fn sleep(&mut self) {
-        self.answered = Some(Instant::now());
+        let t = Instant::now();
         tokio::time::sleep(self.next).await;
         self.next = (self.next * 2).min(Self::CAP);
+        self.poll_started = Instant::now();
+        self.slept = Some(self.poll_started - t);
     }
 
-    /// Called right after the poll that saw the change: the time since the
-    /// previous poll answered "not yet" (the sleep, plus this poll's own
-    /// requests), so at most how late the change was seen. `None` when the
-    /// first poll saw it. The last poll counts in full: when one of its
-    /// requests blocked until the change (GET /nodes while the managers
-    /// elect a leader), this errs high.
+    /// Called right after the poll that saw the change. The change came
+    /// after the previous poll's "not yet": at most the sleep since then
+    /// before this poll asked, plus this poll's answer time. `None` when the
+    /// first poll saw it.
     pub fn detection_bound(&self) -> Option<Duration> {
-        self.answered.map(|t| t.elapsed())
+        self.slept
+    }
+
+    /// How long the poll that saw the change took. Normally a request's
+    /// round trip; long when a request waited for the change itself (an
+    /// engine that accepts connections while it starts answers when ready;
+    /// GET /nodes answers once the managers have a leader).
+    pub fn last_poll(&self) -> Duration {
+        self.poll_started.elapsed()
     }
 }
 
@@ -214,16 +225,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn detection_is_measured_from_the_last_not_yet() {
+    async fn detection_is_bounded_by_the_last_sleep_and_the_last_poll_is_apart() {
         let mut b = Backoff::new();
         assert_eq!(b.detection_bound(), None, "the first poll saw it");
         b.sleep().await;
         let d = b.detection_bound().unwrap();
-        assert!(d >= Backoff::FIRST, "{d:?}");
+        assert!(d >= Backoff::FIRST && d < Backoff::CAP, "{d:?}");
         b.sleep().await;
         b.sleep().await;
         let d = b.detection_bound().unwrap();
-        assert!(d >= Backoff::CAP && d < Backoff::CAP * 4, "{d:?}");
+        assert!(d >= Backoff::CAP && d < Backoff::CAP * 2, "{d:?}");
+        // A poll that takes its time is reported apart.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(b.last_poll() >= Duration::from_millis(50));
+        assert_eq!(b.detection_bound(), Some(d));
     }
 
     #[test]
