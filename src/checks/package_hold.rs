@@ -45,17 +45,37 @@ impl Check for PackageHold {
                 PackageManager::Dnf | PackageManager::Yum => "dnf versionlock",
                 PackageManager::None => "apt-mark hold / dnf versionlock",
             };
+            // The run holds the packages it installs, and only those.
+            let installs: Vec<&str> = ctx
+                .resolutions
+                .get(&node.id)
+                .and_then(|r| r.as_ref().ok())
+                .map(|r| r.packages.iter().map(|p| p.name.as_str()).collect())
+                .unwrap_or_default();
+            let (ours, others): (Vec<&str>, Vec<&str>) =
+                unheld.iter().partition(|p| installs.contains(p));
+            let mut after = vec![];
+            if !ours.is_empty() {
+                after.push(format!(
+                    "after the upgrade {} held at the pin ({how})",
+                    are(&ours, "will be")
+                ));
+            }
+            if !others.is_empty() {
+                after.push(format!(
+                    "the run does not change {}, so hold {} yourself ({how})",
+                    join(&others),
+                    if others.len() == 1 { "it" } else { "them" }
+                ));
+            }
             findings.push(Finding::warn(
                 ID,
                 Some(&node.hostname),
                 format!(
-                    "host {}: {} not held, so unattended upgrades can move them under a running swarm; after \
-                     the upgrade they will be held at the pin ({how})",
+                    "host {}: {} not held, so unattended upgrades can move them under a running swarm; {}",
                     host.host,
-                    match unheld.as_slice() {
-                        [one] => format!("{one} is"),
-                        many => format!("{} are", join(many)),
-                    }
+                    are(&unheld, "is"),
+                    after.join("; ")
                 ),
             ));
         }
@@ -70,6 +90,15 @@ impl Check for PackageHold {
             ));
         }
         findings
+    }
+}
+
+/// `a is` / `a, b are` (and `will be` either way).
+fn are(names: &[&str], verb: &str) -> String {
+    match (names, verb) {
+        ([one], _) => format!("{one} {verb}"),
+        (many, "is") => format!("{} are", join(many)),
+        (many, _) => format!("{} {verb}", join(many)),
     }
 }
 
@@ -96,7 +125,32 @@ mod tests {
         assert_eq!(
             the(&findings, Severity::Warn).message,
             "host w1: containerd.io, docker-ce-cli are not held, so unattended upgrades can move them under a \
-             running swarm; after the upgrade they will be held at the pin (apt-mark hold)"
+             running swarm; the run does not change containerd.io, docker-ce-cli, so hold them yourself \
+             (apt-mark hold)"
+        );
+    }
+
+    #[test]
+    fn says_which_packages_the_run_holds_and_which_it_leaves() {
+        use crate::version::resolve::PackageChange;
+        let mut fx = Fixture::healthy();
+        fx.host("w1").held = vec![];
+        let id = fx.node("w1").id.clone();
+        let res = fx.resolutions.get_mut(&id).unwrap().as_mut().unwrap();
+        res.packages = ["docker-ce", "docker-ce-cli"]
+            .into_iter()
+            .map(|name| PackageChange {
+                name: name.into(),
+                from: Some("25.0.5".into()),
+                to: "26.1.5".into(),
+            })
+            .collect();
+        let findings = fx.run(&PackageHold);
+        assert_eq!(
+            the(&findings, Severity::Warn).message,
+            "host w1: containerd.io, docker-ce, docker-ce-cli are not held, so unattended upgrades can move them \
+             under a running swarm; after the upgrade docker-ce, docker-ce-cli will be held at the pin (apt-mark \
+             hold); the run does not change containerd.io, so hold it yourself (apt-mark hold)"
         );
     }
 }
