@@ -447,14 +447,22 @@ fn verdict(plan: &Plan) -> String {
     } else {
         String::new()
     };
+    // A rollback plan reverts nodes, each to its own old version.
+    let (doing, to) = match plan.reverts_run {
+        Some(_) => ("revert", "reverting"),
+        None => ("upgrade", "upgrading"),
+    };
     if upgraded == 0 {
-        return format!(
-            "plan ready: nothing to do, no node needs upgrading to {}{warned}",
-            plan.target
-        );
+        return match &plan.reverts_run {
+            Some(run) => format!("plan ready: nothing to do, run {run} upgraded no node{warned}"),
+            None => format!(
+                "plan ready: nothing to do, no node needs {to} to {}{warned}",
+                plan.target
+            ),
+        };
     }
     format!(
-        "plan ready: {upgraded} of {} node(s) to upgrade in {} steps{warned}",
+        "plan ready: {upgraded} of {} node(s) to {doing} in {} steps{warned}",
         plan.nodes.len(),
         plan.steps.len()
     )
@@ -564,6 +572,18 @@ mod tests {
                 "wider than {width}: {line:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_rollback_plan_says_revert() {
+        let mut plan = lab_plan();
+        assert!(verdict(&plan).starts_with("plan ready: 5 of 5 node(s) to upgrade in"));
+        plan.reverts_run = Some("r1".into());
+        assert!(
+            verdict(&plan).starts_with("plan ready: 5 of 5 node(s) to revert in"),
+            "{}",
+            verdict(&plan)
+        );
     }
 
     #[test]
