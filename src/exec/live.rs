@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 use tokio::sync::Mutex;
 
 use super::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task, Traffic};
-use crate::engine::{Engine, map};
+use crate::engine::{Engine, map, raw};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts};
 use crate::transport::ssh::SshHost;
 use crate::transport::{Cmd, CmdOutput, Transport};
@@ -46,18 +46,6 @@ impl LiveOps {
             counts: std::sync::Mutex::new(HashMap::new()),
             info_timeouts: std::sync::Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The node's count of GET /info timeouts in a row, after setting it.
-    fn info_timeouts(&self, node: &str, set: Option<u32>) -> u32 {
-        let Ok(mut map) = self.info_timeouts.lock() else {
-            return 0;
-        };
-        let n = map.entry(node.to_string()).or_default();
-        if let Some(v) = set {
-            *n = v;
-        }
-        *n
     }
 
     /// Counts `n` Engine API requests answered by `node`'s engine.
@@ -265,31 +253,35 @@ impl Ops for LiveOps {
     }
 
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
-        let e = self.engine(node).await?;
+        let host = self.host(node)?;
         self.api(node, 1);
-        // Polled while the engine restarts, so on a fresh connection of its
-        // own: the first request after a restart on bollard's pooled
-        // keep-alive connection hung until its timeout on the lab (the
-        // pooled SSH channel led to the old engine), making verify see the
-        // engine up to 10 s late. A healthy /info takes ms; the timeout
-        // starts at 1 s and doubles (to 8 s) with each timeout in a row, so
-        // that a slow engine still gets its answer in.
-        let timeouts = self.info_timeouts(node, None);
-        let limit = Duration::from_secs(1 << timeouts.min(3));
-        let info = match tokio::time::timeout(limit, e.get_json("/info")).await {
-            Ok(r) => {
-                self.info_timeouts(node, Some(0));
-                r?
-            }
-            Err(_) => {
-                self.info_timeouts(node, Some(timeouts + 1));
-                return Err(anyhow!(
-                    "host {}: GET /info timed out ({} s)",
-                    e.host,
-                    limit.as_secs()
-                ));
-            }
+        // Polled while the engine restarts, so straight over the forwarded
+        // socket on a fresh connection, without the API client (whose
+        // version negotiation and pooled keep-alive connections hung after a
+        // restart on the lab, making verify see the engine up to 10 s late).
+        // A healthy /info takes ms; the timeout starts at 1 s and doubles
+        // (to 8 s) with each timeout in a row, so that a slow engine still
+        // gets its answer in.
+        let in_a_row = self
+            .info_timeouts
+            .lock()
+            .map_or(0, |m| m.get(node).copied().unwrap_or(0));
+        let limit = Duration::from_secs(1 << in_a_row.min(3));
+        let get = async {
+            let socket = host.forward_docker_socket(&self.runtime_dir).await?;
+            raw::get_json(&socket, "/info").await
         };
+        let answer = tokio::time::timeout(limit, get).await;
+        if let Ok(mut m) = self.info_timeouts.lock() {
+            m.insert(
+                node.to_string(),
+                if answer.is_ok() { 0 } else { in_a_row + 1 },
+            );
+        }
+        let name = &host.target.name;
+        let info = answer
+            .map_err(|_| anyhow!("host {name}: GET /info timed out ({} s)", limit.as_secs()))?
+            .with_context(|| format!("host {name}: GET /info"))?;
         Ok(engine_status(&info))
     }
 
