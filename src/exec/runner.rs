@@ -19,7 +19,7 @@ use super::events::{Event, Record};
 use super::ops::{Lease, LeaseOutcome, NodeUpdate, Ops, Task};
 use super::rundir::{Journal, RunDir};
 use super::state::{RunState, RunStatus, StepStatus, now};
-use super::wait::{self, Backoff};
+use super::wait::{self, Backoff, Polled};
 use crate::error::Error;
 use crate::facts::host::HOST_STATE_DIR;
 use crate::facts::model::{Availability, Facts, InitSystem, NodeFacts, Role, ServiceFacts};
@@ -75,6 +75,14 @@ enum StepError {
     Failed(String),
 }
 
+impl StepError {
+    fn message(&self) -> &str {
+        match self {
+            StepError::Precondition(m) | StepError::Failed(m) => m,
+        }
+    }
+}
+
 pub struct Runner<'a, O: Ops> {
     pub ops: &'a O,
     pub plan: &'a Plan,
@@ -96,8 +104,8 @@ pub struct Runner<'a, O: Ops> {
     /// Lookups by node ID: a step must not cost a scan of a 5,000-node plan.
     nodes_by_id: HashMap<&'a str, &'a PlanNode>,
     steps_of: HashMap<&'a str, Vec<&'a Step>>,
-    /// Per wait step that just ended: its detection bound and last poll.
-    detected: std::sync::Mutex<HashMap<usize, (Option<Duration>, Duration)>>,
+    /// The managers, in plan order: the candidates of `via`.
+    managers: Vec<&'a PlanNode>,
 }
 
 impl<'a, O: Ops> Runner<'a, O> {
@@ -137,7 +145,11 @@ impl<'a, O: Ops> Runner<'a, O> {
             lease_renewed: Mutex::new(Instant::now()),
             nodes_by_id,
             steps_of,
-            detected: std::sync::Mutex::new(HashMap::new()),
+            managers: plan
+                .nodes
+                .iter()
+                .filter(|n| n.role == Role::Manager)
+                .collect(),
         })
     }
 
@@ -350,10 +362,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                 if let Err(e) = self.wait_for_replicas_elsewhere(s, node_id, batch).await {
                     self.batch_failed.store(true, Ordering::SeqCst);
                     self.fail_step(s, &e).await;
-                    let reason = match &e {
-                        StepError::Precondition(m) | StepError::Failed(m) => m.clone(),
-                    };
-                    let _ = self.rollback_node(node_id, s, &reason, true).await;
+                    let _ = self.rollback_node(node_id, s, e.message(), true).await;
                     return Err(RunStatus::Failed);
                 }
                 Some(guard)
@@ -365,11 +374,10 @@ impl<'a, O: Ops> Runner<'a, O> {
             if let Err(e) = result {
                 self.batch_failed.store(true, Ordering::SeqCst);
                 self.fail_step(s, &e).await;
-                let (reason, precondition) = match &e {
-                    StepError::Precondition(m) => (m.clone(), true),
-                    StepError::Failed(m) => (m.clone(), false),
-                };
-                let status = self.rollback_node(node_id, s, &reason, precondition).await;
+                let precondition = matches!(e, StepError::Precondition(_));
+                let status = self
+                    .rollback_node(node_id, s, e.message(), precondition)
+                    .await;
                 // Nothing failed on the node itself: once the cause is fixed
                 // (a manager back, say), `resume` goes on from this step.
                 if precondition && status == RunStatus::RolledBack {
@@ -419,20 +427,15 @@ impl<'a, O: Ops> Runner<'a, O> {
         .await
         .map_err(|e| StepError::Precondition(format!("cannot write the run state: {e:#}")))?;
         let _ = self.record(Event::step_started(s)).await;
-        self.step(s).await?;
+        let polled = self.step(s).await?;
         self.save(|st| {
             st.step_mut(s.index).status = StepStatus::Done;
         })
         .await
         .map_err(|e| StepError::Failed(format!("cannot write the run state: {e:#}")))?;
-        let detected = self
-            .detected
-            .lock()
-            .ok()
-            .and_then(|mut d| d.remove(&s.index));
         let ms = |d: Duration| d.as_millis() as u64;
-        let detect_ms = detected.and_then(|(d, _)| d).map(ms);
-        let last_poll_ms = detected.map(|(_, p)| ms(p));
+        let detect_ms = polled.and_then(|p| p.detection).map(ms);
+        let last_poll_ms = polled.map(|p| ms(p.last_poll));
         let _ = self
             .record(Event::StepFinished {
                 index: s.index,
@@ -456,9 +459,10 @@ impl<'a, O: Ops> Runner<'a, O> {
             .await;
     }
 
-    async fn step(&self, s: &Step) -> Result<(), StepError> {
+    /// Runs one step; a wait step reports how it polled.
+    async fn step(&self, s: &Step) -> Result<Option<Polled>, StepError> {
         let node_id = s.node_id.as_deref();
-        match s.action {
+        let polled = match s.action {
             Action::Drain => {
                 let id = node_id.expect("node step");
                 let n = self.node(id);
@@ -481,47 +485,50 @@ impl<'a, O: Ops> Runner<'a, O> {
                         },
                     )
                     .await
-                    .map_err(|e| StepError::Failed(format!("{e:#}")))
+                    .map_err(|e| StepError::Failed(format!("{e:#}")))?;
+                None
             }
-            Action::WaitDrained => self.wait_drained(s, node_id.expect("node step")).await,
+            Action::WaitDrained => Some(self.wait_drained(node_id.expect("node step")).await?),
             Action::StopEngine => {
                 let id = node_id.expect("node step");
                 let n = self.node(id);
                 // Resumed after a crash in this very step, the engine may be
                 // down already: that is ours, not a reason to stop.
                 self.guard(id, n.role, true).await?;
-                self.script(s, id, Script::Stop).await.map(|_| ())
+                self.script(s, id, Script::Stop).await?;
+                None
             }
             Action::Backup => {
                 let id = node_id.expect("node step");
                 let out = self.script(s, id, Script::Backup).await?;
                 self.output(s, format!("backed up: {}", one_line(&out.stdout)))
                     .await;
-                Ok(())
+                None
             }
             Action::Install => {
                 let id = node_id.expect("node step");
                 let out = self.script(s, id, Script::Install).await?;
                 self.output(s, format!("installed: {}", package_lines(&out.stdout)))
                     .await;
-                Ok(())
+                None
             }
             Action::StartEngine => {
                 let id = node_id.expect("node step");
-                self.script(s, id, Script::Start).await.map(|_| ())
+                self.script(s, id, Script::Start).await?;
+                None
             }
             Action::Restore => {
                 let id = node_id.expect("node step");
                 let out = self.script(s, id, Script::Restore).await?;
                 self.output(s, format!("restored: {}", package_lines(&out.stdout)))
                     .await;
-                Ok(())
+                None
             }
             Action::Verify => {
                 let id = node_id.expect("node step");
                 // The node's own target: a rollback plan verifies old versions.
                 let target = self.node(id).target.clone();
-                self.verify(s, id, &target).await?;
+                let polled = self.verify(s, id, &target).await?;
                 let via = self.via_err(Some(id)).await?;
                 self.ops
                     .update_node(
@@ -533,7 +540,8 @@ impl<'a, O: Ops> Runner<'a, O> {
                         },
                     )
                     .await
-                    .map_err(|e| StepError::Failed(format!("{e:#}")))
+                    .map_err(|e| StepError::Failed(format!("{e:#}")))?;
+                Some(polled)
             }
             Action::RestoreAvailability => {
                 let id = node_id.expect("node step");
@@ -550,10 +558,12 @@ impl<'a, O: Ops> Runner<'a, O> {
                         },
                     )
                     .await
-                    .map_err(|e| StepError::Failed(format!("{e:#}")))
+                    .map_err(|e| StepError::Failed(format!("{e:#}")))?;
+                None
             }
-            Action::WaitConverged => self.wait_converged(s).await,
-        }
+            Action::WaitConverged => Some(self.wait_converged(s).await?),
+        };
+        Ok(polled)
     }
 
     /// The quorum guard: before a manager goes down, every manager must be
@@ -715,14 +725,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         Ok((services, tasks))
     }
 
-    /// Keeps a wait step's detection bound for its `step-finished` record.
-    fn detected(&self, s: &Step, backoff: &Backoff) {
-        if let Ok(mut map) = self.detected.lock() {
-            map.insert(s.index, (backoff.detection_bound(), backoff.last_poll()));
-        }
-    }
-
-    async fn wait_drained(&self, s: &Step, node_id: &str) -> Result<(), StepError> {
+    async fn wait_drained(&self, node_id: &str) -> Result<Polled, StepError> {
         let deadline = Instant::now() + self.opts.drain_timeout;
         let mut backoff = Backoff::new();
         loop {
@@ -734,8 +737,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                         .filter(|t| wait::task_active(&t.state))
                         .collect();
                     if left.is_empty() {
-                        self.detected(s, &backoff);
-                        return Ok(());
+                        return Ok(backoff.polled());
                     }
                     if Instant::now() > deadline {
                         return Err(StepError::Failed(format!(
@@ -754,7 +756,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         }
     }
 
-    async fn wait_converged(&self, s: &Step) -> Result<(), StepError> {
+    async fn wait_converged(&self, s: &Step) -> Result<Polled, StepError> {
         let deadline = Instant::now() + self.opts.converge_timeout;
         let mut backoff = Backoff::new();
         let mut last: String;
@@ -764,8 +766,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                 Ok(services) => {
                     let lagging = wait::unconverged(&services);
                     if lagging.is_empty() {
-                        self.detected(s, &backoff);
-                        return Ok(());
+                        return Ok(backoff.polled());
                     }
                     last = lagging.join(", ");
                 }
@@ -798,7 +799,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         s: &Step,
         node_id: &str,
         target: &crate::version::EngineVersion,
-    ) -> Result<(), StepError> {
+    ) -> Result<Polled, StepError> {
         let deadline = Instant::now() + self.opts.verify_timeout;
         let started = Instant::now();
         let mut backoff = Backoff::new();
@@ -830,10 +831,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                         }
                         "active" if st.swarm_error.is_empty() => {
                             match self.check_from_other_manager(node_id, target).await {
-                                Ok(()) => {
-                                    self.detected(s, &backoff);
-                                    return Ok(());
-                                }
+                                Ok(()) => return Ok(backoff.polled()),
                                 Err(why) => last = why,
                             }
                             let since = *unseen_since.get_or_insert_with(Instant::now);
@@ -1120,11 +1118,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             };
             self.verify(&fake, node_id, &old)
                 .await
-                .map_err(|e| match e {
-                    StepError::Precondition(m) | StepError::Failed(m) => {
-                        anyhow!("the old engine does not verify: {m}")
-                    }
-                })?;
+                .map_err(|e| anyhow!("the old engine does not verify: {}", e.message()))?;
             detail.push(format!("engine {} verified", n.current));
         }
         if done(Action::Drain) {
@@ -1167,11 +1161,10 @@ impl<'a, O: Ops> Runner<'a, O> {
     async fn via(&self, not: Option<&str>) -> anyhow::Result<String> {
         let mut errors = vec![];
         let candidates = self
-            .plan
-            .nodes
+            .managers
             .iter()
             .rev()
-            .filter(|n| n.role == Role::Manager && Some(n.id.as_str()) != not);
+            .filter(|n| Some(n.id.as_str()) != not);
         for m in candidates {
             match self.ops.engine_status(&m.id).await {
                 Ok(st) if st.control_available => return Ok(m.id.clone()),
@@ -1181,14 +1174,8 @@ impl<'a, O: Ops> Runner<'a, O> {
         }
         // A single-manager swarm has no other manager to ask: its own engine
         // answers whenever it is up (its control plane is down meanwhile).
-        let managers = self
-            .plan
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Manager)
-            .count();
         if let Some(me) = not
-            && managers == 1
+            && self.managers.len() == 1
         {
             match self.ops.engine_status(me).await {
                 Ok(st) if st.control_available => return Ok(me.to_string()),

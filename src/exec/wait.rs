@@ -38,21 +38,27 @@ impl Backoff {
         self.slept = Some(self.poll_started - t);
     }
 
-    /// Called right after the poll that saw the change. The change came
-    /// after the previous poll's "not yet": at most the sleep since then
-    /// before this poll asked, plus this poll's answer time. `None` when the
-    /// first poll saw it.
-    pub fn detection_bound(&self) -> Option<Duration> {
-        self.slept
+    /// Called right after the poll that saw the change.
+    pub fn polled(&self) -> Polled {
+        Polled {
+            detection: self.slept,
+            last_poll: self.poll_started.elapsed(),
+        }
     }
+}
 
-    /// How long the poll that saw the change took. Normally a request's
-    /// round trip; long when a request waited for the change itself (an
-    /// engine that accepts connections while it starts answers when ready;
-    /// GET /nodes answers once the managers have a leader).
-    pub fn last_poll(&self) -> Duration {
-        self.poll_started.elapsed()
-    }
+/// How a wait saw the change it waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polled {
+    /// The sleep before the poll that saw it: the change came after the
+    /// previous poll's "not yet", so at most this (plus the last poll's
+    /// answer time) before it was seen. `None` when the first poll saw it.
+    pub detection: Option<Duration>,
+    /// How long the poll that saw it took. Normally a request's round trip;
+    /// long when a request waited for the change itself (an engine that
+    /// accepts connections while it starts answers when ready; GET /nodes
+    /// answers once the managers have a leader).
+    pub last_poll: Duration,
 }
 
 impl Default for Backoff {
@@ -227,18 +233,18 @@ mod tests {
     #[tokio::test]
     async fn detection_is_bounded_by_the_last_sleep_and_the_last_poll_is_apart() {
         let mut b = Backoff::new();
-        assert_eq!(b.detection_bound(), None, "the first poll saw it");
+        assert_eq!(b.polled().detection, None, "the first poll saw it");
         b.sleep().await;
-        let d = b.detection_bound().unwrap();
+        let d = b.polled().detection.unwrap();
         assert!(d >= Backoff::FIRST && d < Backoff::CAP, "{d:?}");
         b.sleep().await;
         b.sleep().await;
-        let d = b.detection_bound().unwrap();
+        let d = b.polled().detection.unwrap();
         assert!(d >= Backoff::CAP && d < Backoff::CAP * 2, "{d:?}");
         // A poll that takes its time is reported apart.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(b.last_poll() >= Duration::from_millis(50));
-        assert_eq!(b.detection_bound(), Some(d));
+        assert!(b.polled().last_poll >= Duration::from_millis(50));
+        assert_eq!(b.polled().detection, Some(d));
     }
 
     #[test]
