@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use swarm_upgrade::exec::events::Event;
+use swarm_upgrade::exec::ops::Ops;
 use swarm_upgrade::exec::rundir::RunDir;
 use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::RunState;
@@ -140,7 +141,11 @@ pub fn child(nodes: usize, max_parallel: usize) {
         Err(e) => format!("error: {e:#}"),
     };
     progress(done.load(Ordering::Relaxed), Some(status));
-    let trips: u64 = sim.round_trips().values().sum();
+    let trips: u64 = sim
+        .traffic()
+        .values()
+        .map(|t| t.commands + t.api_requests)
+        .sum();
     let upgraded = plan
         .nodes
         .iter()

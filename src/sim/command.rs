@@ -117,7 +117,6 @@ impl World {
         index: &ScriptIndex,
     ) -> Result<(CmdOutput, Duration), SimError> {
         let i = self.node_by_id(id)?;
-        self.round_trips[i] += 1;
         self.commands[i] += 1;
         let host = self.nodes[i].hostname.clone();
         if self.nodes[i].faults.ssh_lost {

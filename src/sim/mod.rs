@@ -308,18 +308,6 @@ impl SimCluster {
         self.with(|w| w.timeline.clone())
     }
 
-    /// Remote round trips per hostname: commands run on the host plus Engine
-    /// API calls its engine answered (each one SSH-tunnelled request).
-    pub fn round_trips(&self) -> BTreeMap<String, u64> {
-        self.with(|w| {
-            w.nodes
-                .iter()
-                .zip(&w.round_trips)
-                .map(|(n, &c)| (n.hostname.clone(), c))
-                .collect()
-        })
-    }
-
     /// Wall time spent inside the simulation so far.
     pub fn busy(&self) -> Duration {
         Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed))

@@ -20,7 +20,7 @@ impl Ops for SimCluster {
                     let t = Traffic {
                         ssh_connections: None,
                         commands: w.commands[i],
-                        api_requests: w.round_trips[i] - w.commands[i],
+                        api_requests: w.api_requests[i],
                     };
                     (n.hostname.clone(), t)
                 })
@@ -107,7 +107,7 @@ impl Ops for SimCluster {
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         Ok(self.with(|w| {
             let i = w.node_by_id(node)?;
-            w.round_trips[i] += 1;
+            w.api_requests[i] += 1;
             let managers = w.managers.len() as u64;
             let n = &w.nodes[i];
             if n.faults.ssh_lost {

@@ -192,10 +192,10 @@ pub(crate) struct World {
     pub lease: Option<Lease>,
     pub log: Vec<Record>,
     pub timeline: Vec<Sample>,
-    /// Remote round trips per node: commands run on it, API calls its engine answered.
-    pub round_trips: Vec<u64>,
-    /// Of those, the commands.
+    /// Remote round trips per node: commands run on it, and Engine API
+    /// requests its engine answered.
     pub commands: Vec<u64>,
+    pub api_requests: Vec<u64>,
     /// Services with tasks waiting for a node.
     pub(super) pending: BTreeSet<usize>,
     pub(super) globals: Vec<usize>,
@@ -225,8 +225,8 @@ impl World {
             lease: None,
             log: vec![],
             timeline: vec![],
-            round_trips: vec![],
             commands: vec![],
+            api_requests: vec![],
             pending: BTreeSet::new(),
             globals: vec![],
             cursor: 0,
@@ -247,8 +247,8 @@ impl World {
             self.managers.push(i);
         }
         self.nodes.push(node);
-        self.round_trips.push(0);
         self.commands.push(0);
+        self.api_requests.push(0);
         i
     }
 
@@ -293,7 +293,7 @@ impl World {
     /// (with the messages dockerd gives).
     pub fn api(&mut self, via: &str) -> Result<usize, SimError> {
         let i = self.node_by_id(via)?;
-        self.round_trips[i] += 1;
+        self.api_requests[i] += 1;
         let n = &self.nodes[i];
         if n.faults.ssh_lost {
             return Err(SimError(format!(
