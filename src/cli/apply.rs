@@ -13,7 +13,7 @@ use crate::checks::Severity;
 use crate::error::{Error, usage};
 use crate::exec::events::Event;
 use crate::exec::live::LiveOps;
-use crate::exec::rundir::{ClusterDir, RunDir, default_base};
+use crate::exec::rundir::{ClusterDir, LocalLock, RunDir, default_base};
 use crate::exec::runner::{RunOptions, Runner};
 use crate::exec::state::{RunState, RunStatus, new_run_id};
 use crate::exit_code;
@@ -176,14 +176,13 @@ pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
     let log = logger(quiet);
     rt.block_on(async {
         // The pin is not known yet: read the cluster ID first, then the run.
-        let (cluster, cluster_id) = cluster_dir(args, &inventory, runtime.path()).await?;
-        let _lock = cluster.lock()?;
-        let run = cluster.current()?.ok_or_else(|| {
-            usage(format!(
-                "no run of swarm {cluster_id} is recorded in {}: nothing to resume (start one with apply)",
-                cluster.path.display()
-            ))
-        })?;
+        let (_cluster, _lock, run) = latest_run(
+            args,
+            &inventory,
+            runtime.path(),
+            "nothing to resume (start one with apply)",
+        )
+        .await?;
         let state = run.load_state()?;
         if !state.status.resumable() {
             log(&format!(
@@ -220,14 +219,8 @@ pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
     } = Prelude::new(&args.cluster, &args.run)?;
     let log = logger(quiet);
     rt.block_on(async {
-        let (cluster, cluster_id) = cluster_dir(args, &inventory, runtime.path()).await?;
-        let _lock = cluster.lock()?;
-        let last = cluster.current()?.ok_or_else(|| {
-            usage(format!(
-                "no run of swarm {cluster_id} is recorded in {}: nothing to roll back",
-                cluster.path.display()
-            ))
-        })?;
+        let (cluster, _lock, last) =
+            latest_run(args, &inventory, runtime.path(), "nothing to roll back").await?;
         let last_state = last.load_state()?;
         let last_plan = plan::file::load(&last.plan_path())?;
         if last_plan.reverts_run.is_some() {
@@ -295,16 +288,26 @@ pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
     })
 }
 
-/// The state directory of the swarm the inventory reaches, and its ID.
-async fn cluster_dir(
+/// The state directory of the swarm the inventory reaches, locked, and its
+/// latest run; without one, a usage error that ends in `nothing`.
+async fn latest_run(
     args: &ResumeArgs,
     inventory: &crate::inventory::Inventory,
     runtime_dir: &Path,
-) -> anyhow::Result<(ClusterDir, String)> {
+    nothing: &str,
+) -> anyhow::Result<(ClusterDir, LocalLock, RunDir)> {
     let any_pin: EngineVersion = "0.0.0".parse().expect("valid");
     let opts = gather_options(&args.cluster, &any_pin, runtime_dir);
     let id = gather::cluster_id(inventory, &opts).await?;
-    Ok((ClusterDir::open(&state_base(&args.run), &id)?, id))
+    let cluster = ClusterDir::open(&state_base(&args.run), &id)?;
+    let lock = cluster.lock()?;
+    let run = cluster.current()?.ok_or_else(|| {
+        usage(format!(
+            "no run of swarm {id} is recorded in {}: {nothing}",
+            cluster.path.display()
+        ))
+    })?;
+    Ok((cluster, lock, run))
 }
 
 /// The live cluster behind the executor, reusing the gathering connections.
