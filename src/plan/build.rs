@@ -16,7 +16,8 @@ use crate::facts::model::{Availability, Facts, NodeFacts, NodeState, Role};
 use crate::version::resolve::{Resolution, ResolveError};
 use crate::version::{EngineVersion, engine_version_of};
 
-use super::model::{Action, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
+use super::model::{Action, PLAN_FORMAT, Plan, PlanNode};
+use super::steps::Steps;
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
@@ -62,50 +63,9 @@ pub fn build(
         .collect();
 
     let mut steps = Steps::default();
-    for m in &managers {
-        steps.batch += 1;
-        for action in NODE_STEPS {
-            if action == Action::Drain && m.availability == Availability::Drain {
-                continue;
-            }
-            steps.push(Phase::Managers, Some(m), action, None);
-        }
-    }
-    if !managers.is_empty() {
-        steps.batch += 1;
-        for m in &managers {
-            if m.availability != Availability::Drain {
-                steps.push(
-                    Phase::Reactivate,
-                    Some(m),
-                    Action::RestoreAvailability,
-                    Some(m.availability),
-                );
-            }
-        }
-        steps.push(Phase::Reactivate, None, Action::WaitConverged, None);
-    }
+    steps.managers(&managers, &NODE_STEPS);
     let batch_size = worker_batch_size(facts, workers.len(), opts.max_parallel);
-    for batch in workers.chunks(batch_size) {
-        steps.batch += 1;
-        for w in batch {
-            for action in NODE_STEPS {
-                if action == Action::Drain && w.availability == Availability::Drain {
-                    continue;
-                }
-                steps.push(Phase::Workers, Some(w), action, None);
-            }
-            if w.availability != Availability::Drain {
-                steps.push(
-                    Phase::Workers,
-                    Some(w),
-                    Action::RestoreAvailability,
-                    Some(w.availability),
-                );
-            }
-        }
-        steps.push(Phase::Workers, None, Action::WaitConverged, None);
-    }
+    steps.workers(workers.chunks(batch_size), &NODE_STEPS);
 
     let mut order = 0;
     let upgrade_order: BTreeMap<String, usize> = managers
@@ -232,31 +192,4 @@ pub fn bound_to_workers(s: &crate::facts::model::ServiceFacts) -> bool {
         let c: String = c.chars().filter(|ch| !ch.is_whitespace()).collect();
         c == "node.role==worker" || c == "node.role!=manager"
     })
-}
-
-#[derive(Default)]
-struct Steps {
-    steps: Vec<Step>,
-    batch: usize,
-}
-
-impl Steps {
-    fn push(
-        &mut self,
-        phase: Phase,
-        node: Option<&&PlanNode>,
-        action: Action,
-        availability: Option<Availability>,
-    ) {
-        self.steps.push(Step {
-            index: self.steps.len() + 1,
-            node: node.map(|n| n.name.clone()),
-            node_id: node.map(|n| n.id.clone()),
-            role: node.map(|n| n.role),
-            action,
-            phase,
-            batch: self.batch,
-            availability,
-        });
-    }
 }

@@ -6,6 +6,7 @@ pub mod file;
 pub mod model;
 pub mod render;
 pub mod rollback;
+mod steps;
 
 #[cfg(test)]
 mod properties;

@@ -6,8 +6,9 @@
 //! started and verified at its old version. As in an upgrade, the managers
 //! stay drained until all of them are back, and only one is ever down.
 
-use super::model::{Action, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
-use crate::facts::model::{Availability, Role};
+use super::model::{Action, PLAN_FORMAT, Plan, PlanNode};
+use super::steps::Steps;
+use crate::facts::model::Role;
 use crate::version::engine_version_of;
 
 /// The nodes of `upgrade` that `upgraded` names (swarm node IDs, in upgrade
@@ -30,21 +31,6 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
     let workers: Vec<&PlanNode> = nodes.iter().filter(|n| n.role == Role::Worker).collect();
     let managers: Vec<&PlanNode> = nodes.iter().filter(|n| n.role == Role::Manager).collect();
 
-    let mut steps: Vec<Step> = vec![];
-    let mut batch = 0;
-    let push =
-        |steps: &mut Vec<Step>, phase, node: Option<&PlanNode>, action, batch, availability| {
-            steps.push(Step {
-                index: steps.len() + 1,
-                node: node.map(|n| n.name.clone()),
-                node_id: node.map(|n| n.id.clone()),
-                role: node.map(|n| n.role),
-                action,
-                phase,
-                batch,
-                availability,
-            })
-        };
     const REVERT: [Action; 6] = [
         Action::Drain,
         Action::WaitDrained,
@@ -53,65 +39,10 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         Action::StartEngine,
         Action::Verify,
     ];
-    for w in &workers {
-        batch += 1;
-        for a in REVERT {
-            if a == Action::Drain && w.availability == Availability::Drain {
-                continue;
-            }
-            push(&mut steps, Phase::Workers, Some(w), a, batch, None);
-        }
-        if w.availability != Availability::Drain {
-            push(
-                &mut steps,
-                Phase::Workers,
-                Some(w),
-                Action::RestoreAvailability,
-                batch,
-                Some(w.availability),
-            );
-        }
-        push(
-            &mut steps,
-            Phase::Workers,
-            None,
-            Action::WaitConverged,
-            batch,
-            None,
-        );
-    }
-    for m in &managers {
-        batch += 1;
-        for a in REVERT {
-            if a == Action::Drain && m.availability == Availability::Drain {
-                continue;
-            }
-            push(&mut steps, Phase::Managers, Some(m), a, batch, None);
-        }
-    }
-    if !managers.is_empty() {
-        batch += 1;
-        for m in &managers {
-            if m.availability != Availability::Drain {
-                push(
-                    &mut steps,
-                    Phase::Reactivate,
-                    Some(m),
-                    Action::RestoreAvailability,
-                    batch,
-                    Some(m.availability),
-                );
-            }
-        }
-        push(
-            &mut steps,
-            Phase::Reactivate,
-            None,
-            Action::WaitConverged,
-            batch,
-            None,
-        );
-    }
+    let mut steps = Steps::default();
+    steps.workers(workers.chunks(1), &REVERT);
+    steps.managers(&managers, &REVERT);
+
     let mut order = 0;
     for n in &mut nodes {
         order += 1;
@@ -123,7 +54,7 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         target: upgrade.target.clone(),
         max_parallel: 1,
         nodes,
-        steps,
+        steps: steps.steps,
         findings: vec![],
         reverts_run: Some(run_id.to_string()),
     }

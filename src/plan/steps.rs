@@ -1,0 +1,90 @@
+//! Laying out a plan's steps, shared by the upgrade and the rollback plan:
+//! each manager in a batch of its own, the managers reactivated together
+//! only once all are back, and the workers in batches, each batch's nodes
+//! given their availability back and the services waited for. Pure.
+
+use super::model::{Action, Phase, PlanNode, Step};
+use crate::facts::model::Availability;
+
+#[derive(Default)]
+pub(super) struct Steps {
+    pub steps: Vec<Step>,
+    batch: usize,
+}
+
+impl Steps {
+    /// The managers one at a time, each through `actions`; then, in one
+    /// batch, their availability restored and the services converged.
+    pub fn managers(&mut self, managers: &[&PlanNode], actions: &[Action]) {
+        for m in managers {
+            self.batch += 1;
+            self.node(Phase::Managers, m, actions);
+        }
+        if managers.is_empty() {
+            return;
+        }
+        self.batch += 1;
+        for m in managers {
+            self.restore_availability(Phase::Reactivate, m);
+        }
+        self.push(Phase::Reactivate, None, Action::WaitConverged, None);
+    }
+
+    /// The workers by batches, each node through `actions` and given its
+    /// availability back; the services converged after each batch.
+    pub fn workers<'n>(
+        &mut self,
+        batches: impl Iterator<Item = &'n [&'n PlanNode]>,
+        actions: &[Action],
+    ) {
+        for batch in batches {
+            self.batch += 1;
+            for w in batch {
+                self.node(Phase::Workers, w, actions);
+                self.restore_availability(Phase::Workers, w);
+            }
+            self.push(Phase::Workers, None, Action::WaitConverged, None);
+        }
+    }
+
+    /// A node already drained by its operator is not drained again.
+    fn node(&mut self, phase: Phase, n: &PlanNode, actions: &[Action]) {
+        for &action in actions {
+            if action == Action::Drain && n.availability == Availability::Drain {
+                continue;
+            }
+            self.push(phase, Some(n), action, None);
+        }
+    }
+
+    /// A node drained by its operator stays drained.
+    fn restore_availability(&mut self, phase: Phase, n: &PlanNode) {
+        if n.availability != Availability::Drain {
+            self.push(
+                phase,
+                Some(n),
+                Action::RestoreAvailability,
+                Some(n.availability),
+            );
+        }
+    }
+
+    fn push(
+        &mut self,
+        phase: Phase,
+        node: Option<&PlanNode>,
+        action: Action,
+        availability: Option<Availability>,
+    ) {
+        self.steps.push(Step {
+            index: self.steps.len() + 1,
+            node: node.map(|n| n.name.clone()),
+            node_id: node.map(|n| n.id.clone()),
+            role: node.map(|n| n.role),
+            action,
+            phase,
+            batch: self.batch,
+            availability,
+        });
+    }
+}
