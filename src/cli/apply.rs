@@ -141,26 +141,21 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
         if !args.run.yes {
             confirm(&plan)?;
         }
-        let run_id = new_run_id();
         let ops = live_ops(&gathered, conns, runtime.path());
-        // Take the swarm's lease before anything is recorded: a refused run
-        // leaves no trace in the state directory.
-        take_lease(&ops, &gathered, &run_id, args.run.break_lock).await?;
-        let run = cluster.run(&run_id);
-        run.create()?;
-        plan::file::save(&plan, &run.plan_path())?;
-        let hash = plan::file::digest(&plan)?;
-        let state = RunState::new(
-            run_id.clone(),
-            plan.cluster_id.clone(),
-            plan.target.clone(),
-            hash,
-            plan.steps.len(),
+        let (run, state) = start_run(
+            &cluster,
+            &plan,
+            &ops,
+            &gathered,
+            args.run.break_lock,
             args.ignore_check.clone(),
-        );
-        run.save_state(&state)?;
-        cluster.set_current(&run_id)?;
-        log(&format!("run {run_id}: recorded in {}", run.path.display()));
+        )
+        .await?;
+        log(&format!(
+            "run {}: recorded in {}",
+            state.run_id,
+            run.path.display()
+        ));
         execute(&args.run, quiet, &gathered, &plan, run, state, ops, &playbooks, unlock_key).await
     })
 }
@@ -260,24 +255,19 @@ pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
         if !args.run.yes {
             confirm(&revert)?;
         }
-        let run_id = new_run_id();
         let ops = live_ops(&gathered, conns, runtime.path());
-        take_lease(&ops, &gathered, &run_id, args.run.break_lock).await?;
-        let run = cluster.run(&run_id);
-        run.create()?;
-        plan::file::save(&revert, &run.plan_path())?;
-        let state = RunState::new(
-            run_id.clone(),
-            revert.cluster_id.clone(),
-            revert.target.clone(),
-            plan::file::digest(&revert)?,
-            revert.steps.len(),
+        let (run, state) = start_run(
+            &cluster,
+            &revert,
+            &ops,
+            &gathered,
+            args.run.break_lock,
             vec![],
-        );
-        run.save_state(&state)?;
-        cluster.set_current(&run_id)?;
+        )
+        .await?;
         log(&format!(
-            "rollback run {run_id} of run {}: recorded in {}",
+            "rollback run {} of run {}: recorded in {}",
+            state.run_id,
             last_state.run_id,
             run.path.display()
         ));
@@ -332,6 +322,35 @@ fn live_ops(gathered: &Gathered, conns: Connections, runtime_dir: &Path) -> Live
         (manager_id, conns.manager),
         runtime_dir.to_path_buf(),
     )
+}
+
+/// Starts a new run of `plan`: takes the swarm's lease first, so that a
+/// refused run leaves no trace in the state directory, then records the
+/// plan and a fresh state as the cluster's current run.
+async fn start_run(
+    cluster: &ClusterDir,
+    plan: &Plan,
+    ops: &LiveOps,
+    gathered: &Gathered,
+    break_lock: bool,
+    ignored_checks: Vec<String>,
+) -> anyhow::Result<(RunDir, RunState)> {
+    let run_id = new_run_id();
+    take_lease(ops, gathered, &run_id, break_lock).await?;
+    let run = cluster.run(&run_id);
+    run.create()?;
+    plan::file::save(plan, &run.plan_path())?;
+    let state = RunState::new(
+        run_id.clone(),
+        plan.cluster_id.clone(),
+        plan.target.clone(),
+        plan::file::digest(plan)?,
+        plan.steps.len(),
+        ignored_checks,
+    );
+    run.save_state(&state)?;
+    cluster.set_current(&run_id)?;
+    Ok((run, state))
 }
 
 /// Takes the swarm's run lease for a new run, or fails with exit 75.
