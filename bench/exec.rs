@@ -20,7 +20,7 @@ use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::RunState;
 use swarm_upgrade::plan::{self as plan_mod, PlanOptions};
 use swarm_upgrade::playbook::Playbooks;
-use swarm_upgrade::sim::SimCluster;
+use swarm_upgrade_sim::SimCluster;
 
 use super::{plan, sys};
 

@@ -250,7 +250,7 @@ fn sim_journal(dir: &Path) {
     use std::sync::atomic::AtomicBool;
     use swarm_upgrade::exec::runner::{RunOptions, Runner};
     use swarm_upgrade::exec::state::RunState;
-    use swarm_upgrade::sim::{Delays, SimCluster};
+    use swarm_upgrade_sim::{Delays, SimCluster};
 
     let sim = SimCluster::generate(5, 3, 4, 12, 1, 7);
     sim.set_delays(Delays::test());

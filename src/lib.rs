@@ -17,7 +17,6 @@ pub mod facts;
 pub mod inventory;
 pub mod plan;
 pub mod playbook;
-pub mod sim;
 pub mod transport;
 pub mod ui;
 pub mod version;

@@ -21,7 +21,7 @@ use swarm_upgrade::facts::gather::Gathered;
 use swarm_upgrade::facts::model::{Availability, InitSystem};
 use swarm_upgrade::plan::{self, Action, Plan};
 use swarm_upgrade::playbook::{Playbooks, Script};
-use swarm_upgrade::sim::{Delays, Op, Record, SimCluster, deb_version, lines};
+use swarm_upgrade_sim::{Delays, Op, Record, SimCluster, deb_version, lines};
 use swarm_upgrade::version::EngineVersion;
 
 const PIN: &str = "26.1.5";

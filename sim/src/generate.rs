@@ -7,13 +7,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
-use crate::facts::gather::Gathered;
-use crate::facts::model::{
+use swarm_upgrade::facts::gather::Gathered;
+use swarm_upgrade::facts::model::{
     Availability, ClusterFacts, Facts, HostFacts, InitSystem, NetworkFacts, NodeState, OsRelease,
     PackageManager, Role, SwarmSettings, VirtualIp,
 };
-use crate::version::EngineVersion;
-use crate::version::resolve::{self, ResolveOptions};
+use swarm_upgrade::version::EngineVersion;
+use swarm_upgrade::version::resolve::{self, ResolveOptions};
 
 use super::world::{Mode, Network, Node, NodeFaults, Service, World};
 use super::{Delays, SimCluster};

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::facts::model::{InitSystem, Role};
-use crate::playbook::{Playbooks, Script};
-use crate::transport::{Cmd, CmdOutput};
-use crate::version::engine_version_of;
-use crate::version::resolve::Method;
+use swarm_upgrade::facts::model::{InitSystem, Role};
+use swarm_upgrade::playbook::{Playbooks, Script};
+use swarm_upgrade::transport::{Cmd, CmdOutput};
+use swarm_upgrade::version::engine_version_of;
+use swarm_upgrade::version::resolve::Method;
 
 use super::SimError;
 use super::record::Op;

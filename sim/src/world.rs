@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::exec::ops::Lease;
-use crate::facts::model::{
+use swarm_upgrade::exec::ops::Lease;
+use swarm_upgrade::facts::model::{
     Availability, HostFacts, ManagerFacts, NetworkAddr, NetworkFacts, NodeFacts, NodeState,
     Reachability, Role, ServiceFacts, ServiceMode, TaskFacts, VirtualIp,
 };
-use crate::version::engine_version_of;
+use swarm_upgrade::version::engine_version_of;
 
 use super::record::{Op, Record, Sample};
 use super::{Delays, SimError};
@@ -65,7 +65,7 @@ pub(crate) struct NodeFaults {
 }
 
 pub(crate) struct CommandFault {
-    pub script: crate::playbook::Script,
+    pub script: swarm_upgrade::playbook::Script,
     pub status: i32,
     pub stderr: String,
     /// How many more times it fails (`None`: always).

@@ -1,4 +1,4 @@
-//! A simulated swarm, in process: the executor's [`crate::exec::ops::Ops`]
+//! A simulated swarm, in process: the executor's [`swarm_upgrade::exec::ops::Ops`]
 //! over a deterministic state machine, so that the real planner, checks and
 //! executor run unchanged against 5 or 5,000 nodes, fast, with faults.
 //!
@@ -35,9 +35,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::exec::ops::Lease;
-use crate::facts::model::{Availability, InitSystem};
-use crate::playbook::{Playbooks, Script};
+use swarm_upgrade::exec::ops::Lease;
+use swarm_upgrade::facts::model::{Availability, InitSystem};
+use swarm_upgrade::playbook::{Playbooks, Script};
 
 pub use clock::SimSleep;
 pub use generate::{SimSpec, deb_version};

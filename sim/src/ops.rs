@@ -1,10 +1,10 @@
 //! The executor's [`Ops`] over the simulated cluster: the same calls, the
 //! same failure modes (engine down, no leader, SSH lost), in memory.
 
-use crate::exec::live::expired;
-use crate::exec::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task, Traffic};
-use crate::facts::model::{NodeFacts, Role, ServiceFacts};
-use crate::transport::{Cmd, CmdOutput};
+use swarm_upgrade::exec::live::expired;
+use swarm_upgrade::exec::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task, Traffic};
+use swarm_upgrade::facts::model::{NodeFacts, Role, ServiceFacts};
+use swarm_upgrade::transport::{Cmd, CmdOutput};
 
 use super::SimCluster;
 use super::SimError;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::facts::model::{Availability, NodeState, Role};
+use swarm_upgrade::facts::model::{Availability, NodeState, Role};
 
 use super::world::{Ev, Mode, Node, Task, TaskState, World};
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::facts::model::Availability;
-use crate::playbook::Script;
+use swarm_upgrade::facts::model::Availability;
+use swarm_upgrade::playbook::Script;
 
 /// Something done to a node.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use super::*;
-use crate::exec::ops::{NodeUpdate, Ops};
-use crate::facts::model::{NodeState, Role};
-use crate::transport::Cmd;
-use crate::version::resolve::Method;
+use swarm_upgrade::exec::ops::{NodeUpdate, Ops};
+use swarm_upgrade::facts::model::{NodeState, Role};
+use swarm_upgrade::transport::Cmd;
+use swarm_upgrade::version::resolve::Method;
 
 fn script_cmd(which: Script) -> Cmd {
     let pbs = Playbooks::load(&[] as &[&std::path::Path]).unwrap();
@@ -133,7 +133,7 @@ async fn install_and_restore_follow_the_su_environment() {
     let w1 = sim.id("w1");
     let pbs = Playbooks::load(&[] as &[&std::path::Path]).unwrap();
     let pb = pbs.get(Method::DebianApt);
-    let env = crate::playbook::ScriptEnv {
+    let env = swarm_upgrade::playbook::ScriptEnv {
         packages: vec![format!("docker-ce={}", deb_version("26.1.5"))],
         old_packages: vec![format!("docker-ce={}", deb_version("25.0.5"))],
         backup_dir: "/var/lib/swarm-upgrade/backups/r1".into(),
