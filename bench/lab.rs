@@ -11,7 +11,7 @@
 //!   poll that saw the change) and how long that poll took (`last_poll_ms`,
 //!   reported apart: long when a request waited for the change itself);
 //!   older journals get an estimate from the backoff schedule
-//!   (`swarm_upgrade::exec::wait::Backoff`).
+//!   (`swarm_upgrade::exec::poll::Backoff`).
 //! - gaps: time inside a node's (or the run's) span when none of its steps
 //!   ran: the executor's own overhead between steps.
 //! - round trips: the run's `traffic` record (SSH connections, commands and
@@ -23,7 +23,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use serde_json::Value;
-use swarm_upgrade::exec::wait::Backoff;
+use swarm_upgrade::exec::poll::Backoff;
 use swarm_upgrade::plan::{Phase, Plan};
 
 #[derive(Debug, Clone)]

@@ -256,7 +256,15 @@ fn sim_journal(dir: &Path) {
     sim.set_delays(Delays::test());
     let pin = plan::pin();
     let g = sim.gathered(&pin);
-    let p = swarm_upgrade::cli::plan::build_plan(&g, &pin, 1, &[], false);
+    let p = swarm_upgrade::cluster::plan(
+        &g,
+        &swarm_upgrade::cluster::PlanRequest {
+            pin: &pin,
+            max_parallel: 1,
+            waived: &[],
+            unlock_key: false,
+        },
+    );
     let run = swarm_upgrade::exec::rundir::RunDir {
         path: dir.join("runs").join("sim"),
     };

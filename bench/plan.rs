@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde_json::json;
 use swarm_upgrade::checks::{self, CheckContext};
 use swarm_upgrade::plan::{self, PlanOptions};
-use swarm_upgrade_sim::{SimCluster, SimSpec};
 use swarm_upgrade::version::EngineVersion;
+use swarm_upgrade_sim::{SimCluster, SimSpec};
 
 use super::sys;
 

@@ -9,12 +9,14 @@
 
 pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod exit_code;
 pub mod facts;
 pub mod inventory;
+pub mod launch;
 pub mod plan;
 pub mod playbook;
 pub mod transport;

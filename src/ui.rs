@@ -1,15 +1,91 @@
-//! Showing executor events: progress bars on a terminal, plain lines
-//! otherwise, JSON lines with `--output json`. Consumes events only.
+//! The terminal frontend of a run: executor events as progress bars on a
+//! terminal, plain lines otherwise, JSON lines with `--output json`; the
+//! plan before it starts, and the confirmation prompt.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::error::usage;
 use crate::exec::events::Event;
 use crate::exec::state::now;
+use crate::launch::Frontend;
+use crate::plan::{self, Plan};
+
+/// What `apply`, `resume` and `rollback` show on a terminal (or in a pipe).
+pub struct Terminal {
+    ui: Ui,
+    json: bool,
+    quiet: bool,
+}
+
+impl Terminal {
+    pub fn new(json: bool, quiet: bool) -> Terminal {
+        Terminal {
+            ui: Ui::new(json, quiet),
+            json,
+            quiet,
+        }
+    }
+}
+
+impl Frontend for Terminal {
+    fn log(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    fn plan(&self, plan: &Plan) {
+        if self.json {
+            if let Ok(s) = serde_json::to_string(
+                &serde_json::json!({"event": "plan", "plan": plan::render::json(plan)}),
+            ) {
+                println!("{s}");
+            }
+        } else {
+            eprint!("{}", plan::render::table(plan));
+        }
+    }
+
+    fn confirm(&self, plan: &Plan) -> anyhow::Result<()> {
+        if !std::io::stdin().is_terminal() {
+            return Err(usage(
+                "refusing to start without confirmation: stdin is not a terminal; pass --yes to confirm",
+            ));
+        }
+        let revert = plan.reverts_run.is_some();
+        eprint!(
+            "{} {} node(s) of swarm {}{}? Type `yes` to start: ",
+            if revert { "Roll back" } else { "Upgrade" },
+            plan.nodes.iter().filter(|n| n.order.is_some()).count(),
+            plan.cluster_id,
+            if revert {
+                String::new()
+            } else {
+                format!(" to {}", plan.target)
+            }
+        );
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            return Err(usage("not confirmed: nothing was changed"));
+        }
+        Ok(())
+    }
+
+    fn dry_run(&self, text: &str) {
+        print!("{text}");
+    }
+
+    fn event(&self, event: &Event) {
+        self.ui.event(event);
+    }
+}
 
 pub enum Mode {
     Bars,

@@ -12,17 +12,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use swarm_upgrade::cli::plan::build_plan;
+use swarm_upgrade::cluster::{self, PlanRequest};
 use swarm_upgrade::exec::events::Event;
 use swarm_upgrade::exec::rundir::RunDir;
-use swarm_upgrade::exec::runner::{LABEL_AVAILABILITY, LABEL_DONE, LABEL_RUN, RunOptions, Runner};
+use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::{RunState, RunStatus, StepStatus};
-use swarm_upgrade::facts::gather::Gathered;
+use swarm_upgrade::exec::{LABEL_AVAILABILITY, LABEL_DONE, LABEL_RUN};
+use swarm_upgrade::facts::Gathered;
 use swarm_upgrade::facts::model::{Availability, InitSystem};
 use swarm_upgrade::plan::{self, Action, Plan};
 use swarm_upgrade::playbook::{Playbooks, Script};
-use swarm_upgrade_sim::{Delays, Op, Record, SimCluster, deb_version, lines};
 use swarm_upgrade::version::EngineVersion;
+use swarm_upgrade_sim::{Delays, Op, Record, SimCluster, deb_version, lines};
 
 const PIN: &str = "26.1.5";
 const OLD: &str = "25.0.5";
@@ -76,7 +77,15 @@ impl Setup {
 
     fn with_key(sim: SimCluster, max_parallel: usize, unlock_key: Option<&str>) -> Setup {
         let gathered = sim.gathered(&pin());
-        let plan = build_plan(&gathered, &pin(), max_parallel, &[], unlock_key.is_some());
+        let plan = cluster::plan(
+            &gathered,
+            &PlanRequest {
+                pin: &pin(),
+                max_parallel,
+                waived: &[],
+                unlock_key: unlock_key.is_some(),
+            },
+        );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
         Setup {
             sim,

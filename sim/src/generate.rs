@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
-use swarm_upgrade::facts::gather::Gathered;
+use swarm_upgrade::facts::Gathered;
 use swarm_upgrade::facts::model::{
     Availability, ClusterFacts, Facts, HostFacts, InitSystem, NetworkFacts, NodeState, OsRelease,
     PackageManager, Role, SwarmSettings, VirtualIp,

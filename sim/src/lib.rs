@@ -35,7 +35,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use swarm_upgrade::exec::ops::Lease;
+use swarm_upgrade::exec::lease::Lease;
 use swarm_upgrade::facts::model::{Availability, InitSystem};
 use swarm_upgrade::playbook::{Playbooks, Script};
 

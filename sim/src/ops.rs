@@ -1,8 +1,9 @@
 //! The executor's [`Ops`] over the simulated cluster: the same calls, the
 //! same failure modes (engine down, no leader, SSH lost), in memory.
 
-use swarm_upgrade::exec::live::expired;
-use swarm_upgrade::exec::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task, Traffic};
+use swarm_upgrade::exec::lease::expired;
+use swarm_upgrade::exec::lease::{Lease, LeaseOutcome};
+use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
 use swarm_upgrade::facts::model::{NodeFacts, Role, ServiceFacts};
 use swarm_upgrade::transport::{Cmd, CmdOutput};
 
@@ -108,7 +109,6 @@ impl Ops for SimCluster {
         Ok(self.with(|w| {
             let i = w.node_by_id(node)?;
             w.api_requests[i] += 1;
-            let managers = w.managers.len() as u64;
             let n = &w.nodes[i];
             if n.faults.ssh_lost {
                 return Err(SimError(format!("host {}: ssh: connection lost (simulated)", n.hostname)));
@@ -131,7 +131,6 @@ impl Ops for SimCluster {
                 .into(),
                 control_available: n.role == Role::Manager && n.joined && !n.locked,
                 swarm_error: String::new(),
-                managers,
             })
         })?)
     }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::task::Waker;
 use std::time::Duration;
 
-use swarm_upgrade::exec::ops::Lease;
+use swarm_upgrade::exec::lease::Lease;
 use swarm_upgrade::facts::model::{
     Availability, HostFacts, ManagerFacts, NetworkAddr, NetworkFacts, NodeFacts, NodeState,
     Reachability, Role, ServiceFacts, ServiceMode, TaskFacts, VirtualIp,

@@ -7,9 +7,17 @@ pub mod status;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cluster::{ClusterOptions, InventorySource};
+use crate::error::usage;
+use crate::exec::rundir::default_base;
+use crate::exec::runner::RunOptions;
+use crate::launch::LaunchOptions;
+use crate::playbook::Playbooks;
 use crate::version::EngineVersion;
+use crate::version::resolve::ResolveOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -184,6 +192,77 @@ pub struct StatusArgs {
     pub cluster: Option<String>,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+/// How to reach the cluster, from the arguments.
+fn cluster_options(args: &ClusterArgs) -> anyhow::Result<ClusterOptions> {
+    let inventory = match (&args.inventory, &args.ansible_inventory) {
+        (Some(p), _) => InventorySource::Own(p.clone()),
+        (None, Some(p)) => InventorySource::Ansible(p.clone()),
+        (None, None) => {
+            return Err(usage(
+                "no inventory: pass --inventory FILE (or set SWARM_UPGRADE_INVENTORY) or --ansible-inventory FILE",
+            ));
+        }
+    };
+    Ok(ClusterOptions {
+        inventory,
+        accept_new_host_keys: args.accept_new_host_keys,
+        connect_timeout: args.connect_timeout,
+        command_timeout: args.command_timeout,
+        resolve: ResolveOptions {
+            static_bundle: args.static_bundle.clone(),
+            keep: args.keep.clone(),
+        },
+    })
+}
+
+/// How runs execute, from the arguments: playbooks and the unlock key are
+/// read here, so that bad input fails before any host is touched.
+fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
+    Ok(LaunchOptions {
+        run: RunOptions {
+            drain_timeout: args.drain_timeout,
+            verify_timeout: args.verify_timeout,
+            converge_timeout: args.converge_timeout,
+            script_timeout: args.script_timeout,
+            break_lock: args.break_lock,
+            unlock_key: unlock_key(args)?,
+            ..Default::default()
+        },
+        playbooks: Playbooks::load(&args.playbook)?,
+        state_base: args.state_dir.clone().unwrap_or_else(default_base),
+        yes: args.yes,
+    })
+}
+
+/// The swarm unlock key: from `--unlock-key-file`, else the environment.
+/// Never from the command line itself.
+fn unlock_key(args: &RunArgs) -> anyhow::Result<Option<String>> {
+    if let Some(p) = &args.unlock_key_file {
+        let key = std::fs::read_to_string(p).map_err(|e| {
+            usage(format!(
+                "{}: cannot read the unlock key file: {e}",
+                p.display()
+            ))
+        })?;
+        let key = key.trim().to_string();
+        if key.is_empty() {
+            return Err(usage(format!(
+                "{}: the unlock key file is empty",
+                p.display()
+            )));
+        }
+        return Ok(Some(key));
+    }
+    Ok(std::env::var("SWARM_UPGRADE_UNLOCK_KEY")
+        .ok()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty()))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
 #[cfg(test)]

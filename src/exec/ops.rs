@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use super::lease::{Lease, LeaseOutcome};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts, TaskFacts};
 use crate::transport::{Cmd, CmdOutput};
 
@@ -14,8 +15,6 @@ pub struct EngineStatus {
     pub swarm_state: String,
     pub control_available: bool,
     pub swarm_error: String,
-    /// `Swarm.Managers` as the node sees it.
-    pub managers: u64,
 }
 
 /// A change to a node's spec, applied with the node's current version index
@@ -41,24 +40,6 @@ pub struct Traffic {
 
 /// A task as far as draining is concerned.
 pub type Task = TaskFacts;
-
-/// The run lease kept in the swarm, so that two operators on two machines
-/// cannot upgrade the same cluster at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub run_id: String,
-    pub owner: String,
-    pub started_at: String,
-    /// RFC 3339; a lease past its expiry is stale.
-    pub expires_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseOutcome {
-    Acquired,
-    /// Someone else's lease (or ours from an earlier process: same run id).
-    Held(Lease),
-}
 
 /// Node IDs identify nodes everywhere; `via` is the node ID of the manager
 /// whose Engine API answers the question (never the node being restarted).

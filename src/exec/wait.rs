@@ -1,71 +1,9 @@
-//! Waiting for the swarm: adaptive polling and the pure tests of "done".
+//! The pure tests of "done" that the waits apply to what the swarm says:
+//! drained, converged, replicas elsewhere, and why tasks were rejected.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use crate::facts::model::{ServiceFacts, ServiceMode, TaskFacts};
-
-/// Polls fast first (a change is usually quick to show), then every quarter
-/// of a second, so that a change is seen at most 0.25 s (plus one request)
-/// after it happens. A poll is one or two small requests over the host's
-/// SSH connection (a few ms on the lab), so this is cheap for managers.
-pub struct Backoff {
-    next: Duration,
-    /// The latest sleep, and when the poll after it started.
-    slept: Option<Duration>,
-    poll_started: Instant,
-}
-
-impl Backoff {
-    pub const FIRST: Duration = Duration::from_millis(100);
-    pub const CAP: Duration = Duration::from_millis(250);
-
-    /// Created just before the first poll.
-    pub fn new() -> Backoff {
-        Backoff {
-            next: Self::FIRST,
-            slept: None,
-            poll_started: Instant::now(),
-        }
-    }
-
-    /// Sleeps until the next poll; called right after a poll answered "not yet".
-    pub async fn sleep(&mut self) {
-        let t = Instant::now();
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(Self::CAP);
-        self.poll_started = Instant::now();
-        self.slept = Some(self.poll_started - t);
-    }
-
-    /// Called right after the poll that saw the change.
-    pub fn polled(&self) -> Polled {
-        Polled {
-            detection: self.slept,
-            last_poll: self.poll_started.elapsed(),
-        }
-    }
-}
-
-/// How a wait saw the change it waited for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Polled {
-    /// The sleep before the poll that saw it: the change came after the
-    /// previous poll's "not yet", so at most this (plus the last poll's
-    /// answer time) before it was seen. `None` when the first poll saw it.
-    pub detection: Option<Duration>,
-    /// How long the poll that saw it took. Normally a request's round trip;
-    /// long when a request waited for the change itself (an engine that
-    /// accepts connections while it starts answers when ready; GET /nodes
-    /// answers once the managers have a leader).
-    pub last_poll: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// Task states in which a container is (or is about to be) on its node.
 pub fn task_active(state: &str) -> bool {
@@ -228,23 +166,6 @@ mod tests {
         assert!(last_replicas_on(&services, &moved, "w2", &["w2", "w1"]).is_empty());
         // Not this node's problem when it runs no task of the service.
         assert!(last_replicas_on(&services, &tasks, "m1", &["m1"]).is_empty());
-    }
-
-    #[tokio::test]
-    async fn detection_is_bounded_by_the_last_sleep_and_the_last_poll_is_apart() {
-        let mut b = Backoff::new();
-        assert_eq!(b.polled().detection, None, "the first poll saw it");
-        b.sleep().await;
-        let d = b.polled().detection.unwrap();
-        assert!(d >= Backoff::FIRST && d < Backoff::CAP, "{d:?}");
-        b.sleep().await;
-        b.sleep().await;
-        let d = b.polled().detection.unwrap();
-        assert!(d >= Backoff::CAP && d < Backoff::CAP * 2, "{d:?}");
-        // A poll that takes its time is reported apart.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(b.polled().last_poll >= Duration::from_millis(50));
-        assert_eq!(b.polled().detection, Some(d));
     }
 
     #[test]

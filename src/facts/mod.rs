@@ -1,5 +1,7 @@
-//! Facts about the cluster: the data model and how it is gathered.
+//! The facts about a cluster: plain data that the checks and the planner
+//! read. Gathering them is [`crate::cluster`]'s job.
 
-pub mod gather;
-pub mod host;
+mod gathered;
 pub mod model;
+
+pub use gathered::Gathered;

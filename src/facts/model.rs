@@ -63,6 +63,17 @@ pub enum Availability {
     Drain,
 }
 
+impl Availability {
+    /// As the Engine API and `docker node update --availability` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Availability::Active => "active",
+            Availability::Pause => "pause",
+            Availability::Drain => "drain",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NodeState {

@@ -152,7 +152,7 @@ fn plan_node(
 fn original_availability(n: &NodeFacts) -> Availability {
     match n
         .labels
-        .get(crate::exec::runner::LABEL_AVAILABILITY)
+        .get(crate::exec::LABEL_AVAILABILITY)
         .map(String::as_str)
     {
         Some("active") => Availability::Active,

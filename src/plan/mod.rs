@@ -2,6 +2,7 @@
 //! [`file`], which saves and loads a plan).
 
 pub mod build;
+pub mod compare;
 pub mod file;
 pub mod model;
 pub mod render;

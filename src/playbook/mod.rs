@@ -104,6 +104,15 @@ fn parse(text: &str, path: &Path) -> anyhow::Result<Playbook> {
     })
 }
 
+/// Where swarm-upgrade keeps its state on hosts (backups); the fact script
+/// measures its free space.
+pub const HOST_STATE_DIR: &str = "/var/lib/swarm-upgrade";
+
+/// The backup directory of a run on a host (`SU_BACKUP_DIR`).
+pub fn backup_dir(run_id: &str) -> String {
+    format!("{HOST_STATE_DIR}/backups/{run_id}")
+}
+
 /// Which script of a playbook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Script {

@@ -18,6 +18,8 @@ pub struct Cmd {
     pub timeout: Duration,
     /// Bytes for the command's stdin (secrets go here, never in `argv`).
     pub stdin: Option<Vec<u8>>,
+    /// What the stdin bytes are, shown instead of them (dry run, logs).
+    pub stdin_is: Option<&'static str>,
 }
 
 impl Cmd {
@@ -31,6 +33,7 @@ impl Cmd {
             privileged: false,
             timeout: Duration::from_secs(60),
             stdin: None,
+            stdin_is: None,
         }
     }
 
@@ -49,8 +52,11 @@ impl Cmd {
         self
     }
 
-    pub fn stdin(mut self, bytes: Vec<u8>) -> Cmd {
+    /// Feeds `bytes` (`what` they are, for anything that shows the command)
+    /// to the command's stdin.
+    pub fn stdin(mut self, what: &'static str, bytes: Vec<u8>) -> Cmd {
         self.stdin = Some(bytes);
+        self.stdin_is = Some(what);
         self
     }
 

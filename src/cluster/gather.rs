@@ -10,8 +10,9 @@ use anyhow::{Context, anyhow};
 use tokio::task::JoinSet;
 
 use super::host;
-use super::model::{Facts, HostFacts, InstallSimulation, MatchedBy, PackageManager};
 use crate::engine::Engine;
+use crate::facts::Gathered;
+use crate::facts::model::{Facts, HostFacts, InstallSimulation, MatchedBy, PackageManager};
 use crate::inventory::{Inventory, SshTarget};
 use crate::transport::ssh::{SshHost, SshOptions};
 use crate::transport::{Cmd, Transport};
@@ -34,64 +35,6 @@ pub struct Connections {
     pub manager: Engine,
     /// Per swarm node ID.
     pub hosts: BTreeMap<String, SshHost>,
-}
-
-/// Facts and resolutions: everything the checks and the planner read.
-/// Serializable, so a cluster can be captured once and planned offline.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Gathered {
-    pub facts: Facts,
-    /// Per swarm node ID.
-    #[serde(with = "resolutions_serde")]
-    pub resolutions: BTreeMap<String, Result<Resolution, ResolveError>>,
-}
-
-/// `Result` as `{"ok": ...}` / `{"err": ...}` in JSON.
-mod resolutions_serde {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::version::resolve::{Resolution, ResolveError};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(rename_all = "lowercase")]
-    enum Entry {
-        Ok(Resolution),
-        Err(ResolveError),
-    }
-
-    pub fn serialize<S: Serializer>(
-        map: &BTreeMap<String, Result<Resolution, ResolveError>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let m: BTreeMap<&String, Entry> = map
-            .iter()
-            .map(|(k, v)| {
-                let e = match v {
-                    Ok(r) => Entry::Ok(r.clone()),
-                    Err(e) => Entry::Err(e.clone()),
-                };
-                (k, e)
-            })
-            .collect();
-        m.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<String, Result<Resolution, ResolveError>>, D::Error> {
-        let m = BTreeMap::<String, Entry>::deserialize(d)?;
-        Ok(m.into_iter()
-            .map(|(k, e)| {
-                let v = match e {
-                    Entry::Ok(r) => Ok(r),
-                    Entry::Err(e) => Err(e),
-                };
-                (k, v)
-            })
-            .collect())
-    }
 }
 
 /// Progress lines for the operator (stderr); the caller decides where they go.

@@ -13,15 +13,12 @@ use bollard::query_parameters::{
 };
 use tokio::sync::Mutex;
 
-use super::ops::{EngineStatus, Lease, LeaseOutcome, NodeUpdate, Ops, Task, Traffic};
 use crate::engine::{Engine, map, raw};
+use crate::exec::lease::{LEASE_NAME, Lease, LeaseOutcome, expired};
+use crate::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts};
 use crate::transport::ssh::SshHost;
 use crate::transport::{Cmd, CmdOutput, Transport};
-
-/// The name of the lease object (a swarm config: names are unique, so
-/// creating it is an atomic test-and-set; only its labels change after).
-pub const LEASE_NAME: &str = "swarm-upgrade-lease";
 
 pub struct LiveOps {
     hosts: BTreeMap<String, SshHost>,
@@ -122,13 +119,7 @@ fn engine_status(info: &serde_json::Value) -> EngineStatus {
         swarm_state: text(&swarm["LocalNodeState"]),
         control_available: swarm["ControlAvailable"].as_bool().unwrap_or(false),
         swarm_error: text(&swarm["Error"]),
-        managers: swarm["Managers"].as_u64().unwrap_or(0),
     }
-}
-
-/// Whether an RFC 3339 expiry lies in the past (an unreadable one counts as past).
-pub fn expired(expires_at: &str) -> bool {
-    humantime::parse_rfc3339_weak(expires_at).map_or(true, |t| t < std::time::SystemTime::now())
 }
 
 impl Ops for LiveOps {
@@ -441,7 +432,6 @@ mod tests {
                 swarm_state: "active".into(),
                 control_available: true,
                 swarm_error: String::new(),
-                managers: 3,
             }
         );
         // A locked manager, and an engine that says nothing about a swarm.

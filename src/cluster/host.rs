@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::facts::model::{HostFacts, InitSystem, OsRelease, PackageManager};
+use crate::playbook::HOST_STATE_DIR;
 
 /// Engine-related packages whose installed and available versions matter.
 pub const ENGINE_PACKAGES: [&str; 8] = [
@@ -16,9 +17,6 @@ pub const ENGINE_PACKAGES: [&str; 8] = [
     "runc",
     "docker-buildx-plugin",
 ];
-
-/// Where swarm-upgrade keeps backups on hosts; its free space is checked.
-pub const HOST_STATE_DIR: &str = "/var/lib/swarm-upgrade";
 
 /// The fact-gathering script. Sections start with `### name`; every command
 /// may fail (the section is then empty) without stopping the rest.

@@ -1,0 +1,219 @@
+//! From an inventory to a plan, once for every command:
+//!
+//! ```text
+//! inventory ─► SSH connections ─► facts (one host script each, the Engine API) ─► checks ─► plan
+//! ```
+//! [`Cluster::open`] loads the inventory, so bad input fails before any
+//! connection; [`Cluster::read`] connects and gathers; [`plan`] runs the
+//! checks and the planner, both pure. The connections of a reading stay
+//! open for a run: [`Reading::into_ops`] hands them to the executor.
+
+pub mod gather;
+pub(crate) mod host;
+pub mod live;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::checks::{self, CheckContext, Finding, Severity};
+use crate::error::usage;
+use crate::facts::Gathered;
+use crate::inventory::Inventory;
+use crate::plan::{self, Plan, PlanOptions};
+use crate::transport::ssh::{self, SshOptions};
+use crate::version::EngineVersion;
+use crate::version::resolve::ResolveOptions;
+use gather::{Connections, GatherOptions, Log};
+use live::LiveOps;
+
+/// Where the inventory comes from.
+#[derive(Debug, Clone)]
+pub enum InventorySource {
+    /// swarm-upgrade's own YAML.
+    Own(PathBuf),
+    /// An Ansible inventory (INI, YAML, `--list` JSON, or anything
+    /// `ansible-inventory` reads).
+    Ansible(PathBuf),
+}
+
+/// How to reach and read the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub inventory: InventorySource,
+    /// Trust host keys not in known_hosts yet (never changed ones).
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+    /// Limit for each fact-gathering command.
+    pub command_timeout: Duration,
+    pub resolve: ResolveOptions,
+}
+
+/// A cluster to be reached: its inventory, loaded, and a private runtime
+/// directory (0700) for SSH control sockets and forwarded Docker sockets.
+pub struct Cluster {
+    inventory: Inventory,
+    opts: ClusterOptions,
+    runtime: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn open(opts: ClusterOptions) -> anyhow::Result<Cluster> {
+        let inventory = match &opts.inventory {
+            InventorySource::Own(p) => Inventory::load(p)?,
+            InventorySource::Ansible(p) => Inventory::load_ansible(p)?,
+        };
+        Ok(Cluster {
+            inventory,
+            opts,
+            runtime: ssh::runtime_dir()?,
+        })
+    }
+
+    fn gather_options(&self, pin: &EngineVersion) -> GatherOptions {
+        GatherOptions {
+            ssh: SshOptions {
+                accept_new_host_keys: self.opts.accept_new_host_keys,
+                connect_timeout: self.opts.connect_timeout,
+                runtime_dir: self.runtime.path().to_path_buf(),
+            },
+            pin: pin.clone(),
+            resolve: self.opts.resolve.clone(),
+            command_timeout: self.opts.command_timeout,
+        }
+    }
+
+    /// Connects to every node's host and reads the facts, resolving `pin`
+    /// to the exact packages of each host.
+    pub async fn read(&self, pin: &EngineVersion, log: Log<'_>) -> anyhow::Result<Reading<'_>> {
+        let (gathered, conns) =
+            gather::gather(&self.inventory, &self.gather_options(pin), log).await?;
+        Ok(Reading {
+            gathered,
+            conns,
+            runtime_dir: self.runtime.path(),
+        })
+    }
+
+    /// The swarm's cluster ID, from the first manager that answers (without
+    /// reading every host).
+    pub async fn id(&self) -> anyhow::Result<String> {
+        let any_pin: EngineVersion = "0.0.0".parse().expect("valid");
+        gather::cluster_id(&self.inventory, &self.gather_options(&any_pin)).await
+    }
+}
+
+/// The facts of a cluster, with the connections they were read over.
+pub struct Reading<'c> {
+    pub gathered: Gathered,
+    conns: Connections,
+    runtime_dir: &'c Path,
+}
+
+impl Reading<'_> {
+    /// The facts, and the live cluster behind the executor over the same
+    /// connections.
+    pub fn into_ops(self) -> (Gathered, LiveOps) {
+        let g = &self.gathered;
+        let manager = &self.conns.manager;
+        let manager_id = g
+            .facts
+            .cluster
+            .nodes
+            .iter()
+            .find(|n| {
+                g.facts
+                    .hosts
+                    .get(&n.id)
+                    .is_some_and(|h| h.host == manager.host)
+                    || n.hostname == manager.host
+            })
+            .map(|n| n.id.clone())
+            .unwrap_or_default();
+        let ops = LiveOps::new(
+            self.conns.hosts,
+            (manager_id, self.conns.manager),
+            self.runtime_dir.to_path_buf(),
+        );
+        (self.gathered, ops)
+    }
+
+    pub async fn close(self) {
+        for (_, h) in self.conns.hosts {
+            h.close().await;
+        }
+    }
+}
+
+/// What to plan for.
+#[derive(Debug, Clone)]
+pub struct PlanRequest<'a> {
+    pub pin: &'a EngineVersion,
+    /// Most workers upgraded at once.
+    pub max_parallel: usize,
+    /// Checks waived with `--ignore-check`: their blockers become warnings.
+    pub waived: &'a [String],
+    /// Whether a swarm unlock key was given.
+    pub unlock_key: bool,
+}
+
+/// Checks, then the plan (pure). Findings of waived checks are kept, shown
+/// as warnings.
+pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
+    let mut ctx = CheckContext::new(&g.facts, req.pin, &g.resolutions);
+    ctx.max_parallel = req.max_parallel;
+    ctx.unlock_key_available = req.unlock_key;
+    let mut findings: Vec<Finding> = checks::run_all(&ctx);
+    findings.extend(unreachable_findings(g));
+    for f in &mut findings {
+        if f.severity == Severity::Block && req.waived.contains(&f.id) {
+            f.severity = Severity::Warn;
+            f.message = format!("WAIVED with --ignore-check {}: {}", f.id, f.message);
+        }
+    }
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    plan::build(
+        &g.facts,
+        &g.resolutions,
+        findings,
+        &PlanOptions {
+            pin: req.pin.clone(),
+            max_parallel: req.max_parallel,
+        },
+    )
+}
+
+fn unreachable_findings(g: &Gathered) -> Vec<Finding> {
+    g.facts
+        .unreachable
+        .iter()
+        .map(|(id, why)| {
+            let name = g
+                .facts
+                .node(id)
+                .map_or(id.as_str(), |n| n.hostname.as_str());
+            Finding::block(
+                "ssh-reachable",
+                Some(name),
+                format!("cannot read host {name} over SSH: {why}"),
+            )
+        })
+        .collect()
+}
+
+/// Facts saved with `plan --save-facts`.
+pub fn load_facts(path: &Path) -> anyhow::Result<Gathered> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        usage(format!(
+            "{}: cannot read the facts file: {e}",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        usage(format!(
+            "{}:{}:{}: not a facts file written by --save-facts: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })
+}

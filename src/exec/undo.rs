@@ -1,0 +1,99 @@
+//! Bringing a node whose step failed back to how it was: its old engine
+//! running and verified (reinstalled from the backup its run took on the
+//! host when the new one was installed), and its availability restored.
+
+use anyhow::{Context, anyhow};
+
+use super::actions::restore_availability;
+use super::context::Cx;
+use super::operation::{Call, Description, Operation};
+use super::ops::Ops;
+use super::runner::Runner;
+use super::state::{RunState, StepStatus};
+use super::verify;
+use crate::plan::{Action, PlanNode, Step};
+use crate::playbook::Script;
+use crate::version::engine_version_of;
+
+/// What undoing `node` may do, in order (each part only if the run got that far).
+pub(crate) fn describe(cx: &Cx<'_>, node: &PlanNode) -> Description {
+    let mut d = Description::default();
+    let script = |which| {
+        cx.script_cmd(node, which)
+            .ok()
+            .map(|c| Operation::command(&c))
+    };
+    if let Some(op) = script(Script::Stop) {
+        d.when("its engine was stopped", op);
+    }
+    if let Some(op) = script(Script::Restore) {
+        d.when("the new packages were installed", op);
+    }
+    if let Some(op) = script(Script::Start) {
+        d.when("its engine was stopped", op);
+    }
+    for v in verify::describe(cx, node).0 {
+        d.when("its engine was stopped", v.op);
+    }
+    let on = cx.asked(Some(node));
+    d.when("it was drained", Operation::api(on.clone(), Call::Info));
+    d.when(
+        "it was drained",
+        Operation::api(on, Call::UpdateNode(restore_availability::update(node))),
+    );
+    d
+}
+
+/// Undoes what the run did to `node`, given the failed step; returns what
+/// was done, for the journal.
+pub(crate) async fn undo<O: Ops>(
+    run: &Runner<'_, O>,
+    node: &PlanNode,
+    failed: &Step,
+    precondition: bool,
+    st: &RunState,
+) -> anyhow::Result<String> {
+    // The failed step counts as (partly) done unless its precondition
+    // failed: then it never started, and undoing it would do harm (stop
+    // the very manager the quorum guard kept up).
+    let done = |a: Action| {
+        run.cx.steps_of(&node.id).iter().any(|s| {
+            s.action == a
+                && (st.step(s.index).status == StepStatus::Done
+                    || (s.index == failed.index && !precondition))
+        })
+    };
+    let mut detail = vec![];
+    if done(Action::StopEngine) {
+        // Stop whatever runs (or fails to run) now; ignore "not running".
+        if let Ok(cmd) = run.cx.script_cmd(node, Script::Stop) {
+            let _ = run.ops.run(&node.id, &cmd).await;
+        }
+        if done(Action::Install) {
+            let out = run
+                .script(failed, node, Script::Restore)
+                .await
+                .map_err(|e| anyhow!("restoring the backup failed: {}", e.message()))?;
+            detail.push(format!("restored {}", super::package_lines(&out.stdout)));
+        }
+        run.script(failed, node, Script::Start)
+            .await
+            .map_err(|e| anyhow!("starting the old engine failed: {}", e.message()))?;
+        let old = engine_version_of(&node.current).context("unreadable old engine version")?;
+        verify::verify(run, failed, node, &old)
+            .await
+            .map_err(|e| anyhow!("the old engine does not verify: {}", e.message()))?;
+        detail.push(format!("engine {} verified", node.current));
+    }
+    if done(Action::Drain) {
+        let via = run.via(Some(&node.id)).await?;
+        run.ops
+            .update_node(&via, &node.id, &restore_availability::update(node))
+            .await?;
+        detail.push(format!(
+            "availability {} restored",
+            node.availability.name()
+        ));
+    }
+    Ok(detail.join("; "))
+}

@@ -1,0 +1,399 @@
+//! Starting, continuing and reverting runs: the cluster's state directory
+//! and its lock, a saved plan checked against the cluster, the preflight
+//! verdict, the confirmation, the swarm's lease, and then the executor,
+//! with Ctrl-C stopping it at a safe point. What the operator sees goes
+//! through a [`Frontend`], so this module never prints.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::checks::Severity;
+use crate::cluster::live::LiveOps;
+use crate::cluster::{self, Cluster, PlanRequest};
+use crate::error::{Error, usage};
+use crate::exec::events::Event;
+use crate::exec::lease::{Lease, LeaseOutcome};
+use crate::exec::ops::Ops;
+use crate::exec::rundir::{ClusterDir, LocalLock, RunDir};
+use crate::exec::runner::{RunOptions, Runner};
+use crate::exec::state::{RunState, RunStatus, StepStatus, new_run_id, now, owner};
+use crate::exec::{dry_run, state};
+use crate::exit_code;
+use crate::facts::Gathered;
+use crate::plan::{self, Action, Plan};
+use crate::playbook::Playbooks;
+use crate::version::EngineVersion;
+
+/// What the operator sees and answers.
+pub trait Frontend: Sync {
+    /// A progress line.
+    fn log(&self, line: &str);
+    /// The plan about to be executed (or refused).
+    fn plan(&self, plan: &Plan);
+    /// Asks to go ahead with `plan`; an error means "no".
+    fn confirm(&self, plan: &Plan) -> anyhow::Result<()>;
+    /// The dry run's text.
+    fn dry_run(&self, text: &str);
+    /// An executor event, as it happens.
+    fn event(&self, event: &Event);
+}
+
+/// How runs execute (apply, resume, rollback).
+pub struct LaunchOptions {
+    pub run: RunOptions,
+    pub playbooks: Playbooks,
+    /// The base of the state directories (`--state-dir`).
+    pub state_base: PathBuf,
+    /// Go ahead without asking.
+    pub yes: bool,
+}
+
+/// What `apply` asks for beyond the run options.
+pub struct ApplyRequest {
+    pub pin: EngineVersion,
+    pub max_parallel: usize,
+    /// A plan saved by `plan --out`, executed exactly.
+    pub saved: Option<Plan>,
+    pub ignore_checks: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// `apply`: gather, check, plan, confirm, execute; or continue the
+/// cluster's unfinished run of the same pin.
+pub async fn apply(
+    cluster: &Cluster,
+    opts: &LaunchOptions,
+    req: &ApplyRequest,
+    fe: &dyn Frontend,
+) -> anyhow::Result<u8> {
+    let log = |l: &str| fe.log(l);
+    let reading = cluster.read(&req.pin, &log).await?;
+    let dir = ClusterDir::open(&opts.state_base, &reading.gathered.facts.cluster.id)?;
+    let _lock = dir.lock()?;
+
+    if let Some(run) = dir.current()?
+        && let Ok(state) = run.load_state()
+        && state.status.resumable()
+    {
+        if state.pin != req.pin {
+            return Err(usage(format!(
+                "run {} to {} is unfinished ({}); resume it with `swarm-upgrade resume`, or finish it before upgrading to {}",
+                state.run_id,
+                state.pin,
+                run.path.display(),
+                req.pin
+            )));
+        }
+        fe.log(&format!(
+            "continuing unfinished run {} ({})",
+            state.run_id,
+            run.path.display()
+        ));
+        let plan = plan::file::load(&run.plan_path())?;
+        let (gathered, ops) = reading.into_ops();
+        return execute(gathered, ops, opts, &plan, run, state, fe).await;
+    }
+
+    let fresh = cluster::plan(
+        &reading.gathered,
+        &PlanRequest {
+            pin: &req.pin,
+            max_parallel: req.max_parallel,
+            waived: &req.ignore_checks,
+            unlock_key: opts.run.unlock_key.is_some(),
+        },
+    );
+    let plan = match &req.saved {
+        Some(saved) => {
+            let diffs = plan::compare::differences(saved, &fresh);
+            if !diffs.is_empty() {
+                return Err(Error::Blocked(format!(
+                    "the cluster no longer matches the saved plan; make a new one with `swarm-upgrade plan --out`:\n  {}",
+                    diffs.join("\n  ")
+                ))
+                .into());
+            }
+            saved.clone()
+        }
+        None => fresh,
+    };
+    fe.plan(&plan);
+    if plan.is_blocked() {
+        reading.close().await;
+        let ids: Vec<&str> = plan
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Block)
+            .map(|f| f.id.as_str())
+            .collect();
+        return Err(Error::Blocked(format!(
+            "blocked by {}: nothing was changed (fix the findings, or waive a check with --ignore-check ID if you accept the risk)",
+            ids.join(", ")
+        ))
+        .into());
+    }
+    if plan.steps.is_empty() {
+        reading.close().await;
+        fe.log("nothing to do: every node already runs the pin");
+        return Ok(exit_code::SUCCESS);
+    }
+    if req.dry_run {
+        fe.dry_run(&dry_run::render(
+            &plan,
+            &reading.gathered.facts,
+            &opts.playbooks,
+            &opts.run,
+        ));
+        reading.close().await;
+        return Ok(exit_code::SUCCESS);
+    }
+    if !opts.yes {
+        fe.confirm(&plan)?;
+    }
+    let (gathered, ops) = reading.into_ops();
+    let (run, state) = start_run(
+        &dir,
+        &plan,
+        &gathered,
+        &ops,
+        opts,
+        req.ignore_checks.clone(),
+    )
+    .await?;
+    fe.log(&format!(
+        "run {}: recorded in {}",
+        state.run_id,
+        run.path.display()
+    ));
+    execute(gathered, ops, opts, &plan, run, state, fe).await
+}
+
+/// `resume`: the cluster's unfinished run, from its first step not done.
+pub async fn resume(
+    cluster: &Cluster,
+    opts: &LaunchOptions,
+    fe: &dyn Frontend,
+) -> anyhow::Result<u8> {
+    let (_dir, _lock, run) =
+        latest_run(cluster, opts, "nothing to resume (start one with apply)").await?;
+    let state = run.load_state()?;
+    if !state.status.resumable() {
+        fe.log(&format!(
+            "run {} ended as {:?}: nothing to resume",
+            state.run_id, state.status
+        ));
+        return Ok(exit_code::SUCCESS);
+    }
+    let plan = plan::file::load(&run.plan_path())?;
+    let reading = cluster.read(&plan.target, &|l| fe.log(l)).await?;
+    fe.log(&format!(
+        "resuming run {} to {} ({} of {} steps done)",
+        state.run_id,
+        state.pin,
+        state.count(StepStatus::Done),
+        state.steps.len()
+    ));
+    let (gathered, ops) = reading.into_ops();
+    execute(gathered, ops, opts, &plan, run, state, fe).await
+}
+
+/// `rollback`: the nodes the last run upgraded, reverted in reverse order
+/// from the backups it left on their hosts.
+pub async fn rollback(
+    cluster: &Cluster,
+    opts: &LaunchOptions,
+    fe: &dyn Frontend,
+) -> anyhow::Result<u8> {
+    let (dir, _lock, last) = latest_run(cluster, opts, "nothing to roll back").await?;
+    let last_state = last.load_state()?;
+    let last_plan = plan::file::load(&last.plan_path())?;
+    if last_plan.reverts_run.is_some() {
+        if last_state.status.resumable() {
+            return Err(usage(format!(
+                "rollback run {} is unfinished: continue it with `swarm-upgrade resume`",
+                last_state.run_id
+            )));
+        }
+        fe.log(&format!(
+            "the last run ({}) was a rollback: nothing to roll back",
+            last_state.run_id
+        ));
+        return Ok(exit_code::SUCCESS);
+    }
+    // The nodes whose new packages went in and were not undone since.
+    let upgraded: Vec<String> = last_plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Install && last_state.done(s.index))
+        .filter_map(|s| s.node_id.clone())
+        .collect();
+    if upgraded.is_empty() {
+        fe.log(&format!(
+            "run {} upgraded no node that is still upgraded: nothing to roll back",
+            last_state.run_id
+        ));
+        return Ok(exit_code::SUCCESS);
+    }
+    let revert = plan::rollback::build(&last_plan, &last_state.run_id, &upgraded);
+    let reading = cluster.read(&last_plan.target, &|l| fe.log(l)).await?;
+    fe.plan(&revert);
+    if !opts.yes {
+        fe.confirm(&revert)?;
+    }
+    let (gathered, ops) = reading.into_ops();
+    let (run, state) = start_run(&dir, &revert, &gathered, &ops, opts, vec![]).await?;
+    fe.log(&format!(
+        "rollback run {} of run {}: recorded in {}",
+        state.run_id,
+        last_state.run_id,
+        run.path.display()
+    ));
+    execute(gathered, ops, opts, &revert, run, state, fe).await
+}
+
+/// The state directory of the swarm the inventory reaches, locked, and its
+/// latest run; without one, a usage error that ends in `nothing`.
+async fn latest_run(
+    cluster: &Cluster,
+    opts: &LaunchOptions,
+    nothing: &str,
+) -> anyhow::Result<(ClusterDir, LocalLock, RunDir)> {
+    let id = cluster.id().await?;
+    let dir = ClusterDir::open(&opts.state_base, &id)?;
+    let lock = dir.lock()?;
+    let run = dir.current()?.ok_or_else(|| {
+        usage(format!(
+            "no run of swarm {id} is recorded in {}: {nothing}",
+            dir.path.display()
+        ))
+    })?;
+    Ok((dir, lock, run))
+}
+
+/// Starts a new run of `plan`: takes the swarm's lease first, so that a
+/// refused run leaves no trace in the state directory, then records the
+/// plan and a fresh state as the cluster's current run.
+async fn start_run(
+    dir: &ClusterDir,
+    plan: &Plan,
+    g: &Gathered,
+    ops: &LiveOps,
+    opts: &LaunchOptions,
+    ignored_checks: Vec<String>,
+) -> anyhow::Result<(RunDir, RunState)> {
+    let run_id = new_run_id();
+    let via = g
+        .facts
+        .managers()
+        .find(|m| m.is_reachable_manager() && g.facts.hosts.contains_key(&m.id))
+        .map(|m| m.id.clone())
+        .ok_or_else(|| anyhow::anyhow!("no reachable manager to hold the run lease"))?;
+    let lease = Lease::new(&run_id, &owner(), &now(), opts.run.lease_ttl);
+    match ops.acquire_lease(&via, &lease, opts.run.break_lock).await? {
+        LeaseOutcome::Acquired => {}
+        LeaseOutcome::Held(l) => return Err(l.held_error()),
+    }
+    let run = dir.run(&run_id);
+    run.create()?;
+    plan::file::save(plan, &run.plan_path())?;
+    let state = RunState::new(
+        run_id.clone(),
+        plan.cluster_id.clone(),
+        plan.target.clone(),
+        plan::file::digest(plan)?,
+        plan.steps.len(),
+        ignored_checks,
+    );
+    run.save_state(&state)?;
+    dir.set_current(&run_id)?;
+    Ok((run, state))
+}
+
+/// Executes `plan` from `state` over the reading's connections, and turns
+/// how the run ended into an exit code or an error that says what next.
+async fn execute(
+    gathered: Gathered,
+    ops: LiveOps,
+    opts: &LaunchOptions,
+    plan: &Plan,
+    run: RunDir,
+    state: RunState,
+    fe: &dyn Frontend,
+) -> anyhow::Result<u8> {
+    let emit = |e: &Event| fe.event(e);
+    let stop = Arc::new(AtomicBool::new(false));
+    let runner = Runner::new(
+        &ops,
+        plan,
+        &gathered.facts,
+        &opts.playbooks,
+        &opts.run,
+        run.clone(),
+        state,
+        &emit,
+        stop.clone(),
+    )?;
+    let signals = tokio::spawn(stop_on_ctrl_c(stop));
+    let status = runner.execute().await;
+    signals.abort();
+    let status = status?;
+    let state = runner.state().await;
+    drop(runner);
+    ops.close().await;
+    outcome(plan, status, &state, &run)
+}
+
+/// Ctrl-C once: finish the current step, stop at a safe point. Twice: now.
+async fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        stop.store(true, Ordering::SeqCst);
+        eprintln!("{}", crate::ui::line(&Event::StopRequested));
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("aborted: the interrupted step runs again on `swarm-upgrade resume`");
+            std::process::exit(i32::from(exit_code::INTERRUPTED));
+        }
+    }
+}
+
+fn outcome(plan: &Plan, status: RunStatus, state: &RunState, run: &RunDir) -> anyhow::Result<u8> {
+    let journal = run.journal_path();
+    let journal = journal.display();
+    let failure = || state.failure.clone().unwrap_or_default();
+    match status {
+        RunStatus::Done => {
+            match &plan.reverts_run {
+                Some(r) => eprintln!("rollback of run {r} complete; journal: {journal}"),
+                None => eprintln!("upgrade to {} complete; journal: {journal}", plan.target),
+            }
+            Ok(exit_code::SUCCESS)
+        }
+        RunStatus::Interrupted => Err(Error::Interrupted(format!(
+            "stopped at a safe point after step {}; continue with `swarm-upgrade resume` (journal: {journal})",
+            state
+                .steps
+                .iter()
+                .filter(|s| s.status == state::StepStatus::Done)
+                .map(|s| s.index)
+                .max()
+                .unwrap_or(0),
+        ))
+        .into()),
+        RunStatus::RolledBack => Err(Error::RolledBack(format!(
+            "{}\nrolled back: {}; the run stopped there and no later node was touched. Journal: {journal}",
+            failure(),
+            state.rolled_back.join(", "),
+        ))
+        .into()),
+        RunStatus::RollbackFailed => {
+            Err(Error::RollbackFailed(format!("{}\nJournal: {journal}", failure())).into())
+        }
+        RunStatus::Failed | RunStatus::Running => Err(anyhow::anyhow!(
+            "{}\nfix the cause, then `swarm-upgrade resume` (journal: {journal})",
+            state
+                .failure
+                .clone()
+                .unwrap_or_else(|| "the run stopped".into()),
+        )),
+    }
+}
