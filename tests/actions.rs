@@ -1,0 +1,571 @@
+//! The dry run cannot drift from the run: every action kind runs against
+//! the simulated cluster through a recording `Ops`, and what reached the
+//! cluster is compared, step by step, with what the action's description
+//! (the dry run's text) says it does.
+//!
+//! - Everything performed was described (for the node the step acts on:
+//!   a command, an update or a task list on another node is a failure).
+//! - Everything described as certain (not "only if") was performed.
+//! - The lease's operations, before, between and after the steps, too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use swarm_upgrade::cluster::{self, PlanRequest};
+use swarm_upgrade::exec::dry_run::{self, RunDescription};
+use swarm_upgrade::exec::events::Event;
+use swarm_upgrade::exec::lease::{Lease, LeaseOutcome};
+use swarm_upgrade::exec::operation::{Call, Description, On, Operation};
+use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
+use swarm_upgrade::exec::rundir::RunDir;
+use swarm_upgrade::exec::runner::{RunOptions, Runner};
+use swarm_upgrade::exec::state::{RunState, RunStatus, StepStatus};
+use swarm_upgrade::facts::Gathered;
+use swarm_upgrade::facts::model::{NodeFacts, ServiceFacts};
+use swarm_upgrade::plan::{self, Action, Plan};
+use swarm_upgrade::playbook::Playbooks;
+use swarm_upgrade::transport::{Cmd, CmdOutput};
+use swarm_upgrade::version::EngineVersion;
+use swarm_upgrade_sim::{Delays, SimCluster};
+
+/// Where an operation happened: a step, the undo of a node, or the run
+/// around the steps (the lease).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    Step(usize),
+    Undo(String),
+}
+
+/// One call to the cluster, as the recorder saw it.
+#[derive(Debug, Clone)]
+enum Seen {
+    /// The node's own engine (`GET /info`, or a command on its host).
+    OnNode(String, Operation),
+    /// Answered by `via` about the node `about` (when the call names one).
+    Via {
+        via: String,
+        about: Option<String>,
+        call: Call,
+    },
+}
+
+#[derive(Default)]
+struct Log {
+    open: BTreeMap<Scope, Option<String>>,
+    /// Per scope: the operations performed, first occurrence order.
+    performed: BTreeMap<Scope, Vec<Operation>>,
+    run_level: Vec<Operation>,
+    /// Steps that ran while another scope was open (no order check).
+    overlapped: BTreeSet<Scope>,
+    errors: Vec<String>,
+}
+
+/// `Ops` that records every call (relative to the scopes open at that
+/// moment) and passes it to the simulation.
+struct Recorder<'a> {
+    sim: &'a SimCluster,
+    plan: &'a Plan,
+    described: &'a RunDescription,
+    log: Mutex<Log>,
+}
+
+impl<'a> Recorder<'a> {
+    fn description(&self, scope: &Scope) -> &'a Description {
+        match scope {
+            Scope::Step(i) => &self.described.steps[i],
+            Scope::Undo(id) => &self.described.undo[id],
+        }
+    }
+
+    fn node_of(&self, index: usize) -> Option<String> {
+        self.plan.steps[index - 1].node_id.clone()
+    }
+
+    fn event(&self, e: &Event) {
+        let mut log = self.log.lock().unwrap();
+        let open = |log: &mut Log, scope: Scope, node: Option<String>| {
+            if !log.open.is_empty() {
+                log.overlapped.insert(scope.clone());
+                let others: Vec<Scope> = log.open.keys().cloned().collect();
+                log.overlapped.extend(others);
+            }
+            log.open.insert(scope, node);
+        };
+        match e {
+            Event::StepStarted { index, .. } => {
+                let node = self.node_of(*index);
+                open(&mut log, Scope::Step(*index), node);
+            }
+            Event::StepFinished { index, .. } | Event::StepFailed { index, .. } => {
+                log.open.remove(&Scope::Step(*index));
+            }
+            Event::RollbackStarted { node, .. } => {
+                let id = self
+                    .plan
+                    .nodes
+                    .iter()
+                    .find(|n| &n.name == node)
+                    .map(|n| n.id.clone())
+                    .unwrap();
+                open(&mut log, Scope::Undo(id.clone()), Some(id));
+            }
+            Event::RollbackFinished { node, .. } => {
+                log.open.retain(|s, _| {
+                    !matches!(s, Scope::Undo(id) if self.plan.nodes.iter().any(|n| &n.id == id && &n.name == node))
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn saw(&self, seen: Seen) {
+        let mut log = self.log.lock().unwrap();
+        if log.open.is_empty() {
+            let op = relative(&seen, None);
+            if !log.run_level.contains(&op) {
+                log.run_level.push(op);
+            }
+            return;
+        }
+        // The scopes that may have made this call: the one of the node it
+        // names, or (a question to a manager) any open one.
+        let named = match &seen {
+            Seen::OnNode(n, _) => Some(n),
+            Seen::Via { about, .. } => about.as_ref(),
+        };
+        let own: Vec<(Scope, Option<String>)> = log
+            .open
+            .iter()
+            .filter(|(_, node)| named.is_some() && node.as_ref() == named)
+            .map(|(s, n)| (s.clone(), n.clone()))
+            .collect();
+        let candidates = if !own.is_empty() {
+            own
+        } else if matches!(
+            seen,
+            Seen::OnNode(_, Operation::Command { .. }) | Seen::Via { about: Some(_), .. }
+        ) {
+            log.errors
+                .push(format!("a call about a node no open step acts on: {seen:?}"));
+            return;
+        } else {
+            log.open
+                .iter()
+                .map(|(s, n)| (s.clone(), n.clone()))
+                .collect()
+        };
+        let mut matched = false;
+        for (scope, node) in candidates {
+            let op = relative(&seen, node.as_deref());
+            if self.description(&scope).distinct().contains(&&op) {
+                matched = true;
+                let performed = log.performed.entry(scope).or_default();
+                if !performed.contains(&op) {
+                    performed.push(op);
+                }
+            }
+        }
+        if !matched {
+            let open: Vec<_> = log.open.keys().cloned().collect();
+            log.errors
+                .push(format!("not described by {open:?}: {seen:?}"));
+        }
+    }
+}
+
+/// The operation as the description of a step acting on `node` names it.
+fn relative(seen: &Seen, node: Option<&str>) -> Operation {
+    match seen {
+        Seen::OnNode(n, op) => match op {
+            Operation::Api { call, .. } => Operation::api(
+                if Some(n.as_str()) == node {
+                    On::Node
+                } else {
+                    On::Manager
+                },
+                call.clone(),
+            ),
+            other => other.clone(),
+        },
+        Seen::Via { via, call, .. } => Operation::api(
+            if Some(via.as_str()) == node {
+                On::Node
+            } else {
+                On::Manager
+            },
+            call.clone(),
+        ),
+    }
+}
+
+impl Ops for Recorder<'_> {
+    async fn node(&self, via: &str, node: &str) -> anyhow::Result<Option<NodeFacts>> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: Some(node.into()),
+            call: Call::InspectNode,
+        });
+        self.sim.node(via, node).await
+    }
+    async fn managers(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::ListManagers,
+        });
+        self.sim.managers(via).await
+    }
+    async fn update_node(&self, via: &str, node: &str, u: &NodeUpdate) -> anyhow::Result<()> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: Some(node.into()),
+            call: Call::UpdateNode(u.clone()),
+        });
+        self.sim.update_node(via, node, u).await
+    }
+    async fn node_tasks(&self, via: &str, node: &str) -> anyhow::Result<Vec<Task>> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: Some(node.into()),
+            call: Call::NodeTasks,
+        });
+        self.sim.node_tasks(via, node).await
+    }
+    async fn services(
+        &self,
+        via: &str,
+        ids: Option<&[String]>,
+    ) -> anyhow::Result<Vec<ServiceFacts>> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::Services { all: ids.is_none() },
+        });
+        self.sim.services(via, ids).await
+    }
+    async fn tasks(&self, via: &str, ids: Option<&[String]>) -> anyhow::Result<Vec<Task>> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::Tasks { all: ids.is_none() },
+        });
+        self.sim.tasks(via, ids).await
+    }
+    async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
+        self.saw(Seen::OnNode(
+            node.into(),
+            Operation::api(On::Node, Call::Info),
+        ));
+        self.sim.engine_status(node).await
+    }
+    async fn run(&self, node: &str, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+        self.saw(Seen::OnNode(node.into(), Operation::command(cmd)));
+        self.sim.run(node, cmd).await
+    }
+    async fn acquire_lease(
+        &self,
+        via: &str,
+        lease: &Lease,
+        break_stale: bool,
+    ) -> anyhow::Result<LeaseOutcome> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::AcquireLease,
+        });
+        self.sim.acquire_lease(via, lease, break_stale).await
+    }
+    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<()> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::RenewLease,
+        });
+        self.sim.renew_lease(via, lease).await
+    }
+    async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::ReleaseLease,
+        });
+        self.sim.release_lease(via, run_id).await
+    }
+    fn traffic(&self) -> BTreeMap<String, Traffic> {
+        self.sim.traffic()
+    }
+}
+
+fn pin() -> EngineVersion {
+    "26.1.5".parse().unwrap()
+}
+
+struct Outcome {
+    status: RunStatus,
+    kinds: Vec<Action>,
+    errors: Vec<String>,
+    performed: BTreeMap<Scope, Vec<Operation>>,
+}
+
+struct Case {
+    sim: SimCluster,
+    gathered: Gathered,
+    playbooks: Playbooks,
+    opts: RunOptions,
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new(workers: usize, unlock_key: Option<&str>) -> Case {
+        let sim = SimCluster::generate(3 + workers, 3, 4, 6 + 3 * workers, 2, 42);
+        sim.set_delays(Delays::test());
+        if let Some(k) = unlock_key {
+            sim.enable_autolock(k);
+        }
+        let gathered = sim.gathered(&pin());
+        Case {
+            sim,
+            gathered,
+            playbooks: Playbooks::load(&[] as &[&std::path::Path]).unwrap(),
+            opts: RunOptions {
+                unlock_key: unlock_key.map(str::to_string),
+                ..RunOptions::default()
+            },
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn plan(&self, max_parallel: usize) -> Plan {
+        let p = cluster::plan(
+            &self.gathered,
+            &PlanRequest {
+                pin: &pin(),
+                max_parallel,
+                waived: &[],
+                unlock_key: self.opts.unlock_key.is_some(),
+            },
+        );
+        assert!(!p.is_blocked(), "{:#?}", p.findings);
+        p
+    }
+
+    /// Runs `plan` through the recorder; returns how it ended, the kinds of
+    /// steps it ran, the comparison's errors, and what was performed.
+    async fn run(&self, plan: &Plan, run_id: &str) -> Outcome {
+        let described = dry_run::describe(
+            plan,
+            &self.gathered.facts,
+            &self.playbooks,
+            &self.opts,
+            run_id,
+        );
+        let rec = Recorder {
+            sim: &self.sim,
+            plan,
+            described: &described,
+            log: Mutex::new(Log::default()),
+        };
+        let run = RunDir {
+            path: self.dir.path().join(run_id),
+        };
+        run.create().unwrap();
+        let state = RunState::new(
+            run_id.into(),
+            plan.cluster_id.clone(),
+            pin(),
+            plan::digest(plan).unwrap(),
+            plan.steps.len(),
+            vec![],
+        );
+        run.save_state(&state).unwrap();
+        let emit = |e: &Event| rec.event(e);
+        let runner = Runner::new(
+            &rec,
+            plan,
+            &self.gathered.facts,
+            &self.playbooks,
+            &self.opts,
+            run,
+            state,
+            &emit,
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        let status = self.sim.drive(runner.execute()).await.unwrap();
+        let state = runner.state().await;
+        drop(runner);
+        let log = rec.log.into_inner().unwrap();
+        let mut errors = log.errors.clone();
+        let mut kinds = vec![];
+        let mut checked: Vec<Scope> = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(state.step(s.index).status, StepStatus::Done | StepStatus::RolledBack))
+            .map(|s| {
+                kinds.push(s.action);
+                Scope::Step(s.index)
+            })
+            .collect();
+        checked.extend(
+            log.performed
+                .keys()
+                .filter(|s| matches!(s, Scope::Undo(_)))
+                .cloned(),
+        );
+        let none = vec![];
+        for scope in &checked {
+            let performed = log.performed.get(scope).unwrap_or(&none);
+            let certain: Vec<&Operation> = self_description(&described, scope).certain();
+            for op in &certain {
+                if !performed.contains(op) {
+                    errors.push(format!("{scope:?}: described but not performed: {op:?}"));
+                }
+            }
+            if !log.overlapped.contains(scope) {
+                let order: Vec<&Operation> =
+                    performed.iter().filter(|op| certain.contains(op)).collect();
+                if order != certain {
+                    errors.push(format!(
+                        "{scope:?}: performed in another order than described:\n  performed {order:?}\n  described {certain:?}"
+                    ));
+                }
+            }
+        }
+        for d in [&described.start, &described.end] {
+            for op in d.certain() {
+                if !log.run_level.contains(op) {
+                    errors.push(format!("run: described but not performed: {op:?}"));
+                }
+            }
+        }
+        let run_described: Vec<&Operation> = described
+            .start
+            .distinct()
+            .into_iter()
+            .chain(described.between_batches.distinct())
+            .chain(described.end.distinct())
+            .collect();
+        for op in &log.run_level {
+            if !run_described.contains(&op) {
+                errors.push(format!("run: performed but not described: {op:?}"));
+            }
+        }
+        kinds.sort_by_key(|a| a.name());
+        kinds.dedup();
+        Outcome {
+            status,
+            kinds,
+            errors,
+            performed: log.performed,
+        }
+    }
+}
+
+fn self_description<'d>(d: &'d RunDescription, scope: &Scope) -> &'d Description {
+    match scope {
+        Scope::Step(i) => &d.steps[i],
+        Scope::Undo(id) => &d.undo[id],
+    }
+}
+
+fn assert_clean(errors: &[String]) {
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// Fails to compile when an action kind is added without a case here.
+fn every_kind() -> Vec<Action> {
+    let all = [
+        Action::Drain,
+        Action::WaitDrained,
+        Action::StopEngine,
+        Action::Backup,
+        Action::Install,
+        Action::StartEngine,
+        Action::Verify,
+        Action::RestoreAvailability,
+        Action::WaitConverged,
+        Action::Restore,
+    ];
+    for a in all {
+        match a {
+            Action::Drain
+            | Action::WaitDrained
+            | Action::StopEngine
+            | Action::Backup
+            | Action::Install
+            | Action::StartEngine
+            | Action::Verify
+            | Action::RestoreAvailability
+            | Action::WaitConverged
+            | Action::Restore => {}
+        }
+    }
+    all.to_vec()
+}
+
+#[tokio::test]
+async fn every_action_does_what_it_describes_in_an_upgrade_and_its_rollback() {
+    let case = Case::new(3, None);
+    let upgrade = case.plan(1);
+    let out = case.run(&upgrade, "run-1").await;
+    assert_eq!(out.status, RunStatus::Done);
+    assert_clean(&out.errors);
+    let mut kinds = out.kinds;
+
+    // The rollback plan of that run: restore instead of backup + install.
+    let upgraded: Vec<String> = upgrade
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Install)
+        .filter_map(|s| s.node_id.clone())
+        .collect();
+    let revert = plan::rollback::build(&upgrade, "run-1", &upgraded);
+    let out = case.run(&revert, "run-2").await;
+    assert_eq!(out.status, RunStatus::Done);
+    assert_clean(&out.errors);
+    kinds.extend(out.kinds);
+    kinds.sort_by_key(|a| a.name());
+    kinds.dedup();
+    let mut all = every_kind();
+    all.sort_by_key(|a| a.name());
+    assert_eq!(kinds, all, "every action kind ran and was compared");
+}
+
+#[tokio::test]
+async fn parallel_drains_wait_for_replicas_elsewhere_as_described() {
+    let case = Case::new(4, None);
+    let p = case.plan(2);
+    let out = case.run(&p, "run-1").await;
+    assert_eq!(out.status, RunStatus::Done);
+    assert_clean(&out.errors);
+    let replica_waits = out
+        .performed
+        .values()
+        .flatten()
+        .filter(|op| **op == Operation::api(On::Manager, Call::Tasks { all: false }))
+        .count();
+    assert!(replica_waits > 0, "no drain waited for replicas elsewhere");
+}
+
+#[tokio::test]
+async fn the_unlock_and_the_undo_of_a_failed_node_are_described() {
+    let key = "SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8";
+    let case = Case::new(2, Some(key));
+    // w1's new engine cannot start (systemd reports it): w1 is rolled back.
+    case.sim.break_engine("w1", "26.1.5");
+    let p = case.plan(1);
+    let out = case.run(&p, "run-1").await;
+    assert_eq!(out.status, RunStatus::RolledBack);
+    assert_clean(&out.errors);
+    let unlocked = out.performed.values().flatten().any(
+        |op| matches!(op, Operation::Command { cmd, stdin: Some(_) } if cmd.contains("swarm unlock")),
+    );
+    assert!(unlocked, "no manager was unlocked");
+    let w1 = case.sim.id("w1");
+    let undo = &out.performed[&Scope::Undo(w1)];
+    assert!(
+        undo.iter().any(|op| matches!(op, Operation::Command { cmd, .. } if cmd.contains("apt-get install") && cmd.contains("packages/*.deb"))),
+        "w1's undo restored its backup: {undo:?}"
+    );
+}
