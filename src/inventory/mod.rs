@@ -5,6 +5,7 @@
 //! address, or reached at that address with the defaults.
 
 pub mod ansible;
+mod validate;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

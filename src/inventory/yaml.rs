@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::validate::check_host_word;
 use super::{Defaults, Inventory, SshTarget};
 use crate::error::usage;
 
@@ -99,9 +100,9 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
         let line = spanned.referenced.line();
         let h = spanned.value;
         let at = format!("{}:{}", path.display(), line);
-        check_word(&at, "name", &h.name)?;
+        check_host_word(&at, "name", None, &h.name)?;
         if let Some(a) = &h.address {
-            check_word(&at, "address", a)?;
+            check_host_word(&at, "address", None, a)?;
         }
         if !seen.insert(h.name.clone()) {
             return Err(usage(format!(
@@ -137,23 +138,6 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
         defaults,
         hosts,
     })
-}
-
-/// Host names and addresses go to `ssh` as arguments: refuse anything that
-/// could be read as an option or that is not a plain host word.
-fn check_word(at: &str, field: &str, value: &str) -> anyhow::Result<()> {
-    let ok = !value.is_empty()
-        && !value.starts_with('-')
-        && value.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "{at}: field `{field}` is `{value}`, which is not a host name or address (letters, digits, `.-_:` only, not starting with `-`)"
-        )))
-    }
 }
 
 pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {

@@ -13,6 +13,7 @@ use super::model::{Var, Vars};
 use super::ssh_args::SshOpts;
 use crate::error::usage;
 use crate::inventory::SshTarget;
+use crate::inventory::validate::{check_host_word, is_jump_word};
 use crate::inventory::yaml::resolve_path;
 
 pub(super) fn show(v: &Value) -> String {
@@ -121,7 +122,7 @@ pub(super) fn target(
             return Ok(None);
         }
     }
-    check_word(at, "name", name, name)?;
+    check_host_word(at, "name", Some(name), name)?;
     let address = match string_var(
         vars,
         &["ansible_host", "ansible_ssh_host"],
@@ -129,7 +130,7 @@ pub(super) fn target(
         "10.0.0.11",
     )? {
         Some((a, key, var)) => {
-            check_word(&var.at, key, name, &a)?;
+            check_host_word(&var.at, key, Some(name), &a)?;
             a
         }
         None => name.to_string(),
@@ -224,33 +225,10 @@ pub(super) fn target(
     }))
 }
 
-/// Host names and addresses go to `ssh` as arguments: refuse anything that
-/// could be read as an option or that is not a plain host word.
-fn check_word(at: &str, field: &str, host: &str, value: &str) -> anyhow::Result<()> {
-    let ok = !value.is_empty()
-        && !value.starts_with('-')
-        && value.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "{at}: field `{field}` of host `{host}` is `{value}`, which is not a host name or address (letters, digits, `.-_:` only, not starting with `-`)"
-        )))
-    }
-}
-
 /// ProxyJump: `[user@]host[:port]` or `ssh://...`, comma separated.
 fn check_jump(var: &Var, key: &str, host: &str, jump: &str) -> anyhow::Result<()> {
     for part in jump.split(',').map(str::trim) {
-        let ok = !part.is_empty()
-            && !part.starts_with('-')
-            && part.chars().all(|c| {
-                c.is_ascii_alphanumeric()
-                    || matches!(c, '.' | '-' | '_' | ':' | '@' | '[' | ']' | '%' | '/')
-            });
-        if !ok {
+        if !is_jump_word(part) {
             return Err(field_error(
                 var,
                 key,
