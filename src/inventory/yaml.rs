@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::validate::check_host_word;
-use super::{Defaults, Inventory, SshTarget};
+use super::{Defaults, Inventory, SshTarget, Sudo};
 use crate::error::usage;
 
 #[derive(Debug, Deserialize)]
@@ -111,10 +111,7 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
             )));
         }
         let user = h.user.or_else(|| defaults.user.clone());
-        let sudo = h
-            .sudo
-            .or(defaults.sudo)
-            .unwrap_or(user.as_deref().is_some_and(|u| u != "root"));
+        let sudo = Sudo::decide(h.sudo.or(defaults.sudo), user.as_deref());
         hosts.push(SshTarget {
             address: h.address.unwrap_or_else(|| h.name.clone()),
             name: h.name,
@@ -171,19 +168,19 @@ mod tests {
             m1.identity_file.as_deref(),
             Some(Path::new("/etc/swarm/keys/id"))
         );
-        assert!(m1.sudo);
+        assert_eq!(m1.sudo, Sudo::Yes);
         assert_eq!(m1.defined_at, "/etc/swarm/inv.yaml:6");
         let m2 = &inv.hosts[1];
         assert_eq!(m2.address, "m2");
-        assert!(!m2.sudo);
+        assert_eq!(m2.sudo, Sudo::No);
     }
 
     #[test]
     fn sudo_defaults_to_true_for_non_root_users() {
         let inv =
             parse_str("hosts:\n  - name: a\n    user: ops\n  - name: b\n    user: root\n").unwrap();
-        assert!(inv.hosts[0].sudo);
-        assert!(!inv.hosts[1].sudo);
+        assert_eq!(inv.hosts[0].sudo, Sudo::Yes);
+        assert_eq!(inv.hosts[1].sudo, Sudo::No);
     }
 
     #[test]

@@ -184,6 +184,7 @@ mod tests {
     use std::path::Path;
 
     use super::super::testutil::{host, ini, names};
+    use crate::inventory::Sudo;
 
     const INI: &str = r#"
 # a comment
@@ -236,9 +237,9 @@ ansible_user=root
             Some(Path::new("/inv/keys/swarm"))
         );
         assert_eq!(m1.jump.as_deref(), Some("jump@bastion.example.com:2022"));
-        assert!(m1.sudo);
+        assert_eq!(m1.sudo, Sudo::Yes);
         assert_eq!(m1.defined_at, "/inv/hosts.ini:10");
-        assert!(!host(&inv, "mgr-2").sudo);
+        assert_eq!(host(&inv, "mgr-2").sudo, Sudo::No);
         let w = host(&inv, "worker02");
         assert_eq!(w.address, "worker02");
         assert_eq!(w.user.as_deref(), Some("deploy"));

@@ -257,6 +257,7 @@ pub(super) fn parse_list_json(text: &str, path: &Path) -> anyhow::Result<Invento
 mod tests {
     use super::super::testutil::{host, names};
     use super::*;
+    use crate::inventory::Sudo;
 
     const LIST_JSON: &str = r#"{
         "_meta": {
@@ -283,9 +284,9 @@ mod tests {
         let m = host(&inv, "mgr-1");
         assert_eq!(m.display(), "ops@10.0.0.11:2222");
         assert_eq!(m.jump.as_deref(), Some("bastion"));
-        assert!(m.sudo);
+        assert_eq!(m.sudo, Sudo::Yes);
         assert_eq!(m.defined_at, "/inv/list.json (host mgr-1)");
-        assert!(!host(&inv, "wrk-1").sudo);
+        assert_eq!(host(&inv, "wrk-1").sudo, Sudo::No);
         assert_eq!(host(&inv, "wrk-1").port, Some(22));
         assert_eq!(host(&inv, "wrk-2").port, Some(2222));
         assert_eq!(host(&inv, "wrk-2").address, "wrk-2");

@@ -28,7 +28,7 @@
 //! | `ansible_ssh_private_key_file` (`ansible_private_key_file`) | identity_file |
 //! | `-J X`, `-o ProxyJump=X`, `-o ProxyCommand="ssh -W %h:%p X"` in `ansible_ssh_common_args` / `ansible_ssh_extra_args` | jump |
 //! | `-o UserKnownHostsFile=F` in the same | known_hosts_file |
-//! | `ansible_become` (`ansible_sudo`) | sudo (default: true when a user other than root is set) |
+//! | `ansible_become` (`ansible_sudo`) | sudo (default: true when a user other than root is set; with no user, decided on connecting: not for a root login) |
 //! | `ansible_connection` other than `ssh`/`smart`/`paramiko` | host skipped (not reachable over SSH) |
 //!
 //! All hosts are listed, hosts of manager groups (`managers`, `manager`,

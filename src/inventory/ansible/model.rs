@@ -243,7 +243,7 @@ fn shared_defaults(hosts: &[SshTarget]) -> Defaults {
         identity_file: shared(hosts, |h| h.identity_file.clone()),
         known_hosts_file: shared(hosts, |h| h.known_hosts_file.clone()),
         jump: shared(hosts, |h| h.jump.clone()),
-        sudo: shared(hosts, |h| Some(h.sudo)),
+        sudo: shared(hosts, |h| h.sudo.known()),
     }
 }
 
@@ -251,6 +251,7 @@ fn shared_defaults(hosts: &[SshTarget]) -> Defaults {
 mod tests {
     use super::super::testutil::{host, ini};
     use super::*;
+    use crate::inventory::Sudo;
 
     #[test]
     fn precedence_all_parent_child_host() {
@@ -268,10 +269,10 @@ mod tests {
             let h = host(&inv, n);
             (h.user.clone().unwrap(), h.port.unwrap(), h.sudo)
         };
-        assert_eq!(get("h1"), ("h".into(), 2, false));
-        assert_eq!(get("h2"), ("c".into(), 2, false));
-        assert_eq!(get("h3"), ("p".into(), 2, false));
-        assert_eq!(get("h4"), ("a".into(), 1, false));
+        assert_eq!(get("h1"), ("h".into(), 2, Sudo::No));
+        assert_eq!(get("h2"), ("c".into(), 2, Sudo::No));
+        assert_eq!(get("h3"), ("p".into(), 2, Sudo::No));
+        assert_eq!(get("h4"), ("a".into(), 1, Sudo::No));
     }
 
     #[test]

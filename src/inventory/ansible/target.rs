@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::model::{Var, Vars};
 use super::ssh_args::SshOpts;
 use crate::error::usage;
-use crate::inventory::SshTarget;
 use crate::inventory::validate::{check_host_word, is_jump_word};
 use crate::inventory::yaml::resolve_path;
+use crate::inventory::{SshTarget, Sudo};
 
 pub(super) fn show(v: &Value) -> String {
     match v {
@@ -177,8 +177,8 @@ pub(super) fn target(
         "~/.ssh/id_ed25519",
     )?
     .map(|(p, _, _)| resolve_path(base, &p));
-    let sudo = match lookup(vars, &["ansible_become", "ansible_sudo"]) {
-        Some((key, var)) => as_bool(&var.value).ok_or_else(|| {
+    let explicit = match lookup(vars, &["ansible_become", "ansible_sudo"]) {
+        Some((key, var)) => Some(as_bool(&var.value).ok_or_else(|| {
             field_error(
                 var,
                 key,
@@ -186,9 +186,10 @@ pub(super) fn target(
                 "which is not a boolean",
                 &format!("write {key}=true or {key}=false"),
             )
-        })?,
-        None => user.as_deref().is_some_and(|u| u != "root"),
+        })?),
+        None => None,
     };
+    let sudo = Sudo::decide(explicit, user.as_deref());
     let mut opts = SshOpts::default();
     for key in [
         "ansible_ssh_args",
@@ -244,6 +245,7 @@ fn check_jump(var: &Var, key: &str, host: &str, jump: &str) -> anyhow::Result<()
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{ini, yaml};
+    use crate::inventory::Sudo;
 
     #[test]
     fn become_and_sudo_default() {
@@ -251,8 +253,19 @@ mod tests {
             "a ansible_user=ops\nb ansible_user=root\nc\nd ansible_user=root ansible_become=yes\ne ansible_user=ops ansible_become=0\nf ansible_become=True\n",
         )
         .unwrap();
-        let s: Vec<bool> = inv.hosts.iter().map(|h| h.sudo).collect();
-        assert_eq!(s, [true, false, false, true, false, true]);
+        let s: Vec<Sudo> = inv.hosts.iter().map(|h| h.sudo).collect();
+        // `c` names no user: decided on connecting, by the login's uid.
+        assert_eq!(
+            s,
+            [
+                Sudo::Yes,
+                Sudo::No,
+                Sudo::Auto,
+                Sudo::Yes,
+                Sudo::No,
+                Sudo::Yes
+            ]
+        );
         let err = ini("a ansible_become=maybe\n").unwrap_err().to_string();
         assert!(
             err.contains("hosts.ini:1: field `ansible_become` of host `a`"),

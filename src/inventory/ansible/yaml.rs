@@ -103,6 +103,7 @@ fn yaml_group(m: &mut Model, name: &str, g: YGroup, path: &Path) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{host, names, yaml};
+    use crate::inventory::Sudo;
 
     const YAML: &str = "\
 all:
@@ -146,7 +147,7 @@ all:
         let w = host(&inv, "worker2");
         assert_eq!(
             (w.user.as_deref(), w.port, w.sudo),
-            (Some("root"), Some(22), true)
+            (Some("root"), Some(22), Sudo::Yes)
         );
         assert_eq!(w.defined_at, "/inv/hosts.yml:15");
         assert_eq!(inv.defaults.sudo, Some(true));
