@@ -162,7 +162,7 @@ pub async fn host_facts(
     bundles: &[String],
     timeout: Duration,
 ) -> anyhow::Result<HostFacts> {
-    let sudo_ok = if ssh.target.sudo {
+    let sudo_ok = if ssh.sudo() {
         let out = ssh
             .run(
                 &Cmd::new(["true"])

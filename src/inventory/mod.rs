@@ -5,6 +5,7 @@
 //! address, or reached at that address with the defaults.
 
 pub mod ansible;
+mod validate;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -46,8 +47,8 @@ pub struct SshTarget {
     pub known_hosts_file: Option<PathBuf>,
     /// ProxyJump host(s), comma separated as in ssh_config.
     pub jump: Option<String>,
-    /// Wrap privileged commands in `sudo -n`. Defaults to true unless the user is root.
-    pub sudo: bool,
+    /// Whether privileged commands are wrapped in `sudo -n` ([`Sudo::decide`]).
+    pub sudo: Sudo,
     /// Where the entry was defined, for messages (`file:line`).
     pub defined_at: String,
 }
@@ -86,12 +87,49 @@ impl Inventory {
             name: hostname.to_string(),
             address: swarm_addr.to_string(),
             port: d.port,
-            sudo: d.sudo.unwrap_or(user.as_deref() != Some("root")),
+            sudo: Sudo::decide(d.sudo, user.as_deref()),
             user,
             identity_file: d.identity_file.clone(),
             known_hosts_file: d.known_hosts_file.clone(),
             jump: d.jump.clone(),
             defined_at: format!("discovered from the swarm ({})", self.source.display()),
+        }
+    }
+}
+
+/// Whether privileged commands run under `sudo -n` on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sudo {
+    /// Wrap privileged commands in `sudo -n`.
+    Yes,
+    /// Run them as they are (the SSH user is root, or the inventory says so).
+    No,
+    /// The inventory names no user, so who logs in is up to `~/.ssh/config`
+    /// or the local account: the transport asks the host (`id -u`) once per
+    /// connection, and only a root login runs without sudo.
+    Auto,
+}
+
+impl Sudo {
+    /// The inventory's decision, for listed and discovered hosts alike: an
+    /// explicit `sudo`/`ansible_become` wins; otherwise a known user decides
+    /// (root: no sudo, anyone else: sudo); with no user it is [`Sudo::Auto`].
+    pub fn decide(explicit: Option<bool>, user: Option<&str>) -> Sudo {
+        match (explicit, user) {
+            (Some(true), _) => Sudo::Yes,
+            (Some(false), _) => Sudo::No,
+            (None, Some("root")) => Sudo::No,
+            (None, Some(_)) => Sudo::Yes,
+            (None, None) => Sudo::Auto,
+        }
+    }
+
+    /// The decision when it is known without connecting.
+    pub fn known(self) -> Option<bool> {
+        match self {
+            Sudo::Yes => Some(true),
+            Sudo::No => Some(false),
+            Sudo::Auto => None,
         }
     }
 }
@@ -109,5 +147,53 @@ impl SshTarget {
             s.push_str(&format!(":{p}"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_sudo_wins_then_a_known_user_decides() {
+        assert_eq!(Sudo::decide(Some(true), Some("root")), Sudo::Yes);
+        assert_eq!(Sudo::decide(Some(false), Some("ops")), Sudo::No);
+        assert_eq!(Sudo::decide(Some(true), None), Sudo::Yes);
+        assert_eq!(Sudo::decide(Some(false), None), Sudo::No);
+        assert_eq!(Sudo::decide(None, Some("root")), Sudo::No);
+        assert_eq!(Sudo::decide(None, Some("ops")), Sudo::Yes);
+        assert_eq!(Sudo::decide(None, None), Sudo::Auto);
+    }
+
+    /// A node gets the same sudo whether the inventory lists it or it is
+    /// discovered from the swarm (they used to disagree when no user was set).
+    #[test]
+    fn listed_and_discovered_hosts_agree_on_sudo() {
+        for (defaults, want) in [
+            ("", Sudo::Auto),
+            ("defaults:\n  user: ops\n", Sudo::Yes),
+            ("defaults:\n  user: root\n", Sudo::No),
+            ("defaults:\n  sudo: false\n", Sudo::No),
+            ("defaults:\n  user: root\n  sudo: true\n", Sudo::Yes),
+        ] {
+            let text = format!("{defaults}hosts:\n  - name: m1\n");
+            let inv = yaml::parse(&text, Path::new("inv.yaml")).unwrap();
+            assert_eq!(inv.hosts[0].sudo, want, "{defaults}");
+            assert_eq!(inv.discovered("w1", "10.0.0.2").sudo, want, "{defaults}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("hosts");
+        for (text, want) in [
+            ("m1\n", Sudo::Auto),
+            ("m1 ansible_user=ops\n", Sudo::Yes),
+            ("m1 ansible_user=root\n", Sudo::No),
+            ("m1 ansible_become=no\n", Sudo::No),
+            ("m1 ansible_user=root ansible_become=yes\n", Sudo::Yes),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let inv = ansible::load_direct(&path).unwrap();
+            assert_eq!(inv.hosts[0].sudo, want, "{text}");
+            assert_eq!(inv.discovered("w1", "10.0.0.2").sudo, want, "{text}");
+        }
     }
 }

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Defaults, Inventory, SshTarget};
+use super::validate::check_host_word;
+use super::{Defaults, Inventory, SshTarget, Sudo};
 use crate::error::usage;
 
 #[derive(Debug, Deserialize)]
@@ -99,9 +100,9 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
         let line = spanned.referenced.line();
         let h = spanned.value;
         let at = format!("{}:{}", path.display(), line);
-        check_word(&at, "name", &h.name)?;
+        check_host_word(&at, "name", None, &h.name)?;
         if let Some(a) = &h.address {
-            check_word(&at, "address", a)?;
+            check_host_word(&at, "address", None, a)?;
         }
         if !seen.insert(h.name.clone()) {
             return Err(usage(format!(
@@ -110,10 +111,7 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
             )));
         }
         let user = h.user.or_else(|| defaults.user.clone());
-        let sudo = h
-            .sudo
-            .or(defaults.sudo)
-            .unwrap_or(user.as_deref().is_some_and(|u| u != "root"));
+        let sudo = Sudo::decide(h.sudo.or(defaults.sudo), user.as_deref());
         hosts.push(SshTarget {
             address: h.address.unwrap_or_else(|| h.name.clone()),
             name: h.name,
@@ -137,23 +135,6 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
         defaults,
         hosts,
     })
-}
-
-/// Host names and addresses go to `ssh` as arguments: refuse anything that
-/// could be read as an option or that is not a plain host word.
-fn check_word(at: &str, field: &str, value: &str) -> anyhow::Result<()> {
-    let ok = !value.is_empty()
-        && !value.starts_with('-')
-        && value.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "{at}: field `{field}` is `{value}`, which is not a host name or address (letters, digits, `.-_:` only, not starting with `-`)"
-        )))
-    }
 }
 
 pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
@@ -187,19 +168,19 @@ mod tests {
             m1.identity_file.as_deref(),
             Some(Path::new("/etc/swarm/keys/id"))
         );
-        assert!(m1.sudo);
+        assert_eq!(m1.sudo, Sudo::Yes);
         assert_eq!(m1.defined_at, "/etc/swarm/inv.yaml:6");
         let m2 = &inv.hosts[1];
         assert_eq!(m2.address, "m2");
-        assert!(!m2.sudo);
+        assert_eq!(m2.sudo, Sudo::No);
     }
 
     #[test]
     fn sudo_defaults_to_true_for_non_root_users() {
         let inv =
             parse_str("hosts:\n  - name: a\n    user: ops\n  - name: b\n    user: root\n").unwrap();
-        assert!(inv.hosts[0].sudo);
-        assert!(!inv.hosts[1].sudo);
+        assert_eq!(inv.hosts[0].sudo, Sudo::Yes);
+        assert_eq!(inv.hosts[1].sudo, Sudo::No);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder, 
 use tokio::io::AsyncWriteExt;
 
 use super::{Cmd, CmdOutput, Transport};
-use crate::inventory::SshTarget;
+use crate::inventory::{SshTarget, Sudo};
 
 /// Settings shared by every connection of a run.
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ pub fn connections_made(name: &str) -> u64 {
 #[derive(Clone)]
 pub struct SshHost {
     pub target: SshTarget,
+    /// `target.sudo` resolved for this connection (see [`SshHost::sudo`]).
+    sudo: bool,
     session: Arc<Session>,
     /// The local end of the Docker socket forward, made once per connection:
     /// requesting the same forward again would leave a dead socket path.
@@ -106,11 +108,29 @@ impl SshHost {
         if let Ok(mut c) = CONNECTIONS.lock() {
             *c.entry(target.name.clone()).or_default() += 1;
         }
+        let sudo = match target.sudo {
+            Sudo::Yes => true,
+            Sudo::No => false,
+            Sudo::Auto => login_needs_sudo(&session, opts.connect_timeout)
+                .await
+                .with_context(|| {
+                    format!(
+                        "host {} ({}): cannot tell whether the SSH user is root; set `user` or `sudo` (ansible_user or ansible_become) in the inventory",
+                        target.name, target.defined_at
+                    )
+                })?,
+        };
         Ok(SshHost {
             target: target.clone(),
+            sudo,
             session: Arc::new(session),
             docker_socket: Arc::new(tokio::sync::OnceCell::new()),
         })
+    }
+
+    /// Whether privileged commands on this connection run under `sudo -n`.
+    pub fn sudo(&self) -> bool {
+        self.sudo
     }
 
     /// Forwards the host's Docker socket to a local socket in `dir`, once;
@@ -162,7 +182,7 @@ impl Transport for SshHost {
     }
 
     async fn run(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
-        let argv = argv_for(cmd, self.target.sudo);
+        let argv = argv_for(cmd, self.sudo);
         let (program, args) = argv.split_first().context("empty command")?;
         let mut command = self.session.command(program.as_str());
         command.args(args.iter().map(String::as_str));
@@ -214,6 +234,34 @@ impl Transport for SshHost {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
     }
+}
+
+/// For [`Sudo::Auto`]: asks the host who the SSH login is, since only the
+/// host knows what `~/.ssh/config` or the local account made it.
+async fn login_needs_sudo(session: &Session, timeout: Duration) -> anyhow::Result<bool> {
+    let out = tokio::time::timeout(timeout, session.command("id").arg("-u").output())
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "`id -u` did not answer within {}",
+                humantime::format_duration(timeout)
+            )
+        })??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match sudo_for_uid(&stdout) {
+        Some(sudo) if out.status.success() => Ok(sudo),
+        _ => bail!(
+            "`id -u` printed `{}` ({})",
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+/// What the output of `id -u` means for sudo: root (uid 0) needs none,
+/// every other user does; `None` when it is not a uid.
+fn sudo_for_uid(id_u: &str) -> Option<bool> {
+    id_u.trim().parse::<u32>().ok().map(|uid| uid != 0)
 }
 
 /// The argument vector actually sent: `sudo -n --` in front of privileged
@@ -272,6 +320,16 @@ mod tests {
         assert_eq!(argv_for(&cmd, false), ["apt-mark", "hold", "docker.io"]);
         let plain = Cmd::new(["uname", "-m"]);
         assert_eq!(argv_for(&plain, true), ["uname", "-m"]);
+    }
+
+    #[test]
+    fn auto_sudo_is_decided_by_the_login_uid() {
+        assert_eq!(sudo_for_uid("0\n"), Some(false));
+        assert_eq!(sudo_for_uid("1000\n"), Some(true));
+        assert_eq!(sudo_for_uid(" 65534 "), Some(true));
+        assert_eq!(sudo_for_uid(""), None);
+        assert_eq!(sudo_for_uid("uid=0(root)"), None);
+        assert_eq!(sudo_for_uid("-1"), None);
     }
 
     #[test]
