@@ -8,19 +8,20 @@
 //! Facts are plain data; checks and the planner are pure functions of them.
 
 pub mod checks;
-pub mod cli;
+mod cli;
 pub mod cluster;
-pub mod engine;
+mod engine;
 pub mod error;
 pub mod exec;
-pub mod exit_code;
+mod exit_code;
 pub mod facts;
-pub mod inventory;
-pub mod launch;
+mod files;
+mod inventory;
+mod launch;
 pub mod plan;
 pub mod playbook;
 pub mod transport;
-pub mod ui;
+mod ui;
 pub mod version;
 
 use clap::Parser;

@@ -146,8 +146,9 @@ impl<'a> Recorder<'a> {
             seen,
             Seen::OnNode(_, Operation::Command { .. }) | Seen::Via { about: Some(_), .. }
         ) {
-            log.errors
-                .push(format!("a call about a node no open step acts on: {seen:?}"));
+            log.errors.push(format!(
+                "a call about a node no open step acts on: {seen:?}"
+            ));
             return;
         } else {
             log.open
@@ -401,7 +402,12 @@ impl Case {
         let mut checked: Vec<Scope> = plan
             .steps
             .iter()
-            .filter(|s| matches!(state.step(s.index).status, StepStatus::Done | StepStatus::RolledBack))
+            .filter(|s| {
+                matches!(
+                    state.step(s.index).status,
+                    StepStatus::Done | StepStatus::RolledBack
+                )
+            })
             .map(|s| {
                 kinds.push(s.action);
                 Scope::Step(s.index)

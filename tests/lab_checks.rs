@@ -17,13 +17,15 @@
 //! `--ignored --test-threads=1`, as root. A lab that cannot start fails the
 //! test: nothing is skipped.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testkit::{Fault, Lab, Status, UpOptions};
+use testkit::{Fault, Lab, Status};
 
 const PIN: &str = "26.1.5";
 const LAB: &str = "ck";
@@ -42,7 +44,7 @@ fn lab() -> Lab {
                 Lab::down(LAB)
                     .unwrap_or_else(|e| panic!("removing what is left of lab {LAB}: {e:#}"));
             }
-            up(LAB, SUBNET)
+            common::up(LAB, SUBNET)
         }
     };
     lab.wait_healthy(Duration::from_secs(180))
@@ -50,42 +52,14 @@ fn lab() -> Lab {
     lab
 }
 
-fn up(name: &str, subnet: &str) -> Lab {
-    let t = Instant::now();
-    let lab = Lab::up(&UpOptions {
-        name: name.into(),
-        managers: 3,
-        workers: 2,
-        subnet: subnet.into(),
-    })
-    .unwrap_or_else(|e| panic!("the lab {name} could not be brought up: {e:#}"));
-    eprintln!("lab {name} up in {:.0} s", t.elapsed().as_secs_f64());
-    lab
-}
-
 /// Runs `swarm-upgrade ARGS --inventory <the lab's>` with a private state dir
 /// and no unlock key unless `env` gives one.
 fn swarm_upgrade(lab: &Lab, state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let t = Instant::now();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swarm-upgrade"));
-    cmd.args(args)
-        .arg("--inventory")
-        .arg(lab.inventory_path())
-        .env("SWARM_UPGRADE_STATE_DIR", state_dir)
-        .env_remove("SWARM_UPGRADE_INVENTORY")
-        .env_remove("SWARM_UPGRADE_UNLOCK_KEY");
+    let mut cmd = common::command(&lab.inventory_path(), state_dir, args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
-    eprintln!(
-        "$ swarm-upgrade {} -> {:?} in {:.1} s\n{}",
-        args.join(" "),
-        out.status.code(),
-        t.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::run_logged(cmd, args)
 }
 
 /// `plan --pin 26.1.5 --output json` (plus `extra`): the exit code and the plan.
@@ -828,7 +802,7 @@ fn with_autolock_the_key_is_required_then_every_manager_is_unlocked_after_its_re
             Lab::down(name).unwrap_or_else(|e| panic!("removing lab {name}: {e:#}"));
         }
     }
-    let lab = up(AUTOLOCK_LAB, AUTOLOCK_SUBNET);
+    let lab = common::up(AUTOLOCK_LAB, AUTOLOCK_SUBNET);
     struct Down;
     impl Drop for Down {
         fn drop(&mut self) {

@@ -2,8 +2,10 @@
 //! started for the lab suite), over real SSH with strict host-key checking.
 //! Read-only: these tests change nothing on the lab.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use testkit::Lab;
 
@@ -12,13 +14,10 @@ fn lab() -> Lab {
 }
 
 fn plan(inventory: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swarm-upgrade"))
-        .args(["plan", "--pin", "26.1.5", "--inventory"])
-        .arg(inventory)
-        .args(extra)
-        .env_remove("SWARM_UPGRADE_INVENTORY")
-        .output()
-        .unwrap()
+    let state = tempfile::tempdir().unwrap();
+    let mut args = vec!["plan", "--pin", "26.1.5"];
+    args.extend_from_slice(extra);
+    common::run_logged(common::command(inventory, state.path(), &args), &args)
 }
 
 #[test]

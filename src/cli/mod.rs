@@ -1,8 +1,8 @@
 //! The command line: clap arguments (raw) and the commands that use them.
 
-pub mod apply;
-pub mod plan;
-pub mod status;
+pub(crate) mod apply;
+pub(crate) mod plan;
+pub(crate) mod status;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,7 +1,5 @@
 //! `swarm-upgrade plan`: facts → checks → plan, printed; nothing changes.
 
-use anyhow::Context;
-
 use super::{Output, PlanArgs, cluster_options, runtime};
 use crate::cluster::{self, Cluster, PlanRequest};
 use crate::error::Error;
@@ -34,7 +32,7 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
     };
     if let Some(path) = &args.save_facts {
         let json = serde_json::to_vec_pretty(&gathered)?;
-        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        crate::files::write_atomic(path, &json)?;
         log(&format!("facts saved to {}", path.display()));
     }
     let plan = cluster::plan(

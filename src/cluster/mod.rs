@@ -8,9 +8,9 @@
 //! checks and the planner, both pure. The connections of a reading stay
 //! open for a run: [`Reading::into_ops`] hands them to the executor.
 
-pub mod gather;
+pub(crate) mod gather;
 pub(crate) mod host;
-pub mod live;
+pub(crate) mod live;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

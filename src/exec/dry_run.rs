@@ -110,7 +110,12 @@ mod tests {
     #[test]
     fn the_dry_run_of_the_lab_plan() {
         let playbooks = Playbooks::load(&[] as &[&std::path::Path]).unwrap();
-        let text = render(&lab_plan(), &lab_facts(), &playbooks, &RunOptions::default());
+        let text = render(
+            &lab_plan(),
+            &lab_facts(),
+            &playbooks,
+            &RunOptions::default(),
+        );
         insta::assert_snapshot!(text);
         for needle in [
             "POST /configs/create swarm-upgrade-lease",

@@ -28,7 +28,7 @@ pub mod runner;
 pub mod state;
 pub(crate) mod undo;
 pub(crate) mod verify;
-pub mod wait;
+pub(crate) mod wait;
 
 /// Node labels the run keeps in the swarm, so that progress survives the
 /// machine that runs swarm-upgrade.

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use super::state::{RunState, STATE_FORMAT};
 use crate::error::Error;
+use crate::files::{mkdir_private, write_atomic};
 
 /// The directory of one cluster's runs.
 #[derive(Debug, Clone)]
@@ -44,14 +45,6 @@ pub fn default_base() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(|| PathBuf::from("/var/lib"))
         .join("swarm-upgrade")
-}
-
-fn mkdir_private(p: &Path) -> anyhow::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(p)
-        .with_context(|| format!("creating {}", p.display()))
 }
 
 impl ClusterDir {
@@ -228,24 +221,6 @@ impl Journal {
             .and_then(|()| self.file.sync_data())
             .with_context(|| format!("writing {}", self.path.display()))
     }
-}
-
-/// temp file in the same directory + fsync + rename + fsync(dir): a reader
-/// sees the old or the new content, never a torn one, even after a crash.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("path has no parent")?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("replacing {}", path.display()))?;
-    File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@
 //! pretty-printed without breaking it, while any change of content (a node,
 //! an order, an added or removed field) is refused on load.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use anyhow::Context;
@@ -87,26 +86,7 @@ pub fn save(plan: &Plan, path: &Path) -> anyhow::Result<()> {
     let mut body = serde_json::to_vec_pretty(&file).context("cannot serialize the plan")?;
     body.push(b'\n');
 
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".swarm-upgrade-plan.").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o600));
-    }
-    let mut tmp = builder.tempfile_in(dir).with_context(what)?;
-    tmp.write_all(&body).with_context(what)?;
-    tmp.as_file().sync_all().with_context(what)?;
-    tmp.persist(path).map_err(|e| e.error).with_context(what)?;
-    // The rename is durable only once the directory is.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(what)?;
-    Ok(())
+    crate::files::write_atomic(path, &body).with_context(what)
 }
 
 /// Reads a plan written by [`save`]. Refuses, with a usage error naming the

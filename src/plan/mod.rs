@@ -1,11 +1,11 @@
 //! Planning: facts + options → an ordered plan. Pure: no I/O (except
 //! [`file`], which saves and loads a plan).
 
-pub mod build;
-pub mod compare;
+mod build;
+pub(crate) mod compare;
 pub mod file;
 pub mod model;
-pub mod render;
+pub(crate) mod render;
 pub mod rollback;
 mod steps;
 

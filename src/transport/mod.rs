@@ -4,7 +4,7 @@
 //! escapes every argument, so a hostname or a version string cannot inject
 //! shell. Scripts that need a shell are passed as one argument to `sh -c`.
 
-pub mod ssh;
+pub(crate) mod ssh;
 
 use std::future::Future;
 use std::time::Duration;
@@ -87,8 +87,6 @@ impl CmdOutput {
 
 /// Runs commands on one host.
 pub trait Transport: Send + Sync {
-    /// The host's name, for messages.
-    fn host(&self) -> &str;
     /// Runs `cmd`; a non-zero exit is an `Ok` with that status, a transport
     /// failure or a timeout is an `Err` naming the host and the command.
     fn run(&self, cmd: &Cmd) -> impl Future<Output = anyhow::Result<CmdOutput>> + Send;

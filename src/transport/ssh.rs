@@ -177,10 +177,6 @@ impl SshHost {
 }
 
 impl Transport for SshHost {
-    fn host(&self) -> &str {
-        &self.target.name
-    }
-
     async fn run(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
         let argv = argv_for(cmd, self.sudo);
         let (program, args) = argv.split_first().context("empty command")?;

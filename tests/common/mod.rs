@@ -1,0 +1,230 @@
+//! Helpers the lab test files share: running the real `swarm-upgrade`
+//! binary against a lab (logged, with a private state directory), a lab of a
+//! test's own, the quorum sampler, and reading the run's journal.
+//!
+//! Each test file includes it with `mod common;` and uses what it needs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use testkit::{Lab, Status, UpOptions};
+
+/// `swarm-upgrade ARGS --inventory INVENTORY` with a private state dir and
+/// none of the operator's environment (inventory, unlock key).
+pub fn command(inventory: &Path, state_dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_swarm-upgrade"));
+    c.args(args)
+        .arg("--inventory")
+        .arg(inventory)
+        .env("SWARM_UPGRADE_STATE_DIR", state_dir)
+        .env_remove("SWARM_UPGRADE_INVENTORY")
+        .env_remove("SWARM_UPGRADE_UNLOCK_KEY");
+    c
+}
+
+/// Runs `cmd` (the command line `args` shown in the log) and logs how it ended.
+pub fn run_logged(mut cmd: Command, args: &[&str]) -> Output {
+    let t = Instant::now();
+    let out = cmd.output().unwrap();
+    eprintln!(
+        "$ swarm-upgrade {} -> {:?} in {:.1} s\n{}",
+        args.join(" "),
+        out.status.code(),
+        t.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Brings up lab `name` (3 managers, 2 workers) on `subnet`, or fails the test.
+pub fn up(name: &str, subnet: &str) -> Lab {
+    let t = Instant::now();
+    let lab = Lab::up(&UpOptions {
+        name: name.into(),
+        managers: 3,
+        workers: 2,
+        subnet: subnet.into(),
+    })
+    .unwrap_or_else(|e| panic!("the lab {name} could not be brought up: {e:#}"));
+    eprintln!("lab {name} up in {:.0} s", t.elapsed().as_secs_f64());
+    lab
+}
+
+/// A lab of its own for one test, removed when dropped.
+pub struct FreshLab {
+    pub lab: Lab,
+    pub state_dir: tempfile::TempDir,
+}
+
+impl FreshLab {
+    pub fn up(name: &str, subnet: &str) -> FreshLab {
+        let _ = Lab::down(name);
+        let lab = up(name, subnet);
+        lab.wait_healthy(Duration::from_secs(180))
+            .unwrap_or_else(|e| panic!("the lab {name} is not healthy: {e:#}"));
+        FreshLab {
+            lab,
+            state_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        command(&self.lab.inventory_path(), self.state_dir.path(), args)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_logged(self.cmd(args), args)
+    }
+
+    pub fn status(&self) -> Status {
+        self.lab.status().expect("lab status")
+    }
+
+    pub fn journal(&self) -> Vec<serde_json::Value> {
+        let current = std::fs::read_dir(self.state_dir.path())
+            .unwrap()
+            .next()
+            .expect("a cluster dir")
+            .unwrap()
+            .path();
+        let run = std::fs::read_to_string(current.join("current")).unwrap();
+        let text =
+            std::fs::read_to_string(current.join("runs").join(run.trim()).join("journal.jsonl"))
+                .unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for FreshLab {
+    fn drop(&mut self) {
+        if let Err(e) = Lab::down(self.lab.name()) {
+            eprintln!("removing lab {}: {e:#}", self.lab.name());
+        }
+    }
+}
+
+/// Samples the managers' view every second while a run goes on: the number
+/// of reachable managers and leaders, to show that quorum never went.
+pub struct QuorumSampler {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<Vec<(usize, usize, String)>>>,
+}
+
+impl QuorumSampler {
+    pub fn start(lab_name: &str) -> QuorumSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let name = lab_name.to_string();
+        let handle = thread::spawn(move || {
+            let lab = Lab::open(&name).unwrap();
+            let mut samples = vec![];
+            while !flag.load(Ordering::SeqCst) {
+                match lab.status() {
+                    Ok(st) => {
+                        let managers: Vec<_> =
+                            st.nodes.iter().filter(|n| n.role == "manager").collect();
+                        let reachable = managers
+                            .iter()
+                            .filter(|n| n.reachability.as_deref() == Some("reachable"))
+                            .count();
+                        let leaders = managers.iter().filter(|n| n.leader).count();
+                        samples.push((reachable, leaders, String::new()));
+                    }
+                    Err(e) => samples.push((0, 0, format!("{e:#}"))),
+                }
+                thread::sleep(Duration::from_millis(1000));
+            }
+            samples
+        });
+        QuorumSampler {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<(usize, usize, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+pub fn availability(st: &Status) -> Vec<(String, String)> {
+    let mut v: Vec<_> = st
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.availability.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn versions(st: &Status) -> Vec<(String, String)> {
+    let mut v: Vec<_> = st
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.engine_version.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn assert_all_at(st: &Status, version: &str) {
+    for n in &st.nodes {
+        assert!(
+            n.engine_version.starts_with(version),
+            "{} runs {}, expected {version}",
+            n.name,
+            n.engine_version
+        );
+        assert_eq!(n.state, "ready", "{}", n.name);
+    }
+}
+
+/// Spawns `apply` with JSON events on stdout; kills it with SIGKILL as soon
+/// as `when` matches an event. Returns the event that triggered the kill.
+pub fn kill_apply_when(
+    fresh: &FreshLab,
+    args: &[&str],
+    when: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut child: Child = fresh
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep stderr for the failure message without blocking the child on a full pipe.
+    let stderr = child.stderr.take().unwrap();
+    let errors = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if when(&ev) {
+            // Let the step get under way, then kill without warning.
+            thread::sleep(Duration::from_millis(700));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return ev;
+        }
+    }
+    let status = child.wait().unwrap();
+    panic!(
+        "apply ended ({status}) before the expected event:\n{}",
+        errors.join().unwrap()
+    );
+}
