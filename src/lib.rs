@@ -2,10 +2,29 @@
 //! verified node at a time.
 //!
 //! ```text
-//! inventory ──► transport (SSH) ──► facts ──► checks ──► plan ──► (apply)
-//!                    └─► engine (Engine API over an SSH-forwarded socket) ─┘
+//! cli (arguments) ─► cluster: inventory ─► connections (transport: SSH) ─► facts (host script + engine API)
+//!                             └─► checks ─► plan                                         (pure from here)
+//!                  ─► launch: state dir, lock, lease ─► exec::runner (the run loop)
+//!                                                       └─► exec::actions (one per step kind) ─► Ops
+//!                                                       └─► events ─► journal (exec::rundir) and ui
 //! ```
-//! Facts are plain data; checks and the planner are pure functions of them.
+//! - [`facts`] is plain data; [`checks`] and [`plan`] are pure functions of it.
+//! - [`cluster`] owns "inventory → connections → facts → checks → plan" for
+//!   every command; `launch` starts, continues and reverts runs; the CLI only
+//!   parses arguments and renders.
+//! - [`exec`] runs a plan against anything that implements [`exec::ops::Ops`]:
+//!   the live cluster (`cluster::live`), or the simulator (the
+//!   `swarm-upgrade-sim` crate, for tests and benchmarks).
+//!
+//! Where things go:
+//! - a new **action** (a kind of step): a module in `exec/actions/` that
+//!   implements `Action` (it runs, and describes its operations for the dry
+//!   run), a variant of [`plan::Action`], and the planner's step lists;
+//!   `tests/actions.rs` then checks that it does what it describes;
+//! - a new **check**: a module in `checks/` with one pure function of the
+//!   facts, listed in `checks/mod.rs`, with its pass/warn/block tests beside it;
+//! - a new **upgrade method**: a playbook in `playbooks/` (shell scripts as
+//!   data), compiled in by [`playbook`], chosen per host in `version::resolve`.
 
 pub mod checks;
 mod cli;
