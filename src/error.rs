@@ -19,6 +19,10 @@ pub enum Error {
     /// Rollback failed; manual steps in the message. Exit 5.
     #[error("{0}")]
     RollbackFailed(String),
+    /// Stopped with every node safe and the run resumable (not delivered,
+    /// precondition, lease lost). Exit 6.
+    #[error("{0}")]
+    StoppedSafely(String),
     /// Another run holds the lock. Exit 75.
     #[error("{0}")]
     Locked(String),
@@ -34,6 +38,7 @@ impl Error {
             Error::Blocked(_) => exit_code::BLOCKED,
             Error::RolledBack(_) => exit_code::ROLLED_BACK,
             Error::RollbackFailed(_) => exit_code::ROLLBACK_FAILED,
+            Error::StoppedSafely(_) => exit_code::STOPPED_SAFELY,
             Error::Locked(_) => exit_code::LOCKED,
             Error::Interrupted(_) => exit_code::INTERRUPTED,
         }

@@ -13,6 +13,11 @@ pub const BLOCKED: u8 = 3;
 pub const ROLLED_BACK: u8 = 4;
 /// A rollback failed: manual intervention needed, see the printed instructions.
 pub const ROLLBACK_FAILED: u8 = 5;
+/// The run stopped before changing anything further and left every node safe
+/// (engines running, quorum intact): a step could not be delivered, a
+/// precondition did not hold, or the lease was lost. `resume` (or `apply` with
+/// the same pin), from this or any machine, continues it once the cause is fixed.
+pub const STOPPED_SAFELY: u8 = 6;
 /// Another run holds the lock (EX_TEMPFAIL).
 pub const LOCKED: u8 = 75;
 /// Interrupted (Ctrl-C) after leaving the cluster safe; `resume` continues.
