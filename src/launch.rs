@@ -380,7 +380,7 @@ fn outcome(plan: &Plan, status: RunStatus, state: &RunState, run: &RunDir) -> an
         ))
         .into()),
         RunStatus::RolledBack => Err(Error::RolledBack(format!(
-            "{}\nrolled back: {}; the run stopped there and no later node was touched. Journal: {journal}",
+            "{}\nrolled back: {}; the run stopped there and no later node was touched. Fix the cause and `swarm-upgrade resume` (or leave the node out with `--skip-node NAME`). Journal: {journal}",
             failure(),
             state.rolled_back.join(", "),
         ))
@@ -388,12 +388,13 @@ fn outcome(plan: &Plan, status: RunStatus, state: &RunState, run: &RunDir) -> an
         RunStatus::RollbackFailed => {
             Err(Error::RollbackFailed(format!("{}\nJournal: {journal}", failure())).into())
         }
-        RunStatus::Failed | RunStatus::Running => Err(anyhow::anyhow!(
-            "{}\nfix the cause, then `swarm-upgrade resume` (journal: {journal})",
+        RunStatus::Failed | RunStatus::Running => Err(Error::StoppedSafely(format!(
+            "{}\nfix the cause, then `swarm-upgrade resume`, from this or any machine (journal: {journal})",
             state
                 .failure
                 .clone()
                 .unwrap_or_else(|| "the run stopped".into()),
-        )),
+        ))
+        .into()),
     }
 }

@@ -257,6 +257,9 @@ pub fn line(e: &Event) -> String {
         Event::StopRequested => {
             "stop requested: finishing the current step, then stopping at a safe point (Ctrl-C again to abort now; `swarm-upgrade resume` continues)".into()
         }
+        Event::LeaseLost { reason } => format!(
+            "the run lease was lost ({reason}): stopping at the next safe point; once no other run holds it, `swarm-upgrade resume` continues"
+        ),
         Event::RunFinished { status, elapsed_ms } => format!(
             "run finished: {} after {}",
             serde_json::to_value(status)

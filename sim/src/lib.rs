@@ -201,6 +201,44 @@ impl SimCluster {
         });
     }
 
+    /// The engine starts cleanly again (undoes [`Self::break_engine`]).
+    pub fn repair_engine(&self, name: &str) {
+        self.with_node(name, |w, i| w.nodes[i].faults.broken.clear());
+    }
+
+    /// At its next start the node's engine answers, active, but the
+    /// managers do not see it for `d` of the executor's (tokio) time.
+    pub fn unseen_after_start(&self, name: &str, d: Duration) {
+        self.with_node(name, |w, i| w.nodes[i].faults.unseen_after_start = Some(d));
+    }
+
+    /// Someone else's run holds the lease now (it was broken under ours).
+    pub fn take_lease(&self, run_id: &str) {
+        self.with(|w| {
+            w.lease = Some(Lease {
+                run_id: run_id.to_string(),
+                owner: "another operator".into(),
+                started_at: String::new(),
+                expires_at: "2999-01-01T00:00:00Z".into(),
+            });
+        });
+    }
+
+    /// The lease's expiry lies in the past (its run died long ago), so
+    /// `--break-lock` may take it over.
+    pub fn expire_lease(&self) {
+        self.with(|w| {
+            if let Some(l) = &mut w.lease {
+                l.expires_at = "2000-01-01T00:00:00Z".into();
+            }
+        });
+    }
+
+    /// The lease is gone from the swarm (expired and removed).
+    pub fn drop_lease(&self) {
+        self.with(|w| w.lease = None);
+    }
+
     /// SSH to this host fails (commands, and its Engine API, tunnelled over SSH).
     pub fn lose_ssh(&self, name: &str, lost: bool) {
         self.with_node(name, |w, i| w.nodes[i].faults.ssh_lost = lost);

@@ -2,7 +2,7 @@
 //! same failure modes (engine down, no leader, SSH lost), in memory.
 
 use swarm_upgrade::exec::lease::expired;
-use swarm_upgrade::exec::lease::{Lease, LeaseOutcome};
+use swarm_upgrade::exec::lease::{Lease, LeaseLost, LeaseOutcome};
 use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
 use swarm_upgrade::facts::model::{NodeFacts, Role, ServiceFacts};
 use swarm_upgrade::transport::{Cmd, CmdOutput};
@@ -171,19 +171,24 @@ impl Ops for SimCluster {
     }
 
     async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<()> {
-        Ok(self.with(|w| {
+        let lost = self.with(|w| {
             w.api(via)?;
-            match &w.lease {
+            Ok::<_, SimError>(match &w.lease {
                 Some(held) if held.run_id == lease.run_id => {
                     w.lease = Some(lease.clone());
-                    Ok(())
+                    None
                 }
-                other => Err(SimError(format!(
-                    "the run lease now belongs to {}: someone broke ours; stopping",
-                    other.as_ref().map_or("nobody", |l| l.run_id.as_str())
-                ))),
-            }
-        })?)
+                Some(other) => Some(format!(
+                    "it now belongs to run {} ({})",
+                    other.run_id, other.owner
+                )),
+                None => Some("it is gone from the swarm (expired and removed)".to_string()),
+            })
+        })?;
+        match lost {
+            None => Ok(()),
+            Some(why) => Err(LeaseLost(why).into()),
+        }
     }
 
     async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {

@@ -62,6 +62,19 @@ pub(crate) struct NodeFaults {
     pub commands: Vec<CommandFault>,
     /// Tasks leaving this node take this long (`None`: never).
     pub slow_drain: Option<Option<Duration>>,
+    /// At its next start, the engine comes up but the managers do not see
+    /// it for this long (a stuck agent session).
+    pub unseen_after_start: Option<Duration>,
+    /// Until when (on tokio's clock, the executor's) the managers do not
+    /// see it: the executor's verify measures this wait on that clock.
+    pub unseen_until: Option<tokio::time::Instant>,
+}
+
+impl NodeFaults {
+    pub fn unseen(&self) -> bool {
+        self.unseen_until
+            .is_some_and(|t| tokio::time::Instant::now() < t)
+    }
 }
 
 pub(crate) struct CommandFault {
@@ -338,7 +351,11 @@ impl World {
             addr: n.addr.clone(),
             role: n.role,
             availability: n.availability,
-            state: n.state,
+            state: if n.faults.unseen() {
+                NodeState::Down
+            } else {
+                n.state
+            },
             message: if n.state == NodeState::Down {
                 "heartbeat failure".into()
             } else {
@@ -346,7 +363,7 @@ impl World {
             },
             manager: (n.role == Role::Manager).then(|| ManagerFacts {
                 leader: self.leader == Some(i),
-                reachability: if self.reachable(i) {
+                reachability: if self.reachable(i) && !n.faults.unseen() {
                     Reachability::Reachable
                 } else {
                     Reachability::Unreachable
@@ -605,6 +622,11 @@ impl World {
                 }
                 n.engine_up = true;
                 n.engine_version = installed_engine(&n.host.installed).unwrap_or_default();
+                n.faults.unseen_until = n
+                    .faults
+                    .unseen_after_start
+                    .take()
+                    .map(|d| tokio::time::Instant::now() + d);
                 n.epoch += 1;
                 n.locked = autolock && n.role == Role::Manager;
                 let (epoch, locked) = (n.epoch, n.locked);

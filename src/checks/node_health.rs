@@ -26,6 +26,24 @@ impl Check for NodeHealth {
         let mut findings = vec![];
         for node in &ctx.facts.cluster.nodes {
             let name = Some(node.hostname.as_str());
+            // Drained (and perhaps stopped) by a run that did not finish:
+            // this plan continues it, that node first.
+            if let Some(run) = node.labels.get(crate::exec::LABEL_RUN) {
+                findings.push(Finding::warn(
+                    ID,
+                    name,
+                    format!(
+                        "node {} is {} and {}: drained by run {run}, which did not finish; this run                          continues its work and gives it back its availability{}",
+                        node.hostname,
+                        state_name(node.state),
+                        node.availability.name(),
+                        node.labels
+                            .get(crate::exec::LABEL_AVAILABILITY)
+                            .map_or(String::new(), |a| format!(" ({a})"))
+                    ),
+                ));
+                continue;
+            }
             if node.state != NodeState::Ready {
                 findings.push(not_ready(node));
             }

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 use tokio::sync::Mutex;
 
 use crate::engine::{Engine, map, raw};
-use crate::exec::lease::{LEASE_NAME, Lease, LeaseOutcome, expired};
+use crate::exec::lease::{LEASE_NAME, Lease, LeaseLost, LeaseOutcome, expired};
 use crate::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts};
 use crate::transport::ssh::SshHost;
@@ -82,6 +82,16 @@ fn is_conflict(e: &BollardError) -> bool {
         e,
         BollardError::DockerResponseServerError {
             status_code: 409,
+            ..
+        }
+    )
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
             ..
         }
     )
@@ -325,8 +335,11 @@ impl Ops for LiveOps {
                         return Ok(LeaseOutcome::Acquired);
                     }
                     if break_stale && expired(&held.expires_at) {
+                        // By ID, not by name: a lease another run created
+                        // after we looked is a new object and stays.
+                        let id = c.id.clone().context("the run lease has no ID")?;
                         self.api(via, 1);
-                        d.delete_config(LEASE_NAME)
+                        d.delete_config(&id)
                             .await
                             .context("breaking the stale run lease")?;
                         continue;
@@ -346,22 +359,26 @@ impl Ops for LiveOps {
         let d = e.docker();
         // Inspect, then update.
         self.api(via, 2);
-        let c = d
-            .inspect_config(LEASE_NAME)
-            .await
-            .context("reading the run lease")?;
+        let c = match d.inspect_config(LEASE_NAME).await {
+            Ok(c) => c,
+            Err(err) if is_not_found(&err) => {
+                return Err(LeaseLost("it is gone from the swarm (expired and removed)".into()).into());
+            }
+            Err(err) => return Err(anyhow::Error::from(err).context("reading the run lease")),
+        };
         let version = c
             .version
             .and_then(|v| v.index)
             .context("lease has no version")?;
         let mut spec = c.spec.context("lease has no spec")?;
         let held = lease_from(&spec.labels.clone().unwrap_or_default());
-        anyhow::ensure!(
-            held.run_id == lease.run_id,
-            "the run lease now belongs to run {} ({}): someone broke ours; stopping",
-            held.run_id,
-            held.owner
-        );
+        if held.run_id != lease.run_id {
+            return Err(LeaseLost(format!(
+                "it now belongs to run {} ({})",
+                held.run_id, held.owner
+            ))
+            .into());
+        }
         spec.labels = Some(lease_labels(lease));
         d.update_config(
             LEASE_NAME,
@@ -383,8 +400,10 @@ impl Ops for LiveOps {
         };
         let labels = c.spec.and_then(|s| s.labels).unwrap_or_default();
         if lease_from(&labels).run_id == run_id {
+            // By ID: a lease created by another run after we looked is not ours.
+            let id = c.id.context("the run lease has no ID")?;
             self.api(via, 1);
-            d.delete_config(LEASE_NAME)
+            d.delete_config(&id)
                 .await
                 .context("releasing the run lease")?;
         }

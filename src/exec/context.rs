@@ -20,17 +20,28 @@ pub(crate) enum StepError {
     Precondition(String),
     /// The step failed; the node must be brought back.
     Failed(String),
+    /// The run must stop here and undo nothing: a command was not delivered
+    /// (a transport error: the host may never have seen it), or bringing the
+    /// node back would take a manager down that the quorum guard keeps up.
+    /// The node stays as it is, recorded in the swarm's labels; the step
+    /// runs again on `resume` (every step is idempotent).
+    Halt(String),
 }
 
 impl StepError {
     pub(crate) fn message(&self) -> &str {
         match self {
-            StepError::Precondition(m) | StepError::Failed(m) => m,
+            StepError::Precondition(m) | StepError::Failed(m) | StepError::Halt(m) => m,
         }
     }
 
     pub(crate) fn failed(e: anyhow::Error) -> StepError {
         StepError::Failed(format!("{e:#}"))
+    }
+
+    /// A command that did not reach its host (I3: nothing happened).
+    pub(crate) fn not_delivered(host: &str, e: anyhow::Error) -> StepError {
+        StepError::Halt(format!("not delivered to {host}: {e:#}"))
     }
 }
 

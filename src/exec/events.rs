@@ -57,6 +57,10 @@ pub enum Event {
     },
     /// A stop was requested; the run stops at the next safe point.
     StopRequested,
+    /// The run's lease is no longer its own: it stops at the next safe point.
+    LeaseLost {
+        reason: String,
+    },
     /// What the run cost in remote round trips, per host (recorded just
     /// before `run-finished`; `bench lab` reports it).
     Traffic {

@@ -61,3 +61,11 @@ pub enum LeaseOutcome {
 pub fn expired(expires_at: &str) -> bool {
     humantime::parse_rfc3339_weak(expires_at).map_or(true, |t| t < SystemTime::now())
 }
+
+/// The lease is no longer this run's (taken by another run, or gone from
+/// the swarm): the run must stop at its next safe point. Returned by
+/// [`crate::exec::ops::Ops::renew_lease`]; any other renewal error (no
+/// manager answers) is retried until the lease would have expired.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the run lease was lost: {0}")]
+pub struct LeaseLost(pub String);

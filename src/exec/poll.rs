@@ -2,7 +2,8 @@
 //! (drained, converged, verified, the quorum guard, replicas elsewhere),
 //! with the timing the journal reports (`detect_ms`, `last_poll_ms`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Polls fast first (a change is usually quick to show), then every quarter
 /// of a second, so that a change is seen at most 0.25 s (plus one request)

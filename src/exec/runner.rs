@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use anyhow::anyhow;
 use tokio::sync::Mutex;
@@ -18,7 +19,7 @@ use tokio::sync::Mutex;
 use super::actions;
 use super::context::{Cx, StepCx, StepError};
 use super::events::{Event, Record};
-use super::lease::{Lease, LeaseOutcome};
+use super::lease::{Lease, LeaseLost, LeaseOutcome};
 use super::operation::{Call, Description, On, Operation};
 use super::ops::Ops;
 use super::rundir::{Journal, RunDir};
@@ -74,7 +75,10 @@ pub struct Runner<'a, O: Ops> {
     batch_failed: AtomicBool,
     /// Serializes the drains of a parallel batch (see `actions::drain`).
     pub(crate) drain_gate: Mutex<()>,
+    /// When the lease was last renewed (the executor's clock).
     lease_renewed: Mutex<Instant>,
+    /// Why the lease is no longer this run's, once it is not.
+    lease_lost: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a, O: Ops> Runner<'a, O> {
@@ -102,6 +106,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             batch_failed: AtomicBool::new(false),
             drain_gate: Mutex::new(()),
             lease_renewed: Mutex::new(Instant::now()),
+            lease_lost: std::sync::Mutex::new(None),
         })
     }
 
@@ -172,7 +177,15 @@ impl<'a, O: Ops> Runner<'a, O> {
         })
         .await?;
 
-        let status = match self.execute_batches().await {
+        // The heartbeat renews the lease while a batch runs (a script may
+        // take 15 minutes, a drain 5): it never ends by itself, and stops
+        // when the batches do.
+        let result = tokio::select! {
+            biased;
+            r = self.execute_batches() => r,
+            never = self.heartbeat() => match never {},
+        };
+        let status = match result {
             Ok(true) => RunStatus::Done,
             Ok(false) => RunStatus::Interrupted,
             Err(outcome) => outcome,
@@ -180,6 +193,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         self.save(|st| st.status = status).await?;
         // The lease guards a running process; the run's record stays in the
         // state file (and a failed node's labels in the swarm) for the next one.
+        // Released by run ID: a lease lost to another run stays its own.
         if let Ok(via) = self.via(None).await {
             let _ = self.ops.release_lease(&via, &self.cx.run_id).await;
         }
@@ -205,10 +219,23 @@ impl<'a, O: Ops> Runner<'a, O> {
         }
         for steps in batches.values() {
             // Every batch boundary is a safe point: no engine is down.
+            // I5: a run whose lease is gone takes no further node down.
+            if let Err(reason) = self.renew_lease().await {
+                self.lease_lost(reason).await;
+            }
+            if let Some(reason) = self.lease_lost.lock().expect("lease lock").clone() {
+                let _ = self
+                    .save(|st| {
+                        st.failure = Some(format!(
+                            "the run lease was lost ({reason}): stopped at a safe point; once no other run holds the lease, `swarm-upgrade resume` continues"
+                        ));
+                    })
+                    .await;
+                return Err(RunStatus::Failed);
+            }
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(false);
             }
-            self.renew_lease().await.map_err(|_| RunStatus::Failed)?;
             self.execute_batch(steps).await?;
         }
         Ok(true)
@@ -273,6 +300,12 @@ impl<'a, O: Ops> Runner<'a, O> {
             if let Err(e) = self.run_step(s).await {
                 self.batch_failed.store(true, Ordering::SeqCst);
                 self.fail_step(s, &e).await;
+                // Not delivered, or undoing needs a manager the guard keeps
+                // up: nothing is undone; the swarm's labels say what to
+                // restore, and `resume` runs this step again.
+                if matches!(e, StepError::Halt(_)) {
+                    return Err(RunStatus::Failed);
+                }
                 let precondition = matches!(e, StepError::Precondition(_));
                 let status = self
                     .rollback_node(node_id, s, e.message(), precondition)
@@ -292,6 +325,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         let msg = match e {
             StepError::Precondition(m) => format!("precondition failed: {m}"),
             StepError::Failed(m) => m.clone(),
+            StepError::Halt(m) => format!("stopped without undoing anything: {m}"),
         };
         let _ = self
             .save(|st| {
@@ -358,7 +392,11 @@ impl<'a, O: Ops> Runner<'a, O> {
             .cx
             .script_cmd(n, which)
             .map_err(|e| StepError::Precondition(format!("{e:#}")))?;
-        let out = self.ops.run(&n.id, &cmd).await.map_err(StepError::failed)?;
+        let out = self
+            .ops
+            .run(&n.id, &cmd)
+            .await
+            .map_err(|e| StepError::not_delivered(&n.host, e))?;
         if !out.success() {
             let text = format!("{}{}", out.stdout, out.stderr);
             self.output(s, super::tail(&text, 20)).await;
@@ -408,8 +446,9 @@ impl<'a, O: Ops> Runner<'a, O> {
         let result = undo::undo(self, n, failed, precondition, &st).await;
         let (ok, detail) = match &result {
             Ok(d) => (true, d.clone()),
-            Err(e) => (false, format!("{e:#}")),
+            Err(e) => (false, e.message().to_string()),
         };
+        let halted = matches!(result, Err(StepError::Halt(_)));
         let _ = self
             .record(Event::RollbackFinished {
                 node: name.clone(),
@@ -419,7 +458,12 @@ impl<'a, O: Ops> Runner<'a, O> {
             .await;
         let _ = self
             .save(|st| {
-                if ok {
+                if halted {
+                    st.failure = Some(format!(
+                        "{}\nbringing {name} back stopped without undoing: {detail}\nonce the cause is fixed, `swarm-upgrade resume` continues from the failed step",
+                        st.failure.clone().unwrap_or_default(),
+                    ));
+                } else if ok {
                     st.rolled_back.push(name.clone());
                     for step in self.cx.steps_of(node_id) {
                         if st.step(step.index).status == StepStatus::Done {
@@ -435,23 +479,66 @@ impl<'a, O: Ops> Runner<'a, O> {
                 }
             })
             .await;
-        if ok {
+        if halted {
+            RunStatus::Failed
+        } else if ok {
             RunStatus::RolledBack
         } else {
             RunStatus::RollbackFailed
         }
     }
 
-    async fn renew_lease(&self) -> anyhow::Result<()> {
+    /// Renews the lease. `Err` only when it is lost: taken by another run,
+    /// gone from the swarm, or not renewed for a whole TTL (no manager
+    /// answered); a failed renewal short of that is tried again later.
+    async fn renew_lease(&self) -> Result<(), String> {
         let mut last = self.lease_renewed.lock().await;
-        if last.elapsed() < Duration::from_secs(60) {
-            return Ok(());
-        }
         let lease = self.lease(&*self.state.lock().await);
-        let via = self.via(None).await?;
-        self.ops.renew_lease(&via, &lease).await?;
-        *last = Instant::now();
-        Ok(())
+        let renewed = match self.via(None).await {
+            Ok(via) => self.ops.renew_lease(&via, &lease).await,
+            Err(e) => Err(e),
+        };
+        match renewed {
+            Ok(()) => {
+                *last = Instant::now();
+                Ok(())
+            }
+            Err(e) => match e.downcast_ref::<LeaseLost>() {
+                Some(lost) => Err(lost.0.clone()),
+                None if last.elapsed() >= self.cx.opts.lease_ttl => Err(format!(
+                    "not renewed for {}: {e:#}",
+                    humantime::format_duration(self.cx.opts.lease_ttl)
+                )),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Renews the lease every third of its TTL, for as long as the run goes
+    /// on; once it is lost, says so and waits for the run to stop at its
+    /// next safe point.
+    async fn heartbeat(&self) -> std::convert::Infallible {
+        let period = self.cx.opts.lease_ttl / 3;
+        loop {
+            tokio::time::sleep(period).await;
+            if let Err(reason) = self.renew_lease().await {
+                self.lease_lost(reason).await;
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Records (once) that the lease is lost; the batches stop at the next
+    /// boundary.
+    async fn lease_lost(&self, reason: String) {
+        {
+            let mut lost = self.lease_lost.lock().expect("lease lock");
+            if lost.is_some() {
+                return;
+            }
+            *lost = Some(reason.clone());
+        }
+        let _ = self.record(Event::LeaseLost { reason }).await;
     }
 
     /// A manager to ask, never `not` (the node being worked on): the first
@@ -511,7 +598,7 @@ pub(crate) fn describe_lease() -> [(&'static str, Description); 3] {
             "between batches",
             lease(
                 Call::RenewLease,
-                Some("a minute has passed since the last renewal"),
+                Some("at every batch boundary, and every third of its TTL while a batch runs"),
             ),
         ),
         ("end", lease(Call::ReleaseLease, None)),

@@ -52,16 +52,23 @@ pub enum RunStatus {
     RolledBack,
     /// A step failed and could not be undone: manual work needed.
     RollbackFailed,
-    /// A step failed with nothing to roll back (e.g. convergence timed out).
+    /// Stopped with nothing rolled back and every node safe or recorded in
+    /// the swarm's labels (a precondition, a command not delivered, the
+    /// lease lost, a convergence timeout): `resume` continues. Exit 6.
     Failed,
 }
 
 impl RunStatus {
-    /// Whether `resume` has something to continue.
+    /// Whether `resume` has something to continue. A rolled-back run is: the
+    /// nodes it upgraded before the failure are still drained (the swarm's
+    /// labels say so), and the failed node goes again once it is fixed.
     pub fn resumable(self) -> bool {
         matches!(
             self,
-            RunStatus::Running | RunStatus::Interrupted | RunStatus::Failed
+            RunStatus::Running
+                | RunStatus::Interrupted
+                | RunStatus::Failed
+                | RunStatus::RolledBack
         )
     }
 }

@@ -2,15 +2,15 @@
 //! running and verified (reinstalled from the backup its run took on the
 //! host when the new one was installed), and its availability restored.
 
-use anyhow::{Context, anyhow};
-
 use super::actions::restore_availability;
-use super::context::Cx;
+use super::context::{Cx, StepError};
+use super::guard::{self, Expect};
 use super::operation::{Call, Description, Operation};
 use super::ops::Ops;
 use super::runner::Runner;
 use super::state::{RunState, StepStatus};
 use super::verify;
+use crate::facts::model::Role;
 use crate::plan::{Action, PlanNode, Step};
 use crate::playbook::Script;
 use crate::version::engine_version_of;
@@ -23,6 +23,11 @@ pub(crate) fn describe(cx: &Cx<'_>, node: &PlanNode) -> Description {
             .ok()
             .map(|c| Operation::command(&c))
     };
+    if node.role == Role::Manager {
+        for g in guard::describe(cx, node).0 {
+            d.when("its engine was stopped", g.op);
+        }
+    }
     if let Some(op) = script(Script::Stop) {
         d.when("its engine was stopped", op);
     }
@@ -45,14 +50,16 @@ pub(crate) fn describe(cx: &Cx<'_>, node: &PlanNode) -> Description {
 }
 
 /// Undoes what the run did to `node`, given the failed step; returns what
-/// was done, for the journal.
+/// was done, for the journal. [`StepError::Halt`] when it stopped before
+/// changing anything because a command was not delivered or the quorum
+/// guard keeps this manager up (I1, I3): the run then stops resumable.
 pub(crate) async fn undo<O: Ops>(
     run: &Runner<'_, O>,
     node: &PlanNode,
     failed: &Step,
     precondition: bool,
     st: &RunState,
-) -> anyhow::Result<String> {
+) -> Result<String, StepError> {
     // The failed step counts as (partly) done unless its precondition
     // failed: then it never started, and undoing it would do harm (stop
     // the very manager the quorum guard kept up).
@@ -63,33 +70,58 @@ pub(crate) async fn undo<O: Ops>(
                     || (s.index == failed.index && !precondition))
         })
     };
+    let fail = |what: &str, e: StepError| match e {
+        StepError::Halt(m) => StepError::Halt(m),
+        e => StepError::Failed(format!("{what}: {}", e.message())),
+    };
     let mut detail = vec![];
     if done(Action::StopEngine) {
+        // I1: the engine may be running (a verify that timed out): stopping
+        // a manager again needs the guard, like any other stop.
+        if node.role == Role::Manager {
+            guard::check(run, node, Expect::MayBeDown)
+                .await
+                .map_err(|e| {
+                    StepError::Halt(format!(
+                        "not stopping manager {} to bring it back: {}",
+                        node.name,
+                        e.message()
+                    ))
+                })?;
+        }
         // Stop whatever runs (or fails to run) now; ignore "not running".
         if let Ok(cmd) = run.cx.script_cmd(node, Script::Stop) {
-            let _ = run.ops.run(&node.id, &cmd).await;
+            run.ops
+                .run(&node.id, &cmd)
+                .await
+                .map_err(|e| StepError::not_delivered(&node.host, e))?;
         }
         if done(Action::Install) {
             let out = run
                 .script(failed, node, Script::Restore)
                 .await
-                .map_err(|e| anyhow!("restoring the backup failed: {}", e.message()))?;
+                .map_err(|e| fail("restoring the backup failed", e))?;
             detail.push(format!("restored {}", super::package_lines(&out.stdout)));
         }
         run.script(failed, node, Script::Start)
             .await
-            .map_err(|e| anyhow!("starting the old engine failed: {}", e.message()))?;
-        let old = engine_version_of(&node.current).context("unreadable old engine version")?;
+            .map_err(|e| fail("starting the old engine failed", e))?;
+        let old = engine_version_of(&node.current)
+            .ok_or_else(|| StepError::Failed("unreadable old engine version".into()))?;
         verify::verify(run, failed, node, &old)
             .await
-            .map_err(|e| anyhow!("the old engine does not verify: {}", e.message()))?;
+            .map_err(|e| fail("the old engine does not verify", e))?;
         detail.push(format!("engine {} verified", node.current));
     }
     if done(Action::Drain) {
-        let via = run.via(Some(&node.id)).await?;
+        let via = run
+            .via(Some(&node.id))
+            .await
+            .map_err(|e| StepError::Halt(format!("{e:#}")))?;
         run.ops
             .update_node(&via, &node.id, &restore_availability::update(node))
-            .await?;
+            .await
+            .map_err(|e| StepError::Halt(format!("{e:#}")))?;
         detail.push(format!(
             "availability {} restored",
             node.availability.name()

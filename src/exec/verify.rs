@@ -4,10 +4,11 @@
 //! with every manager reachable and one leader). Used by the verify step and
 //! by the rollback of a node, which verifies the old engine the same way.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use super::context::{Cx, StepError};
-use super::guard::node_and_managers;
+use super::guard::{self, Expect, node_and_managers};
 use super::operation::{Call, Description, On, Operation};
 use super::ops::Ops;
 use super::poll::{self, Attempt, Unmet};
@@ -59,6 +60,11 @@ pub(crate) fn describe(cx: &Cx<'_>, node: &PlanNode) -> Description {
         "the manager comes back locked (autolock)",
         Operation::command(&unlock_cmd(key)),
     );
+    if node.role == Role::Manager {
+        for g in guard::describe(cx, node).0 {
+            d.when(UNSEEN, g.op);
+        }
+    }
     for script in [Script::Stop, Script::Start] {
         if let Ok(cmd) = cx.script_cmd(node, script) {
             d.when(UNSEEN, Operation::command(&cmd));
@@ -101,10 +107,16 @@ pub(crate) async fn verify<O: Ops>(
             Err(e) => {
                 // A dockerd that exited will not come back: fail fast
                 // instead of waiting out the whole timeout.
-                if started.elapsed() > Duration::from_secs(10)
-                    && let Ok(out) = run.ops.run(&node.id, &pgrep_cmd()).await
-                    && out.status == 1
-                {
+                if started.elapsed() > Duration::from_secs(10) {
+                    let out = match run.ops.run(&node.id, &pgrep_cmd()).await {
+                        Ok(out) => out,
+                        // I3: the host is out of reach, not the engine
+                        // known dead: stop without undoing.
+                        Err(e) => return Attempt::Fail(StepError::not_delivered(&node.host, e)),
+                    };
+                    if out.status != 1 {
+                        return Attempt::NotYet(format!("the engine does not answer: {e:#}"));
+                    }
                     not_running += 1;
                     if not_running >= 2 {
                         return Attempt::Fail(StepError::Failed(format!(
@@ -140,6 +152,15 @@ pub(crate) async fn verify<O: Ops>(
                 let left = timeout.saturating_sub(started.elapsed());
                 if !restarted && since.elapsed() > UNSEEN_RESTART && left > Duration::from_secs(45)
                 {
+                    // I1: restarting a manager is taking it down.
+                    if node.role == Role::Manager
+                        && let Err(e) = guard::check(run, node, Expect::MayBeDown).await
+                    {
+                        return Attempt::Fail(StepError::Halt(format!(
+                            "{UNSEEN} ({why}), and restarting it is refused: {}",
+                            e.message()
+                        )));
+                    }
                     restarted = true;
                     unlocked = false;
                     unseen_since = None;
@@ -195,7 +216,7 @@ async fn unlock<O: Ops>(
         .ops
         .run(&node.id, &unlock_cmd(key))
         .await
-        .map_err(StepError::failed)?;
+        .map_err(|e| StepError::not_delivered(&node.host, e))?;
     if !out.success() {
         return Err(StepError::Failed(format!(
             "docker swarm unlock failed: {}",

@@ -51,7 +51,14 @@ pub fn build(
         .iter()
         .map(|n| plan_node(facts, n, resolutions.get(&n.id), &opts.pin))
         .collect();
-    nodes.sort_by_key(order_key);
+    let mid_run: Vec<&str> = facts
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| n.labels.contains_key(crate::exec::LABEL_RUN))
+        .map(|n| n.id.as_str())
+        .collect();
+    nodes.sort_by_key(|n| order_key(n, &mid_run));
 
     let managers: Vec<&PlanNode> = nodes
         .iter()
@@ -94,15 +101,19 @@ pub fn build(
     }
 }
 
-/// Managers before workers; among managers the leader last; then by name,
+/// Managers before workers; nodes an unfinished run left drained first;
+/// among managers the leader last; then by name,
 /// and by ID for equal hostnames (swarm allows them), so the plan does not
 /// depend on the order the API lists the nodes in.
-fn order_key(n: &PlanNode) -> (u8, bool, String, String) {
+fn order_key(n: &PlanNode, mid_run: &[&str]) -> (u8, bool, bool, String, String) {
     let role = match n.role {
         Role::Manager => 0,
         Role::Worker => 1,
     };
-    (role, n.leader, n.name.clone(), n.id.clone())
+    // A node an unfinished run left drained (perhaps down) goes first: no
+    // other manager may go down while it is.
+    let fresh = !mid_run.contains(&n.id.as_str());
+    (role, fresh, n.leader, n.name.clone(), n.id.clone())
 }
 
 fn plan_node(
@@ -116,7 +127,12 @@ fn plan_node(
         .get(&n.id)
         .map_or_else(|| n.addr.clone(), |h| h.host.clone());
     let at_target = engine_version_of(&n.engine_version).as_ref() == Some(pin);
-    let (method, packages, bundle, skip) = if at_target {
+    // Drained by a run (perhaps from another machine) and upgraded before it
+    // stopped: it still needs its availability back (I2), and nothing else.
+    let drained_by_run = n.labels.contains_key(crate::exec::LABEL_RUN);
+    let (method, packages, bundle, skip) = if at_target && drained_by_run {
+        (None, vec![], None, None)
+    } else if at_target {
         (None, vec![], None, Some(format!("already at {pin}")))
     } else {
         match resolution {

@@ -65,6 +65,13 @@ pub struct PlanNode {
     pub order: Option<usize>,
 }
 
+impl PlanNode {
+    /// Whether its engine already runs the target version.
+    pub fn at_target(&self) -> bool {
+        crate::version::engine_version_of(&self.current).as_ref() == Some(&self.target)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {

@@ -47,8 +47,13 @@ impl Steps {
         }
     }
 
-    /// A node already drained by its operator is not drained again.
+    /// A node already drained by its operator is not drained again; a node
+    /// already at its target (drained by an earlier, unfinished run) only
+    /// gets its availability back.
     fn node(&mut self, phase: Phase, n: &PlanNode, actions: &[Action]) {
+        if n.at_target() {
+            return;
+        }
         for &action in actions {
             if action == Action::Drain && n.availability == Availability::Drain {
                 continue;
