@@ -490,12 +490,7 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
         }
         // The operator removes the cause and continues.
         lab.heal();
-        if sim
-            .lease()
-            .is_some_and(|l| l.run_id == "run-of-another-operator")
-        {
-            sim.drop_lease();
-        }
+        drop_anothers_lease(sim);
         // Whatever a killed controller left running on the hosts completes.
         sim.advance(Duration::from_secs(120));
         lab.checker.lock().unwrap().lease_lost_in_batch = None;
@@ -518,6 +513,8 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             .await;
         history.push(format!("{ended:?}"));
     }
+    // The other operator's run (LeaseTaken) ends too.
+    drop_anothers_lease(sim);
     let mut problems = std::mem::take(&mut lab.checker.lock().unwrap().violations);
     if !matches!(ended, Ended::Status(RunStatus::Done)) {
         problems.push(format!("not done after the follow-ups: {history:?}"));
@@ -555,6 +552,15 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             eprintln!("timeline:{}", lines(sim.timeline()));
         }
         Err(format!("{} (runs: {history:?})", problems.join("; ")))
+    }
+}
+
+fn drop_anothers_lease(sim: &SimCluster) {
+    if sim
+        .lease()
+        .is_some_and(|l| l.run_id == "run-of-another-operator")
+    {
+        sim.drop_lease();
     }
 }
 
@@ -642,10 +648,10 @@ fn fault_matrix() {
         .into_iter()
         .flat_map(|h| h.join().expect("a case panicked"))
         .collect();
-    println!(
-        "fault matrix: {count} cases, {} failed",
-        failures.len()
-    );
+    println!("fault matrix: {count} cases, {} failed", failures.len());
+    for f in &failures {
+        eprintln!("{f}");
+    }
     assert!(
         failures.is_empty(),
         "{} of {count} cases failed:\n{}",

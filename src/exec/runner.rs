@@ -424,7 +424,23 @@ impl<'a, O: Ops> Runner<'a, O> {
         let n = self.cx.node(node_id);
         let name = n.name.clone();
         if let Some(reverted) = &self.cx.plan.reverts_run {
-            // A failed revert is not reverted again: that is for a person.
+            // A failed revert is not reverted again. When nothing was done
+            // (a precondition) or the node's engine still answers (say it
+            // does not verify while another manager is unreachable), the
+            // run stops resumable; an engine that does not run is for a
+            // person.
+            let engine_up = self.ops.engine_status(node_id).await.is_ok();
+            if precondition || engine_up {
+                let _ = self
+                    .save(|st| {
+                        st.failure = Some(format!(
+                            "{}\nreverting {name} stopped with its engine running; once the cause is fixed, `swarm-upgrade resume` continues",
+                            st.failure.clone().unwrap_or_default(),
+                        ));
+                    })
+                    .await;
+                return RunStatus::Failed;
+            }
             let _ = self
                 .save(|st| {
                     st.failure = Some(format!(
