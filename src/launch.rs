@@ -380,7 +380,7 @@ fn outcome(plan: &Plan, status: RunStatus, state: &RunState, run: &RunDir) -> an
         ))
         .into()),
         RunStatus::RolledBack => Err(Error::RolledBack(format!(
-            "{}\nrolled back: {}; the run stopped there and no later node was touched. Fix the cause and `swarm-upgrade resume` (or leave the node out with `--skip-node NAME`). Journal: {journal}",
+            "{}\nrolled back: {}; the run stopped there and no later node was touched. Fix the cause and `swarm-upgrade resume`, from this or any machine. Journal: {journal}",
             failure(),
             state.rolled_back.join(", "),
         ))

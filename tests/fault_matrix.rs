@@ -96,8 +96,7 @@ const FAULTS: [Fault; 9] = [
 ];
 
 fn applies(kind: Kind, fault: Fault) -> bool {
-    !(kind == Kind::Rollback
-        && matches!(fault, Fault::KilledFreshDir | Fault::EngineFailsToStart))
+    !(kind == Kind::Rollback && matches!(fault, Fault::KilledFreshDir | Fault::EngineFailsToStart))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,8 +196,8 @@ impl Checker {
         }
         // I1: the tool never stops a manager's engine unless quorum
         // survives it (the faults may cut managers off themselves).
-        let timeline = sim.timeline();
-        for s in &timeline[self.samples_seen..] {
+        let timeline = sim.timeline_since(self.samples_seen);
+        for s in &timeline {
             let manager_stopped = plan
                 .nodes
                 .iter()
@@ -208,7 +207,7 @@ impl Checker {
                 self.violation(what);
             }
         }
-        self.samples_seen = timeline.len();
+        self.samples_seen += timeline.len();
         // I2: a node away from its availability is the run's to restore.
         let mut unrecorded = vec![];
         for (n, a) in &self.before {
@@ -258,8 +257,8 @@ impl Checker {
             _ => {}
         }
         // I6: commands reach only the nodes of the batch in progress.
-        let records = sim.records();
-        for r in &records[self.records_seen..] {
+        let records = sim.records_since(self.records_seen);
+        for r in &records {
             if matches!(r.op, Op::Script(_) | Op::Pgrep | Op::Unlock)
                 && !self.batch_nodes.contains(&r.node)
             {
@@ -270,7 +269,7 @@ impl Checker {
                 self.violation(what);
             }
         }
-        self.records_seen = records.len();
+        self.records_seen += records.len();
     }
 }
 
@@ -394,7 +393,11 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             debug,
             ..Checker::default()
         }),
-        expected: if case.kind == Kind::Rollback { OLD } else { PIN },
+        expected: if case.kind == Kind::Rollback {
+            OLD
+        } else {
+            PIN
+        },
     };
     let sim = &lab.sim;
     let none = |_: &Event, _: &SimCluster, _: &AtomicBool, _: &tokio::sync::Notify| {};

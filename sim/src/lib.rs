@@ -309,6 +309,11 @@ impl SimCluster {
         self.with(|w| w.lease.clone())
     }
 
+    /// How many times the lease was renewed.
+    pub fn lease_renewals(&self) -> u64 {
+        self.with(|w| w.lease_renewals)
+    }
+
     /// Every service runs exactly its desired tasks.
     pub fn converged(&self) -> bool {
         self.with(|w| {
@@ -339,6 +344,17 @@ impl SimCluster {
     /// Everything done to nodes, in order.
     pub fn records(&self) -> Vec<Record> {
         self.with(|w| w.log.clone())
+    }
+
+    /// The records from the `from`-th on (a checker called after every
+    /// event reads only what is new).
+    pub fn records_since(&self, from: usize) -> Vec<Record> {
+        self.with(|w| w.log.get(from..).map_or(vec![], <[Record]>::to_vec))
+    }
+
+    /// The timeline samples from the `from`-th on.
+    pub fn timeline_since(&self, from: usize) -> Vec<Sample> {
+        self.with(|w| w.timeline.get(from..).map_or(vec![], <[Sample]>::to_vec))
     }
 
     /// The raft after every engine, link and leadership change.

@@ -176,6 +176,7 @@ impl Ops for SimCluster {
             Ok::<_, SimError>(match &w.lease {
                 Some(held) if held.run_id == lease.run_id => {
                     w.lease = Some(lease.clone());
+                    w.lease_renewals += 1;
                     None
                 }
                 Some(other) => Some(format!(

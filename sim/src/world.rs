@@ -203,6 +203,8 @@ pub(crate) struct World {
     pub autolock_key: Option<String>,
     pub delays: Delays,
     pub lease: Option<Lease>,
+    /// Successful renewals of the lease so far.
+    pub lease_renewals: u64,
     pub log: Vec<Record>,
     pub timeline: Vec<Sample>,
     /// Remote round trips per node: commands run on it, and Engine API
@@ -236,6 +238,7 @@ impl World {
             autolock_key: None,
             delays,
             lease: None,
+            lease_renewals: 0,
             log: vec![],
             timeline: vec![],
             commands: vec![],

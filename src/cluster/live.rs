@@ -362,7 +362,9 @@ impl Ops for LiveOps {
         let c = match d.inspect_config(LEASE_NAME).await {
             Ok(c) => c,
             Err(err) if is_not_found(&err) => {
-                return Err(LeaseLost("it is gone from the swarm (expired and removed)".into()).into());
+                return Err(
+                    LeaseLost("it is gone from the swarm (expired and removed)".into()).into(),
+                );
             }
             Err(err) => return Err(anyhow::Error::from(err).context("reading the run lease")),
         };

@@ -614,7 +614,9 @@ pub(crate) fn describe_lease() -> [(&'static str, Description); 3] {
             "between batches",
             lease(
                 Call::RenewLease,
-                Some("at every batch boundary, and every third of its TTL while a batch runs"),
+                Some(
+                    "the run is at a batch boundary, or a third of the lease TTL passed since its renewal",
+                ),
             ),
         ),
         ("end", lease(Call::ReleaseLease, None)),

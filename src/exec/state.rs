@@ -65,10 +65,7 @@ impl RunStatus {
     pub fn resumable(self) -> bool {
         matches!(
             self,
-            RunStatus::Running
-                | RunStatus::Interrupted
-                | RunStatus::Failed
-                | RunStatus::RolledBack
+            RunStatus::Running | RunStatus::Interrupted | RunStatus::Failed | RunStatus::RolledBack
         )
     }
 }
