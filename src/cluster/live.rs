@@ -59,6 +59,11 @@ impl LiveOps {
     }
 
     async fn engine(&self, node: &str) -> anyhow::Result<Engine> {
+        // Its API is forwarded over the host's SSH master: a lost master is
+        // re-established (and the socket forwarded again) first.
+        if let Ok(h) = self.host(node) {
+            h.ensure_live().await?;
+        }
         let mut engines = self.engines.lock().await;
         if let Some(e) = engines.get(node) {
             return Ok(e.clone());

@@ -44,43 +44,118 @@ pub struct SshHost {
     pub target: SshTarget,
     /// `target.sudo` resolved for this connection (see [`SshHost::sudo`]).
     sudo: bool,
+    opts: SshOptions,
+    /// The master connection, replaced when it dies (see [`SshHost::session`]).
+    conn: Arc<tokio::sync::RwLock<Conn>>,
+}
+
+struct Conn {
     session: Arc<Session>,
-    /// The local end of the Docker socket forward, made once per connection:
-    /// requesting the same forward again would leave a dead socket path.
-    docker_socket: Arc<tokio::sync::OnceCell<PathBuf>>,
+    /// The local end of the Docker socket forward, made once per master
+    /// (requesting the same forward again would leave a dead socket path)
+    /// and made again, at the same path, over a new master.
+    docker_socket: Option<PathBuf>,
+    /// The private directory the forward lives in.
+    forward_dir: Option<PathBuf>,
 }
 
 impl SshHost {
     pub async fn connect(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<SshHost> {
-        let mut b = SessionBuilder::default();
-        b.known_hosts_check(if opts.accept_new_host_keys {
-            KnownHosts::Add
-        } else {
-            KnownHosts::Strict
+        let session = open(target, opts).await?;
+        let sudo = match target.sudo {
+            Sudo::Yes => true,
+            Sudo::No => false,
+            Sudo::Auto => login_needs_sudo(&session, opts.connect_timeout)
+                .await
+                .with_context(|| {
+                    format!(
+                        "host {} ({}): cannot tell whether the SSH user is root; set `user` or `sudo` (ansible_user or ansible_become) in the inventory",
+                        target.name, target.defined_at
+                    )
+                })?,
+        };
+        Ok(SshHost {
+            target: target.clone(),
+            sudo,
+            opts: opts.clone(),
+            conn: Arc::new(tokio::sync::RwLock::new(Conn {
+                session: Arc::new(session),
+                docker_socket: None,
+                forward_dir: None,
+            })),
         })
-        .control_directory(&opts.runtime_dir)
-        // A crashed run must not leave masters behind forever.
-        .control_persist(ControlPersist::IdleFor(
-            std::num::NonZeroUsize::new(300).expect("non-zero"),
-        ))
-        .connect_timeout(opts.connect_timeout)
-        .server_alive_interval(Duration::from_secs(15));
-        if let Some(u) = &target.user {
-            b.user(u.clone());
+    }
+
+    /// The live master. One that died (a network cut longer than the
+    /// keepalives, or `ControlPersist` idle expiry) is re-established with
+    /// the same options, strict host-key checking included, and the Docker
+    /// socket forwarded again at the same local path; a command is only ever
+    /// sent over a master that answered, so a failure here means it was not
+    /// delivered.
+    async fn session(&self) -> anyhow::Result<Arc<Session>> {
+        let stale = {
+            let conn = self.conn.read().await;
+            if conn.session.check().await.is_ok() {
+                return Ok(conn.session.clone());
+            }
+            conn.session.clone()
+        };
+        let mut conn = self.conn.write().await;
+        // Another task may have reconnected meanwhile.
+        if !Arc::ptr_eq(&conn.session, &stale) && conn.session.check().await.is_ok() {
+            return Ok(conn.session.clone());
         }
-        if let Some(p) = target.port {
-            b.port(p);
+        let session =
+            Arc::new(open(&self.target, &self.opts).await.with_context(|| {
+                format!("host {}: the SSH connection was lost", self.target.name)
+            })?);
+        conn.session = session.clone();
+        if let Some(dir) = conn.forward_dir.clone() {
+            conn.docker_socket = Some(self.request_docker_forward(&session, &dir).await?);
         }
-        if let Some(k) = &target.identity_file {
-            b.keyfile(k);
-        }
-        if let Some(k) = &target.known_hosts_file {
-            b.user_known_hosts_file(k);
-        }
-        if let Some(j) = &target.jump {
-            b.jump_hosts(j.split(',').map(str::trim).filter(|s| !s.is_empty()));
-        }
-        let session = b.connect_mux(&target.address).await.map_err(|e| {
+        Ok(session)
+    }
+}
+
+impl SshHost {
+    /// Makes sure the master (and so the Docker socket forward) is live,
+    /// re-establishing it if it died.
+    pub async fn ensure_live(&self) -> anyhow::Result<()> {
+        self.session().await.map(|_| ())
+    }
+}
+
+/// Opens a master connection to `target`.
+async fn open(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<Session> {
+    let mut b = SessionBuilder::default();
+    b.known_hosts_check(if opts.accept_new_host_keys {
+        KnownHosts::Add
+    } else {
+        KnownHosts::Strict
+    })
+    .control_directory(&opts.runtime_dir)
+    // A crashed run must not leave masters behind forever.
+    .control_persist(ControlPersist::IdleFor(
+        std::num::NonZeroUsize::new(300).expect("non-zero"),
+    ))
+    .connect_timeout(opts.connect_timeout)
+    .server_alive_interval(Duration::from_secs(15));
+    if let Some(u) = &target.user {
+        b.user(u.clone());
+    }
+    if let Some(p) = target.port {
+        b.port(p);
+    }
+    if let Some(k) = &target.identity_file {
+        b.keyfile(k);
+    }
+    if let Some(k) = &target.known_hosts_file {
+        b.user_known_hosts_file(k);
+    }
+    if let Some(j) = &target.jump {
+        b.jump_hosts(j.split(',').map(str::trim).filter(|s| !s.is_empty()));
+    }
+    let session = b.connect_mux(&target.address).await.map_err(|e| {
             // The reason (ssh's own message) is in the error's sources.
             let mut detail = e.to_string();
             let mut source = std::error::Error::source(&e);
@@ -105,29 +180,13 @@ impl SshHost {
                 target.defined_at
             )
         })?;
-        if let Ok(mut c) = CONNECTIONS.lock() {
-            *c.entry(target.name.clone()).or_default() += 1;
-        }
-        let sudo = match target.sudo {
-            Sudo::Yes => true,
-            Sudo::No => false,
-            Sudo::Auto => login_needs_sudo(&session, opts.connect_timeout)
-                .await
-                .with_context(|| {
-                    format!(
-                        "host {} ({}): cannot tell whether the SSH user is root; set `user` or `sudo` (ansible_user or ansible_become) in the inventory",
-                        target.name, target.defined_at
-                    )
-                })?,
-        };
-        Ok(SshHost {
-            target: target.clone(),
-            sudo,
-            session: Arc::new(session),
-            docker_socket: Arc::new(tokio::sync::OnceCell::new()),
-        })
+    if let Ok(mut c) = CONNECTIONS.lock() {
+        *c.entry(target.name.clone()).or_default() += 1;
     }
+    Ok(session)
+}
 
+impl SshHost {
     /// Whether privileged commands on this connection run under `sudo -n`.
     pub fn sudo(&self) -> bool {
         self.sudo
@@ -138,17 +197,27 @@ impl SshHost {
     /// (every API connection opens a new channel to the remote socket).
     /// The directory must be private (0700): the socket is root on that host.
     pub async fn forward_docker_socket(&self, dir: &Path) -> anyhow::Result<PathBuf> {
-        self.docker_socket
-            .get_or_try_init(|| self.request_docker_forward(dir))
-            .await
-            .cloned()
+        let session = self.session().await?;
+        let mut conn = self.conn.write().await;
+        if let Some(path) = &conn.docker_socket {
+            return Ok(path.clone());
+        }
+        let path = self.request_docker_forward(&session, dir).await?;
+        conn.docker_socket = Some(path.clone());
+        conn.forward_dir = Some(dir.to_path_buf());
+        Ok(path)
     }
 
-    async fn request_docker_forward(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+    async fn request_docker_forward(
+        &self,
+        session: &Session,
+        dir: &Path,
+    ) -> anyhow::Result<PathBuf> {
         let local = dir.join(format!("{}.docker.sock", sanitize(&self.target.name)));
-        // The forward fails if the socket file exists (a previous run's).
+        // The forward fails if the socket file exists (a previous run's, or
+        // the lost master's).
         let _ = std::fs::remove_file(&local);
-        self.session
+        session
             .request_port_forward(
                 ForwardType::Local,
                 Socket::UnixSocket {
@@ -169,8 +238,11 @@ impl SshHost {
         Ok(local)
     }
 
+    /// Closes the master: explicitly, at the end of the run.
     pub async fn close(self) {
-        if let Ok(session) = Arc::try_unwrap(self.session) {
+        if let Ok(conn) = Arc::try_unwrap(self.conn)
+            && let Ok(session) = Arc::try_unwrap(conn.into_inner().session)
+        {
             let _ = session.close().await;
         }
     }
@@ -180,7 +252,8 @@ impl Transport for SshHost {
     async fn run(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
         let argv = argv_for(cmd, self.sudo);
         let (program, args) = argv.split_first().context("empty command")?;
-        let mut command = self.session.command(program.as_str());
+        let session = self.session().await?;
+        let mut command = session.command(program.as_str());
         command.args(args.iter().map(String::as_str));
         let host = &self.target.name;
         let run = async {
