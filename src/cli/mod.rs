@@ -46,7 +46,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Revert the nodes the last run upgraded, in reverse order, from their
     /// on-host backups, with the same quorum guard.
-    Rollback(ResumeArgs),
+    Rollback(RollbackArgs),
 }
 
 /// How to reach the cluster.
@@ -157,9 +157,10 @@ pub struct ApplyArgs {
     /// Target Docker Engine version, exactly as released (e.g. 26.1.5).
     #[arg(long, value_name = "VERSION")]
     pub pin: EngineVersion,
-    /// Most workers upgraded at the same time.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    pub max_parallel: u16,
+    /// Most workers upgraded at the same time [default: 1; when continuing
+    /// a run: the run's own, and no other].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel: Option<u16>,
     /// Execute exactly this plan (from `plan --out`); refused if the cluster
     /// no longer matches it.
     #[arg(long, value_name = "PLAN_FILE")]
@@ -176,6 +177,22 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Continue even though this check blocks (added to the checks the run
+    /// already waived, and recorded). Repeatable.
+    #[arg(long, value_name = "ID")]
+    pub ignore_check: Vec<String>,
+    /// Print every remote command the rest of the run would execute, and
+    /// change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
