@@ -28,12 +28,20 @@ pub struct Asked<'a> {
 
 /// Checks re-run before a run continues, whatever it is: what the
 /// controller needs to bring every node back (sudo, the unlock key, SSH to
-/// every host), and what makes an engine fail at start. Checks of the
+/// every host, each host the node it was), and what makes an engine fail
+/// at start. Checks of the
 /// swarm's shape (quorum budget, node health, drain room, overlay
 /// addresses) are left out: the run itself drains and stops nodes, and the
 /// executor's live quorum guard judges the swarm before each manager goes
 /// down.
-const ALWAYS: [&str; 5] = ["sudo", "autolock", "ssh-reachable", "live-restore", "pki"];
+const ALWAYS: [&str; 6] = [
+    "sudo",
+    "autolock",
+    "ssh-reachable",
+    "node-identity",
+    "live-restore",
+    "pki",
+];
 
 /// Re-run too when the run upgrades (they judge the target version, which
 /// a rollback run does not install).
