@@ -130,6 +130,10 @@ pub struct RunArgs {
     /// Take over a run lease in the swarm that has expired (its run is gone).
     #[arg(long)]
     pub break_lock: bool,
+    /// How long the swarm's run lease lasts without renewal: after that, a
+    /// run whose controller died can be taken over with --break-lock.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -201,6 +205,10 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// With an inventory, status also reads what the swarm itself records
+    /// (the run lease, the nodes' `swarm-upgrade.*` labels): from any machine.
+    #[command(flatten)]
+    pub swarm: ClusterArgs,
     /// Where runs are recorded [default: $XDG_STATE_HOME/swarm-upgrade].
     #[arg(long, value_name = "DIR", env = "SWARM_UPGRADE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -245,12 +253,24 @@ fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
             script_timeout: args.script_timeout,
             break_lock: args.break_lock,
             unlock_key: unlock_key(args)?,
+            lease_ttl: lease_ttl(args.lease_ttl)?,
             ..Default::default()
         },
         playbooks: Playbooks::load(&args.playbook)?,
         state_base: args.state_dir.clone().unwrap_or_else(default_base),
         yes: args.yes,
     })
+}
+
+/// `--lease-ttl`: long enough to be renewed while a step runs.
+fn lease_ttl(ttl: Duration) -> anyhow::Result<Duration> {
+    if ttl < Duration::from_secs(10) {
+        return Err(usage(format!(
+            "--lease-ttl {}: too short for the lease to be renewed; give 10s or more (default 15m)",
+            humantime::format_duration(ttl)
+        )));
+    }
+    Ok(ttl)
 }
 
 /// The swarm unlock key: from `--unlock-key-file`, else the environment.

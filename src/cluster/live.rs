@@ -112,7 +112,7 @@ fn lease_labels(l: &Lease) -> HashMap<String, String> {
     ])
 }
 
-fn lease_from(labels: &HashMap<String, String>) -> Lease {
+pub(crate) fn lease_from(labels: &HashMap<String, String>) -> Lease {
     let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
     Lease {
         run_id: get("run"),
