@@ -19,13 +19,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{FreshLab, assert_all_at, availability, command, run_logged, versions};
+use common::{FreshLab, Watched, assert_all_at, availability, command, run_logged, versions};
 use testkit::{Fault, Lab};
 
 const OLD: &str = "20.10.24";
@@ -93,64 +91,6 @@ fn assert_finished(fresh: &FreshLab, version: &str, before: &testkit::Status) {
     );
     assert_eq!(run_labels(&fresh.lab), vec![], "no run labels left");
     assert!(!lease_present(&fresh.lab), "the lease is released");
-}
-
-/// An `apply`/`resume` with JSON events, read event by event.
-struct Watched {
-    child: Child,
-    events: std::io::Lines<BufReader<std::process::ChildStdout>>,
-    stderr: Option<thread::JoinHandle<String>>,
-}
-
-impl Watched {
-    fn spawn(fresh: &FreshLab, state_dir: &Path, args: &[&str]) -> Watched {
-        eprintln!("$ swarm-upgrade {} (watched)", args.join(" "));
-        let mut child = command(&fresh.lab.inventory_path(), state_dir, args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
-            s
-        });
-        let events = BufReader::new(child.stdout.take().unwrap()).lines();
-        Watched {
-            child,
-            events,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// The next event that matches, or `None` when the run ended first.
-    fn until(&mut self, when: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
-        for line in self.events.by_ref() {
-            let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line.unwrap()) else {
-                continue;
-            };
-            if when(&ev) {
-                return Some(ev);
-            }
-        }
-        None
-    }
-
-    /// SIGKILL, without warning.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Waits for the end: (exit code, stderr).
-    fn finish(mut self) -> (Option<i32>, String) {
-        for _ in self.events.by_ref() {}
-        let status = self.child.wait().unwrap();
-        let err = self.stderr.take().unwrap().join().unwrap();
-        eprintln!("-> {:?}\n{err}", status.code());
-        (status.code(), err)
-    }
 }
 
 fn started(action: &'static str, node: String) -> impl Fn(&serde_json::Value) -> bool {
