@@ -198,11 +198,22 @@ fn a_second_manager_fails_then_another_manager_goes_down_while_one_verifies() {
     fresh.lab.wait_healthy(Duration::from_secs(120)).unwrap();
     let out = fresh.run(&["resume", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "resume finishes the rollback");
-    // The first run's manager stays at the pin (that run is not the one
-    // rolled back); every other node is back at the old engine.
+    // Every node the rollback run reverted is back at the old engine (all
+    // of them when the second apply continued the first run; all but the
+    // first manager when it was a run of its own); the rest stay at the pin.
+    let reverted: Vec<String> = fresh
+        .journal()
+        .iter()
+        .filter(|e| e["event"] == "step-started")
+        .filter_map(|e| e["node"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        reverted.contains(&second) && reverted.contains(&managers[2]),
+        "{reverted:?}"
+    );
     let end = fresh.lab.wait_healthy(Duration::from_secs(120)).unwrap();
     for (name, v) in versions(&end) {
-        let want = if name == managers[0] { PIN } else { OLD };
+        let want = if reverted.contains(&name) { OLD } else { PIN };
         assert!(v.starts_with(want), "{name} runs {v}, expected {want}");
     }
     assert_eq!(availability(&end), availability(&before));
