@@ -159,3 +159,41 @@ fn a_blocked_plan_exits_3() {
     assert!(stdout.contains("quorum-budget"), "{stdout}");
     insta::assert_snapshot!("plan_table_blocked", stdout);
 }
+
+#[test]
+fn status_without_local_runs_asks_for_an_inventory() {
+    let state = tempfile::tempdir().unwrap();
+    let out = swarm_upgrade()
+        .args(["status", "--cluster", "c1", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no run of swarm c1 is recorded in")
+            && stderr.contains("pass --inventory FILE to read what the swarm records"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn status_refuses_a_corrupt_state_file_naming_it() {
+    let state = tempfile::tempdir().unwrap();
+    let run = state.path().join("c1/runs/r1");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(state.path().join("c1/current"), "r1").unwrap();
+    std::fs::write(run.join("state.json"), "{\"format\": 2, \"run_id\": \"r1\"").unwrap();
+    let out = swarm_upgrade()
+        .args(["status", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&run.join("state.json").display().to_string())
+            && stderr.contains("the file is corrupt"),
+        "{stderr}"
+    );
+}

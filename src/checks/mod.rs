@@ -19,6 +19,7 @@ mod init_system;
 mod known_issues;
 mod live_restore;
 mod node_health;
+mod node_identity;
 mod overlay_ip_headroom;
 mod package_hold;
 mod pin_resolvable;
@@ -117,6 +118,7 @@ pub fn all() -> Vec<&'static dyn Check> {
         &version_skew::VersionSkew,
         &quorum_budget::QuorumBudget,
         &node_health::NodeHealth,
+        &node_identity::NodeIdentity,
         &sudo::Sudo,
         &autolock::Autolock,
         &pki::Pki,

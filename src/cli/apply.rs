@@ -1,10 +1,12 @@
 //! `swarm-upgrade apply`, `resume` and `rollback`: arguments turned into
 //! options, then [`crate::launch`] does the work.
 
-use super::{ApplyArgs, Output, ResumeArgs, cluster_options, launch_options, runtime};
+use super::{
+    ApplyArgs, Output, ResumeArgs, RollbackArgs, cluster_options, launch_options, runtime,
+};
 use crate::cluster::Cluster;
 use crate::error::usage;
-use crate::launch::{self, ApplyRequest};
+use crate::launch::{self, ApplyRequest, ResumeRequest};
 use crate::plan;
 use crate::ui::Terminal;
 
@@ -22,7 +24,7 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
     }
     let req = ApplyRequest {
         pin: args.pin.clone(),
-        max_parallel: usize::from(args.max_parallel),
+        max_parallel: args.max_parallel.map(usize::from),
         saved,
         ignore_checks: args.ignore_check.clone(),
         dry_run: args.dry_run,
@@ -35,10 +37,14 @@ pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
     let opts = launch_options(&args.run)?;
     let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
-    runtime()?.block_on(launch::resume(&cluster, &opts, &fe))
+    let req = ResumeRequest {
+        ignore_checks: args.ignore_check.clone(),
+        dry_run: args.dry_run,
+    };
+    runtime()?.block_on(launch::resume(&cluster, &opts, &req, &fe))
 }
 
-pub fn rollback(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
+pub fn rollback(args: &RollbackArgs, quiet: bool) -> anyhow::Result<u8> {
     let opts = launch_options(&args.run)?;
     let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
     let fe = Terminal::new(args.run.output == Output::Json, quiet);

@@ -46,7 +46,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Revert the nodes the last run upgraded, in reverse order, from their
     /// on-host backups, with the same quorum guard.
-    Rollback(ResumeArgs),
+    Rollback(RollbackArgs),
 }
 
 /// How to reach the cluster.
@@ -130,6 +130,10 @@ pub struct RunArgs {
     /// Take over a run lease in the swarm that has expired (its run is gone).
     #[arg(long)]
     pub break_lock: bool,
+    /// How long the swarm's run lease lasts without renewal: after that, a
+    /// run whose controller died can be taken over with --break-lock.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -157,9 +161,10 @@ pub struct ApplyArgs {
     /// Target Docker Engine version, exactly as released (e.g. 26.1.5).
     #[arg(long, value_name = "VERSION")]
     pub pin: EngineVersion,
-    /// Most workers upgraded at the same time.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    pub max_parallel: u16,
+    /// Most workers upgraded at the same time [default: 1; when continuing
+    /// a run: the run's own, and no other].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel: Option<u16>,
     /// Execute exactly this plan (from `plan --out`); refused if the cluster
     /// no longer matches it.
     #[arg(long, value_name = "PLAN_FILE")]
@@ -178,12 +183,32 @@ pub struct ApplyArgs {
 pub struct ResumeArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Continue even though this check blocks (added to the checks the run
+    /// already waived, and recorded). Repeatable.
+    #[arg(long, value_name = "ID")]
+    pub ignore_check: Vec<String>,
+    /// Print every remote command the rest of the run would execute, and
+    /// change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// With an inventory, status also reads what the swarm itself records
+    /// (the run lease, the nodes' `swarm-upgrade.*` labels): from any machine.
+    #[command(flatten)]
+    pub swarm: ClusterArgs,
     /// Where runs are recorded [default: $XDG_STATE_HOME/swarm-upgrade].
     #[arg(long, value_name = "DIR", env = "SWARM_UPGRADE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -228,12 +253,24 @@ fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
             script_timeout: args.script_timeout,
             break_lock: args.break_lock,
             unlock_key: unlock_key(args)?,
+            lease_ttl: lease_ttl(args.lease_ttl)?,
             ..Default::default()
         },
         playbooks: Playbooks::load(&args.playbook)?,
         state_base: args.state_dir.clone().unwrap_or_else(default_base),
         yes: args.yes,
     })
+}
+
+/// `--lease-ttl`: long enough to be renewed while a step runs.
+fn lease_ttl(ttl: Duration) -> anyhow::Result<Duration> {
+    if ttl < Duration::from_secs(10) {
+        return Err(usage(format!(
+            "--lease-ttl {}: too short for the lease to be renewed; give 10s or more (default 15m)",
+            humantime::format_duration(ttl)
+        )));
+    }
+    Ok(ttl)
 }
 
 /// The swarm unlock key: from `--unlock-key-file`, else the environment.

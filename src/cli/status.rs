@@ -1,41 +1,145 @@
-//! `swarm-upgrade status`: the current or last run, from local state only.
+//! `swarm-upgrade status`: the current or last run from local state and,
+//! with an inventory, what the swarm itself records (the run lease, the
+//! nodes' run labels) and what to run next: from any machine.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Output, StatusArgs};
+use super::{Output, StatusArgs, cluster_options, runtime};
+use crate::cluster::Cluster;
+use crate::cluster::record::SwarmRecord;
 use crate::error::usage;
-use crate::exec::rundir::{ClusterDir, StepTimes, default_base};
+use crate::exec::rundir::{ClusterDir, RunDir, StepTimes, default_base};
 use crate::exec::state::{RunState, StepStatus};
 use crate::exit_code;
-use crate::plan::{self, Plan};
+use crate::plan::Plan;
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     let base = args.state_dir.clone().unwrap_or_else(default_base);
-    let cluster_id = match &args.cluster {
-        Some(c) => c.clone(),
-        None => only_cluster(&base)?,
+    let with_swarm = args.swarm.inventory.is_some() || args.swarm.ansible_inventory.is_some();
+    let record = if with_swarm {
+        let cluster = Cluster::open(cluster_options(&args.swarm)?)?;
+        Some(runtime()?.block_on(cluster.record())?)
+    } else {
+        None
     };
-    let cluster = ClusterDir::open(&base, &cluster_id)?;
-    let run = cluster.current()?.ok_or_else(|| {
-        usage(format!(
-            "no run of swarm {cluster_id} is recorded in {}",
+    let cluster_id = match (&args.cluster, &record) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(r)) => Some(r.cluster_id.clone()),
+        (None, None) => Some(only_cluster(&base)?),
+    };
+    let local = match &cluster_id {
+        Some(id) => local_run(&base, id)?,
+        None => None,
+    };
+    if local.is_none() && record.is_none() {
+        return Err(usage(format!(
+            "no run of swarm {} is recorded in {}; pass --inventory FILE to read what the swarm records",
+            cluster_id.unwrap_or_default(),
             base.display()
-        ))
-    })?;
-    let state = run.load_state()?;
-    let plan = plan::file::load(&run.plan_path())?;
+        )));
+    }
     match args.output {
         Output::Json => {
-            let times = run.step_times()?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json(&state, &plan, &times))?
-            )
+            let mut doc = match &local {
+                Some((run, plan, state)) => json(state, plan, &run.step_times()?),
+                None => serde_json::json!({}),
+            };
+            if let Some(r) = &record {
+                doc["swarm"] = swarm_json(r);
+            }
+            println!("{}", serde_json::to_string_pretty(&doc)?);
         }
-        Output::Table => print!("{}", table(&state, &plan, &run.path)),
+        Output::Table => {
+            match &local {
+                Some((run, plan, state)) => print!("{}", table(state, plan, &run.path)),
+                None => println!(
+                    "no run of swarm {} is recorded on this machine ({})",
+                    cluster_id.unwrap_or_default(),
+                    base.display()
+                ),
+            }
+            if let Some(r) = &record {
+                print!("{}", swarm_table(r));
+            }
+        }
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// The latest run recorded locally for `cluster_id`, checked against its
+/// plan; `None` when this machine has none.
+fn local_run(base: &Path, cluster_id: &str) -> anyhow::Result<Option<(RunDir, Plan, RunState)>> {
+    let safe: String = cluster_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    if !base.join(&safe).join("current").exists() {
+        return Ok(None);
+    }
+    let cluster = ClusterDir::open(base, cluster_id)?;
+    let Some(run) = cluster.current()? else {
+        return Ok(None);
+    };
+    let (plan, state) = run.load(cluster_id)?;
+    Ok(Some((run, plan, state)))
+}
+
+pub fn swarm_json(r: &SwarmRecord) -> serde_json::Value {
+    serde_json::json!({
+        "cluster_id": r.cluster_id,
+        "lease": r.lease.as_ref().map(|l| serde_json::json!({
+            "run_id": l.run_id,
+            "owner": l.owner,
+            "started_at": l.started_at,
+            "expires_at": l.expires_at,
+            "expired": crate::exec::lease::expired(&l.expires_at),
+        })),
+        "runs": r.runs(),
+        "nodes": r.nodes(),
+        "next": r.next(),
+    })
+}
+
+fn swarm_table(r: &SwarmRecord) -> String {
+    let mut out = format!("the swarm {} records:\n", r.cluster_id);
+    match &r.lease {
+        Some(l) => out.push_str(&format!(
+            "  lease: run {} of {}, started {}, {} {}\n",
+            l.run_id,
+            l.owner,
+            l.started_at,
+            if crate::exec::lease::expired(&l.expires_at) {
+                "expired"
+            } else {
+                "expires"
+            },
+            l.expires_at
+        )),
+        None => out.push_str("  lease: none (no run in progress)\n"),
+    }
+    for n in r.nodes() {
+        let mut notes = vec![];
+        if let Some(run) = &n.held_by_run {
+            notes.push(format!(
+                "drained by run {run} (was {})",
+                n.original_availability.as_deref().unwrap_or("?")
+            ));
+        }
+        if let Some(v) = &n.done {
+            notes.push(format!("done at {v}"));
+        }
+        out.push_str(&format!(
+            "  {:<12} {:<8} {:<7} {:<16} {}\n",
+            n.hostname,
+            n.role,
+            n.availability,
+            n.engine_version,
+            notes.join("; ")
+        ));
+    }
+    out.push_str(&format!("next: {}\n", r.next()));
+    out
 }
 
 fn only_cluster(base: &std::path::Path) -> anyhow::Result<String> {

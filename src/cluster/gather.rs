@@ -111,6 +111,17 @@ pub async fn cluster_id(inventory: &Inventory, opts: &GatherOptions) -> anyhow::
         .context("the manager reports no swarm cluster ID")
 }
 
+/// The swarm's own record of runs, read through the first reachable manager.
+pub async fn swarm_record(
+    inventory: &Inventory,
+    opts: &GatherOptions,
+) -> anyhow::Result<super::record::SwarmRecord> {
+    let (ssh, engine) = find_manager(inventory, opts, &|_| {}).await?;
+    let record = super::record::read(&engine).await;
+    ssh.close().await;
+    record
+}
+
 /// The first inventory host that is a reachable swarm manager.
 async fn find_manager(
     inventory: &Inventory,

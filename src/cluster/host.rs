@@ -43,6 +43,7 @@ echo '### dockerd'; p=$(command -v dockerd 2>/dev/null) && {{ echo "path $p"; do
 echo '### apparmor'; cat /sys/module/apparmor/parameters/enabled 2>/dev/null; command -v apparmor_parser >/dev/null 2>&1 && echo parser
 echo '### standalone'; docker ps --filter 'label!=com.docker.swarm.service.id' --format '{{{{.Names}}}}' 2>/dev/null
 echo '### docker-info'; docker info --format '{{{{.Driver}}}}|{{{{.LiveRestoreEnabled}}}}|{{{{.CgroupVersion}}}}' 2>/dev/null
+echo '### swarm-node'; docker info --format '{{{{.Swarm.LocalNodeState}}}}|{{{{.Swarm.NodeID}}}}' 2>/dev/null
 echo '### ipvlan'; docker network ls --filter driver=ipvlan --format '{{{{.Name}}}}' 2>/dev/null && echo '#ok'
 echo '### sizes'; command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${{Package}}\t${{Installed-Size}}\n' {pkgs} 2>/dev/null
 echo '### swarm-du'; du -sk /var/lib/docker/swarm 2>/dev/null
@@ -143,6 +144,7 @@ pub fn parse(host: &str, out: &str) -> HostFacts {
             f.cgroup_version = Some(cgroup.to_string()).filter(|s| !s.is_empty());
         }
     }
+    f.engine_node_id = parse_swarm_node(get("swarm-node"));
     let ipvlan: Vec<&str> = get("ipvlan")
         .lines()
         .map(str::trim)
@@ -176,6 +178,18 @@ pub fn parse(host: &str, out: &str) -> HostFacts {
         }
     }
     f
+}
+
+/// `LocalNodeState|NodeID`: the node ID of an engine in a swarm, empty for
+/// one in none; `None` when the engine did not answer or cannot tell
+/// (locked).
+fn parse_swarm_node(text: &str) -> Option<String> {
+    let (state, id) = text.lines().next()?.trim().split_once('|')?;
+    match state {
+        "inactive" => Some(String::new()),
+        "active" | "pending" | "error" if !id.is_empty() => Some(id.to_string()),
+        _ => None,
+    }
 }
 
 fn split_sections(out: &str) -> BTreeMap<String, String> {
@@ -316,6 +330,8 @@ owner docker.io
 ### standalone
 ### docker-info
 overlay2|false|1
+### swarm-node
+active|m1labnodeid0000000000001
 ### ipvlan
 #ok
 ### sizes
@@ -352,6 +368,19 @@ abc123 /srv/lab-static/docker-26.1.5.tgz
         assert_eq!(f.installed_sizes["docker.io"], 159836 * 1024);
         assert_eq!(f.swarm_dir_bytes, Some(1532 * 1024));
         assert_eq!(f.node_cert_valid_secs, Some(7775000));
+        assert_eq!(
+            f.engine_node_id.as_deref(),
+            Some("m1labnodeid0000000000001")
+        );
+    }
+
+    #[test]
+    fn the_engines_node_id_is_known_only_when_it_answered_in_or_out_of_a_swarm() {
+        assert_eq!(parse_swarm_node("active|abc\n").as_deref(), Some("abc"));
+        assert_eq!(parse_swarm_node("inactive|\n").as_deref(), Some(""));
+        assert_eq!(parse_swarm_node("locked|\n"), None);
+        assert_eq!(parse_swarm_node(""), None, "the engine is down");
+        assert_eq!(parse_swarm_node("active|\n"), None);
     }
 
     #[test]

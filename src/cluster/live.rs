@@ -70,9 +70,21 @@ impl LiveOps {
         }
         // Connecting negotiates the API version: one request.
         self.api(node, 1);
-        let e = Engine::connect(self.host(node)?, &self.runtime_dir).await?;
+        let e = Engine::connect(self.host(node)?, &self.socket_dir(node)?).await?;
         engines.insert(node.to_string(), e.clone());
         Ok(e)
+    }
+
+    /// The private directory of `node`'s forwarded Docker socket, keyed by
+    /// the swarm node ID: two hosts whose names sanitize alike never share a
+    /// socket. (A host already forwarded keeps its socket: the manager the
+    /// facts were read through.)
+    fn socket_dir(&self, node: &str) -> anyhow::Result<PathBuf> {
+        let key: String = node.chars().filter(char::is_ascii_alphanumeric).collect();
+        anyhow::ensure!(!key.is_empty(), "node ID {node:?} has no usable characters");
+        let dir = self.runtime_dir.join(key);
+        crate::files::mkdir_private(&dir)?;
+        Ok(dir)
     }
 
     pub async fn close(self) {
@@ -115,7 +127,7 @@ fn lease_labels(l: &Lease) -> HashMap<String, String> {
     ])
 }
 
-fn lease_from(labels: &HashMap<String, String>) -> Lease {
+pub(crate) fn lease_from(labels: &HashMap<String, String>) -> Lease {
     let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
     Lease {
         run_id: get("run"),
@@ -123,6 +135,20 @@ fn lease_from(labels: &HashMap<String, String>) -> Lease {
         started_at: get("started"),
         expires_at: get("expires"),
     }
+}
+
+/// Every poll checks that the engine answering is the swarm node polled
+/// (I6): a host swapped or rejoined under the run must not be judged, nor
+/// commanded, as the node it was. An engine in no swarm, or locked, has no
+/// NodeID to compare (the swarm state says so).
+fn same_node(host: &str, node: &str, info: &serde_json::Value) -> anyhow::Result<()> {
+    let engine = info["Swarm"]["NodeID"].as_str().unwrap_or_default();
+    anyhow::ensure!(
+        engine.is_empty() || engine == node,
+        "host {host}: its engine is swarm node {engine}, not node {node}: the host is another \
+         node than the one it was matched to; stopping before anything reaches it"
+    );
+    Ok(())
 }
 
 /// The fields of `GET /info` the executor polls.
@@ -273,8 +299,9 @@ impl Ops for LiveOps {
             .lock()
             .map_or(0, |m| m.get(node).copied().unwrap_or(0));
         let limit = Duration::from_secs(1 << in_a_row.min(3));
+        let dir = self.socket_dir(node)?;
         let get = async {
-            let socket = host.forward_docker_socket(&self.runtime_dir).await?;
+            let socket = host.forward_docker_socket(&dir).await?;
             raw::get_json(&socket, "/info").await
         };
         let answer = tokio::time::timeout(limit, get).await;
@@ -288,6 +315,7 @@ impl Ops for LiveOps {
         let info = answer
             .map_err(|_| anyhow!("host {name}: GET /info timed out ({} s)", limit.as_secs()))?
             .with_context(|| format!("host {name}: GET /info"))?;
+        same_node(name, node, &info)?;
         Ok(engine_status(&info))
     }
 
@@ -468,6 +496,20 @@ mod tests {
         assert_eq!(
             engine_status(&serde_json::json!({})),
             EngineStatus::default()
+        );
+    }
+
+    #[test]
+    fn a_poll_answered_by_another_nodes_engine_is_an_error() {
+        let info =
+            |id: &str| serde_json::json!({"Swarm": {"NodeID": id, "LocalNodeState": "active"}});
+        same_node("lab-m2", "m2id", &info("m2id")).unwrap();
+        same_node("lab-m2", "m2id", &info("")).unwrap();
+        let err = same_node("lab-m2", "m2id", &info("m3id")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("host lab-m2: its engine is swarm node m3id, not node m2id"),
+            "{err}"
         );
     }
 }

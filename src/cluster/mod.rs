@@ -11,6 +11,7 @@
 pub(crate) mod gather;
 pub(crate) mod host;
 pub(crate) mod live;
+pub(crate) mod record;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -92,6 +93,14 @@ impl Cluster {
             conns,
             runtime_dir: self.runtime.path(),
         })
+    }
+
+    /// What the swarm itself records of runs (the lease, the run labels of
+    /// its nodes), read through the first manager that answers: `status`
+    /// from any machine.
+    pub async fn record(&self) -> anyhow::Result<record::SwarmRecord> {
+        let any_pin: EngineVersion = "0.0.0".parse().expect("valid");
+        gather::swarm_record(&self.inventory, &self.gather_options(&any_pin)).await
     }
 
     /// The swarm's cluster ID, from the first manager that answers (without

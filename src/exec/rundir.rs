@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::state::{RunState, STATE_FORMAT};
 use crate::error::Error;
 use crate::files::{mkdir_private, write_atomic};
+use crate::plan::{self, Plan};
 
 /// The directory of one cluster's runs.
 #[derive(Debug, Clone)]
@@ -132,21 +133,98 @@ impl RunDir {
         self.path.join("journal.jsonl")
     }
 
+    /// The run's state file, refused with a usage error (exit 2) naming the
+    /// file when it is unreadable, corrupt, or from a newer swarm-upgrade:
+    /// a run whose state cannot be trusted must never silently become a new
+    /// run (its nodes may be drained or stopped).
     pub fn load_state(&self) -> anyhow::Result<RunState> {
         let p = self.state_path();
-        let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        let mut state: RunState = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a run state", p.display()))?;
-        anyhow::ensure!(
-            state.format <= STATE_FORMAT,
-            "{} is in format {}, from a newer swarm-upgrade (this one reads up to {STATE_FORMAT}): \
-             use that version to resume or inspect the run",
-            p.display(),
-            state.format
-        );
+        let shown = p.display();
+        let fix = self.fix();
+        let text = fs::read_to_string(&p)
+            .map_err(|e| Error::Usage(format!("cannot read the run state {shown}: {e}; {fix}")))?;
+        let mut state: RunState = serde_json::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{shown}:{}:{}: not a run state ({e}): the file is corrupt; {fix}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if state.format > STATE_FORMAT {
+            return Err(Error::Usage(format!(
+                "{shown} is in format {}, from a newer swarm-upgrade (this one reads up to \
+                 {STATE_FORMAT}): use that version to resume or inspect the run",
+                state.format
+            ))
+            .into());
+        }
         // Older formats load into the current model and are saved in it.
         state.format = STATE_FORMAT;
         Ok(state)
+    }
+
+    /// The run's plan and state, checked against each other and against the
+    /// swarm they are used on: a state of another swarm or another run, or
+    /// one whose plan is not the plan it recorded (hash, step count), is a
+    /// usage error naming the file.
+    pub fn load(&self, cluster_id: &str) -> anyhow::Result<(Plan, RunState)> {
+        let state = self.load_state()?;
+        let p = self.state_path();
+        let shown = p.display();
+        let fix = self.fix();
+        let bad = |what: String| -> anyhow::Error {
+            Error::Usage(format!("{shown}: {what}; {fix}")).into()
+        };
+        if state.cluster_id != cluster_id {
+            return Err(bad(format!(
+                "records a run of swarm {}, not of this swarm ({cluster_id})",
+                state.cluster_id
+            )));
+        }
+        let dir_name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        if dir_name.as_deref() != Some(state.run_id.as_str()) {
+            return Err(bad(format!(
+                "records run {}, but lies in the directory of run {}",
+                state.run_id,
+                dir_name.unwrap_or_default()
+            )));
+        }
+        let plan = plan::file::load(&self.plan_path())?;
+        let digest = plan::file::digest(&plan)?;
+        if digest != state.plan_sha256 {
+            return Err(bad(format!(
+                "records a plan with sha256 {}, but {} hashes to {digest}: the run's plan was replaced",
+                state.plan_sha256,
+                self.plan_path().display()
+            )));
+        }
+        if plan.steps.len() != state.steps.len() {
+            return Err(bad(format!(
+                "has {} steps, but its plan has {}",
+                state.steps.len(),
+                plan.steps.len()
+            )));
+        }
+        if plan.cluster_id != cluster_id {
+            return Err(bad(format!(
+                "its plan {} is for swarm {}, not this one ({cluster_id})",
+                self.plan_path().display(),
+                plan.cluster_id
+            )));
+        }
+        Ok((plan, state))
+    }
+
+    /// What to do about a run directory that cannot be trusted.
+    fn fix(&self) -> String {
+        format!(
+            "nothing was changed. Move {0} aside (e.g. `mv {0} {0}.broken`) and run `swarm-upgrade status --inventory FILE` \
+             to see what the swarm itself records of the run, then `apply` again",
+            self.path.display()
+        )
     }
 
     /// When each step started and finished, from the journal (the state
@@ -324,6 +402,98 @@ mod tests {
             err.to_string().contains("from a newer swarm-upgrade"),
             "{err}"
         );
+    }
+
+    /// A run directory holding the lab plan and its fresh state.
+    fn lab_run(base: &Path) -> (RunDir, Plan, RunState) {
+        use crate::plan::testutil::{LAB_CLUSTER_ID, lab_plan};
+        let cd = ClusterDir::open(base, LAB_CLUSTER_ID).unwrap();
+        let run = cd.run("r1");
+        run.create().unwrap();
+        let plan = lab_plan();
+        plan::file::save(&plan, &run.plan_path()).unwrap();
+        let st = RunState::new(
+            "r1".into(),
+            LAB_CLUSTER_ID.into(),
+            plan.target.clone(),
+            plan::file::digest(&plan).unwrap(),
+            plan.steps.len(),
+            vec![],
+        );
+        run.save_state(&st).unwrap();
+        (run, plan, st)
+    }
+
+    /// The usage error (exit 2) `load` gives, checked to name the state file.
+    fn refused(run: &RunDir, cluster: &str) -> String {
+        let err = run.load(cluster).unwrap_err();
+        assert_eq!(crate::error::exit_code_of(&err), 2, "{err:#}");
+        let msg = format!("{err:#}");
+        assert!(msg.contains(&run.path.display().to_string()), "{msg}");
+        msg
+    }
+
+    #[test]
+    fn a_consistent_run_loads_with_its_plan() {
+        use crate::plan::testutil::LAB_CLUSTER_ID;
+        let base = tempfile::tempdir().unwrap();
+        let (run, plan, st) = lab_run(base.path());
+        let (p, s) = run.load(LAB_CLUSTER_ID).unwrap();
+        assert_eq!((p, s), (plan, st));
+    }
+
+    #[test]
+    fn corrupt_foreign_and_newer_states_are_usage_errors_naming_the_file() {
+        use crate::plan::testutil::LAB_CLUSTER_ID;
+        let base = tempfile::tempdir().unwrap();
+        let (run, plan, st) = lab_run(base.path());
+
+        // Torn or garbage: never a new run.
+        fs::write(run.state_path(), b"{\"format\": 2, \"run_id\"").unwrap();
+        assert!(refused(&run, LAB_CLUSTER_ID).contains("corrupt"));
+        fs::remove_file(run.state_path()).unwrap();
+        assert!(refused(&run, LAB_CLUSTER_ID).contains("cannot read the run state"));
+
+        // Newer format.
+        let mut newer = st.clone();
+        newer.format = STATE_FORMAT + 1;
+        run.save_state(&newer).unwrap();
+        assert!(refused(&run, LAB_CLUSTER_ID).contains("from a newer swarm-upgrade"));
+
+        // Another swarm's state, and this swarm's state of another run.
+        run.save_state(&st).unwrap();
+        assert!(refused(&run, "otherswarm").contains("not of this swarm"));
+        let mut other_run = st.clone();
+        other_run.run_id = "r2".into();
+        run.save_state(&other_run).unwrap();
+        assert!(refused(&run, LAB_CLUSTER_ID).contains("records run r2"));
+
+        // A plan that is not the one the state recorded.
+        let mut other_hash = st.clone();
+        other_hash.plan_sha256 = "0".repeat(64);
+        run.save_state(&other_hash).unwrap();
+        assert!(refused(&run, LAB_CLUSTER_ID).contains("the run's plan was replaced"));
+
+        // A plan with more steps than its state (this used to panic).
+        let fewer = RunState::new(
+            "r1".into(),
+            LAB_CLUSTER_ID.into(),
+            plan.target.clone(),
+            st.plan_sha256.clone(),
+            plan.steps.len() - 3,
+            vec![],
+        );
+        run.save_state(&fewer).unwrap();
+        let msg = refused(&run, LAB_CLUSTER_ID);
+        assert!(
+            msg.contains(&format!(
+                "has {} steps, but its plan has {}",
+                plan.steps.len() - 3,
+                plan.steps.len()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("nothing was changed"), "{msg}");
     }
 
     #[test]

@@ -312,6 +312,11 @@ pub struct HostFacts {
     /// when the facts were gathered; negative once expired. `None` when not read.
     #[serde(default)]
     pub node_cert_valid_secs: Option<i64>,
+    /// The swarm NodeID of the host's engine (`docker info`): empty when
+    /// the engine is in no swarm, `None` when it did not answer (stopped,
+    /// locked, no access to its socket). Settles which swarm node a host is.
+    #[serde(default)]
+    pub engine_node_id: Option<String>,
 }
 
 /// The outcome of a package manager dry run (`apt-get install -s ...`).

@@ -195,36 +195,78 @@ pub fn kill_apply_when(
     args: &[&str],
     when: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let mut child: Child = fresh
-        .cmd(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Keep stderr for the failure message without blocking the child on a full pipe.
-    let stderr = child.stderr.take().unwrap();
-    let errors = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
-        s
-    });
-    let stdout = child.stdout.take().unwrap();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if when(&ev) {
+    let mut run = Watched::spawn(fresh, fresh.state_dir.path(), args);
+    match run.until(when) {
+        Some(ev) => {
             // Let the step get under way, then kill without warning.
             thread::sleep(Duration::from_millis(700));
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return ev;
+            run.kill();
+            ev
+        }
+        None => {
+            let (code, err) = run.finish();
+            panic!("apply ended ({code:?}) before the expected event:\n{err}")
         }
     }
-    let status = child.wait().unwrap();
-    panic!(
-        "apply ended ({status}) before the expected event:\n{}",
-        errors.join().unwrap()
-    );
+}
+
+/// An `apply`/`resume` with JSON events on stdout, read event by event.
+pub struct Watched {
+    pub child: Child,
+    events: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Watched {
+    pub fn spawn(fresh: &FreshLab, state_dir: &Path, args: &[&str]) -> Watched {
+        eprintln!("$ swarm-upgrade {} (watched)", args.join(" "));
+        let mut child = command(&fresh.lab.inventory_path(), state_dir, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+            s
+        });
+        let events = BufReader::new(child.stdout.take().unwrap()).lines();
+        Watched {
+            child,
+            events,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The next event that matches, or `None` when the run ended first.
+    pub fn until(
+        &mut self,
+        when: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        for line in self.events.by_ref() {
+            let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line.unwrap()) else {
+                continue;
+            };
+            if when(&ev) {
+                return Some(ev);
+            }
+        }
+        None
+    }
+
+    /// SIGKILL, without warning.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits for the end: (exit code, stderr).
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        for _ in self.events.by_ref() {}
+        let status = self.child.wait().unwrap();
+        let err = self.stderr.take().unwrap().join().unwrap();
+        eprintln!("-> {:?}\n{err}", status.code());
+        (status.code(), err)
+    }
 }

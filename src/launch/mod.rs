@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::checks::Severity;
 use crate::cluster::live::LiveOps;
-use crate::cluster::{self, Cluster, PlanRequest};
+use crate::cluster::{self, Cluster, PlanRequest, Reading};
 use crate::error::{Error, usage};
 use crate::exec::events::Event;
 use crate::exec::lease::{Lease, LeaseOutcome};
@@ -24,6 +24,9 @@ use crate::facts::Gathered;
 use crate::plan::{self, Action, Plan};
 use crate::playbook::Playbooks;
 use crate::version::EngineVersion;
+use continuing::Asked;
+
+mod continuing;
 
 /// What the operator sees and answers.
 pub trait Frontend: Sync {
@@ -52,9 +55,17 @@ pub struct LaunchOptions {
 /// What `apply` asks for beyond the run options.
 pub struct ApplyRequest {
     pub pin: EngineVersion,
-    pub max_parallel: usize,
+    /// `None`: not given (1 for a new run; the run's own when continuing).
+    pub max_parallel: Option<usize>,
     /// A plan saved by `plan --out`, executed exactly.
     pub saved: Option<Plan>,
+    pub ignore_checks: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// What `resume` asks for beyond the run options.
+#[derive(Debug, Default)]
+pub struct ResumeRequest {
     pub ignore_checks: Vec<String>,
     pub dry_run: bool,
 }
@@ -72,34 +83,26 @@ pub async fn apply(
     let dir = ClusterDir::open(&opts.state_base, &reading.gathered.facts.cluster.id)?;
     let _lock = dir.lock()?;
 
-    if let Some(run) = dir.current()?
-        && let Ok(state) = run.load_state()
-        && state.status.resumable()
-    {
-        if state.pin != req.pin {
-            return Err(usage(format!(
-                "run {} to {} is unfinished ({}); resume it with `swarm-upgrade resume`, or finish it before upgrading to {}",
-                state.run_id,
-                state.pin,
-                run.path.display(),
-                req.pin
-            )));
+    // An unfinished run is continued, never silently replaced: a state
+    // that cannot be read is an error naming the file (exit 2).
+    if let Some(run) = dir.current()? {
+        let (plan, state) = run.load(&reading.gathered.facts.cluster.id)?;
+        if state.status.resumable() {
+            let asked = Asked {
+                pin: Some(&req.pin),
+                saved: req.saved.as_ref(),
+                max_parallel: req.max_parallel,
+                ignore_checks: &req.ignore_checks,
+            };
+            return continue_run(reading, opts, plan, run, state, &asked, req.dry_run, fe).await;
         }
-        fe.log(&format!(
-            "continuing unfinished run {} ({})",
-            state.run_id,
-            run.path.display()
-        ));
-        let plan = plan::file::load(&run.plan_path())?;
-        let (gathered, ops) = reading.into_ops();
-        return execute(gathered, ops, opts, &plan, run, state, fe).await;
     }
 
     let fresh = cluster::plan(
         &reading.gathered,
         &PlanRequest {
             pin: &req.pin,
-            max_parallel: req.max_parallel,
+            max_parallel: req.max_parallel.unwrap_or(1),
             waived: &req.ignore_checks,
             unlock_key: opts.run.unlock_key.is_some(),
         },
@@ -173,11 +176,12 @@ pub async fn apply(
 pub async fn resume(
     cluster: &Cluster,
     opts: &LaunchOptions,
+    req: &ResumeRequest,
     fe: &dyn Frontend,
 ) -> anyhow::Result<u8> {
-    let (_dir, _lock, run) =
+    let (id, _dir, _lock, run) =
         latest_run(cluster, opts, "nothing to resume (start one with apply)").await?;
-    let state = run.load_state()?;
+    let (plan, state) = run.load(&id)?;
     if !state.status.resumable() {
         fe.log(&format!(
             "run {} ended as {:?}: nothing to resume",
@@ -185,15 +189,84 @@ pub async fn resume(
         ));
         return Ok(exit_code::SUCCESS);
     }
-    let plan = plan::file::load(&run.plan_path())?;
     let reading = cluster.read(&plan.target, &|l| fe.log(l)).await?;
+    let asked = Asked {
+        ignore_checks: &req.ignore_checks,
+        ..Default::default()
+    };
+    continue_run(reading, opts, plan, run, state, &asked, req.dry_run, fe).await
+}
+
+/// Continues an unfinished run as a new one starts: conflicting flags
+/// refused, the preflight checks that still apply run again on the facts
+/// just read, the dry run or the confirmation, then the executor from the
+/// first step not done.
+#[allow(clippy::too_many_arguments)]
+async fn continue_run(
+    reading: Reading<'_>,
+    opts: &LaunchOptions,
+    plan: Plan,
+    run: RunDir,
+    mut state: RunState,
+    asked: &Asked<'_>,
+    dry_run: bool,
+    fe: &dyn Frontend,
+) -> anyhow::Result<u8> {
+    let checked = (|| {
+        continuing::refuse_conflicts(&plan, &state, asked)?;
+        let waived = continuing::waivers(&state, asked);
+        let blockers = continuing::blockers(
+            &reading.gathered,
+            &plan,
+            &waived,
+            opts.run.unlock_key.is_some(),
+        );
+        if !blockers.is_empty() {
+            return Err(continuing::blocked(&state, &blockers));
+        }
+        Ok(waived)
+    })();
+    let waived = match checked {
+        Ok(w) => w,
+        Err(e) => {
+            reading.close().await;
+            return Err(e);
+        }
+    };
     fe.log(&format!(
-        "resuming run {} to {} ({} of {} steps done)",
+        "continuing unfinished run {} to {} ({} of {} steps done; {})",
         state.run_id,
         state.pin,
         state.count(StepStatus::Done),
-        state.steps.len()
+        state.steps.len(),
+        run.path.display()
     ));
+    fe.plan(&plan);
+    if dry_run {
+        fe.dry_run(&format!(
+            "# continuing run {}: its {} steps done are left out\n{}",
+            state.run_id,
+            state.count(StepStatus::Done),
+            dry_run::render(
+                &continuing::remaining(&plan, &state),
+                &reading.gathered.facts,
+                &opts.playbooks,
+                &opts.run,
+            )
+        ));
+        reading.close().await;
+        return Ok(exit_code::SUCCESS);
+    }
+    if !opts.yes
+        && let Err(e) = fe.confirm(&plan)
+    {
+        reading.close().await;
+        return Err(e);
+    }
+    if waived != state.ignored_checks {
+        state.ignored_checks = waived;
+        run.save_state(&state)?;
+    }
     let (gathered, ops) = reading.into_ops();
     execute(gathered, ops, opts, &plan, run, state, fe).await
 }
@@ -205,9 +278,8 @@ pub async fn rollback(
     opts: &LaunchOptions,
     fe: &dyn Frontend,
 ) -> anyhow::Result<u8> {
-    let (dir, _lock, last) = latest_run(cluster, opts, "nothing to roll back").await?;
-    let last_state = last.load_state()?;
-    let last_plan = plan::file::load(&last.plan_path())?;
+    let (id, dir, _lock, last) = latest_run(cluster, opts, "nothing to roll back").await?;
+    let (last_plan, last_state) = last.load(&id)?;
     if last_plan.reverts_run.is_some() {
         if last_state.status.resumable() {
             return Err(usage(format!(
@@ -252,13 +324,13 @@ pub async fn rollback(
     execute(gathered, ops, opts, &revert, run, state, fe).await
 }
 
-/// The state directory of the swarm the inventory reaches, locked, and its
-/// latest run; without one, a usage error that ends in `nothing`.
+/// The swarm's cluster ID, its state directory, locked, and its latest
+/// run; without one, a usage error that ends in `nothing`.
 async fn latest_run(
     cluster: &Cluster,
     opts: &LaunchOptions,
     nothing: &str,
-) -> anyhow::Result<(ClusterDir, LocalLock, RunDir)> {
+) -> anyhow::Result<(String, ClusterDir, LocalLock, RunDir)> {
     let id = cluster.id().await?;
     let dir = ClusterDir::open(&opts.state_base, &id)?;
     let lock = dir.lock()?;
@@ -268,7 +340,7 @@ async fn latest_run(
             dir.path.display()
         ))
     })?;
-    Ok((dir, lock, run))
+    Ok((id, dir, lock, run))
 }
 
 /// Starts a new run of `plan`: takes the swarm's lease first, so that a
