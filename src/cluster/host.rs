@@ -46,6 +46,7 @@ echo '### docker-info'; docker info --format '{{{{.Driver}}}}|{{{{.LiveRestoreEn
 echo '### ipvlan'; docker network ls --filter driver=ipvlan --format '{{{{.Name}}}}' 2>/dev/null && echo '#ok'
 echo '### sizes'; command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${{Package}}\t${{Installed-Size}}\n' {pkgs} 2>/dev/null
 echo '### swarm-du'; du -sk /var/lib/docker/swarm 2>/dev/null
+echo '### kernel-modules'; ls /sys/module 2>/dev/null && echo '#ok'
 echo '### cert'; f=/var/lib/docker/swarm/certificates/swarm-node.crt; command -v openssl >/dev/null 2>&1 && [ -f $f ] && end=$(openssl x509 -enddate -noout -in $f | cut -d= -f2) && echo $(( $(date -d "$end" +%s) - $(date +%s) ))
 "#,
         state = HOST_STATE_DIR
@@ -170,6 +171,19 @@ pub fn parse(host: &str, out: &str) -> HostFacts {
         .and_then(|k| k.parse::<u64>().ok())
         .map(|k| k * 1024);
     f.node_cert_valid_secs = get("cert").trim().parse().ok();
+    let modules: Vec<&str> = get("kernel-modules")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if modules.last() == Some(&"#ok") {
+        f.kernel_modules = Some(
+            modules[..modules.len() - 1]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+    }
     for line in get("bundles").lines() {
         if let Some((sum, path)) = line.trim().split_once(' ') {
             f.bundles.insert(path.to_string(), sum.to_string());
@@ -323,6 +337,10 @@ docker.io	159836
 containerd	120000
 ### swarm-du
 1532	/var/lib/docker/swarm
+### kernel-modules
+overlay
+br_netfilter
+#ok
 ### cert
 7775000
 ### bundles
@@ -352,6 +370,10 @@ abc123 /srv/lab-static/docker-26.1.5.tgz
         assert_eq!(f.installed_sizes["docker.io"], 159836 * 1024);
         assert_eq!(f.swarm_dir_bytes, Some(1532 * 1024));
         assert_eq!(f.node_cert_valid_secs, Some(7775000));
+        assert_eq!(
+            f.kernel_modules,
+            Some(vec!["overlay".to_string(), "br_netfilter".to_string()])
+        );
     }
 
     #[test]
