@@ -84,6 +84,7 @@ impl Setup {
                 max_parallel,
                 waived: &[],
                 unlock_key: unlock_key.is_some(),
+                hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
