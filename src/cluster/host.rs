@@ -144,19 +144,7 @@ pub fn parse(host: &str, out: &str) -> HostFacts {
             f.cgroup_version = Some(cgroup.to_string()).filter(|s| !s.is_empty());
         }
     }
-    let ipvlan: Vec<&str> = get("ipvlan")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if ipvlan.last() == Some(&"#ok") {
-        f.ipvlan_networks = Some(
-            ipvlan[..ipvlan.len() - 1]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        );
-    }
+    f.ipvlan_networks = list_if_read(get("ipvlan"));
     for line in get("sizes").lines() {
         if let Some((name, kib)) = line.split_once('\t')
             && let Ok(kib) = kib.trim().parse::<u64>()
@@ -171,25 +159,25 @@ pub fn parse(host: &str, out: &str) -> HostFacts {
         .and_then(|k| k.parse::<u64>().ok())
         .map(|k| k * 1024);
     f.node_cert_valid_secs = get("cert").trim().parse().ok();
-    let modules: Vec<&str> = get("kernel-modules")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if modules.last() == Some(&"#ok") {
-        f.kernel_modules = Some(
-            modules[..modules.len() - 1]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        );
-    }
+    f.kernel_modules = list_if_read(get("kernel-modules"));
     for line in get("bundles").lines() {
         if let Some((sum, path)) = line.trim().split_once(' ') {
             f.bundles.insert(path.to_string(), sum.to_string());
         }
     }
     f
+}
+
+/// A section listing names, ended by `#ok` when its command succeeded: the
+/// names (possibly none), or `None` when they could not be read.
+fn list_if_read(section: &str) -> Option<Vec<String>> {
+    let lines: Vec<&str> = section
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let (last, names) = lines.split_last()?;
+    (*last == "#ok").then(|| names.iter().map(|s| s.to_string()).collect())
 }
 
 fn split_sections(out: &str) -> BTreeMap<String, String> {
