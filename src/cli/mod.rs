@@ -149,8 +149,9 @@ pub struct CheckArgs {
     /// Treat this check or hazard as accepted: its blockers become warnings. Repeatable.
     #[arg(long, value_name = "ID")]
     pub ignore_check: Vec<String>,
-    /// Print one hazard (versions, detection, remedy, source) and exit.
-    #[arg(long, value_name = "HAZARD_ID", conflicts_with_all = ["inventory", "ansible_inventory", "from_facts"])]
+    /// Print one hazard (versions, detection, remedy, source) and exit; reads
+    /// no cluster (an inventory given, e.g. from the environment, is ignored).
+    #[arg(long, value_name = "HAZARD_ID")]
     pub explain: Option<String>,
 }
 
