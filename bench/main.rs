@@ -263,6 +263,7 @@ fn sim_journal(dir: &Path) {
             max_parallel: 1,
             waived: &[],
             unlock_key: false,
+            hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
         },
     );
     let run = swarm_upgrade::exec::rundir::RunDir {

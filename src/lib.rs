@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cli (arguments) ─► cluster: inventory ─► connections (transport: SSH) ─► facts (host script + engine API)
-//!                             └─► checks ─► plan                                         (pure from here)
+//!                             └─► checks + hazards ─► plan                               (pure from here)
 //!                  ─► launch: state dir, lock, lease ─► exec::runner (the run loop)
 //!                                                       └─► exec::actions (one per step kind) ─► Ops
 //!                                                       └─► events ─► journal (exec::rundir) and ui
@@ -23,6 +23,9 @@
 //!   `tests/actions.rs` then checks that it does what it describes;
 //! - a new **check**: a module in `checks/` with one pure function of the
 //!   facts, listed in `checks/mod.rs`, with its pass/warn/block tests beside it;
+//! - a new **hazard** of one engine release: an entry in `hazards/*.yaml`
+//!   (data, no Rust), with its detects / does-not-detect test in
+//!   `hazards/tests.rs`;
 //! - a new **upgrade method**: a playbook in `playbooks/` (shell scripts as
 //!   data), compiled in by [`playbook`], chosen per host in `version::resolve`.
 
@@ -35,6 +38,7 @@ pub mod exec;
 mod exit_code;
 pub mod facts;
 mod files;
+pub mod hazards;
 mod inventory;
 mod launch;
 pub mod plan;
@@ -59,6 +63,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
         }
     };
     let result = match &cli.command {
+        cli::Command::Check(args) => cli::check::run(args, cli.quiet),
         cli::Command::Plan(args) => cli::plan::run(args, cli.quiet),
         cli::Command::Apply(args) => cli::apply::apply(args, cli.quiet),
         cli::Command::Resume(args) => cli::apply::resume(args, cli.quiet),

@@ -345,6 +345,7 @@ impl Case {
                 max_parallel,
                 waived: &[],
                 unlock_key: self.opts.unlock_key.is_some(),
+                hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);

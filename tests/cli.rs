@@ -197,3 +197,147 @@ fn status_refuses_a_corrupt_state_file_naming_it() {
         "{stderr}"
     );
 }
+
+// ----- check -------------------------------------------------------------------------------
+
+fn check(args: &[&str]) -> (i32, String, String) {
+    let out = swarm_upgrade().arg("check").args(args).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_passes_the_lab_and_blocks_the_two_manager_swarm() {
+    let (code, stdout, stderr) = check(&[
+        "--pin",
+        "26.1.5",
+        "--from-facts",
+        &fixture("lab-facts.json"),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.ends_with("nothing blocks an upgrade to 26.1.5\n"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = check(&[
+        "--pin",
+        "26.1.5",
+        "--output",
+        "json",
+        "--from-facts",
+        &fixture("two-managers-facts.json"),
+    ]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["blocked"], true);
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "quorum-budget" && f["severity"] == "block"),
+        "{v:#}"
+    );
+    assert!(stderr.contains("quorum-budget"), "{stderr}");
+}
+
+#[test]
+fn a_hazard_given_on_the_command_line_blocks_without_any_rust() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("site.yaml");
+    std::fs::write(
+        &file,
+        "# a site's own hazard\n\
+         - id: site-no-sysvinit-26\n\
+         \x20 title: our sysvinit hosts are not certified for 26.x\n\
+         \x20 applies:\n\
+         \x20   target: \">=26.0.0\"\n\
+         \x20 detect:\n\
+         \x20   distro: [debian]\n\
+         \x20   init: sysvinit\n\
+         \x20 severity: block\n\
+         \x20 effect: unsupported by our platform team\n\
+         \x20 remedy: move the host to systemd first\n\
+         \x20 source: https://wiki.example.com/docker-26\n",
+    )
+    .unwrap();
+    let lab = fixture("lab-facts.json");
+    let hazard = file.display().to_string();
+    let args = [
+        "--pin",
+        "26.1.5",
+        "--output",
+        "json",
+        "--from-facts",
+        &lab,
+        "--hazards",
+        &hazard,
+    ];
+    let (code, stdout, stderr) = check(&args);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let hits: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "site-no-sysvinit-26")
+        .collect();
+    assert_eq!(hits.len(), 5, "every lab node: {v:#}");
+    assert!(
+        hits[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("host lab-m1 (20.10.24 → 26.1.5): debian host: our sysvinit hosts"),
+        "{:#}",
+        hits[0]
+    );
+    // Waived, it no longer blocks; and the explanation comes from the file too.
+    let mut waived = args.to_vec();
+    waived.extend(["--ignore-check", "site-no-sysvinit-26"]);
+    assert_eq!(check(&waived).0, 0);
+    let (code, stdout, _) = check(&["--explain", "site-no-sysvinit-26", "--hazards", &hazard]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("source:    https://wiki.example.com/docker-26"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn explain_prints_a_hazard_with_its_source() {
+    let (code, stdout, _) = check(&["--explain", "api-minimum-1.44-29.0"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("check_explain", stdout);
+    let (code, _, stderr) = check(&["--explain", "no-such-hazard"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no hazard `no-such-hazard`"), "{stderr}");
+    assert!(stderr.contains("removed-oom-score-adjust-26.0"), "{stderr}");
+}
+
+#[test]
+fn bad_hazard_files_and_missing_pins_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "- id: bad-1\n  title: t\n  applies:\n    target: \"29.0\"\n  severity: warn\n  effect: e\n  remedy: r\n  source: https://example.com\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check(&[
+        "--pin",
+        "26.1.5",
+        "--from-facts",
+        &fixture("lab-facts.json"),
+        "--hazards",
+        &file.display().to_string(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    let stderr = stderr.replace(&dir.path().display().to_string(), "[DIR]");
+    insta::assert_snapshot!("check_bad_hazard_file", stderr);
+    let (code, _, stderr) = check(&["--from-facts", &fixture("lab-facts.json")]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--pin"), "{stderr}");
+}

@@ -84,6 +84,7 @@ impl Setup {
                 max_parallel,
                 waived: &[],
                 unlock_key: unlock_key.is_some(),
+                hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -947,6 +948,7 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
             max_parallel: 1,
             waived: &[],
             unlock_key: false,
+            hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

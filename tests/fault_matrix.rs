@@ -150,6 +150,7 @@ fn plan_of(g: &Gathered, max_parallel: usize) -> Plan {
             max_parallel,
             waived: &[],
             unlock_key: false,
+            hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

@@ -62,21 +62,61 @@ fn swarm_upgrade(lab: &Lab, state_dir: &Path, args: &[&str], env: &[(&str, &str)
     common::run_logged(cmd, args)
 }
 
-/// `plan --pin 26.1.5 --output json` (plus `extra`): the exit code and the plan.
+/// `plan --pin 26.1.5 --output json` (plus `extra`): the exit code and the
+/// plan. Every preflight case also goes through `check` with the same
+/// arguments: it must exit the same way and report the plan's blockers
+/// (id, node, message). `check` runs a few seconds later, so a blocker that
+/// appears in between (a heartbeat timing out) may be added, never lost.
 fn plan(lab: &Lab, extra: &[&str]) -> (Option<i32>, Value) {
+    let (code, plan) = run_json(lab, "plan", extra);
+    // Only `plan` saves facts.
+    let mut check_extra = vec![];
+    let mut args = extra.iter();
+    while let Some(a) = args.next() {
+        if *a == "--save-facts" {
+            args.next();
+        } else {
+            check_extra.push(*a);
+        }
+    }
+    let (check_code, check) = check(lab, &check_extra);
+    assert_eq!(
+        check_code, code,
+        "check exits as plan does; check found: {:#}",
+        check["findings"]
+    );
+    assert_eq!(check["blocked"], code == Some(3), "{check:#}");
+    let key = |f: &Value| (f["id"].clone(), f["node"].clone(), f["message"].clone());
+    let checked: Vec<_> = blockers(&check).into_iter().map(key).collect();
+    for b in blockers(&plan) {
+        assert!(
+            checked.contains(&key(b)),
+            "check misses the plan's blocker {b:#}; check found: {:#}",
+            check["findings"]
+        );
+    }
+    (code, plan)
+}
+
+/// `check --pin 26.1.5 --output json` (plus `extra`): the exit code and the report.
+fn check(lab: &Lab, extra: &[&str]) -> (Option<i32>, Value) {
+    run_json(lab, "check", extra)
+}
+
+fn run_json(lab: &Lab, command: &str, extra: &[&str]) -> (Option<i32>, Value) {
     let state = tempfile::tempdir().unwrap();
-    let mut args = vec!["plan", "--pin", PIN, "--output", "json"];
+    let mut args = vec![command, "--pin", PIN, "--output", "json"];
     args.extend_from_slice(extra);
     let out = swarm_upgrade(lab, state.path(), &args, &[]);
-    let plan: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "plan printed no JSON plan ({e}); exit {:?}\nstdout: {}\nstderr: {}",
+            "{command} printed no JSON ({e}); exit {:?}\nstdout: {}\nstderr: {}",
             out.status.code(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    (out.status.code(), plan)
+    (out.status.code(), doc)
 }
 
 fn findings(plan: &Value) -> &Vec<Value> {
@@ -694,8 +734,27 @@ fn the_clean_lab_passes_and_its_facts_are_read_from_the_real_nodes() {
         .count();
     assert_eq!(with_addrs, 5, "{:#}", cluster["tasks"]);
 
+    // What the hazard catalogue reads: the networks' drivers, the hosts' kernel modules.
+    assert!(
+        cluster["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["driver"] == "overlay"),
+        "{:#}",
+        cluster["networks"]
+    );
     let hosts = facts["hosts"].as_object().unwrap();
     assert_eq!(hosts.len(), 5);
+    for h in hosts.values() {
+        assert!(
+            h["kernel_modules"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty()),
+            "{}: no kernel modules read",
+            h["host"]
+        );
+    }
     let unreachable = facts["unreachable"].as_object();
     assert!(unreachable.is_none_or(|u| u.is_empty()), "{unreachable:?}");
     for (id, h) in hosts {
@@ -789,6 +848,135 @@ fn the_clean_lab_passes_and_its_facts_are_read_from_the_real_nodes() {
         assert_eq!(names, ["docker.io", "docker-cli", "containerd"], "{id}");
     }
     report_time("clean lab facts", t);
+}
+
+/// A hazard reproduced for real: `"oom-score-adjust"` in daemon.json, which
+/// the lab's 20.10.24 accepts and 26.1.5 refuses. `check` blocks it naming
+/// the hazard and the node; `apply` with the hazard waived really fails on
+/// that node and rolls it back (exit 4), which proves the hazard. The node
+/// chosen is the one the run upgrades first, so no other node changes.
+#[test]
+#[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
+fn the_oom_score_adjust_hazard_is_blocked_by_check_and_really_stops_26_1_5() {
+    const HAZARD: &str = "removed-oom-score-adjust-26.0";
+    let t = Instant::now();
+    let lab = lab();
+    let (code, clean) = plan(&lab, &[]);
+    assert_eq!(code, Some(0), "{:#}", clean["findings"]);
+    let first = clean["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["order"] == 1)
+        .and_then(|n| n["name"].as_str())
+        .expect("a node upgraded first")
+        .to_string();
+    let before = lab
+        .exec_sh(&first, "cat /etc/docker/daemon.json 2>/dev/null || true")
+        .unwrap();
+    assert!(
+        before.trim().is_empty(),
+        "{first} already has a daemon.json: {before}"
+    );
+    lab.exec_sh(
+        &first,
+        r#"mkdir -p /etc/docker && printf '{"oom-score-adjust": -500}\n' > /etc/docker/daemon.json"#,
+    )
+    .unwrap();
+    let undo = Undo::new(
+        &lab,
+        &format!("oom-score-adjust in {first}'s daemon.json"),
+        {
+            let first = first.clone();
+            // The rollback holds the restored packages and keeps its backup:
+            // the shared lab goes back to unheld packages and an empty state dir.
+            move |lab| {
+                lab.exec_sh(
+                &first,
+                "rm -f /etc/docker/daemon.json; apt-mark unhold docker.io containerd runc >/dev/null 2>&1; \
+                 rm -rf /var/lib/swarm-upgrade/backups",
+            )
+            .map(drop)
+            }
+        },
+    );
+
+    let (code, report) = check(&lab, &[]);
+    assert_eq!(code, Some(3), "blocked: {:#}", report["findings"]);
+    assert_eq!(report["blocked"], true);
+    let f = the(&report, HAZARD, "block");
+    assert_eq!(f["node"], first.as_str());
+    assert!(
+        message(f).starts_with(&format!(
+            "host {first} (20.10.24 → 26.1.5): /etc/docker/daemon.json sets \"oom-score-adjust\""
+        )),
+        "{f}"
+    );
+    let ids: Vec<&str> = blockers(&report)
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [HAZARD], "{:#}", report["findings"]);
+    // The same through plan (which also runs check again).
+    let (code, _) = plan(&lab, &[]);
+    assert_eq!(code, Some(3));
+
+    // Waived, the upgrade goes ahead and the new engine really refuses the file.
+    let state = tempfile::tempdir().unwrap();
+    let apply = Instant::now();
+    let out = swarm_upgrade(
+        &lab,
+        state.path(),
+        &[
+            "apply",
+            "--pin",
+            PIN,
+            "--yes",
+            "--ignore-check",
+            HAZARD,
+            "--verify-timeout",
+            "60s",
+        ],
+        &[],
+    );
+    report_time("apply with the hazard waived", apply);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{first} fails and is rolled back: {err}"
+    );
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(err.contains(&first), "{err}");
+    assert!(
+        err.contains("oom-score-adjust"),
+        "the engine's last log lines name the option: {err}"
+    );
+    let events = journal(state.path());
+    let touched: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "step-started")
+        .filter_map(|e| e["node"].as_str())
+        .collect();
+    assert_eq!(
+        touched.into_iter().collect::<Vec<_>>(),
+        [first.as_str()],
+        "only {first} was touched"
+    );
+    let st = lab
+        .wait_healthy(Duration::from_secs(180))
+        .unwrap_or_else(|e| panic!("the lab is not healthy after the rollback: {e:#}"));
+    assert!(
+        st.nodes
+            .iter()
+            .all(|n| n.engine_version.starts_with("20.10.24")),
+        "every node runs 20.10.24 again (the old engine accepts the file): {}",
+        st.render_text()
+    );
+
+    undo.done();
+    assert_clean(&lab);
+    report_time("oom-score-adjust hazard", t);
 }
 
 #[test]

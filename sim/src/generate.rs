@@ -226,6 +226,8 @@ impl SimCluster {
                 ingress: k == 0,
                 subnets: vec![format!("10.{k}.0.0/16")],
                 peer_count: None,
+                driver: "overlay".into(),
+                options: Default::default(),
             };
             w.networks.push(Network {
                 facts,

@@ -452,6 +452,7 @@ impl World {
             update_state: None,
             published_ports: vec![],
             virtual_ips: svc.vips.clone(),
+            bind_mounts: vec![],
         }
     }
 

@@ -68,6 +68,8 @@ impl Fixture {
                             ingress: true,
                             subnets: vec!["10.0.0.0/24".into()],
                             peer_count: Some(5),
+                            driver: "overlay".into(),
+                            options: Default::default(),
                         },
                         NetworkFacts {
                             id: "net-app".into(),
@@ -75,6 +77,8 @@ impl Fixture {
                             ingress: false,
                             subnets: vec!["10.0.1.0/24".into()],
                             peer_count: None,
+                            driver: "overlay".into(),
+                            options: Default::default(),
                         },
                     ],
                     swarm: SwarmSettings {
@@ -322,6 +326,7 @@ fn service(name: &str, mode: ServiceMode) -> ServiceFacts {
         update_state: None,
         published_ports: vec![],
         virtual_ips: vec![],
+        bind_mounts: vec![],
     }
 }
 

@@ -4,6 +4,8 @@
 //! waive with `--ignore-check ID`, and returns findings whose messages name
 //! the node, service or network, the numbers, and the remedy. A check emits
 //! findings under its own id only, so waiving one id silences one check.
+//! What depends on one engine release (a removed option, a regression) is
+//! not a check but data: the hazard catalogue ([`crate::hazards`]).
 
 pub mod finding;
 
@@ -16,7 +18,6 @@ mod disk_space;
 mod dns_addresses;
 mod drain_feasibility;
 mod init_system;
-mod known_issues;
 mod live_restore;
 mod node_health;
 mod node_identity;
@@ -29,10 +30,11 @@ mod sudo;
 mod version_skew;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use std::collections::BTreeMap;
 
+pub(crate) use daemon_config::daemon_json;
 pub use finding::{Finding, Severity};
 
 use crate::facts::model::{Availability, Facts, HostFacts, NodeFacts, NodeState};
@@ -69,7 +71,7 @@ impl<'a> CheckContext<'a> {
 
     /// The nodes this run upgrades: every node not already at the pin (an
     /// unreadable engine version counts as not at the pin, as in the planner).
-    fn nodes_to_upgrade(&self) -> impl Iterator<Item = &'a NodeFacts> {
+    pub(crate) fn nodes_to_upgrade(&self) -> impl Iterator<Item = &'a NodeFacts> {
         self.facts
             .cluster
             .nodes
@@ -85,7 +87,7 @@ impl<'a> CheckContext<'a> {
     }
 
     /// Nodes to upgrade, paired with what SSH showed about their host.
-    fn hosts_to_upgrade(&self) -> impl Iterator<Item = (&'a NodeFacts, &'a HostFacts)> {
+    pub(crate) fn hosts_to_upgrade(&self) -> impl Iterator<Item = (&'a NodeFacts, &'a HostFacts)> {
         self.nodes_to_upgrade()
             .filter_map(|n| self.facts.hosts.get(&n.id).map(|h| (n, h)))
     }
@@ -124,7 +126,6 @@ pub fn all() -> Vec<&'static dyn Check> {
         &pki::Pki,
         &live_restore::LiveRestore,
         &daemon_config::DaemonConfig,
-        &known_issues::KnownIssues,
         &api_version::ApiVersion,
         &overlay_ip_headroom::OverlayIpHeadroom,
         &drain_feasibility::DrainFeasibility,

@@ -1,6 +1,7 @@
 //! The command line: clap arguments (raw) and the commands that use them.
 
 pub(crate) mod apply;
+pub(crate) mod check;
 pub(crate) mod plan;
 pub(crate) mod status;
 
@@ -14,6 +15,8 @@ use crate::cluster::{ClusterOptions, InventorySource};
 use crate::error::usage;
 use crate::exec::rundir::default_base;
 use crate::exec::runner::RunOptions;
+use crate::facts::Gathered;
+use crate::hazards::Catalogue;
 use crate::launch::LaunchOptions;
 use crate::playbook::Playbooks;
 use crate::version::EngineVersion;
@@ -36,6 +39,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Read the cluster and print what blocks or endangers an upgrade to the
+    /// pin (checks and engine-version hazards); changes nothing. Exit 0: nothing
+    /// blocks; 3: something does; 2: bad input.
+    Check(CheckArgs),
     /// Read the cluster and print the ordered upgrade plan and what stands in its way.
     Plan(PlanArgs),
     /// Execute the plan: one verified step at a time, with checkpoints and rollback.
@@ -111,6 +118,41 @@ pub struct PlanArgs {
     /// Plan from facts saved with --save-facts instead of reading the cluster.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["inventory", "ansible_inventory"])]
     pub from_facts: Option<PathBuf>,
+    /// Add hazards from this YAML file (or the *.yaml files of this
+    /// directory); one with a built-in id replaces it. Repeatable.
+    #[arg(long, value_name = "FILE_OR_DIR")]
+    pub hazards: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Target Docker Engine version, exactly as released (e.g. 26.1.5).
+    #[arg(long, value_name = "VERSION", required_unless_present = "explain")]
+    pub pin: Option<EngineVersion>,
+    /// Most workers upgraded at the same time (the drain checks depend on it).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel: u16,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Check facts saved with `plan --save-facts` instead of reading the cluster.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["inventory", "ansible_inventory"])]
+    pub from_facts: Option<PathBuf>,
+    /// Add hazards from this YAML file (or the *.yaml files of this
+    /// directory); one with a built-in id replaces it. Repeatable.
+    #[arg(long, value_name = "FILE_OR_DIR")]
+    pub hazards: Vec<PathBuf>,
+    /// Also validate this playbook, as `apply --playbook` would load it. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub playbook: Vec<PathBuf>,
+    /// Treat this check or hazard as accepted: its blockers become warnings. Repeatable.
+    #[arg(long, value_name = "ID")]
+    pub ignore_check: Vec<String>,
+    /// Print one hazard (versions, detection, remedy, source) and exit; reads
+    /// no cluster (an inventory given, e.g. from the environment, is ignored).
+    #[arg(long, value_name = "HAZARD_ID")]
+    pub explain: Option<String>,
 }
 
 /// How a run executes (apply and resume).
@@ -120,6 +162,10 @@ pub struct RunArgs {
     /// `name`). Repeatable.
     #[arg(long, value_name = "FILE")]
     pub playbook: Vec<PathBuf>,
+    /// Add hazards from this YAML file (or the *.yaml files of this
+    /// directory); one with a built-in id replaces it. Repeatable.
+    #[arg(long, value_name = "FILE_OR_DIR")]
+    pub hazards: Vec<PathBuf>,
     /// Where runs are recorded [default: $XDG_STATE_HOME/swarm-upgrade].
     #[arg(long, value_name = "DIR", env = "SWARM_UPGRADE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -257,6 +303,7 @@ fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
             ..Default::default()
         },
         playbooks: Playbooks::load(&args.playbook)?,
+        hazards: Catalogue::load(&args.hazards)?,
         state_base: args.state_dir.clone().unwrap_or_else(default_base),
         yes: args.yes,
     })
@@ -296,6 +343,34 @@ fn unlock_key(args: &RunArgs) -> anyhow::Result<Option<String>> {
         .ok()
         .map(|k| k.trim().to_string())
         .filter(|k| !k.is_empty()))
+}
+
+/// The facts: from a file saved with `--save-facts`, or read from the
+/// cluster (connections closed again: nothing runs).
+fn gather(
+    cluster: &ClusterArgs,
+    from_facts: Option<&std::path::Path>,
+    pin: &EngineVersion,
+    log: crate::cluster::gather::Log<'_>,
+) -> anyhow::Result<Gathered> {
+    match from_facts {
+        Some(path) => crate::cluster::load_facts(path),
+        None => {
+            let cluster = crate::cluster::Cluster::open(cluster_options(cluster)?)?;
+            runtime()?.block_on(async {
+                let reading = cluster.read(pin, log).await?;
+                let (gathered, ops) = reading.into_ops();
+                ops.close().await;
+                Ok(gathered)
+            })
+        }
+    }
+}
+
+/// Whether the environment provides a swarm unlock key (`plan` and `check`
+/// have no `--unlock-key-file`; `apply` also counts its file).
+fn unlock_key_in_env() -> bool {
+    std::env::var_os("SWARM_UPGRADE_UNLOCK_KEY").is_some_and(|v| !v.is_empty())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,16 +1,11 @@
-//! `swarm-upgrade plan`: facts → checks → plan, printed; nothing changes.
+//! `swarm-upgrade plan`: facts → checks and hazards → plan, printed; nothing changes.
 
-use super::{Output, PlanArgs, cluster_options, runtime};
-use crate::cluster::{self, Cluster, PlanRequest};
+use super::{Output, PlanArgs, gather, unlock_key_in_env};
+use crate::cluster::{self, PlanRequest};
 use crate::error::Error;
 use crate::exit_code;
+use crate::hazards::Catalogue;
 use crate::plan;
-
-/// Whether the environment provides a swarm unlock key (`plan` has no
-/// `--unlock-key-file`; `apply` also counts its file).
-fn unlock_key_available() -> bool {
-    std::env::var_os("SWARM_UPGRADE_UNLOCK_KEY").is_some_and(|v| !v.is_empty())
-}
 
 pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
     let log = |line: &str| {
@@ -18,18 +13,8 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
             eprintln!("{line}");
         }
     };
-    let gathered = match &args.from_facts {
-        Some(path) => cluster::load_facts(path)?,
-        None => {
-            let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
-            runtime()?.block_on(async {
-                let reading = cluster.read(&args.pin, &log).await?;
-                let (gathered, ops) = reading.into_ops();
-                ops.close().await;
-                Ok::<_, anyhow::Error>(gathered)
-            })?
-        }
-    };
+    let hazards = Catalogue::load(&args.hazards)?;
+    let gathered = gather(&args.cluster, args.from_facts.as_deref(), &args.pin, &log)?;
     if let Some(path) = &args.save_facts {
         let json = serde_json::to_vec_pretty(&gathered)?;
         crate::files::write_atomic(path, &json)?;
@@ -41,7 +26,8 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
             pin: &args.pin,
             max_parallel: usize::from(args.max_parallel),
             waived: &[],
-            unlock_key: unlock_key_available(),
+            unlock_key: unlock_key_in_env(),
+            hazards: &hazards,
         },
     );
     match args.output {

@@ -47,6 +47,7 @@ echo '### swarm-node'; docker info --format '{{{{.Swarm.LocalNodeState}}}}|{{{{.
 echo '### ipvlan'; docker network ls --filter driver=ipvlan --format '{{{{.Name}}}}' 2>/dev/null && echo '#ok'
 echo '### sizes'; command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${{Package}}\t${{Installed-Size}}\n' {pkgs} 2>/dev/null
 echo '### swarm-du'; du -sk /var/lib/docker/swarm 2>/dev/null
+echo '### kernel-modules'; ls /sys/module 2>/dev/null && echo '#ok'
 echo '### cert'; f=/var/lib/docker/swarm/certificates/swarm-node.crt; command -v openssl >/dev/null 2>&1 && [ -f $f ] && end=$(openssl x509 -enddate -noout -in $f | cut -d= -f2) && echo $(( $(date -d "$end" +%s) - $(date +%s) ))
 "#,
         state = HOST_STATE_DIR
@@ -145,19 +146,7 @@ pub fn parse(host: &str, out: &str) -> HostFacts {
         }
     }
     f.engine_node_id = parse_swarm_node(get("swarm-node"));
-    let ipvlan: Vec<&str> = get("ipvlan")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if ipvlan.last() == Some(&"#ok") {
-        f.ipvlan_networks = Some(
-            ipvlan[..ipvlan.len() - 1]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        );
-    }
+    f.ipvlan_networks = list_if_read(get("ipvlan"));
     for line in get("sizes").lines() {
         if let Some((name, kib)) = line.split_once('\t')
             && let Ok(kib) = kib.trim().parse::<u64>()
@@ -172,6 +161,7 @@ pub fn parse(host: &str, out: &str) -> HostFacts {
         .and_then(|k| k.parse::<u64>().ok())
         .map(|k| k * 1024);
     f.node_cert_valid_secs = get("cert").trim().parse().ok();
+    f.kernel_modules = list_if_read(get("kernel-modules"));
     for line in get("bundles").lines() {
         if let Some((sum, path)) = line.trim().split_once(' ') {
             f.bundles.insert(path.to_string(), sum.to_string());
@@ -190,6 +180,18 @@ fn parse_swarm_node(text: &str) -> Option<String> {
         "active" | "pending" | "error" if !id.is_empty() => Some(id.to_string()),
         _ => None,
     }
+}
+
+/// A section listing names, ended by `#ok` when its command succeeded: the
+/// names (possibly none), or `None` when they could not be read.
+fn list_if_read(section: &str) -> Option<Vec<String>> {
+    let lines: Vec<&str> = section
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let (last, names) = lines.split_last()?;
+    (*last == "#ok").then(|| names.iter().map(|s| s.to_string()).collect())
 }
 
 fn split_sections(out: &str) -> BTreeMap<String, String> {
@@ -339,6 +341,10 @@ docker.io	159836
 containerd	120000
 ### swarm-du
 1532	/var/lib/docker/swarm
+### kernel-modules
+overlay
+br_netfilter
+#ok
 ### cert
 7775000
 ### bundles
@@ -371,6 +377,10 @@ abc123 /srv/lab-static/docker-26.1.5.tgz
         assert_eq!(
             f.engine_node_id.as_deref(),
             Some("m1labnodeid0000000000001")
+        );
+        assert_eq!(
+            f.kernel_modules,
+            Some(vec!["overlay".to_string(), "br_netfilter".to_string()])
         );
     }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::checks::{self, CheckContext, Finding, Severity};
 use crate::error::usage;
 use crate::facts::Gathered;
+use crate::hazards::{self, Catalogue};
 use crate::inventory::Inventory;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::transport::ssh::{self, SshOptions};
@@ -163,15 +164,18 @@ pub struct PlanRequest<'a> {
     pub waived: &'a [String],
     /// Whether a swarm unlock key was given.
     pub unlock_key: bool,
+    /// The engine-version hazards to look for.
+    pub hazards: &'a Catalogue,
 }
 
-/// Checks, then the plan (pure). Findings of waived checks are kept, shown
+/// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
 /// as warnings.
 pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
     let mut ctx = CheckContext::new(&g.facts, req.pin, &g.resolutions);
     ctx.max_parallel = req.max_parallel;
     ctx.unlock_key_available = req.unlock_key;
     let mut findings: Vec<Finding> = checks::run_all(&ctx);
+    findings.extend(hazards::evaluate(req.hazards, &ctx));
     findings.extend(unreachable_findings(g));
     for f in &mut findings {
         if f.severity == Severity::Block && req.waived.contains(&f.id) {

@@ -1,8 +1,8 @@
 //! Pure mapping from Engine API objects to facts.
 
 use bollard::models::{
-    EndpointPortConfigPublishModeEnum, Network, Node, NodeSpecAvailabilityEnum, NodeSpecRoleEnum,
-    Reachability as ApiReachability, Service, Swarm, SystemInfo,
+    EndpointPortConfigPublishModeEnum, MountType, Network, Node, NodeSpecAvailabilityEnum,
+    NodeSpecRoleEnum, Reachability as ApiReachability, Service, Swarm, SystemInfo,
 };
 use serde_json::Value;
 
@@ -216,6 +216,17 @@ pub fn service(s: &Service) -> ServiceFacts {
                     .collect()
             })
             .unwrap_or_default(),
+        bind_mounts: template
+            .and_then(|t| t.container_spec.as_ref())
+            .and_then(|c| c.mounts.as_ref())
+            .map(|mounts| {
+                mounts
+                    .iter()
+                    .filter(|m| m.typ == Some(MountType::BIND))
+                    .filter_map(|m| m.source.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -262,6 +273,12 @@ pub fn network(n: &Network) -> NetworkFacts {
             .map(|c| c.iter().filter_map(|x| x.subnet.clone()).collect())
             .unwrap_or_default(),
         peer_count: n.peers.as_ref().map(|p| p.len() as u64),
+        driver: n.driver.clone().unwrap_or_default(),
+        options: n
+            .options
+            .as_ref()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
     }
 }
 

@@ -77,7 +77,7 @@ pub fn rejected_causes(tasks: &[TaskFacts]) -> Vec<String> {
             } else if t.err.contains("swarm scoped network when swarm is not active") {
                 "placed before the node's swarm networking was ready: `docker service update --force` the service"
             } else if t.err.contains("AppArmor") {
-                "AppArmor profile could not be loaded: install apparmor (see check known-issues)"
+                "AppArmor profile could not be loaded: install apparmor (see hazard apparmor-parser-23.0)"
             } else {
                 "unknown"
             };
@@ -108,6 +108,7 @@ mod tests {
             update_state: None,
             published_ports: vec![],
             virtual_ips: vec![],
+            bind_mounts: vec![],
         }
     }
 

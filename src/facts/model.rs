@@ -181,6 +181,10 @@ pub struct ServiceFacts {
     /// VIPs per network ID (vip endpoint mode only).
     #[serde(default)]
     pub virtual_ips: Vec<VirtualIp>,
+    /// Sources of the task template's bind mounts (`/var/run/docker.sock`,
+    /// ...): the hazard catalogue looks for services that talk to the engine.
+    #[serde(default)]
+    pub bind_mounts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -233,6 +237,12 @@ pub struct NetworkFacts {
     /// Nodes known to have a load-balancer address on this network, if known.
     #[serde(default)]
     pub peer_count: Option<u64>,
+    /// `Driver` (overlay, ...); empty when not read.
+    #[serde(default)]
+    pub driver: String,
+    /// Driver options (`encrypted`, ...), as the API reports them.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// What SSH showed about one host.
@@ -317,6 +327,10 @@ pub struct HostFacts {
     /// locked, no access to its socket). Settles which swarm node a host is.
     #[serde(default)]
     pub engine_node_id: Option<String>,
+    /// Kernel modules loaded or built in (`/sys/module`), for the hazard
+    /// catalogue; `None` when not read.
+    #[serde(default)]
+    pub kernel_modules: Option<Vec<String>>,
 }
 
 /// The outcome of a package manager dry run (`apt-get install -s ...`).

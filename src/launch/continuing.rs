@@ -11,6 +11,7 @@ use crate::cluster::{self, PlanRequest};
 use crate::error::{Error, usage};
 use crate::exec::state::RunState;
 use crate::facts::Gathered;
+use crate::hazards::Catalogue;
 use crate::plan::{self, Plan};
 use crate::version::EngineVersion;
 
@@ -110,6 +111,7 @@ pub fn blockers(
     run_plan: &Plan,
     waived: &[String],
     unlock_key: bool,
+    hazards: &Catalogue,
 ) -> Vec<Finding> {
     let upgrading = run_plan.reverts_run.is_none();
     let fresh = cluster::plan(
@@ -119,6 +121,7 @@ pub fn blockers(
             max_parallel: run_plan.max_parallel,
             waived,
             unlock_key,
+            hazards,
         },
     );
     fresh
@@ -260,7 +263,7 @@ mod tests {
         let plan = lab_plan();
         let mut g = lab_gathered();
         assert!(
-            blockers(&g, &plan, &[], false).is_empty(),
+            blockers(&g, &plan, &[], false, &Catalogue::default()).is_empty(),
             "the healthy lab continues"
         );
 
@@ -274,14 +277,14 @@ mod tests {
             .id
             .clone();
         g.facts.hosts.get_mut(&m2).unwrap().sudo_ok = false;
-        let b = blockers(&g, &plan, &[], false);
+        let b = blockers(&g, &plan, &[], false, &Catalogue::default());
         assert_eq!(
             b.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
             ["sudo"],
             "{b:?}"
         );
         assert!(
-            blockers(&g, &plan, &["sudo".into()], false).is_empty(),
+            blockers(&g, &plan, &["sudo".into()], false, &Catalogue::default()).is_empty(),
             "waived"
         );
         let err = blocked(&state_of(&plan), &b);
@@ -290,13 +293,16 @@ mod tests {
 
         let mut g = lab_gathered();
         g.facts.cluster.swarm.autolock = true;
-        let b = blockers(&g, &plan, &[], false);
+        let b = blockers(&g, &plan, &[], false, &Catalogue::default());
         assert_eq!(
             b.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
             ["autolock"],
             "{b:?}"
         );
-        assert!(blockers(&g, &plan, &[], true).is_empty(), "with the key");
+        assert!(
+            blockers(&g, &plan, &[], true, &Catalogue::default()).is_empty(),
+            "with the key"
+        );
     }
 
     #[test]
@@ -322,10 +328,11 @@ mod tests {
                 max_parallel: 1,
                 waived: &[],
                 unlock_key: false,
+                hazards: &Catalogue::default(),
             },
         );
         assert!(fresh.is_blocked(), "a new run would be blocked");
-        assert!(blockers(&g, &plan, &[], false).is_empty());
+        assert!(blockers(&g, &plan, &[], false, &Catalogue::default()).is_empty());
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::exec::state::{RunState, RunStatus, StepStatus, new_run_id, now, owner
 use crate::exec::{dry_run, state};
 use crate::exit_code;
 use crate::facts::Gathered;
+use crate::hazards::Catalogue;
 use crate::plan::{self, Action, Plan};
 use crate::playbook::Playbooks;
 use crate::version::EngineVersion;
@@ -46,6 +47,8 @@ pub trait Frontend: Sync {
 pub struct LaunchOptions {
     pub run: RunOptions,
     pub playbooks: Playbooks,
+    /// The engine-version hazards the preflight looks for.
+    pub hazards: Catalogue,
     /// The base of the state directories (`--state-dir`).
     pub state_base: PathBuf,
     /// Go ahead without asking.
@@ -105,6 +108,7 @@ pub async fn apply(
             max_parallel: req.max_parallel.unwrap_or(1),
             waived: &req.ignore_checks,
             unlock_key: opts.run.unlock_key.is_some(),
+            hazards: &opts.hazards,
         },
     );
     let plan = match &req.saved {
@@ -220,6 +224,7 @@ async fn continue_run(
             &plan,
             &waived,
             opts.run.unlock_key.is_some(),
+            &opts.hazards,
         );
         if !blockers.is_empty() {
             return Err(continuing::blocked(&state, &blockers));

@@ -549,6 +549,7 @@ fn worker_only_service() -> crate::facts::model::ServiceFacts {
         update_state: None,
         published_ports: vec![],
         virtual_ips: vec![],
+        bind_mounts: vec![],
     }
 }
 

@@ -385,7 +385,23 @@ fn wrap_chain(prefix: &str, chain: &[String], width: usize) -> String {
     out
 }
 
-fn findings_text(findings: &[Finding], width: u16) -> String {
+/// Findings as `plan --json` and `check --json` give them.
+pub(crate) fn findings_json(findings: &[Finding]) -> Vec<Value> {
+    findings
+        .iter()
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "severity": name_of(&f.severity),
+                "node": f.node,
+                "message": f.message,
+            })
+        })
+        .collect()
+}
+
+/// The findings table (also `swarm-upgrade check`'s output).
+pub(crate) fn findings_text(findings: &[Finding], width: u16) -> String {
     if findings.is_empty() {
         return "Findings: no findings.\n".to_string();
     }
@@ -538,18 +554,7 @@ pub fn json(plan: &Plan) -> Value {
             v
         })
         .collect();
-    let findings: Vec<Value> = plan
-        .findings
-        .iter()
-        .map(|f| {
-            json!({
-                "id": f.id,
-                "severity": name_of(&f.severity),
-                "node": f.node,
-                "message": f.message,
-            })
-        })
-        .collect();
+    let findings = findings_json(&plan.findings);
     json!({
         "target": plan.target.to_string(),
         "cluster_id": plan.cluster_id,
