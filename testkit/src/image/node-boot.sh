@@ -42,6 +42,8 @@ provision() {
             # The init script of Debian's docker.io, pointed at the unpacked dockerd.
             sed -i 's|^DOCKERD=/usr/sbin/dockerd$|DOCKERD=/usr/local/bin/dockerd|' /etc/init.d/docker
             grep -q '^DOCKERD=/usr/local/bin/dockerd$' /etc/init.d/docker
+            # dpkg --remove leaves the conffile, but no longer executable.
+            chmod 0755 /etc/init.d/docker
             rm -f /usr/sbin/policy-rc.d
             ;;
         *) log "unknown flavour $flavour"; exit 1 ;;
