@@ -148,13 +148,20 @@ fn a_mixed_lab_is_upgraded_each_node_by_its_own_method() {
         if flavour.is_systemd() {
             assert_eq!(init, "systemd", "{node} ({flavour})");
             let out = lab
-                .exec(node, &["systemctl", "is-active", "docker.socket", "docker.service"])
+                .exec(
+                    node,
+                    &["systemctl", "is-active", "docker.socket", "docker.service"],
+                )
                 .unwrap();
             assert!(out.status.success(), "{node}: {out:?}");
         } else {
             assert_eq!(init, "testkit-tini", "{node} ({flavour})");
         }
-        let pkgs = installed(lab, node, &["docker.io", "docker-ce", "containerd", "containerd.io"]);
+        let pkgs = installed(
+            lab,
+            node,
+            &["docker.io", "docker-ce", "containerd", "containerd.io"],
+        );
         match flavour {
             Flavour::SystemdDockerCe => {
                 assert!(pkgs.contains_key("docker-ce") && !pkgs.contains_key("docker.io"))
@@ -190,14 +197,7 @@ fn a_mixed_lab_is_upgraded_each_node_by_its_own_method() {
     }
 
     // One apply upgrades them all.
-    let out = fresh.run(&[
-        "apply",
-        "--pin",
-        PIN,
-        "--static-bundle",
-        BUNDLE,
-        "--yes",
-    ]);
+    let out = fresh.run(&["apply", "--pin", PIN, "--static-bundle", BUNDLE, "--yes"]);
     assert!(
         out.status.success(),
         "apply failed: {}",
@@ -208,7 +208,9 @@ fn a_mixed_lab_is_upgraded_each_node_by_its_own_method() {
     for n in plan["nodes"].as_array().unwrap() {
         let name = n["name"].as_str().unwrap();
         if flavours[name] == Flavour::Static {
-            let out = lab.ssh(name, &["/usr/local/bin/dockerd", "--version"]).unwrap();
+            let out = lab
+                .ssh(name, &["/usr/local/bin/dockerd", "--version"])
+                .unwrap();
             let v = String::from_utf8_lossy(&out.stdout);
             assert!(v.contains(PIN), "{name}: {v}");
             assert!(installed(lab, name, &["docker.io", "docker-ce"]).is_empty());
@@ -291,7 +293,11 @@ fn docker_ce_fails_back_to_its_exact_set_then_hops_to_28_and_rolls_back() {
     // 1. The broken docker-ce 26.1.99 fails verification on the first node, which gets its
     //    exact old package set back, plugins included, held.
     let out = fresh.run(&["apply", "--pin", BROKEN, "--yes", "--verify-timeout", "90s"]);
-    assert_eq!(out.status.code(), Some(4), "a failed node rolls back with exit 4");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a failed node rolls back with exit 4"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("deliberately broken dockerd"), "{err}");
     lab.wait_healthy(Duration::from_secs(180)).unwrap();
@@ -312,13 +318,20 @@ fn docker_ce_fails_back_to_its_exact_set_then_hops_to_28_and_rolls_back() {
     let first = touched.first().expect("a node was touched").clone();
     let holds = held(lab, &first);
     for pkg in DOCKER_CE_FAMILY {
-        assert!(holds.iter().any(|h| h == pkg), "{first}: {pkg} not held after rollback: {holds:?}");
+        assert!(
+            holds.iter().any(|h| h == pkg),
+            "{first}: {pkg} not held after rollback: {holds:?}"
+        );
     }
 
     // 2. 26.1.5 for real: every package of the family exact and held.
     let plan = plan_json(&fresh, PIN);
     let out = fresh.run(&["apply", "--pin", PIN, "--yes"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_all_at(&lab.wait_healthy(Duration::from_secs(180)).unwrap(), PIN);
     for n in plan["nodes"].as_array().unwrap() {
         assert_plan_installed_and_held(lab, n);
@@ -334,11 +347,19 @@ fn docker_ce_fails_back_to_its_exact_set_then_hops_to_28_and_rolls_back() {
     // 3. The second hop, across containerd 2.x, then back.
     lab.enable_hop_repositories().unwrap();
     let out = fresh.run(&["apply", "--pin", HOP, "--yes"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let hopped = lab.wait_healthy(Duration::from_secs(180)).unwrap();
     assert_all_at(&hopped, HOP);
     let out = fresh.run(&["rollback", "--yes"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let back = lab.wait_healthy(Duration::from_secs(180)).unwrap();
     assert_all_at(&back, PIN);
     for node in lab.nodes() {
@@ -355,7 +376,10 @@ fn docker_ce_fails_back_to_its_exact_set_then_hops_to_28_and_rolls_back() {
     let rolled_back_at = SystemTime::now();
     std::thread::sleep(Duration::from_secs(10));
     let recent = lab.probe_report(Some(rolled_back_at)).unwrap();
-    assert!(recent.sent > 0, "no probe traffic after the rollback: {recent:?}");
+    assert!(
+        recent.sent > 0,
+        "no probe traffic after the rollback: {recent:?}"
+    );
     let report = lab.probe_report(Some(since)).unwrap();
     assert_eq!(report.failed, 0, "the probe lost requests: {report:?}");
 }

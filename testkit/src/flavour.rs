@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::lab::{NodeInfo, Role};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Flavour {
     /// Debian's docker.io under sysvinit (`service docker`), tini as PID 1. The default.
+    #[default]
     #[serde(rename = "sysv-docker.io")]
     SysvDockerIo,
     /// Debian's docker.io under systemd as PID 1 (docker.service + docker.socket).
@@ -88,12 +89,6 @@ impl Flavour {
             (Flavour::Mixed, Role::Worker) => WORKERS[index_in_role % WORKERS.len()],
             (f, _) => f,
         }
-    }
-}
-
-impl Default for Flavour {
-    fn default() -> Self {
-        Flavour::SysvDockerIo
     }
 }
 
