@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, SystemTime};
 
@@ -254,9 +254,9 @@ fn assert_published_port_answers(lab: &Lab) {
             Duration::from_secs(90),
             Duration::from_secs(1),
             || {
-                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+                // The probe server answers one line as soon as a connection is accepted.
+                let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
                 s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                s.write_all(b"hello\n")?;
                 let mut line = String::new();
                 BufReader::new(s).read_line(&mut line)?;
                 anyhow::ensure!(!line.is_empty(), "empty answer");
