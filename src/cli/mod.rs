@@ -79,7 +79,8 @@ pub struct ClusterArgs {
     /// from packages; `{version}` is replaced by the pin.
     #[arg(long, value_name = "PATH")]
     pub static_bundle: Option<String>,
-    /// Leave this companion package (containerd, runc, containerd.io) at its
+    /// Leave this companion package (containerd, runc, containerd.io,
+    /// docker-buildx-plugin, docker-compose-plugin) at its
     /// installed version instead of the newest one offered. Repeatable.
     #[arg(long, value_name = "PACKAGE")]
     pub keep: Vec<String>,

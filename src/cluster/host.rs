@@ -7,7 +7,7 @@ use crate::facts::model::{HostFacts, InitSystem, OsRelease, PackageManager};
 use crate::playbook::HOST_STATE_DIR;
 
 /// Engine-related packages whose installed and available versions matter.
-pub const ENGINE_PACKAGES: [&str; 8] = [
+pub const ENGINE_PACKAGES: [&str; 10] = [
     "docker.io",
     "docker-cli",
     "docker-ce",
@@ -16,6 +16,8 @@ pub const ENGINE_PACKAGES: [&str; 8] = [
     "containerd.io",
     "runc",
     "docker-buildx-plugin",
+    "docker-compose-plugin",
+    "docker-ce-rootless-extras",
 ];
 
 /// The fact-gathering script. Sections start with `### name`; every command

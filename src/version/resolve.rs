@@ -113,12 +113,27 @@ pub struct ResolveOptions {
 /// Packages that travel with the engine: upgraded to the newest version the
 /// host's repositories offer, so the node runs the set its distribution
 /// ships with the pin (Debian trixie pairs docker.io 26.1.5 with containerd
-/// 1.7.24), unless the operator keeps them with `--keep`.
+/// 1.7.24), unless the operator keeps them with `--keep`. Docker's CLI
+/// plugins are part of the docker-ce set: left behind, they would be neither
+/// held nor restored by a rollback.
 pub fn companions(family: Family) -> &'static [&'static str] {
     match family {
         Family::DockerIo => &["containerd", "runc"],
-        Family::DockerCe => &["containerd.io"],
+        Family::DockerCe => &[
+            "containerd.io",
+            "docker-buildx-plugin",
+            "docker-compose-plugin",
+        ],
         Family::Static => &[],
+    }
+}
+
+/// Packages versioned like the engine itself (Docker builds them from the
+/// same release): when installed, they go to the pin's exact version.
+fn engine_versioned_extras(family: Family) -> &'static [&'static str] {
+    match family {
+        Family::DockerCe => &["docker-ce-rootless-extras"],
+        _ => &[],
     }
 }
 
@@ -166,7 +181,9 @@ pub fn resolve(
         });
     }
     let family = family_of(host)?;
-    if family == Family::Static || opts.static_bundle.is_some() {
+    // Only hosts whose engine is owned by no package: in a mixed cluster, the
+    // bundle path must not turn the package hosts into static ones.
+    if family == Family::Static {
         let path = opts.bundle_path(pin).ok_or_else(|| {
             ResolveError::UnknownInstall(
                 "dockerd is not from a package; pass --static-bundle PATH to use the static-binaries method".into(),
@@ -204,6 +221,11 @@ pub fn resolve(
         Ok(change) => packages.push(change),
         Err(e) if host.installed.contains_key(cli) || family == Family::DockerCe => return Err(e),
         Err(_) => {}
+    }
+    for &name in engine_versioned_extras(family) {
+        if host.installed.contains_key(name) {
+            packages.push(pick(host, name, pin)?);
+        }
     }
     for &name in companions(family) {
         if opts.keep.iter().any(|k| k == name) {
@@ -505,6 +527,86 @@ mod tests {
             .insert("/srv/docker-26.1.5.tgz".into(), "ab".into());
         let r = resolve(&host, "20.10.24", &pin("26.1.5"), &opts).unwrap();
         assert_eq!(r.method, Method::StaticBinaries);
+        // A package host of the same (mixed) cluster keeps its package method.
+        let mut packaged = bookworm_docker_io();
+        packaged.bundles = host.bundles.clone();
+        let r = resolve(&packaged, "20.10.24", &pin("26.1.5"), &opts).unwrap();
+        assert_eq!(r.method, Method::DebianApt);
+    }
+
+    #[test]
+    fn docker_ce_plugins_and_rootless_extras_are_companions_of_the_pin() {
+        let v = |s: &str| s.to_string();
+        let host = HostFacts {
+            package_manager: PackageManager::Apt,
+            installed: BTreeMap::from([
+                (v("docker-ce"), v("5:20.10.24~3-0~debian-bookworm")),
+                (v("docker-ce-cli"), v("5:20.10.24~3-0~debian-bookworm")),
+                (
+                    v("docker-ce-rootless-extras"),
+                    v("5:20.10.24~3-0~debian-bookworm"),
+                ),
+                (v("containerd.io"), v("1.6.20-1")),
+                (v("docker-buildx-plugin"), v("0.13.1-1~debian.12~bookworm")),
+                (v("docker-compose-plugin"), v("2.26.1-1~debian.12~bookworm")),
+            ]),
+            available: BTreeMap::from([
+                (
+                    v("docker-ce"),
+                    vec![
+                        v("5:26.1.5-1~debian.12~bookworm"),
+                        v("5:20.10.24~3-0~debian-bookworm"),
+                    ],
+                ),
+                (v("docker-ce-cli"), vec![v("5:26.1.5-1~debian.12~bookworm")]),
+                (
+                    v("docker-ce-rootless-extras"),
+                    vec![
+                        v("5:26.1.5-1~debian.12~bookworm"),
+                        v("5:26.1.99-1~debian.12~bookworm"),
+                    ],
+                ),
+                (v("containerd.io"), vec![v("1.7.24-1"), v("1.6.20-1")]),
+                (
+                    v("docker-buildx-plugin"),
+                    vec![
+                        v("0.29.1-1~debian.12~bookworm"),
+                        v("0.13.1-1~debian.12~bookworm"),
+                    ],
+                ),
+                (
+                    v("docker-compose-plugin"),
+                    vec![v("2.26.1-1~debian.12~bookworm")],
+                ),
+            ]),
+            dockerd_path: Some(v("/usr/bin/dockerd")),
+            dockerd_package: Some(v("docker-ce")),
+            ..Default::default()
+        };
+        let r = resolve(&host, "20.10.24", &pin("26.1.5"), &Default::default()).unwrap();
+        assert_eq!(r.family, Family::DockerCe);
+        assert_eq!(
+            r.install_args(),
+            [
+                "docker-ce=5:26.1.5-1~debian.12~bookworm",
+                "docker-ce-cli=5:26.1.5-1~debian.12~bookworm",
+                // At the pin, not the newest offered (26.1.99).
+                "docker-ce-rootless-extras=5:26.1.5-1~debian.12~bookworm",
+                "containerd.io=1.7.24-1",
+                "docker-buildx-plugin=0.29.1-1~debian.12~bookworm",
+            ],
+            "compose is already the newest offered"
+        );
+        let keep = ResolveOptions {
+            keep: vec![v("docker-buildx-plugin")],
+            ..Default::default()
+        };
+        let r = resolve(&host, "20.10.24", &pin("26.1.5"), &keep).unwrap();
+        assert!(
+            !r.install_args()
+                .iter()
+                .any(|a| a.starts_with("docker-buildx-plugin="))
+        );
     }
 
     #[test]

@@ -14,12 +14,14 @@ use crate::cmd::Cmd;
 pub const MIRROR: &str = "http://deb.debian.org/debian";
 pub const SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
 
-/// Suites the lab stages packages from: the nodes' own release and the upgrade target's.
+/// Suites the lab stages packages from: the nodes' own release, the upgrade target's and
+/// the second hop's (forky, Debian testing).
 pub fn lab_sources() -> String {
     format!(
         "deb {MIRROR} bookworm main\n\
          deb {MIRROR} trixie main\n\
-         deb {SECURITY_MIRROR} trixie-security main\n"
+         deb {SECURITY_MIRROR} trixie-security main\n\
+         deb {MIRROR} forky main\n"
     )
 }
 

@@ -131,6 +131,9 @@ impl Drop for PolicyRcGuard {
     }
 }
 
+/// `bash -c` script: close every inherited fd above 2, then exec "$@".
+const CLOSE_FDS_AND_EXEC: &str = r#"for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done; exec "$@""#;
+
 /// testkit's own dockerd.
 pub struct Daemon {
     dir: PathBuf,
@@ -207,8 +210,13 @@ impl Daemon {
         let d = self.dir.display();
         // setsid --fork: the daemon gets its own session and is reparented to init, so it
         // survives this process and a Ctrl-C in its terminal.
-        let status = std::process::Command::new("setsid")
-            .args(["--fork", "/usr/sbin/dockerd"])
+        // The daemon lives on after the caller, so it must not inherit the caller's open
+        // files: a `flock LOCK cargo test` would otherwise stay locked for as long as the
+        // daemon runs (seen). Rust opens its own fds close-on-exec, but fds inherited from
+        // our parent are not, so bash closes every fd above 2 before exec'ing setsid.
+        let status = std::process::Command::new("bash")
+            .args(["-c", CLOSE_FDS_AND_EXEC, "testkit-spawn"])
+            .args(["setsid", "--fork", "/usr/sbin/dockerd"])
             .arg(format!("--config-file={}", config.display()))
             .arg(format!("--data-root={d}/data"))
             .arg(format!("--exec-root={d}/exec"))
@@ -218,7 +226,7 @@ impl Daemon {
             .stdout(log.try_clone()?)
             .stderr(log)
             .status()
-            .context("cannot run setsid /usr/sbin/dockerd (util-linux and docker.io installed?)")?;
+            .context("cannot run bash -c 'exec setsid /usr/sbin/dockerd' (bash, util-linux and docker.io installed?)")?;
         if !status.success() {
             bail!("setsid dockerd failed: {status}");
         }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cmd::{self, Cmd};
 use crate::fault::Fault;
+use crate::flavour::Flavour;
 use crate::image::{self, StagedVersions};
 use crate::report::{self, ProbeReport};
 use crate::status::{self, Status};
@@ -70,6 +71,8 @@ pub struct UpOptions {
     pub workers: u8,
     /// An IPv4 /24 ("172.30.0.0/24"); managers get .11.., workers .21...
     pub subnet: String,
+    /// How the nodes' engines are installed and started (`mixed`: spread over the others).
+    pub flavour: Flavour,
 }
 
 impl Default for UpOptions {
@@ -79,6 +82,7 @@ impl Default for UpOptions {
             managers: 3,
             workers: 2,
             subnet: DEFAULT_SUBNET.to_string(),
+            flavour: Flavour::default(),
         }
     }
 }
@@ -93,6 +97,9 @@ struct LabConfig {
     node_image: String,
     probe_image: Option<String>,
     created_at: String,
+    /// Absent in labs made before flavours existed: those are sysv-docker.io.
+    #[serde(default)]
+    flavour: Flavour,
 }
 
 /// First three octets of a /24.
@@ -318,6 +325,22 @@ impl Lab {
         .expect("lab.json was validated when the lab was created")
     }
 
+    /// The lab's flavour (`mixed` for a mixed lab; see `node_flavour`).
+    pub fn flavour(&self) -> Flavour {
+        self.config.flavour
+    }
+
+    /// How this node's engine is installed and started.
+    pub fn node_flavour(&self, node: &NodeInfo) -> Flavour {
+        let index = self
+            .nodes()
+            .iter()
+            .filter(|n| n.role == node.role)
+            .position(|n| n.name == node.name)
+            .unwrap_or(0);
+        self.config.flavour.for_node(node, index)
+    }
+
     pub fn managers(&self) -> Vec<NodeInfo> {
         self.nodes()
             .into_iter()
@@ -514,6 +537,25 @@ impl Lab {
         StagedVersions::from_env(&text)
     }
 
+    /// Add the second hop's repositories (28.x: /srv/lab-repo-hop, and on docker-ce nodes
+    /// /srv/docker-ce-repo-hop) to every node's apt sources, as an operator adds a newer
+    /// suite before the next upgrade. Idempotent.
+    pub fn enable_hop_repositories(&self) -> Result<()> {
+        for node in self.nodes() {
+            let mut script = String::from(
+                "echo 'deb [trusted=yes] file:/srv/lab-repo-hop ./' > /etc/apt/sources.list.d/lab-hop.list\n",
+            );
+            if self.node_flavour(&node) == Flavour::SystemdDockerCe {
+                script.push_str(
+                    "echo 'deb [trusted=yes] file:/srv/docker-ce-repo-hop ./' > /etc/apt/sources.list.d/docker-hop.list\n",
+                );
+            }
+            script.push_str("apt-get update -qq\n");
+            self.exec_sh(&node.name, &script)?;
+        }
+        Ok(())
+    }
+
     // ----- probe -------------------------------------------------------------------------------
 
     /// Gather every node's probe logs and aggregate them. Nodes whose container is not
@@ -606,6 +648,7 @@ impl Lab {
                 node_image: manifest.tag(),
                 probe_image: None,
                 created_at: report::rfc3339(SystemTime::now()),
+                flavour: opts.flavour,
             },
             dir,
         };
@@ -640,13 +683,18 @@ impl Lab {
     /// `up` on an existing lab: report, change nothing.
     fn report_existing(self, opts: &UpOptions) -> Result<Lab> {
         let cfg = &self.config;
-        if (cfg.managers, cfg.workers, cfg.subnet.as_str())
-            != (opts.managers, opts.workers, opts.subnet.as_str())
+        if (cfg.managers, cfg.workers, cfg.subnet.as_str(), cfg.flavour)
+            != (
+                opts.managers,
+                opts.workers,
+                opts.subnet.as_str(),
+                opts.flavour,
+            )
         {
             eprintln!(
-                "testkit: note: lab {:?} exists with {} managers, {} workers on {}; the options \
-                 given differ and are ignored (`testkit down` first to change them)",
-                cfg.name, cfg.managers, cfg.workers, cfg.subnet
+                "testkit: note: lab {:?} exists with {} managers, {} workers on {}, flavour {}; \
+                 the options given differ and are ignored (`testkit down` first to change them)",
+                cfg.name, cfg.managers, cfg.workers, cfg.subnet, cfg.flavour
             );
         }
         let states = self.container_states()?;
@@ -738,6 +786,7 @@ impl Lab {
     }
 
     fn run_node(&self, node: &NodeInfo, volume: &str, caps: &[&str]) -> Result<Output> {
+        let flavour = self.node_flavour(node);
         let mut run = cmd::docker();
         run.args([
             "run",
@@ -755,6 +804,12 @@ impl Lab {
             "--label",
             &format!("swarm-upgrade-testkit.role={}", node.role.as_str()),
         ])
+        .args([
+            "--label",
+            &format!("swarm-upgrade-testkit.flavour={flavour}"),
+        ])
+        // node-boot.sh provisions the flavour at the first start and execs the node's init.
+        .args(["--env", &format!("TESTKIT_FLAVOUR={flavour}")])
         .args([
             "--network",
             &self.network_name(),
@@ -777,18 +832,27 @@ impl Lab {
         // Fresh /run at every start: no stale pid files after a stop-node fault.
         .args(["--tmpfs", "/run:rw,exec,size=256m,mode=0755"])
         // The init stops dockerd cleanly on SIGTERM; give it time to.
-        .args(["--stop-timeout", "30"])
-        // After a host reboot `testkit up` restarts the private dockerd and the nodes
-        // come back; a node stopped on purpose (stop-node) stays stopped.
-        .args(["--restart", "unless-stopped"])
-        .arg(&self.config.node_image);
+        .args(["--stop-timeout", "30"]);
+        if flavour.is_systemd() {
+            // systemd as PID 1 without --privileged (see LAB-NOTES.md): it wants a tmpfs
+            // /run/lock, to know it runs in a container, and SIGRTMIN+3 to shut down.
+            run.args(["--tmpfs", "/run/lock:rw,size=16m"])
+                .args(["--env", "container=docker"])
+                .args(["--stop-signal", "SIGRTMIN+3"]);
+        }
+        run
+            // After a host reboot `testkit up` restarts the private dockerd and the nodes
+            // come back; a node stopped on purpose (stop-node) stays stopped.
+            .args(["--restart", "unless-stopped"])
+            .arg(&self.config.node_image);
         run.output()
     }
 
     /// Wait until the init in each node has started sshd and dockerd answers.
     fn wait_nodes_booted(&self, nodes: &[NodeInfo]) -> Result<()> {
         for node in nodes {
-            self.wait_booted(node, Duration::from_secs(120))?;
+            // A docker-ce or static node is provisioned at its first start (apt, offline).
+            self.wait_booted(node, Duration::from_secs(300))?;
         }
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! testkit: a real local Docker Swarm lab for swarm-upgrade.
 //!
 //! Each swarm node is a container of testkit's own dockerd running real Debian bookworm with
-//! sshd, sysvinit's `service docker` and Debian's docker.io 20.10, plus an offline apt
-//! repository holding upgrade targets (trixie's 26.1.5), the original packages (for
-//! rollbacks) and a deliberately broken engine. swarm-upgrade reaches the nodes exactly as it
+//! sshd and a Docker engine 20.10 of one flavour (Debian's docker.io under sysvinit or
+//! systemd, the lab's docker-ce rebuilds under systemd, or static binaries), plus offline apt
+//! repositories holding upgrade targets (26.1.5, and 28.5.2 as a second hop), the original
+//! packages (for rollbacks) and a deliberately broken engine. swarm-upgrade reaches the nodes exactly as it
 //! would reach real hosts: SSH with a key, strict host key checking, sudo.
 //!
 //! The library is what integration tests use; the `testkit` binary is a thin CLI over it.
@@ -20,6 +21,7 @@
 pub mod apt;
 pub mod cmd;
 pub mod fault;
+pub mod flavour;
 pub mod host;
 pub mod image;
 pub mod inventory;
@@ -30,6 +32,7 @@ pub mod report;
 pub mod status;
 
 pub use fault::Fault;
+pub use flavour::Flavour;
 pub use image::StagedVersions;
 pub use lab::{Lab, NodeInfo, Role, UpOptions};
 pub use report::{ClientReport, Gap, ProbeReport};

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use testkit::cmd::{self, Cmd};
 use testkit::lab::{DEFAULT_LAB, DEFAULT_SUBNET};
-use testkit::{Fault, Lab, UpOptions, host, image, report};
+use testkit::{Fault, Flavour, Lab, UpOptions, host, image, report};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,10 @@ enum Command {
         /// IPv4 /24 of the lab network; managers get .11.., workers .21..
         #[arg(long, default_value = DEFAULT_SUBNET)]
         subnet: String,
+        /// How the nodes' engines are installed and started: sysv-docker.io,
+        /// systemd-docker.io, systemd-docker-ce, static, or mixed (spread over the others).
+        #[arg(long, default_value = "sysv-docker.io", value_parser = Flavour::parse)]
+        flavour: Flavour,
     },
     /// The swarm's view of the lab: nodes and services.
     Status {
@@ -148,12 +152,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             managers,
             workers,
             subnet,
+            flavour,
         } => {
             Lab::up(&UpOptions {
                 name,
                 managers,
                 workers,
                 subnet,
+                flavour,
             })?;
         }
         Command::Status { output } => {
@@ -234,6 +240,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     managers,
                     workers,
                     subnet: DEFAULT_SUBNET.into(),
+                    ..UpOptions::default()
                 },
                 &pin,
             );

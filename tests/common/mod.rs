@@ -50,6 +50,7 @@ pub fn up(name: &str, subnet: &str) -> Lab {
         managers: 3,
         workers: 2,
         subnet: subnet.into(),
+        ..UpOptions::default()
     })
     .unwrap_or_else(|e| panic!("the lab {name} could not be brought up: {e:#}"));
     eprintln!("lab {name} up in {:.0} s", t.elapsed().as_secs_f64());
@@ -66,6 +67,22 @@ impl FreshLab {
     pub fn up(name: &str, subnet: &str) -> FreshLab {
         let _ = Lab::down(name);
         let lab = up(name, subnet);
+        FreshLab::healthy(lab)
+    }
+
+    /// A fresh lab with other options (size, flavour); `name` and `subnet` are taken
+    /// from `opts`.
+    pub fn up_with(opts: &UpOptions) -> FreshLab {
+        let _ = Lab::down(&opts.name);
+        let t = Instant::now();
+        let lab = Lab::up(opts)
+            .unwrap_or_else(|e| panic!("the lab {} could not be brought up: {e:#}", opts.name));
+        eprintln!("lab {} up in {:.0} s", opts.name, t.elapsed().as_secs_f64());
+        FreshLab::healthy(lab)
+    }
+
+    fn healthy(lab: Lab) -> FreshLab {
+        let name = lab.name().to_string();
         lab.wait_healthy(Duration::from_secs(180))
             .unwrap_or_else(|e| panic!("the lab {name} is not healthy: {e:#}"));
         FreshLab {

@@ -8,8 +8,11 @@
 # Inputs (environment), all set by testkit:
 #   WORK      empty scratch directory (rootfs, repack trees)
 #   DEBS      the staged .debs (apt-get download of the versions below)
-#   VERSIONS  NAME=VERSION lines: TARGET_* (trixie 26.1.5), CURRENT_* (bookworm), BROKEN_VERSION
-#   INIT      node-init.sh, installed as the node's init under tini
+#   VERSIONS  NAME=VERSION lines: TARGET_* (trixie 26.1.5), CURRENT_* (bookworm), HOP_*
+#             (forky 28.5.2, the second hop), BUILDX_*/COMPOSE_* (CLI plugins), BROKEN_VERSION
+#   INIT      node-init.sh, installed as the sysvinit nodes' init under tini
+#   BOOT      node-boot.sh, the entrypoint: provisions a node's flavour, execs its init
+#   CE_SCRIPT docker-ce-repo.sh, sourced: builds the docker-ce-shaped repository
 #   MIRROR    Debian mirror for debootstrap
 #   OUT       output tarball (gzip)
 set -euo pipefail
@@ -18,6 +21,7 @@ set -euo pipefail
 . "$VERSIONS"
 ROOTFS=$WORK/rootfs
 REPO=$ROOTFS/srv/lab-repo
+HOP_REPO=$ROOTFS/srv/lab-repo-hop
 STATIC=$ROOTFS/srv/lab-static
 
 step() { printf '\n=== [%4ss] %s\n' "$SECONDS" "$*"; }
@@ -32,9 +36,11 @@ deb_of() {
     die "no staged .deb for $1 $2 in $DEBS"
 }
 
-step "debootstrap bookworm (minbase + sshd + docker.io 20.10)"
+step "debootstrap bookworm (minbase + sshd + docker.io 20.10 + systemd)"
+# systemd is in every node (systemd flavours run it as PID 1; sysvinit flavours run tini and
+# `service` falls back to /etc/init.d because /run/systemd/system does not exist there).
 debootstrap --variant=minbase \
-    --include=openssh-server,docker.io,iptables,procps,iproute2,ca-certificates,sudo,tini \
+    --include=openssh-server,docker.io,iptables,procps,iproute2,ca-certificates,sudo,tini,systemd,systemd-sysv,dbus \
     bookworm "$ROOTFS" "$MIRROR"
 
 step "check that debootstrap installed the recorded engine versions"
@@ -83,8 +89,41 @@ MaxStartups 64:30:128
 MaxSessions 64
 EOF
 
-step "init under tini"
+step "init: testkit-boot, then tini + testkit-init (sysvinit flavours) or systemd"
 install -m 0755 "$INIT" "$ROOTFS/usr/local/sbin/testkit-init"
+install -m 0755 "$BOOT" "$ROOTFS/usr/local/sbin/testkit-boot"
+# A tini of its own: the second hop's docker.io replaces the tini package with tini-static.
+cp "$ROOTFS/usr/bin/tini-static" "$ROOTFS/usr/local/sbin/testkit-tini"
+
+step "systemd flavours: host keys at first boot, a ready mark, nothing that needs a console"
+cat > "$ROOTFS/etc/systemd/system/testkit-hostkeys.service" <<'EOF'
+[Unit]
+Description=testkit: generate this node's SSH host keys
+Before=ssh.service
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+[Install]
+WantedBy=multi-user.target
+EOF
+cat > "$ROOTFS/etc/systemd/system/testkit-ready.service" <<'EOF'
+[Unit]
+Description=testkit: mark the node booted once sshd and docker started
+After=ssh.service docker.service
+[Service]
+Type=oneshot
+ExecStart=/bin/touch /run/testkit-init.done
+[Install]
+WantedBy=multi-user.target
+EOF
+mkdir -p "$ROOTFS/etc/systemd/system/multi-user.target.wants"
+for u in testkit-hostkeys testkit-ready; do
+    ln -sf "/etc/systemd/system/$u.service" "$ROOTFS/etc/systemd/system/multi-user.target.wants/$u.service"
+done
+for u in getty@tty1.service console-getty.service systemd-udevd.service systemd-modules-load.service \
+         systemd-remount-fs.service sys-kernel-config.mount sys-kernel-debug.mount; do
+    ln -sf /dev/null "$ROOTFS/etc/systemd/system/$u"
+done
 # Whatever decides when the engine restarts during an upgrade is the upgrade tool's business:
 # the image must not come with a policy-rc.d of its own.
 rm -f "$ROOTFS/usr/sbin/policy-rc.d"
@@ -96,6 +135,15 @@ for pv in "docker.io=$TARGET_DOCKER_IO" "docker-cli=$TARGET_DOCKER_CLI" "contain
           "runc=$CURRENT_RUNC" "tini=$CURRENT_TINI"; do
     cp "$(deb_of "${pv%%=*}" "${pv#*=}")" "$REPO/"
 done
+# The second hop in a repository of its own, not in the nodes' sources: an operator adds the
+# newer suite when going to the next hop (Lab::enable_hop_repositories). In the same
+# repository its containerd 2.x would be the "newest companion" of every 26.1.5 upgrade.
+mkdir -p "$HOP_REPO"
+for pv in "docker.io=$HOP_DOCKER_IO" "docker-cli=$HOP_DOCKER_CLI" "containerd=$HOP_CONTAINERD" \
+          "tini-static=$HOP_TINI_STATIC"; do
+    cp "$(deb_of "${pv%%=*}" "${pv#*=}")" "$HOP_REPO/"
+done
+(cd "$HOP_REPO" && dpkg-scanpackages --multiversion . /dev/null > Packages)
 
 # repack SRC_DEB VERSION [HOOK]: the same package under another version, e.g. a broken engine
 # that installs cleanly and then never starts.
@@ -126,24 +174,39 @@ repack "$(deb_of docker-cli "$TARGET_DOCKER_CLI")" "$BROKEN_VERSION"
 cp "$VERSIONS" "$REPO/versions.env"
 ls -l "$REPO"
 
-step "static binaries tarball for the tarball upgrade method"
+step "docker-ce-shaped repository (lab rebuilds from real engine binaries, not Docker's packages)"
+# shellcheck disable=SC1090
+. "$CE_SCRIPT"
+build_docker_ce_repo
+
+step "static binaries tarballs for the tarball upgrade method and the static flavour"
 # Upstream's static tarballs unpack to docker/*. Debian's binaries are dynamically linked but
-# run on bookworm; runc and docker-init (tini-static) come from bookworm because trixie's
-# runc needs glibc 2.38.
-x=$WORK/extract
-for pv in "docker.io=$TARGET_DOCKER_IO" "docker-cli=$TARGET_DOCKER_CLI" \
-          "containerd=$TARGET_CONTAINERD" "runc=$CURRENT_RUNC" "tini=$CURRENT_TINI"; do
-    dpkg-deb -x "$(deb_of "${pv%%=*}" "${pv#*=}")" "$x"
-done
-mkdir -p "$WORK/static/docker" "$STATIC"
-cp "$x/usr/sbin/dockerd" "$x/usr/sbin/docker-proxy" "$x/usr/bin/containerd" \
-   "$x/usr/bin/containerd-shim-runc-v2" "$x/usr/bin/ctr" "$x/usr/sbin/runc" \
-   "$x/usr/bin/docker" "$WORK/static/docker/"
-cp "$x/usr/bin/tini-static" "$WORK/static/docker/docker-init"
-tarball=docker-$TARGET_UPSTREAM.tgz
-tar -C "$WORK/static" --owner=0 --group=0 -czf "$STATIC/$tarball" docker
-(cd "$STATIC" && sha256sum "$tarball" > "$tarball.sha256")
-tar -tzvf "$STATIC/$tarball"
+# run on bookworm; runc comes from bookworm because trixie's and forky's need glibc 2.38.
+# static_tarball UPSTREAM PACKAGE=VERSION...
+static_tarball() {
+    local up=$1 x=$WORK/extract-$1 s=$WORK/static-$1 tarball=docker-$1.tgz pv
+    shift
+    for pv in "$@" "runc=$CURRENT_RUNC"; do
+        dpkg-deb -x "$(deb_of "${pv%%=*}" "${pv#*=}")" "$x"
+    done
+    mkdir -p "$s/docker" "$STATIC"
+    cp "$x/usr/sbin/dockerd" "$x/usr/sbin/docker-proxy" "$x/usr/bin/containerd" \
+       "$x/usr/bin/containerd-shim-runc-v2" "$x/usr/bin/ctr" "$x/usr/sbin/runc" \
+       "$x/usr/bin/docker" "$s/docker/"
+    cp "$x/usr/bin/tini-static" "$s/docker/docker-init"
+    tar -C "$s" --owner=0 --group=0 -czf "$STATIC/$tarball" docker
+    (cd "$STATIC" && sha256sum "$tarball" > "$tarball.sha256")
+    tar -tzvf "$STATIC/$tarball"
+}
+static_tarball "$TARGET_UPSTREAM" "docker.io=$TARGET_DOCKER_IO" "docker-cli=$TARGET_DOCKER_CLI" \
+    "containerd=$TARGET_CONTAINERD" "tini=$CURRENT_TINI"
+static_tarball "$(upstream "$HOP_DOCKER_IO")" "docker.io=$HOP_DOCKER_IO" "docker-cli=$HOP_DOCKER_CLI" \
+    "containerd=$HOP_CONTAINERD" "tini-static=$HOP_TINI_STATIC"
+start_upstream=$(upstream "$CURRENT_DOCKER_IO")
+static_tarball "$start_upstream" "docker.io=$CURRENT_DOCKER_IO" "containerd=$CURRENT_CONTAINERD" \
+    "tini=$CURRENT_TINI"
+# What a static node starts from (node-boot.sh).
+ln -s "docker-$start_upstream.tgz" "$STATIC/docker-start.tgz"
 
 step "apt inside the node: the lab repository only, works offline"
 rm -f "$ROOTFS/etc/apt/sources.list" "$ROOTFS"/etc/apt/sources.list.d/*

@@ -20,9 +20,23 @@ use crate::paths;
 
 pub const BUILD_SCRIPT: &str = include_str!("build-node.sh");
 pub const INIT_SCRIPT: &str = include_str!("node-init.sh");
+pub const BOOT_SCRIPT: &str = include_str!("node-boot.sh");
+pub const CE_SCRIPT: &str = include_str!("docker-ce-repo.sh");
+
+/// Every script of the recipe, by file name (all of them go into the cache key).
+pub const SCRIPTS: [(&str, &str); 4] = [
+    ("build-node.sh", BUILD_SCRIPT),
+    ("node-init.sh", INIT_SCRIPT),
+    ("node-boot.sh", BOOT_SCRIPT),
+    ("docker-ce-repo.sh", CE_SCRIPT),
+];
 
 /// The upgrade target the lab stages (Debian trixie's engine).
 pub const TARGET_UPSTREAM: &str = "26.1.5";
+/// The second hop (Debian forky's engine, containerd 2.x). Its docker.io, docker-cli,
+/// containerd and tini-static install on bookworm (glibc >= 2.34); forky's runc and tini
+/// need glibc 2.38, so bookworm's runc stays and tini gives way to tini-static.
+pub const HOP_UPSTREAM: &str = "28.5.2";
 /// Version of the deliberately broken engine (repacked 26.1.5 whose dockerd exits 1).
 pub const BROKEN_VERSION: &str = "26.1.99+dfsg1-1";
 
@@ -43,10 +57,21 @@ pub struct StagedVersions {
     pub current_tini: String,
     /// docker.io and docker-cli repacked from the target with a dockerd that never starts.
     pub broken: String,
+    /// The second hop from forky: docker.io, docker-cli, containerd 2.x, tini-static.
+    pub hop_docker_io: String,
+    pub hop_docker_cli: String,
+    pub hop_containerd: String,
+    pub hop_tini_static: String,
+    /// CLI plugin binaries for the docker-ce family's docker-buildx-plugin and
+    /// docker-compose-plugin: trixie's (the start) and forky's (newer).
+    pub buildx_old: String,
+    pub buildx_new: String,
+    pub compose_old: String,
+    pub compose_new: String,
 }
 
-/// (env name, accessor) pairs; one place defines the versions.env format.
-const ENV_FIELDS: [&str; 8] = [
+/// One place defines the versions.env format (same order as `values`).
+const ENV_FIELDS: [&str; 16] = [
     "TARGET_DOCKER_IO",
     "TARGET_DOCKER_CLI",
     "TARGET_CONTAINERD",
@@ -55,10 +80,18 @@ const ENV_FIELDS: [&str; 8] = [
     "CURRENT_RUNC",
     "CURRENT_TINI",
     "BROKEN_VERSION",
+    "HOP_DOCKER_IO",
+    "HOP_DOCKER_CLI",
+    "HOP_CONTAINERD",
+    "HOP_TINI_STATIC",
+    "BUILDX_OLD",
+    "BUILDX_NEW",
+    "COMPOSE_OLD",
+    "COMPOSE_NEW",
 ];
 
 impl StagedVersions {
-    fn values(&self) -> [&str; 8] {
+    fn values(&self) -> [&str; 16] {
         [
             &self.target_docker_io,
             &self.target_docker_cli,
@@ -68,6 +101,14 @@ impl StagedVersions {
             &self.current_runc,
             &self.current_tini,
             &self.broken,
+            &self.hop_docker_io,
+            &self.hop_docker_cli,
+            &self.hop_containerd,
+            &self.hop_tini_static,
+            &self.buildx_old,
+            &self.buildx_new,
+            &self.compose_old,
+            &self.compose_new,
         ]
     }
 
@@ -96,6 +137,14 @@ impl StagedVersions {
             current_runc: get("CURRENT_RUNC")?,
             current_tini: get("CURRENT_TINI")?,
             broken: get("BROKEN_VERSION")?,
+            hop_docker_io: get("HOP_DOCKER_IO")?,
+            hop_docker_cli: get("HOP_DOCKER_CLI")?,
+            hop_containerd: get("HOP_CONTAINERD")?,
+            hop_tini_static: get("HOP_TINI_STATIC")?,
+            buildx_old: get("BUILDX_OLD")?,
+            buildx_new: get("BUILDX_NEW")?,
+            compose_old: get("COMPOSE_OLD")?,
+            compose_new: get("COMPOSE_NEW")?,
         })
     }
 
@@ -109,17 +158,22 @@ impl StagedVersions {
             format!("containerd={}", self.current_containerd),
             format!("runc={}", self.current_runc),
             format!("tini={}", self.current_tini),
+            format!("docker.io={}", self.hop_docker_io),
+            format!("docker-cli={}", self.hop_docker_cli),
+            format!("containerd={}", self.hop_containerd),
+            format!("tini-static={}", self.hop_tini_static),
+            format!("docker-buildx={}", self.buildx_old),
+            format!("docker-buildx={}", self.buildx_new),
+            format!("docker-compose={}", self.compose_old),
+            format!("docker-compose={}", self.compose_new),
         ]
     }
 }
 
 /// Hash of the scripts alone: identifies cached images usable when the archive is unreachable.
-pub fn scripts_hash(build_script: &str, init_script: &str) -> String {
+pub fn scripts_hash(scripts: &[(&str, &str)]) -> String {
     let mut h = Sha256::new();
-    for (name, text) in [
-        ("build-node.sh", build_script),
-        ("node-init.sh", init_script),
-    ] {
+    for (name, text) in scripts {
         // Length-prefixed, so that moving text from one file to the other changes the hash.
         h.update(format!("{name} {}\n", text.len()));
         h.update(text);
@@ -128,9 +182,9 @@ pub fn scripts_hash(build_script: &str, init_script: &str) -> String {
 }
 
 /// The image cache key: scripts plus the exact staged versions.
-pub fn recipe_hash(build_script: &str, init_script: &str, versions: &StagedVersions) -> String {
+pub fn recipe_hash(scripts: &[(&str, &str)], versions: &StagedVersions) -> String {
     let mut h = Sha256::new();
-    h.update(scripts_hash(build_script, init_script));
+    h.update(scripts_hash(scripts));
     h.update("\nversions\n");
     h.update(versions.to_env());
     hex(&h.finalize())
@@ -172,7 +226,16 @@ fn manifest_path(key: &str) -> PathBuf {
 /// Resolve the exact versions from the archive (private apt state, host apt untouched).
 pub fn resolve_versions(apt: &PrivateApt) -> Result<StagedVersions> {
     apt.update()?;
-    let madison = apt.madison(&["docker.io", "docker-cli", "containerd", "runc", "tini"])?;
+    let madison = apt.madison(&[
+        "docker.io",
+        "docker-cli",
+        "containerd",
+        "runc",
+        "tini",
+        "tini-static",
+        "docker-buildx",
+        "docker-compose",
+    ])?;
     let entries = apt::parse_madison(&madison);
     let pick = |pkg: &str, codename: &str, updates: bool, upstream: Option<&str>| {
         apt::pick_version(&entries, pkg, codename, updates, upstream).with_context(|| {
@@ -192,6 +255,14 @@ pub fn resolve_versions(apt: &PrivateApt) -> Result<StagedVersions> {
         current_runc: pick("runc", "bookworm", false, None)?,
         current_tini: pick("tini", "bookworm", false, None)?,
         broken: BROKEN_VERSION.to_string(),
+        hop_docker_io: pick("docker.io", "forky", false, Some(HOP_UPSTREAM))?,
+        hop_docker_cli: pick("docker-cli", "forky", false, Some(HOP_UPSTREAM))?,
+        hop_containerd: pick("containerd", "forky", false, None)?,
+        hop_tini_static: pick("tini-static", "forky", false, None)?,
+        buildx_old: pick("docker-buildx", "trixie", true, None)?,
+        buildx_new: pick("docker-buildx", "forky", false, None)?,
+        compose_old: pick("docker-compose", "trixie", true, None)?,
+        compose_new: pick("docker-compose", "forky", false, None)?,
     })
 }
 
@@ -222,7 +293,7 @@ pub fn ensure(rebuild: bool) -> Result<Manifest> {
     let lock = fs::File::create(cache.join(".lock"))?;
     lock.lock().context("cannot lock the image cache")?;
 
-    let scripts = scripts_hash(BUILD_SCRIPT, INIT_SCRIPT);
+    let scripts = scripts_hash(&SCRIPTS);
     let apt = PrivateApt::new(&paths::build_dir().join("apt"), &apt::lab_sources())?;
     let t = Instant::now();
     let versions = match resolve_versions(&apt) {
@@ -250,7 +321,7 @@ pub fn ensure(rebuild: bool) -> Result<Manifest> {
             m.versions
         }
     };
-    let key = recipe_hash(BUILD_SCRIPT, INIT_SCRIPT, &versions);
+    let key = recipe_hash(&SCRIPTS, &versions);
     let tarball = tarball_path(&key);
 
     let manifest = match fs::read(manifest_path(&key)) {
@@ -263,10 +334,7 @@ pub fn ensure(rebuild: bool) -> Result<Manifest> {
         eprintln!("testkit: importing {} as {tag}", tarball.display());
         cmd::docker()
             .arg("import")
-            .args([
-                "--change",
-                r#"ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/sbin/testkit-init"]"#,
-            ])
+            .args(["--change", r#"ENTRYPOINT ["/usr/local/sbin/testkit-boot"]"#])
             .args([
                 "--change",
                 &format!("LABEL swarm-upgrade-testkit.recipe={key}"),
@@ -322,10 +390,10 @@ fn build(
 
     let versions_file = work.join("versions.env");
     fs::write(&versions_file, versions.to_env())?;
+    for (name, text) in SCRIPTS {
+        fs::write(work.join(name), text)?;
+    }
     let script = work.join("build-node.sh");
-    fs::write(&script, BUILD_SCRIPT)?;
-    let init = work.join("node-init.sh");
-    fs::write(&init, INIT_SCRIPT)?;
     let scratch = work.join("scratch");
     fs::create_dir_all(&scratch)?;
     let out_tmp = tarball_path(key).with_extension("tmp");
@@ -335,7 +403,9 @@ fn build(
         .env("WORK", &scratch)
         .env("DEBS", &debs)
         .env("VERSIONS", &versions_file)
-        .env("INIT", &init)
+        .env("INIT", work.join("node-init.sh"))
+        .env("BOOT", work.join("node-boot.sh"))
+        .env("CE_SCRIPT", work.join("docker-ce-repo.sh"))
         .env("MIRROR", apt::MIRROR)
         .env("OUT", &out_tmp)
         .env("LC_ALL", "C")
@@ -403,8 +473,22 @@ pub(crate) fn clean_dir(dir: &Path) -> Result<()> {
 /// alone must offer the current, the target and the broken engine.
 fn verify(tag: &str, versions: &StagedVersions) -> Result<()> {
     let out = cmd::docker()
-        .args(["run", "--rm", "--network", "none", "--entrypoint", "sh", tag, "-c"])
-        .arg("apt-get update -qq && apt-cache madison docker.io docker-cli && cat /srv/lab-static/*.sha256")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "sh",
+            tag,
+            "-c",
+        ])
+        .arg(
+            "apt-get update -qq && apt-cache madison docker.io docker-cli && \
+             cat /srv/lab-static/*.sha256 /srv/docker-ce-repo/versions.env && \
+             grep -h '^Version: ' /srv/docker-ce-repo/Packages /srv/docker-ce-repo-hop/Packages \
+             | sort | uniq -c && grep -H '^Version: ' /srv/lab-repo-hop/Packages",
+        )
         .timeout(Duration::from_secs(120))
         .run()
         .context("verifying the node image")?;
@@ -415,6 +499,26 @@ fn verify(tag: &str, versions: &StagedVersions) -> Result<()> {
     ] {
         if !out.contains(&format!("docker.io | {v} |")) {
             bail!("node image {tag}: offline apt does not offer docker.io {v}:\n{out}");
+        }
+    }
+    if !out.contains(&format!(
+        "/srv/lab-repo-hop/Packages:Version: {}\n",
+        versions.hop_docker_io
+    )) {
+        bail!(
+            "node image {tag}: /srv/lab-repo-hop lacks docker.io {}:\n{out}",
+            versions.hop_docker_io
+        );
+    }
+    // Each docker-ce version: docker-ce, docker-ce-cli, docker-ce-rootless-extras.
+    for v in [
+        "5:20.10.24~3-0~debian-bookworm",
+        "5:26.1.5-1~debian.12~bookworm",
+        "5:26.1.99-1~debian.12~bookworm",
+        "5:28.5.2-1~debian.12~bookworm",
+    ] {
+        if !out.contains(&format!("3 Version: {v}\n")) {
+            bail!("node image {tag}: the docker-ce repository lacks the packages of {v}:\n{out}");
         }
     }
     eprintln!(
@@ -443,6 +547,14 @@ mod tests {
             current_runc: "1.1.5+ds1-1+deb12u1".into(),
             current_tini: "0.19.0-1+b3".into(),
             broken: BROKEN_VERSION.into(),
+            hop_docker_io: "28.5.2+dfsg4-5".into(),
+            hop_docker_cli: "28.5.2+dfsg4-5".into(),
+            hop_containerd: "2.1.9+ds1-5".into(),
+            hop_tini_static: "0.19.0-6+b2".into(),
+            buildx_old: "0.13.1+ds1-3".into(),
+            buildx_new: "0.29.1+ds1-4".into(),
+            compose_old: "2.26.1-4".into(),
+            compose_new: "2.40.3-3".into(),
         }
     }
 
@@ -459,16 +571,28 @@ mod tests {
     #[test]
     fn recipe_hash_is_stable_and_covers_every_input() {
         let v = versions();
-        let base = recipe_hash("script", "init", &v);
-        assert_eq!(base, recipe_hash("script", "init", &v));
+        let two = |a, b| [("build-node.sh", a), ("node-init.sh", b)];
+        let base = recipe_hash(&two("script", "init"), &v);
+        assert_eq!(base, recipe_hash(&two("script", "init"), &v));
         assert_eq!(base.len(), 64);
-        assert_ne!(base, recipe_hash("script ", "init", &v));
-        assert_ne!(base, recipe_hash("script", "init\n", &v));
+        assert_ne!(base, recipe_hash(&two("script ", "init"), &v));
+        assert_ne!(base, recipe_hash(&two("script", "init\n"), &v));
         // Moving text between the two scripts is a different recipe.
-        assert_ne!(recipe_hash("ab", "c", &v), recipe_hash("a", "bc", &v));
+        assert_ne!(
+            recipe_hash(&two("ab", "c"), &v),
+            recipe_hash(&two("a", "bc"), &v)
+        );
         let mut newer = v.clone();
         newer.target_docker_io = "26.1.5+dfsg1-9+deb13u2".into();
-        assert_ne!(base, recipe_hash("script", "init", &newer));
+        assert_ne!(base, recipe_hash(&two("script", "init"), &newer));
+        newer = v.clone();
+        newer.hop_containerd = "2.1.10+ds1-1".into();
+        assert_ne!(base, recipe_hash(&two("script", "init"), &newer));
+        // Every script of the recipe counts.
+        assert_eq!(SCRIPTS.len(), 4);
+        let mut other = SCRIPTS;
+        other[3].1 = "";
+        assert_ne!(recipe_hash(&SCRIPTS, &v), recipe_hash(&other, &v));
     }
 
     #[test]
@@ -489,6 +613,26 @@ mod tests {
             );
         }
         assert!(INIT_SCRIPT.contains("ssh-keygen -A"));
+        for needle in [
+            "Conflicts: docker (<< 1.5~), docker-engine, docker.io",
+            "containerd.io (>= $min)",
+            "Provides: containerd, runc",
+            "deb-systemd-invoke",
+            "NOT Docker's package",
+            "CE_SUFFIX_OLD=\"~3-0~debian-bookworm\"",
+            "CE_SUFFIX=\"-1~debian.12~bookworm\"",
+        ] {
+            assert!(
+                CE_SCRIPT.contains(needle),
+                "docker-ce-repo.sh lacks {needle}"
+            );
+        }
+        for flavour in crate::Flavour::NODE_FLAVOURS {
+            assert!(
+                BOOT_SCRIPT.contains(flavour.as_str()),
+                "node-boot.sh does not know {flavour:?}"
+            );
+        }
         assert!(BROKEN_VERSION.starts_with("26.1.99"));
     }
 }
