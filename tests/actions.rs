@@ -492,6 +492,7 @@ fn every_kind() -> Vec<Action> {
         Action::RestoreAvailability,
         Action::WaitConverged,
         Action::Restore,
+        Action::VerifyServices,
     ];
     for a in all {
         match a {
@@ -504,7 +505,8 @@ fn every_kind() -> Vec<Action> {
             | Action::Verify
             | Action::RestoreAvailability
             | Action::WaitConverged
-            | Action::Restore => {}
+            | Action::Restore
+            | Action::VerifyServices => {}
         }
     }
     all.to_vec()
