@@ -327,11 +327,9 @@ async fn upgrades_every_node_managers_first_leader_last_and_restores_availabilit
     };
     assert_eq!(hosts.keys().cloned().collect::<Vec<_>>(), s.nodes());
     for (host, t) in hosts {
-        let verifies = s
-            .plan
-            .steps
-            .iter()
-            .any(|st| st.node.as_deref() == Some(host.as_str()) && st.action == Action::VerifyServices);
+        let verifies = s.plan.steps.iter().any(|st| {
+            st.node.as_deref() == Some(host.as_str()) && st.action == Action::VerifyServices
+        });
         assert_eq!(t.commands, if verifies { 6 } else { 4 }, "{host}: {t:?}");
         assert!(t.api_requests > 0, "{host}: {t:?}");
         assert_eq!(t.ssh_connections, None, "no SSH in the simulation");

@@ -44,6 +44,16 @@ for s in $services; do
   if [ -z "$c" ]; then echo "dns $s no-task"; continue; fi
   rc=0
   docker exec "$c" sh -c 'if command -v getent >/dev/null 2>&1; then getent hosts "$1"; elif command -v nslookup >/dev/null 2>&1; then nslookup "$1"; else exit 3; fi' sh "$s" >/dev/null 2>&1 || rc=$?
+  if [ "$rc" = 3 ] || [ "$rc" = 126 ] || [ "$rc" = 127 ]; then
+    # No resolver in the image: ask the engine's DNS server in the task's
+    # network namespace with the host's own resolver.
+    pid=$(docker inspect -f '{{.State.Pid}}' "$c" 2>/dev/null || echo 0)
+    if [ "$pid" -gt 0 ] && command -v nsenter >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
+      rc=0
+      nsenter -n -t "$pid" unshare -m sh -c 'f=$(mktemp) && echo "nameserver 127.0.0.11" >"$f" && mount --bind "$f" /etc/resolv.conf && getent hosts "$1"; r=$?; rm -f "$f"; exit $r' sh "$s" >/dev/null 2>&1 || rc=$?
+      [ "$rc" = 0 ] || rc=1
+    fi
+  fi
   case $rc in
     0) echo "dns $s ok" ;;
     3|126|127) echo "dns $s untested" ;;
