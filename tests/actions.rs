@@ -493,6 +493,7 @@ fn every_kind() -> Vec<Action> {
         Action::RestoreAvailability,
         Action::WaitConverged,
         Action::Restore,
+        Action::VerifyServices,
     ];
     for a in all {
         match a {
@@ -505,7 +506,8 @@ fn every_kind() -> Vec<Action> {
             | Action::Verify
             | Action::RestoreAvailability
             | Action::WaitConverged
-            | Action::Restore => {}
+            | Action::Restore
+            | Action::VerifyServices => {}
         }
     }
     all.to_vec()

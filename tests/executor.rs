@@ -320,13 +320,18 @@ async fn upgrades_every_node_managers_first_leader_last_and_restores_availabilit
     );
     assert_eq!(sim.lease(), None, "the lease is released");
     // The round trips are reported per host, just before the end: each node
-    // ran its four scripts (stop, backup, install, start) and nothing else.
+    // ran its four scripts (stop, backup, install, start), then, unless it
+    // was drained before the run (and runs no task), the service probe and
+    // its engine log; nothing else.
     let [.., Event::Traffic { hosts }, Event::RunFinished { .. }] = out.events.as_slice() else {
         panic!("no traffic before run-finished: {:?}", out.events.last());
     };
     assert_eq!(hosts.keys().cloned().collect::<Vec<_>>(), s.nodes());
     for (host, t) in hosts {
-        assert_eq!(t.commands, 4, "{host}: {t:?}");
+        let verifies = s.plan.steps.iter().any(|st| {
+            st.node.as_deref() == Some(host.as_str()) && st.action == Action::VerifyServices
+        });
+        assert_eq!(t.commands, if verifies { 6 } else { 4 }, "{host}: {t:?}");
         assert!(t.api_requests > 0, "{host}: {t:?}");
         assert_eq!(t.ssh_connections, None, "no SSH in the simulation");
     }
@@ -392,6 +397,74 @@ async fn a_broken_engine_on_the_first_manager_is_rolled_back_and_nothing_else_is
             .iter()
             .any(|e| matches!(e, Event::RollbackFinished { ok: true, .. }))
     );
+}
+
+/// V7: a worker whose published ports stop answering once it runs the new
+/// engine (seed 001) fails `verify-services` after its batch converged: it
+/// is drained again, rolled back to its old engine, its ports answer again,
+/// and the run stops there (exit 4) with the port named.
+#[tokio::test]
+async fn a_published_port_that_stops_answering_after_the_upgrade_rolls_the_node_back() {
+    let sim = cluster(2);
+    sim.close_ports("w1", PIN);
+    let before = sim.installed("w1");
+    let s = Setup::new(sim, 1);
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(
+        out.status(),
+        RunStatus::RolledBack,
+        "{:?}",
+        out.state.failure
+    );
+    assert_eq!(out.state.rolled_back, ["w1"]);
+    let failure = out.state.failure.clone().unwrap();
+    assert!(failure.contains("verify-services w1"), "{failure}");
+    assert!(
+        failure.contains(
+            "published port 8081 (host mode of service svc0) does not answer on the node"
+        ),
+        "{failure}"
+    );
+    let sim = &s.sim;
+    assert_eq!(sim.engine("w1").as_deref(), Some(OLD));
+    assert_eq!(sim.installed("w1"), before, "the old packages are back");
+    assert_eq!(sim.availability("w1"), Availability::Active);
+    run_labels_gone(sim, "w1");
+    assert_at(sim, "w2", OLD);
+    for m in ["m1", "m2", "m3"] {
+        assert_at(sim, m, PIN);
+    }
+    // Drained again before its engine stopped: the second drain is the undo's.
+    let drains = sim
+        .records()
+        .iter()
+        .filter(|r| {
+            r.node == "w1"
+                && matches!(
+                    r.op,
+                    Op::Update {
+                        availability: Some(Availability::Drain)
+                    }
+                )
+        })
+        .count();
+    assert_eq!(drains, 2, "{}", lines(sim.records()));
+    assert_quorum_held(sim);
+    assert!(sim.converged());
+    // Every node that passed said what it verified.
+    let verified: Vec<&str> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepOutput {
+                node: Some(n),
+                text,
+                ..
+            } if text.starts_with("verified: ") => Some(n.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verified, ["m2", "m3", "m1"], "{:?}", out.events);
 }
 
 #[tokio::test]
@@ -779,8 +852,13 @@ async fn max_parallel_2_upgrades_two_workers_at_once_in_less_simulated_time() {
         assert_quorum_held(&s.sim);
         times.push(s.sim.now());
     }
-    // Four workers of 26 s of scripts each: 104 s one by one, 52 s two by two.
-    assert_eq!(times[0] - times[1], Duration::from_secs(52), "{times:?}");
+    // Four workers of 26 s of scripts and 0.1 s of service checks (the
+    // probe, the engine log) each: 104.4 s one by one, 52.2 s two by two.
+    assert_eq!(
+        times[0] - times[1],
+        Duration::from_millis(52_200),
+        "{times:?}"
+    );
 }
 
 /// When a node of a parallel batch fails, its siblings install nothing more:
@@ -968,8 +1046,8 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
         .collect();
     assert_eq!(
         m2,
-        [Action::RestoreAvailability],
-        "m2 is at the pin already"
+        [Action::RestoreAvailability, Action::VerifyServices],
+        "m2 is at the pin already: its availability back, its services verified"
     );
     assert_eq!(
         plan.steps[0].node.as_deref(),

@@ -14,10 +14,68 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{FreshLab, QuorumSampler, assert_all_at, availability, kill_apply_when, versions};
 use testkit::Lab;
+use testkit::lab::PROBE_PUBLISHED;
 
 const OLD: &str = "20.10.24";
 const PIN: &str = "26.1.5";
 const BROKEN: &str = "26.1.99";
+/// The host-mode port of the published probe on every node.
+const PUBLISHED: u16 = 8090;
+
+/// Runs the tool with JSON events on stdout and calls `act` once, at the
+/// first event `when` accepts; returns the exit code and stderr.
+fn run_acting_when(
+    fresh: &FreshLab,
+    args: &[&str],
+    when: impl Fn(&serde_json::Value) -> bool,
+    act: impl FnOnce(),
+) -> (Option<i32>, String) {
+    let mut child = fresh
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    let mut act = Some(act);
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line.unwrap()) else {
+            continue;
+        };
+        if act.is_some() && when(&ev) {
+            (act.take().unwrap())();
+        }
+    }
+    let status = child.wait().unwrap();
+    let errors = errors.join().unwrap();
+    assert!(
+        act.is_none(),
+        "the run ended before the expected event:\n{errors}"
+    );
+    (status.code(), errors)
+}
+
+/// What `verify-services` said it verified, per node.
+fn verified(journal: &[serde_json::Value]) -> Vec<(String, String)> {
+    journal
+        .iter()
+        .filter(|e| e["event"] == "step-output")
+        .filter_map(|e| {
+            let text = e["text"].as_str()?;
+            text.starts_with("verified: ").then(|| {
+                (
+                    e["node"].as_str().unwrap_or("").to_string(),
+                    text.to_string(),
+                )
+            })
+        })
+        .collect()
+}
 
 fn held_packages(lab: &Lab, node: &str) -> String {
     let out = lab.ssh(node, &["apt-mark", "showhold"]).unwrap();
@@ -38,6 +96,7 @@ fn started_nodes(journal: &[serde_json::Value]) -> Vec<String> {
 #[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
 fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
     let fresh = FreshLab::up("ap1", "172.31.1.0/24");
+    fresh.lab.deploy_published_probe(PUBLISHED).unwrap();
     let before = fresh.status();
     assert_all_at(&before, OLD);
     let since = SystemTime::now();
@@ -132,9 +191,50 @@ fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
         e["event"] == "step-started" && e["action"] == "install" && e["node"] == "ap1-m3"
     });
     assert_eq!(killed["node"], "ap1-m3");
-    // 4. `apply` with the same pin continues the same run to the end.
+    // 4. `apply` with the same pin continues the same run; while the first
+    //    worker restarts, its published port stops answering on the node
+    //    (a REJECT rule, as a lost port mapping would): its services fail
+    //    verification once it runs tasks again, and it is rolled back.
+    let reject = format!("OUTPUT -o lo -p tcp --dport {PUBLISHED} -j REJECT");
+    let (code, err) = run_acting_when(
+        &fresh,
+        &["apply", "--pin", PIN, "--yes", "--output", "json"],
+        |e| e["event"] == "step-started" && e["action"] == "start-engine" && e["node"] == "ap1-w1",
+        || {
+            fresh
+                .lab
+                .exec_sh("ap1-w1", &format!("iptables -I {reject}"))
+                .unwrap();
+        },
+    );
+    assert_eq!(code, Some(4), "the worker is rolled back: {err}");
+    let lost = format!(
+        "published port {PUBLISHED} (host mode of service {PROBE_PUBLISHED}) does not answer on the node"
+    );
+    assert!(
+        err.contains(&lost) && err.contains("verify-services ap1-w1"),
+        "{err}"
+    );
+    let st = fresh
+        .lab
+        .wait_healthy(Duration::from_secs(120))
+        .expect("healthy after the rollback");
+    let w1 = st.nodes.iter().find(|n| n.name == "ap1-w1").unwrap();
+    assert!(
+        w1.engine_version.starts_with(OLD),
+        "ap1-w1 runs its old engine again: {w1:?}"
+    );
+    // 5. The port fixed, `apply` finishes the workers.
+    fresh
+        .lab
+        .exec_sh("ap1-w1", &format!("iptables -D {reject}"))
+        .unwrap();
     let out = fresh.run(&["apply", "--pin", PIN, "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "the resumed run completes");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the run completes once the port answers"
+    );
 
     let end = fresh
         .lab
@@ -160,6 +260,7 @@ fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
 #[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
 fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
     let fresh = FreshLab::up("ap2", "172.31.2.0/24");
+    fresh.lab.deploy_published_probe(PUBLISHED).unwrap();
     let before = fresh.status();
     assert_all_at(&before, OLD);
     let since = SystemTime::now();
@@ -247,9 +348,33 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
     assert!(report.sent > 100, "{report:?}");
     assert_eq!(report.failed, 0, "the probe lost requests: {report:?}");
 
+    // Every node's services were verified once it ran tasks again: the
+    // published port answered on it, and containerd and runc were checked.
+    let journal = fresh.journal();
+    let seen = verified(&journal);
+    let answers = format!("port {PUBLISHED} (host mode of service {PROBE_PUBLISHED}) answers");
+    for n in &end.nodes {
+        let text = seen
+            .iter()
+            .find(|(node, _)| *node == n.name)
+            .map(|(_, t)| t.as_str())
+            .unwrap_or_else(|| panic!("{}: no verify-services output in {seen:?}", n.name));
+        assert!(text.contains(&answers), "{}: {text}", n.name);
+        assert!(
+            text.contains("containerd ") && text.contains("running"),
+            "{}: {text}",
+            n.name
+        );
+        assert!(text.contains("engine log settled"), "{}: {text}", n.name);
+        assert!(
+            text.contains(&format!("{PROBE_PUBLISHED} resolves from its task")),
+            "{}: {text}",
+            n.name
+        );
+    }
+
     // The two workers ran together: the workers phase took clearly less than
     // the two workers' upgrades one after the other.
-    let journal = fresh.journal();
     let span = |node: &str| -> (f64, f64) {
         let ts: Vec<f64> = journal
             .iter()

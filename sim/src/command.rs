@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use swarm_upgrade::exec::services;
 use swarm_upgrade::facts::model::{InitSystem, Role};
 use swarm_upgrade::playbook::{Playbooks, Script};
 use swarm_upgrade::transport::{Cmd, CmdOutput};
@@ -52,6 +53,7 @@ impl ScriptIndex {
         match argv.as_slice() {
             ["pgrep", "-x", "dockerd"] => Kind::Pgrep,
             ["docker", "swarm", "unlock", ..] => Kind::Unlock,
+            ["sh", "-euc", script] if *script == services::SCRIPT => Kind::VerifyServices,
             ["env", rest @ ..] => {
                 let mut env = Env::default();
                 let mut i = 0;
@@ -96,6 +98,7 @@ enum Kind {
     Script(Script, Env),
     Pgrep,
     Unlock,
+    VerifyServices,
     Unknown,
 }
 
@@ -129,6 +132,7 @@ impl World {
             Kind::Script(s, _) => (Op::Script(*s), self.script_duration(*s)),
             Kind::Pgrep => (Op::Pgrep, self.delays.command),
             Kind::Unlock => (Op::Unlock, self.delays.command),
+            Kind::VerifyServices => (Op::VerifyServices, self.delays.command),
             Kind::Unknown => (Op::Unknown(cmd.display()), self.delays.command),
         };
         let (output, effect) = match self.injected_failure(i, &kind) {
@@ -175,6 +179,7 @@ impl World {
             pkgs.iter().map(|(n, v)| format!("{n}={v}\n")).collect()
         };
         match kind {
+            Kind::VerifyServices => (self.probe_services(i, cmd), None),
             Kind::Pgrep => {
                 if n.engine_up {
                     (out(0, "4242\n", ""), None)
@@ -306,4 +311,50 @@ impl World {
 /// The upstream engine version of a package version (`5:26.1.5-1~debian.12` → `26.1.5`).
 pub(crate) fn upstream(v: &str) -> String {
     engine_version_of(v).map_or_else(|| v.to_string(), |e| e.to_string())
+}
+
+impl World {
+    /// What the service probe prints on node `i`: its runtime from its
+    /// installed packages; its ports answer unless closed on it
+    /// ([`super::SimCluster::close_ports`]); service names resolve.
+    fn probe_services(&self, i: usize, cmd: &Cmd) -> CmdOutput {
+        let n = &self.nodes[i];
+        let input = cmd
+            .stdin
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        let mut lines = input.lines();
+        let (ports, names) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        let installed = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|p| n.host.installed.get(*p))
+                .map_or("1.7.0".to_string(), |v| services::upstream(v).to_string())
+        };
+        let mut text = format!(
+            "containerd-version containerd sim {}\nrunc-version runc version {}\ncontainerd-running {}\n",
+            installed(&["containerd", "containerd.io"]),
+            installed(&["runc"]),
+            if n.engine_up { "yes" } else { "no" }
+        );
+        let closed = n
+            .faults
+            .closed_ports
+            .as_ref()
+            .is_some_and(|v| upstream(&n.engine_version) == *v);
+        for pm in ports.split_whitespace() {
+            let p = pm.split(':').next().unwrap_or(pm);
+            if !n.engine_up || closed {
+                text.push_str(&format!("port {p} closed elsewhere-ok\n"));
+            } else {
+                text.push_str(&format!("port {p} ok\n"));
+            }
+        }
+        for s in names.split_whitespace() {
+            let ok = if n.engine_up { "ok" } else { "no-task" };
+            text.push_str(&format!("dns {s} {ok}\n"));
+        }
+        out(0, text, "")
+    }
 }

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use swarm_upgrade::facts::Gathered;
 use swarm_upgrade::facts::model::{
     Availability, ClusterFacts, Facts, HostFacts, InitSystem, NetworkFacts, NodeState, OsRelease,
-    PackageManager, Role, SwarmSettings, VirtualIp,
+    PackageManager, PublishedPort, Role, SwarmSettings, VirtualIp,
 };
 use swarm_upgrade::version::EngineVersion;
 use swarm_upgrade::version::resolve::{self, ResolveOptions};
@@ -280,6 +280,7 @@ impl SimCluster {
                 max_per_node: 0,
                 networks: nets,
                 vips,
+                published: published(s, globals),
                 tasks: vec![],
             });
         }
@@ -353,5 +354,23 @@ impl SimCluster {
             })
             .collect();
         Gathered { facts, resolutions }
+    }
+}
+
+/// The first global service publishes a port in host mode (answered where
+/// its tasks run), the first replicated one a port on the routing mesh.
+fn published(s: usize, globals: usize) -> Vec<PublishedPort> {
+    let port = |published, mode: &str| PublishedPort {
+        published,
+        target: 80,
+        protocol: "tcp".into(),
+        mode: mode.into(),
+    };
+    if s == 0 && globals > 0 {
+        vec![port(8081, "host")]
+    } else if s == globals {
+        vec![port(8080, "ingress")]
+    } else {
+        vec![]
     }
 }

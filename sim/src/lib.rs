@@ -265,6 +265,13 @@ impl SimCluster {
         });
     }
 
+    /// The node's published ports stop answering once it runs engine
+    /// `version` (upstream, e.g. `26.1.5`): an upgrade that loses them.
+    pub fn close_ports(&self, name: &str, version: &str) {
+        let v = command::upstream(version);
+        self.with_node(name, |w, i| w.nodes[i].faults.closed_ports = Some(v));
+    }
+
     /// Tasks leaving this node take `d` to stop (`None`: they never do).
     pub fn slow_drain(&self, name: &str, d: Option<Duration>) {
         self.with_node(name, |w, i| w.nodes[i].faults.slow_drain = Some(d));

@@ -16,6 +16,8 @@ pub enum Op {
     Pgrep,
     /// `docker swarm unlock`.
     Unlock,
+    /// The service probe of `verify-services`.
+    VerifyServices,
     /// A command the simulation does not know (exit 127).
     Unknown(String),
     /// Its spec was updated through the Engine API.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use swarm_upgrade::exec::lease::Lease;
 use swarm_upgrade::facts::model::{
     Availability, HostFacts, ManagerFacts, NetworkAddr, NetworkFacts, NodeFacts, NodeState,
-    Reachability, Role, ServiceFacts, ServiceMode, TaskFacts, VirtualIp,
+    PublishedPort, Reachability, Role, ServiceFacts, ServiceMode, TaskFacts, VirtualIp,
 };
 use swarm_upgrade::version::engine_version_of;
 
@@ -68,6 +68,9 @@ pub(crate) struct NodeFaults {
     /// Until when (on tokio's clock, the executor's) the managers do not
     /// see it: the executor's verify measures this wait on that clock.
     pub unseen_until: Option<tokio::time::Instant>,
+    /// Its published ports stop answering while it runs this engine
+    /// version (upstream, e.g. `26.1.5`).
+    pub closed_ports: Option<String>,
 }
 
 impl NodeFaults {
@@ -128,6 +131,7 @@ pub(crate) struct Service {
     /// Overlay networks (indices into `World::networks`).
     pub networks: Vec<usize>,
     pub vips: Vec<VirtualIp>,
+    pub published: Vec<PublishedPort>,
     /// Every task of the service (any state).
     pub tasks: Vec<usize>,
 }
@@ -450,7 +454,7 @@ impl World {
             running_tasks: running,
             desired_tasks: desired,
             update_state: None,
-            published_ports: vec![],
+            published_ports: svc.published.clone(),
             virtual_ips: svc.vips.clone(),
             bind_mounts: vec![],
         }

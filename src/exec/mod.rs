@@ -25,6 +25,7 @@ pub mod ops;
 pub mod poll;
 pub mod rundir;
 pub mod runner;
+pub mod services;
 pub mod state;
 pub(crate) mod undo;
 pub(crate) mod verify;

@@ -2,14 +2,16 @@
 //! running and verified (reinstalled from the backup its run took on the
 //! host when the new one was installed), and its availability restored.
 
-use super::actions::restore_availability;
+use super::actions::{drain, restore_availability};
 use super::context::{Cx, StepError};
 use super::guard::{self, Expect};
 use super::operation::{Call, Description, Operation};
 use super::ops::Ops;
+use super::poll::{self, Attempt, Unmet};
 use super::runner::Runner;
 use super::state::{RunState, StepStatus};
 use super::verify;
+use super::wait;
 use crate::facts::model::Role;
 use crate::plan::{Action, PlanNode, Step};
 use crate::playbook::Script;
@@ -18,6 +20,17 @@ use crate::version::engine_version_of;
 /// What undoing `node` may do, in order (each part only if the run got that far).
 pub(crate) fn describe(cx: &Cx<'_>, node: &PlanNode) -> Description {
     let mut d = Description::default();
+    let on = cx.asked(Some(node));
+    let back = "its availability was restored before it failed";
+    d.when(back, Operation::api(on.clone(), Call::Info));
+    d.when(
+        back,
+        Operation::api(
+            on.clone(),
+            Call::UpdateNode(drain::update(node, &cx.run_id)),
+        ),
+    );
+    d.when(back, Operation::api(on, Call::NodeTasks));
     let script = |which| {
         cx.script_cmd(node, which)
             .ok()
@@ -75,6 +88,14 @@ pub(crate) async fn undo<O: Ops>(
         e => StepError::Failed(format!("{what}: {}", e.message())),
     };
     let mut detail = vec![];
+    if done(Action::StopEngine) && done(Action::RestoreAvailability) {
+        // It runs tasks again (its services failed verification): move
+        // them off before its engine stops, as its drain did the first time.
+        drain_again(run, node, failed)
+            .await
+            .map_err(|e| StepError::Halt(format!("draining {} again: {e:#}", node.name)))?;
+        detail.push("drained again".to_string());
+    }
     if done(Action::StopEngine) {
         // I1: the engine may be running (a verify that timed out): stopping
         // a manager again needs the guard, like any other stop.
@@ -128,4 +149,33 @@ pub(crate) async fn undo<O: Ops>(
         ));
     }
     Ok(detail.join("; "))
+}
+
+async fn drain_again<O: Ops>(
+    run: &Runner<'_, O>,
+    node: &PlanNode,
+    failed: &Step,
+) -> anyhow::Result<()> {
+    let via = run.via(Some(&node.id)).await?;
+    run.ops
+        .update_node(&via, &node.id, &drain::update(node, &run.cx.run_id))
+        .await?;
+    let left: Result<_, Unmet<()>> = poll::until(run.cx.opts.drain_timeout, async || {
+        match run.ops.node_tasks(&via, &node.id).await {
+            Ok(tasks) if !tasks.iter().any(|t| wait::task_active(&t.state)) => Attempt::Done(()),
+            Ok(_) => Attempt::NotYet("tasks still on the node".to_string()),
+            Err(e) => Attempt::NotYet(format!("{e:#}")),
+        }
+    })
+    .await;
+    // Tasks that cannot move still stop with the engine: the old engine
+    // coming back matters more than a clean drain.
+    if let Err(Unmet::TimedOut(_) | Unmet::Failed(_)) = left {
+        run.output(
+            failed,
+            "tasks still on the node after the drain timeout; stopping its engine anyway",
+        )
+        .await;
+    }
+    Ok(())
 }

@@ -94,6 +94,10 @@ pub enum Action {
     /// Rollback plans only: reinstall the packages or binaries backed up by
     /// the reverted run.
     Restore,
+    /// Once the node runs tasks again: its published ports answer, a service
+    /// name resolves from its task, containerd and runc are the expected
+    /// ones and running, and its engine log is settled (V7–V9).
+    VerifyServices,
 }
 
 impl Action {
@@ -109,6 +113,7 @@ impl Action {
             Action::RestoreAvailability => "restore-availability",
             Action::WaitConverged => "wait-converged",
             Action::Restore => "restore",
+            Action::VerifyServices => "verify-services",
         }
     }
 }

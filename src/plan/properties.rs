@@ -179,7 +179,7 @@ fn expected_actions(availability: Availability) -> Vec<Action> {
         Action::Verify,
     ]);
     if !drained {
-        v.push(Action::RestoreAvailability);
+        v.extend([Action::RestoreAvailability, Action::VerifyServices]);
     }
     v
 }
@@ -286,7 +286,9 @@ fn check(c: &Cluster, plan: &Plan) -> Result<(), TestCaseError> {
         let is_manager = s.role == Some(Role::Manager);
         let expected = match (s.role, s.action) {
             (Some(Role::Worker), _) => Phase::Workers,
-            (Some(Role::Manager), Action::RestoreAvailability) => Phase::Reactivate,
+            (Some(Role::Manager), Action::RestoreAvailability | Action::VerifyServices) => {
+                Phase::Reactivate
+            }
             (Some(Role::Manager), _) => Phase::Managers,
             (None, _) => s.phase,
         };
@@ -372,10 +374,15 @@ fn check(c: &Cluster, plan: &Plan) -> Result<(), TestCaseError> {
         let reactivate: Vec<&Step> = plan
             .steps
             .iter()
-            .filter(|s| s.phase == Phase::Reactivate)
+            .filter(|s| s.phase == Phase::Reactivate && s.action != Action::VerifyServices)
             .collect();
         prop_assert!(!reactivate.is_empty());
         prop_assert_eq!(reactivate.last().unwrap().action, Action::WaitConverged);
+        // Services are verified only once the managers run tasks again.
+        let converged = reactivate.last().unwrap().index;
+        prop_assert!(plan.steps.iter().all(|s| s.action != Action::VerifyServices
+            || s.role != Some(Role::Manager)
+            || s.index > converged));
     } else {
         prop_assert!(plan.steps.iter().all(|s| s.phase == Phase::Workers));
     }
@@ -396,6 +403,24 @@ fn check(c: &Cluster, plan: &Plan) -> Result<(), TestCaseError> {
         .count();
     for (batch, steps) in &batches {
         let nodes: BTreeSet<&str> = steps.iter().filter_map(|s| s.node_id.as_deref()).collect();
+        if steps.iter().all(|s| s.action == Action::VerifyServices) {
+            // Nodes of the last batch that did more than verify, once it
+            // converged; managers one at a time.
+            let before = batches
+                .range(..*batch)
+                .rev()
+                .map(|(_, b)| b)
+                .find(|b| b.iter().any(|s| s.action != Action::VerifyServices))
+                .unwrap();
+            prop_assert!(steps[0].phase == Phase::Workers || nodes.len() == 1);
+            prop_assert!(
+                nodes
+                    .iter()
+                    .all(|id| before.iter().any(|s| s.node_id.as_deref() == Some(*id)))
+            );
+            prop_assert_eq!(before.last().unwrap().action, Action::WaitConverged);
+            continue;
+        }
         match steps[0].phase {
             Phase::Managers => prop_assert_eq!(nodes.len(), 1, "manager batch {}", batch),
             Phase::Reactivate => {}
@@ -435,7 +460,11 @@ fn check(c: &Cluster, plan: &Plan) -> Result<(), TestCaseError> {
         prop_assert!(steps.iter().all(|s| s.phase == steps[0].phase));
     }
     for id in &workers {
-        let own: BTreeSet<usize> = steps_of(plan, id).iter().map(|s| s.batch).collect();
+        let own: BTreeSet<usize> = steps_of(plan, id)
+            .iter()
+            .filter(|s| s.action != Action::VerifyServices)
+            .map(|s| s.batch)
+            .collect();
         prop_assert_eq!(own.len(), 1, "worker {} spans batches", id);
     }
     Ok(())
@@ -578,7 +607,7 @@ fn without_worker_bound_services_the_managers_absorb_a_whole_batch() {
     let batches: BTreeSet<usize> = plan
         .steps
         .iter()
-        .filter(|s| s.phase == Phase::Workers)
+        .filter(|s| s.phase == Phase::Workers && s.action != Action::VerifyServices)
         .map(|s| s.batch)
         .collect();
     assert_eq!(
@@ -621,7 +650,11 @@ fn worker_batches_leave_an_active_worker_up() {
         &opts(5),
     );
     let mut active_per_batch: BTreeMap<usize, BTreeSet<&str>> = BTreeMap::new();
-    for s in plan.steps.iter().filter(|s| s.phase == Phase::Workers) {
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Workers && s.action != Action::VerifyServices)
+    {
         let id = s.node_id.as_deref();
         if let Some(id) = id
             && facts.node(id).unwrap().availability == Active
@@ -679,6 +712,7 @@ fn single_manager_cluster_upgrades_its_only_manager() {
     );
     let actions: Vec<Action> = plan.steps.iter().map(|s| s.action).collect();
     let mut expected = expected_actions(Availability::Active);
-    expected.push(Action::WaitConverged);
+    expected.pop();
+    expected.extend([Action::WaitConverged, Action::VerifyServices]);
     assert_eq!(actions, expected);
 }

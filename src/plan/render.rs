@@ -206,11 +206,26 @@ fn steps_text(plan: &Plan, width: u16) -> String {
     }
     let nodes: BTreeMap<&str, &PlanNode> = plan.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
     let batches = group_batches(&plan.steps);
-    let total = |phase: Phase| batches.iter().filter(|b| b.0 == phase).count();
+    // A batch of service verifications follows the batch it verifies and
+    // is not counted as one of its own.
+    let verifies = |steps: &[&Step]| steps.iter().all(|s| s.action == Action::VerifyServices);
+    let counted = |b: &&(Phase, Vec<&Step>)| !verifies(&b.1);
+    let total = |phase: Phase| {
+        batches
+            .iter()
+            .filter(counted)
+            .filter(|b| b.0 == phase)
+            .count()
+    };
     let mut lines = vec![];
     for (i, (phase, steps)) in batches.iter().enumerate() {
-        let nth = batches[..=i].iter().filter(|b| b.0 == *phase).count();
+        let nth = batches[..=i]
+            .iter()
+            .filter(counted)
+            .filter(|b| b.0 == *phase)
+            .count();
         let mut label = match phase {
+            _ if verifies(steps) => "verify".to_string(),
             Phase::Managers => format!("managers {nth}/{}", total(Phase::Managers)),
             Phase::Reactivate => "reactivate".to_string(),
             Phase::Workers => format!("workers {nth}/{}", total(Phase::Workers)),
@@ -255,7 +270,7 @@ fn steps_text(plan: &Plan, width: u16) -> String {
                 chain,
             });
         }
-        if *phase == Phase::Reactivate {
+        if *phase == Phase::Reactivate && !verifies(steps) {
             // Managers drained before the run get no restore step: say so.
             let at = lines.len() - 1;
             for n in plan.nodes.iter().filter(|n| {

@@ -112,6 +112,7 @@ mod tests {
             .clone();
         let rb = build(&up, "r1", &[first]);
         assert_eq!(rb.nodes.len(), 1);
-        assert_eq!(rb.steps.last().unwrap().action, Action::WaitConverged);
+        let last: Vec<Action> = rb.steps.iter().rev().take(2).map(|s| s.action).collect();
+        assert_eq!(last, [Action::VerifyServices, Action::WaitConverged]);
     }
 }

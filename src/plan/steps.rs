@@ -1,7 +1,9 @@
 //! Laying out a plan's steps, shared by the upgrade and the rollback plan:
 //! each manager in a batch of its own, the managers reactivated together
 //! only once all are back, and the workers in batches, each batch's nodes
-//! given their availability back and the services waited for. Pure.
+//! given their availability back and the services waited for. Once a node
+//! runs tasks again (after its batch converged), its services are verified
+//! in a batch of their own. Pure.
 
 use super::model::{Action, Phase, PlanNode, Step};
 use crate::facts::model::Availability;
@@ -28,6 +30,7 @@ impl Steps {
             self.restore_availability(Phase::Reactivate, m);
         }
         self.push(Phase::Reactivate, None, Action::WaitConverged, None);
+        self.verify_services(Phase::Reactivate, managers);
     }
 
     /// The workers by batches, each node through `actions` and given its
@@ -44,6 +47,25 @@ impl Steps {
                 self.restore_availability(Phase::Workers, w);
             }
             self.push(Phase::Workers, None, Action::WaitConverged, None);
+            self.verify_services(Phase::Workers, batch);
+        }
+    }
+
+    /// In a batch after the cluster-wide wait (a batch runs its node steps
+    /// before its cluster steps): the workers of a batch together, the
+    /// managers one at a time, like the rest of their steps. A node drained
+    /// by its operator runs no task to verify.
+    fn verify_services(&mut self, phase: Phase, nodes: &[&PlanNode]) {
+        let mut first = true;
+        for n in nodes
+            .iter()
+            .filter(|n| n.availability != Availability::Drain)
+        {
+            if first || phase == Phase::Reactivate {
+                self.batch += 1;
+                first = false;
+            }
+            self.push(phase, Some(n), Action::VerifyServices, None);
         }
     }
 

@@ -33,6 +33,8 @@ const PROBE_DATA_DIR: &str = "/var/lib/docker/volumes/probe-data/_data";
 pub const PROBE_NETWORK: &str = "probe-net";
 pub const PROBE_SERVER: &str = "probe-server";
 pub const PROBE_CLIENT: &str = "probe-client";
+/// The probe server published in host mode (see [`Lab::deploy_published_probe`]).
+pub const PROBE_PUBLISHED: &str = "probe-published";
 
 /// Mounted in every node as a 2 GiB tmpfs: swarm-upgrade keeps its host-side backups there,
 /// and the fill-disk fault fills this filesystem (never the host's disk).
@@ -1032,6 +1034,25 @@ impl Lab {
         )?;
         self.wait_service(PROBE_CLIENT, Duration::from_secs(180))?;
         Ok(())
+    }
+
+    /// A global service of the probe server publishing `port` in host mode
+    /// on every node (this machine has no IPVS, so the routing mesh cannot
+    /// publish): what `verify-services` must find answering after a node's
+    /// upgrade. Named [`PROBE_PUBLISHED`].
+    pub fn deploy_published_probe(&self, port: u16) -> Result<()> {
+        let tag = self
+            .config
+            .probe_image
+            .clone()
+            .context("the lab has no probe image")?;
+        self.on_manager(&format!(
+            "docker service create --detach --name {PROBE_PUBLISHED} --mode global \
+             --publish mode=host,published={port},target=8080 \
+             --endpoint-mode dnsrr --network {PROBE_NETWORK} --init --no-resolve-image \
+             --stop-grace-period 5s {tag} server --port 8080"
+        ))?;
+        self.wait_service(PROBE_PUBLISHED, Duration::from_secs(180))
     }
 
     fn wait_service(&self, name: &str, timeout: Duration) -> Result<()> {

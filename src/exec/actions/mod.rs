@@ -15,6 +15,7 @@ pub(crate) mod restore_availability;
 pub(crate) mod start_engine;
 pub(crate) mod stop_engine;
 pub(crate) mod verify;
+pub(crate) mod verify_services;
 pub(crate) mod wait_converged;
 pub(crate) mod wait_drained;
 
@@ -49,6 +50,7 @@ pub(crate) fn describe(cx: &Cx<'_>, step: &Step) -> Description {
         A::RestoreAvailability => restore_availability::RestoreAvailability.describe(cx, step),
         A::WaitConverged => wait_converged::WaitConverged.describe(cx, step),
         A::Restore => restore::Restore.describe(cx, step),
+        A::VerifyServices => verify_services::VerifyServices.describe(cx, step),
     }
 }
 
@@ -65,6 +67,7 @@ pub(crate) async fn run<O: Ops>(s: &StepCx<'_, '_, O>) -> StepResult {
         A::RestoreAvailability => restore_availability::RestoreAvailability.run(s).await,
         A::WaitConverged => wait_converged::WaitConverged.run(s).await,
         A::Restore => restore::Restore.run(s).await,
+        A::VerifyServices => verify_services::VerifyServices.run(s).await,
     }
 }
 

@@ -1,0 +1,123 @@
+//! `verify-services`: once the node runs tasks again, what it serves is
+//! verified on the node itself (see [`crate::exec::services`]): published
+//! ports, service DNS, containerd and runc, and the engine log since the
+//! restart. A failure rolls the node back like any failed step.
+
+use std::net::IpAddr;
+
+use super::{Action, StepResult};
+use crate::exec::context::{Cx, StepCx, StepError};
+use crate::exec::operation::{Call, Description, On, Operation};
+use crate::exec::ops::Ops;
+use crate::exec::services;
+use crate::exec::wait;
+use crate::plan::{PlanNode, Step};
+use crate::playbook::Script;
+
+pub(crate) struct VerifyServices;
+
+/// Another node's swarm address, where an ingress port that does not
+/// answer on this node is tried.
+fn peer(cx: &Cx<'_>, n: &PlanNode) -> Option<IpAddr> {
+    let other = cx
+        .managers()
+        .iter()
+        .find(|m| m.id != n.id)
+        .map(|m| m.id.as_str())?;
+    let addr = &cx.facts.cluster.nodes.iter().find(|f| f.id == other)?.addr;
+    addr.parse().ok()
+}
+
+impl Action for VerifyServices {
+    fn describe(&self, cx: &Cx<'_>, step: &Step) -> Description {
+        let mut d = Description::default();
+        let Some(n) = cx.node_of(step) else {
+            return d;
+        };
+        let on = cx.asked(Some(n));
+        d.once(Operation::api(On::Node, Call::Info));
+        d.once(Operation::api(on.clone(), Call::Info));
+        d.once(Operation::api(on.clone(), Call::NodeTasks));
+        d.when(
+            "a task runs on the node",
+            Operation::api(on, Call::Services { all: false }),
+        );
+        d.once(Operation::command(&services::command(vec![])));
+        if let Ok(cmd) = cx.script_cmd(n, Script::Logs) {
+            d.once(Operation::command(&cmd));
+        }
+        d
+    }
+
+    async fn run<O: Ops>(&self, s: &StepCx<'_, '_, O>) -> StepResult {
+        let n = s.node();
+        // The node verified and runs its tasks: when what this step needs
+        // cannot be read (its engine stopped by someone else since, no
+        // manager answering, SSH lost), nothing is wrong with the upgrade and
+        // undoing it would take the node down once more. The run stops
+        // safely; resume verifies again.
+        let halt =
+            |e: String| StepError::Halt(format!("cannot verify the services of {}: {e}", n.name));
+        if let Err(e) = s.ops().engine_status(s.id()).await {
+            return Err(halt(format!("its engine does not answer: {e:#}")));
+        }
+        let via = s.via().await.map_err(|e| halt(e.message().to_string()))?;
+        let tasks = s
+            .ops()
+            .node_tasks(&via, s.id())
+            .await
+            .map_err(|e| halt(format!("{e:#}")))?;
+        let mut ids: Vec<String> = tasks
+            .iter()
+            .filter(|t| wait::task_active(&t.state))
+            .map(|t| t.service_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let running = if ids.is_empty() {
+            vec![]
+        } else {
+            s.ops()
+                .services(&via, Some(&ids))
+                .await
+                .map_err(|e| halt(format!("{e:#}")))?
+        };
+        let (ports, names) = services::to_check(&running);
+        let stdin = services::stdin(&ports, &names, peer(s.cx(), n));
+        let out = s
+            .ops()
+            .run(s.id(), &services::command(stdin))
+            .await
+            .map_err(|e| StepError::not_delivered(&n.host, e))?;
+        if !out.success() {
+            return Err(StepError::Failed(format!(
+                "the service probe failed (exit {}): {}",
+                out.status,
+                out.stderr.trim()
+            )));
+        }
+        let report = services::parse(&out.stdout);
+        let expected = services::expected_runtime(&n.packages);
+        let verdict = services::judge(&report, &ports, &expected);
+        let log = s.script(Script::Logs).await?;
+        let log_problems = services::log_problems(&log.stdout);
+        match verdict {
+            Ok(summary) if log_problems.is_empty() => {
+                let summary = if running.is_empty() {
+                    format!("{summary}; no task runs on the node (nothing published to check)")
+                } else {
+                    summary
+                };
+                s.output(format!("verified: {summary}; engine log settled"))
+                    .await;
+                Ok(None)
+            }
+            Ok(_) => Err(StepError::Failed(log_problems.join("; "))),
+            Err(problem) => {
+                let mut all = vec![problem];
+                all.extend(log_problems);
+                Err(StepError::Failed(all.join("; ")))
+            }
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! What a node serves once it runs tasks again (V7–V9): containerd and runc
+//! at the expected versions and containerd running, the published ports of
+//! its services answering on the node, a service name resolving from one of
+//! its tasks, and an engine log free of certificate-renewal and heartbeat
+//! failures since the restart.
+//!
+//! One script gathers it all on the node in one round trip; deciding what
+//! the output means is pure ([`parse`], [`judge`], [`log_problems`]).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::facts::model::{PublishedPort, ServiceFacts};
+use crate::transport::Cmd;
+use crate::version::resolve::PackageChange;
+
+/// The probe run on the node. Its inputs come on stdin, so that the command
+/// is the same for every node (and the dry run shows it exactly): a line of
+/// `PORT:MODE` (TCP ports to connect to on the node itself), a line of
+/// service names to resolve from a task of each, and a line with another
+/// node's address, where an ingress port that does not answer here is tried
+/// to tell this node's routing mesh from the cluster's. Output: one
+/// `key value...` line per finding.
+pub const SCRIPT: &str = r#"# swarm-upgrade: verify services
+read -r ports || true
+read -r services || true
+read -r peer || true
+printf 'containerd-version %s\n' "$(containerd --version 2>/dev/null | head -n 1 || true)"
+printf 'runc-version %s\n' "$(runc --version 2>/dev/null | head -n 1 || true)"
+if pgrep -x containerd >/dev/null 2>&1; then echo 'containerd-running yes'; else echo 'containerd-running no'; fi
+answers() { timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' sh "$1" "$2" 2>/dev/null; }
+for pm in $ports; do
+  p=${pm%%:*}; mode=${pm#*:}
+  if ! command -v bash >/dev/null 2>&1; then echo "port $p untested"; continue; fi
+  if answers 127.0.0.1 "$p"; then echo "port $p ok"; continue; fi
+  if [ "$mode" = ingress ] && [ -n "$peer" ]; then
+    if answers "$peer" "$p"; then echo "port $p closed elsewhere-ok"; else echo "port $p closed elsewhere-closed"; fi
+  else
+    echo "port $p closed"
+  fi
+done
+for s in $services; do
+  c=$(docker ps -q --filter "label=com.docker.swarm.service.name=$s" 2>/dev/null | head -n 1)
+  if [ -z "$c" ]; then echo "dns $s no-task"; continue; fi
+  rc=0
+  docker exec "$c" sh -c 'if command -v getent >/dev/null 2>&1; then getent hosts "$1"; elif command -v nslookup >/dev/null 2>&1; then nslookup "$1"; else exit 3; fi' sh "$s" >/dev/null 2>&1 || rc=$?
+  if [ "$rc" = 3 ] || [ "$rc" = 126 ] || [ "$rc" = 127 ]; then
+    # No resolver in the image: ask the engine's DNS server in the task's
+    # network namespace with the host's own resolver.
+    pid=$(docker inspect -f '{{.State.Pid}}' "$c" 2>/dev/null || echo 0)
+    if [ "$pid" -gt 0 ] && command -v nsenter >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
+      rc=0
+      nsenter -n -t "$pid" unshare -m sh -c 'f=$(mktemp) && echo "nameserver 127.0.0.11" >"$f" && mount --bind "$f" /etc/resolv.conf && getent hosts "$1"; r=$?; rm -f "$f"; exit $r' sh "$s" >/dev/null 2>&1 || rc=$?
+      [ "$rc" = 0 ] || rc=1
+    fi
+  fi
+  case $rc in
+    0) echo "dns $s ok" ;;
+    3|126|127) echo "dns $s untested" ;;
+    *) echo "dns $s fail" ;;
+  esac
+done
+"#;
+
+/// What the probe's stdin says it checks.
+pub const INPUTS: &str = "the published ports, service names and a peer address to check";
+
+/// The command running [`SCRIPT`] (its inputs: [`stdin`]).
+pub fn command(stdin: Vec<u8>) -> Cmd {
+    Cmd::new(["sh", "-euc", SCRIPT])
+        .privileged()
+        .stdin(INPUTS, stdin)
+        .timeout(Duration::from_secs(180))
+}
+
+/// The probe's input lines. Every value is a number, a plain word or an IP
+/// address (see [`to_check`]), so the script's word splitting is safe.
+pub fn stdin(ports: &[PortToCheck], services: &[String], peer: Option<IpAddr>) -> Vec<u8> {
+    let ports: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{}:{}", p.port, p.mode))
+        .collect();
+    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+    format!("{}\n{}\n{peer}\n", ports.join(" "), services.join(" ")).into_bytes()
+}
+
+/// A published port of a service that has a task on the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortToCheck {
+    pub port: u16,
+    pub service: String,
+    /// `host` (answers only where a task runs) or `ingress` (routing mesh:
+    /// answers on every node).
+    pub mode: String,
+}
+
+/// What to check on a node, from the services with a running task on it.
+/// Only TCP ports: a UDP port gives no answer to test without the service's
+/// own protocol. Service names must be plain words (they go to the script as
+/// a space-separated list; the swarm allows nothing else in a name).
+pub fn to_check(services: &[ServiceFacts]) -> (Vec<PortToCheck>, Vec<String>) {
+    let mut ports = vec![];
+    let mut names = vec![];
+    for s in services {
+        let plain = !s.name.is_empty()
+            && s.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if plain {
+            names.push(s.name.clone());
+        }
+        for PublishedPort {
+            published,
+            protocol,
+            mode,
+            ..
+        } in &s.published_ports
+        {
+            let plain_mode = mode == "host" || mode == "ingress";
+            if protocol == "tcp"
+                && plain_mode
+                && !ports.iter().any(|p: &PortToCheck| p.port == *published)
+            {
+                ports.push(PortToCheck {
+                    port: *published,
+                    service: s.name.clone(),
+                    mode: mode.clone(),
+                });
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    (ports, names)
+}
+
+/// The probe's output, read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub containerd: String,
+    pub runc: String,
+    pub containerd_running: bool,
+    /// Port → answered here (`None`: could not be tested), and for an
+    /// ingress port that did not, whether it answered on the peer.
+    pub ports: Vec<(u16, Option<bool>, Option<bool>)>,
+    /// Service → resolved (`None`: no task to ask, or no resolver in its image).
+    pub dns: Vec<(String, Option<bool>)>,
+}
+
+pub fn parse(stdout: &str) -> Report {
+    let mut r = Report::default();
+    for line in stdout.lines() {
+        let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let rest = rest.trim();
+        match key {
+            "containerd-version" => r.containerd = rest.to_string(),
+            "runc-version" => r.runc = rest.to_string(),
+            "containerd-running" => r.containerd_running = rest == "yes",
+            "port" => {
+                let mut w = rest.split_whitespace();
+                if let (Some(p), Some(v)) = (w.next(), w.next())
+                    && let Ok(p) = p.parse()
+                {
+                    let elsewhere = w
+                        .next()
+                        .and_then(|e| outcome(e, "elsewhere-ok", "elsewhere-closed"));
+                    r.ports.push((p, outcome(v, "ok", "closed"), elsewhere));
+                }
+            }
+            "dns" => {
+                if let Some((s, v)) = rest.split_once(' ') {
+                    r.dns.push((s.to_string(), outcome(v, "ok", "fail")));
+                }
+            }
+            _ => {}
+        }
+    }
+    r
+}
+
+fn outcome(v: &str, yes: &str, no: &str) -> Option<bool> {
+    if v == yes {
+        Some(true)
+    } else if v == no {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The upstream version a package version carries: `5:26.1.5-1~debian.12`
+/// → `26.1.5`, `1.6.20~ds1-1+b1` → `1.6.20`, `1.7.22-1` → `1.7.22`.
+pub fn upstream(version: &str) -> &str {
+    let v = version.split_once(':').map_or(version, |(_, v)| v);
+    let end = v.find(['~', '-', '+']).unwrap_or(v.len());
+    &v[..end]
+}
+
+/// The containerd and runc versions the node's packages promise, if the
+/// plan installs them.
+pub fn expected_runtime(packages: &[PackageChange]) -> (Option<String>, Option<String>) {
+    let find = |names: &[&str]| {
+        packages
+            .iter()
+            .find(|p| names.contains(&p.name.as_str()))
+            .map(|p| upstream(&p.to).to_string())
+    };
+    (
+        find(&["containerd", "containerd.io"]),
+        find(&["runc", "runc.io"]),
+    )
+}
+
+/// The verdict on a report: what was verified, or why the node fails.
+/// An ingress port that answers neither here nor on the peer is the
+/// cluster's routing mesh, not this node: noted, not failed.
+pub fn judge(
+    r: &Report,
+    ports: &[PortToCheck],
+    expected: &(Option<String>, Option<String>),
+) -> Result<String, String> {
+    let mut problems = vec![];
+    let mut done = vec![];
+    let version = |line: &str| {
+        line.split_whitespace()
+            .find(|w| {
+                w.trim_start_matches('v')
+                    .starts_with(|c: char| c.is_ascii_digit())
+            })
+            .unwrap_or(line)
+            .to_string()
+    };
+    for (what, line, want) in [
+        ("containerd", &r.containerd, &expected.0),
+        ("runc", &r.runc, &expected.1),
+    ] {
+        if line.is_empty() {
+            problems.push(format!(
+                "{what} is not installed (`{what} --version` prints nothing)"
+            ));
+        } else if let Some(want) = want
+            && !line.split_whitespace().any(|w| {
+                let w = w.trim_start_matches('v');
+                w == want
+                    || w.starts_with(&format!("{want}~"))
+                    || w.starts_with(&format!("{want}+"))
+            })
+        {
+            problems.push(format!(
+                "{what} runs as `{line}`, not the {want} the installed packages promise"
+            ));
+        }
+    }
+    if !r.containerd_running {
+        problems.push("containerd is not running".into());
+    }
+    if problems.is_empty() {
+        done.push(format!(
+            "containerd {}, runc {} running",
+            version(&r.containerd),
+            version(&r.runc)
+        ));
+    }
+    for p in ports {
+        let (answered, elsewhere) = r
+            .ports
+            .iter()
+            .find(|(n, ..)| *n == p.port)
+            .map_or((None, None), |(_, a, e)| (*a, *e));
+        let what = format!("port {} ({} mode of service {})", p.port, p.mode, p.service);
+        match answered {
+            Some(true) => done.push(format!("{what} answers")),
+            Some(false) if p.mode == "ingress" && elsewhere == Some(false) => done.push(format!(
+                "{what} answers on no node (the routing mesh, not this node)"
+            )),
+            Some(false) => problems.push(format!("published {what} does not answer on the node")),
+            None => done.push(format!("{what} untested (no bash on the host)")),
+        }
+    }
+    for (s, resolved) in &r.dns {
+        match resolved {
+            Some(true) => done.push(format!("{s} resolves from its task")),
+            Some(false) => problems.push(format!(
+                "service name {s} does not resolve from its task on the node (overlay DNS)"
+            )),
+            None => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(done.join("; "))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Marks of a node that restarted into trouble, in the engine log lines
+/// written since the last start: a certificate renewal loop or heartbeats
+/// to the managers failing. One such line can be a blip while the managers
+/// settle; three are a loop.
+pub fn log_problems(log: &str) -> Vec<String> {
+    const MARKERS: [(&str, &str); 4] = [
+        ("failed to renew", "a certificate renewal loop"),
+        ("certificate renewal", "a certificate renewal loop"),
+        ("heartbeat to manager", "heartbeats to the managers failing"),
+        (
+            "agent: session failed",
+            "the node's session with the managers failing",
+        ),
+    ];
+    let lines: Vec<&str> = log.lines().collect();
+    let since = lines
+        .iter()
+        .rposition(|l| l.contains("Daemon has completed initialization"))
+        .map_or(0, |i| i + 1);
+    let mut found: Vec<(&str, usize)> = vec![];
+    for line in &lines[since..] {
+        let lower = line.to_ascii_lowercase();
+        let looks_bad = lower.contains("level=error")
+            || lower.contains("level=warn")
+            || lower.contains("failed");
+        if !looks_bad {
+            continue;
+        }
+        if let Some((_, what)) = MARKERS.iter().find(|(m, _)| lower.contains(m)) {
+            match found.iter_mut().find(|(w, _)| w == what) {
+                Some((_, n)) => *n += 1,
+                None => found.push((what, 1)),
+            }
+        }
+    }
+    found
+        .into_iter()
+        .filter(|(_, n)| *n >= 3)
+        .map(|(what, n)| format!("{what} in the engine log since the restart ({n} lines)"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAB: &str = "containerd-version containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1\n\
+        runc-version runc version 1.1.5+ds1\n\
+        containerd-running yes\n\
+        port 8081 ok\n\
+        port 8080 closed elsewhere-closed\n\
+        dns probe ok\n\
+        dns web untested\n";
+
+    fn port(p: u16, mode: &str) -> PortToCheck {
+        PortToCheck {
+            port: p,
+            service: "probe".into(),
+            mode: mode.into(),
+        }
+    }
+
+    #[test]
+    fn reads_the_probe_output() {
+        let r = parse(LAB);
+        assert!(r.containerd_running);
+        assert_eq!(r.runc, "runc version 1.1.5+ds1");
+        assert_eq!(
+            r.ports,
+            vec![(8081, Some(true), None), (8080, Some(false), Some(false))]
+        );
+        assert_eq!(
+            r.dns,
+            vec![("probe".into(), Some(true)), ("web".into(), None)]
+        );
+    }
+
+    #[test]
+    fn upstream_versions_of_both_package_families() {
+        assert_eq!(upstream("5:26.1.5-1~debian.12~bookworm"), "26.1.5");
+        assert_eq!(upstream("1.6.20~ds1-1+b1"), "1.6.20");
+        assert_eq!(upstream("1.7.22-1"), "1.7.22");
+        assert_eq!(upstream("1.1.5+ds1-1+deb12u1"), "1.1.5");
+    }
+
+    #[test]
+    fn a_host_port_that_does_not_answer_fails_the_node_and_names_the_port() {
+        let r = parse(LAB);
+        let err = judge(&r, &[port(8081, "host"), port(8080, "host")], &(None, None)).unwrap_err();
+        assert_eq!(
+            err,
+            "published port 8080 (host mode of service probe) does not answer on the node"
+        );
+    }
+
+    #[test]
+    fn an_ingress_port_answering_nowhere_is_the_mesh_not_the_node() {
+        let r = parse(LAB);
+        let ok = judge(
+            &r,
+            &[port(8081, "host"), port(8080, "ingress")],
+            &(None, None),
+        )
+        .unwrap();
+        assert_eq!(
+            ok,
+            "containerd 1.6.20~ds1, runc 1.1.5+ds1 running; port 8081 (host mode of service probe) answers; \
+             port 8080 (ingress mode of service probe) answers on no node (the routing mesh, not this node); \
+             probe resolves from its task"
+        );
+        // Answering elsewhere but not here: this node's fault.
+        let r = parse(&LAB.replace("elsewhere-closed", "elsewhere-ok"));
+        let err = judge(&r, &[port(8080, "ingress")], &(None, None)).unwrap_err();
+        assert!(err.contains("port 8080 (ingress mode"), "{err}");
+    }
+
+    #[test]
+    fn the_runtime_must_be_the_one_the_packages_promise() {
+        let r = parse(LAB);
+        let ok = (Some("1.6.20".to_string()), Some("1.1.5".to_string()));
+        assert!(judge(&r, &[], &ok).is_ok());
+        let newer = (Some("1.7.22".to_string()), None);
+        let err = judge(&r, &[], &newer).unwrap_err();
+        assert!(
+            err.contains("not the 1.7.22 the installed packages promise"),
+            "{err}"
+        );
+        let stopped = parse(&LAB.replace("containerd-running yes", "containerd-running no"));
+        assert_eq!(
+            judge(&stopped, &[], &(None, None)).unwrap_err(),
+            "containerd is not running"
+        );
+        let missing = parse(&LAB.replace("runc version 1.1.5+ds1", ""));
+        assert!(
+            judge(&missing, &[], &(None, None))
+                .unwrap_err()
+                .contains("runc is not installed")
+        );
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_fails() {
+        let r = parse(&LAB.replace("dns probe ok", "dns probe fail"));
+        let err = judge(&r, &[], &(None, None)).unwrap_err();
+        assert!(err.contains("service name probe does not resolve"), "{err}");
+    }
+
+    #[test]
+    fn only_tcp_ports_and_plain_names_are_checked() {
+        let svc = |name: &str, ports: &[(u16, &str, &str)]| ServiceFacts {
+            id: format!("id-{name}"),
+            name: name.into(),
+            mode: crate::facts::model::ServiceMode::Global,
+            image: "probe".into(),
+            constraints: vec![],
+            max_replicas_per_node: 0,
+            reserved_nano_cpus: 0,
+            reserved_memory_bytes: 0,
+            running_tasks: 1,
+            desired_tasks: 1,
+            update_state: None,
+            virtual_ips: vec![],
+            bind_mounts: vec![],
+            published_ports: ports
+                .iter()
+                .map(|(p, proto, mode)| PublishedPort {
+                    published: *p,
+                    target: 80,
+                    protocol: (*proto).into(),
+                    mode: (*mode).into(),
+                })
+                .collect(),
+        };
+        let (ports, names) = to_check(&[
+            svc("web", &[(8080, "tcp", "ingress"), (53, "udp", "host")]),
+            svc("dns", &[(8080, "tcp", "ingress")]),
+            svc("bad name;x", &[]),
+        ]);
+        assert_eq!(
+            ports,
+            vec![PortToCheck {
+                port: 8080,
+                service: "web".into(),
+                mode: "ingress".into()
+            }]
+        );
+        assert_eq!(names, vec!["dns".to_string(), "web".to_string()]);
+    }
+
+    #[test]
+    fn renewal_loops_and_failing_heartbeats_count_only_after_the_restart() {
+        let before = "level=error msg=\"heartbeat to manager abc failed\"\n".repeat(5);
+        let start = "level=info msg=\"Daemon has completed initialization\"\n";
+        assert!(log_problems(&format!("{before}{start}")).is_empty());
+        let one = "level=warning msg=\"failed to renew certificate\"\n";
+        assert!(log_problems(&format!("{before}{start}{one}")).is_empty());
+        let loop_ = one.repeat(3);
+        assert_eq!(
+            log_problems(&format!("{start}{loop_}")),
+            vec![
+                "a certificate renewal loop in the engine log since the restart (3 lines)"
+                    .to_string()
+            ]
+        );
+        let hb =
+            "time=\"x\" level=error msg=\"heartbeat to manager m1 failed\" error=\"rpc error\"\n"
+                .repeat(4);
+        assert_eq!(
+            log_problems(&format!("{start}{hb}")),
+            vec![
+                "heartbeats to the managers failing in the engine log since the restart (4 lines)"
+                    .to_string()
+            ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod stdin_tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_three_lines_of_plain_words() {
+        let p = PortToCheck {
+            port: 8080,
+            service: "web".into(),
+            mode: "ingress".into(),
+        };
+        let peer = "10.0.0.2".parse().ok();
+        assert_eq!(
+            String::from_utf8(stdin(&[p], &["web".into()], peer)).unwrap(),
+            "8080:ingress\nweb\n10.0.0.2\n"
+        );
+        assert_eq!(String::from_utf8(stdin(&[], &[], None)).unwrap(), "\n\n\n");
+    }
+}
