@@ -381,10 +381,12 @@ fn other_manager(sim: &SimCluster, plan: &Plan, node: Option<&str>) -> String {
 
 async fn run_case(case: Case, debug: bool) -> Result<(), String> {
     let sim = cluster();
-    let mut opts = RunOptions::default();
     // A manager cut off stays cut off until the follow-up: not a minute
     // per guard question.
-    opts.guard_timeout = Duration::from_secs(5);
+    let opts = RunOptions {
+        guard_timeout: Duration::from_secs(5),
+        ..RunOptions::default()
+    };
     let lab = Lab {
         sim,
         playbooks: Playbooks::load(&[] as &[&std::path::Path]).unwrap(),
