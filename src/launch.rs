@@ -72,9 +72,13 @@ pub async fn apply(
     let dir = ClusterDir::open(&opts.state_base, &reading.gathered.facts.cluster.id)?;
     let _lock = dir.lock()?;
 
+    // A run rolled back (exit 4) is continued with the same pin; another pin
+    // starts a new run, whose plan reads what the old one left in the
+    // swarm's labels.
     if let Some(run) = dir.current()?
         && let Ok(state) = run.load_state()
         && state.status.resumable()
+        && !(state.status == RunStatus::RolledBack && state.pin != req.pin)
     {
         if state.pin != req.pin {
             return Err(usage(format!(
