@@ -35,7 +35,10 @@
 //! events. That case fails when the quorum guard is skipped in verify's
 //! engine restart (`src/exec/verify.rs`): m3 is cut off while m2 verifies, the
 //! managers do not see m2 as long as m3 is unreachable, and restarting m2
-//! then leaves one manager of three.
+//! then leaves one manager of three. Likewise `Upgrade1:22:AnotherManagerDown`
+//! fails when the guard is skipped in the undo of a failed node
+//! (`src/exec/undo.rs`): giving m2 its availability back fails while a
+//! manager is cut off, and undoing m2 would stop a second manager.
 //!
 //! Time: the executor's polls sleep on tokio's paused clock and the
 //! simulation's operations on its virtual clock, so a case costs only its
