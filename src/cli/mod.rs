@@ -130,6 +130,11 @@ pub struct RunArgs {
     /// Take over a run lease in the swarm that has expired (its run is gone).
     #[arg(long)]
     pub break_lock: bool,
+    /// Leave this node (by swarm hostname) out of the run, e.g. one that
+    /// failed and was rolled back (exit 4): the run goes on without it, which
+    /// keeps its engine and availability. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub skip_node: Vec<String>,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -227,6 +232,7 @@ fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
             converge_timeout: args.converge_timeout,
             script_timeout: args.script_timeout,
             break_lock: args.break_lock,
+            skip_nodes: args.skip_node.clone(),
             unlock_key: unlock_key(args)?,
             ..Default::default()
         },

@@ -41,6 +41,9 @@ pub struct RunOptions {
     /// before it refuses to take one down.
     pub guard_timeout: Duration,
     pub break_lock: bool,
+    /// Hostnames of nodes left out of this run (`--skip-node`): their steps
+    /// are not run, and they keep their engine and availability.
+    pub skip_nodes: Vec<String>,
     /// The swarm unlock key, for autolocked managers. Never logged.
     pub unlock_key: Option<String>,
 }
@@ -55,6 +58,7 @@ impl Default for RunOptions {
             lease_ttl: Duration::from_secs(900),
             guard_timeout: Duration::from_secs(60),
             break_lock: false,
+            skip_nodes: vec![],
             unlock_key: None,
         }
     }
@@ -155,6 +159,25 @@ impl<'a, O: Ops> Runner<'a, O> {
     /// failure (after rolling the failed node back), or to a safe stop.
     pub async fn execute(&self) -> anyhow::Result<RunStatus> {
         let started = Instant::now();
+        // A name that is not a node of the plan is a typo, not a wish.
+        if let Some(bad) = self
+            .cx
+            .opts
+            .skip_nodes
+            .iter()
+            .find(|n| !self.cx.plan.nodes.iter().any(|p| &p.name == *n))
+        {
+            return Err(crate::error::usage(format!(
+                "--skip-node {bad}: no node of this run's plan is named so (nodes: {})",
+                self.cx
+                    .plan
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let (lease, steps, done) = {
             let st = self.state.lock().await;
             (self.lease(&st), st.steps.len(), st.count(StepStatus::Done))
@@ -277,6 +300,54 @@ impl<'a, O: Ops> Runner<'a, O> {
     }
 
     async fn execute_node(&self, node_id: &str, steps: &[&'a Step]) -> Result<(), RunStatus> {
+        let name = &self.cx.node(node_id).name;
+        if self.cx.opts.skip_nodes.contains(name) {
+            let todo: Vec<&Step> = {
+                let st = self.state.lock().await;
+                steps
+                    .iter()
+                    .copied()
+                    .filter(|s| !st.done(s.index))
+                    .collect()
+            };
+            if let Some(first) = todo.first() {
+                self.output(
+                    first,
+                    format!("{name} is left out of this run (--skip-node)"),
+                )
+                .await;
+                // Drained by this run and not given back yet: give it back (I2).
+                if self.drained_by_run(node_id).await {
+                    let n = self.cx.node(node_id);
+                    let restored = match self.via(Some(node_id)).await {
+                        Ok(via) => {
+                            self.ops
+                                .update_node(
+                                    &via,
+                                    node_id,
+                                    &actions::restore_availability::update(n),
+                                )
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = restored {
+                        let e =
+                            StepError::Halt(format!("giving {name} its availability back: {e:#}"));
+                        self.fail_step(first, &e).await;
+                        return Err(RunStatus::Failed);
+                    }
+                }
+            }
+            let _ = self
+                .save(|st| {
+                    for s in &todo {
+                        st.step_mut(s.index).status = StepStatus::Skipped;
+                    }
+                })
+                .await;
+            return Ok(());
+        }
         for s in steps {
             if self.state.lock().await.done(s.index) {
                 continue;
@@ -319,6 +390,18 @@ impl<'a, O: Ops> Runner<'a, O> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the node's drain is done and its availability not yet back.
+    async fn drained_by_run(&self, node_id: &str) -> bool {
+        let st = self.state.lock().await;
+        let done = |a: Action| {
+            self.cx
+                .steps_of(node_id)
+                .iter()
+                .any(|s| s.action == a && st.done(s.index))
+        };
+        done(Action::Drain) && !done(Action::RestoreAvailability)
     }
 
     async fn fail_step(&self, s: &Step, e: &StepError) {
