@@ -56,6 +56,7 @@ pub mod ops;
 pub mod poll;
 pub mod rundir;
 pub mod runner;
+mod skip;
 pub mod state;
 pub(crate) mod undo;
 pub(crate) mod verify;

@@ -128,7 +128,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         Ok(())
     }
 
-    async fn save(&self, f: impl FnOnce(&mut RunState)) -> anyhow::Result<()> {
+    pub(super) async fn save(&self, f: impl FnOnce(&mut RunState)) -> anyhow::Result<()> {
         let mut st = self.state.lock().await;
         f(&mut st);
         st.updated_at = now();
@@ -300,53 +300,13 @@ impl<'a, O: Ops> Runner<'a, O> {
     }
 
     async fn execute_node(&self, node_id: &str, steps: &[&'a Step]) -> Result<(), RunStatus> {
-        let name = &self.cx.node(node_id).name;
-        if self.cx.opts.skip_nodes.contains(name) {
-            let todo: Vec<&Step> = {
-                let st = self.state.lock().await;
-                steps
-                    .iter()
-                    .copied()
-                    .filter(|s| !st.done(s.index))
-                    .collect()
-            };
-            if let Some(first) = todo.first() {
-                self.output(
-                    first,
-                    format!("{name} is left out of this run (--skip-node)"),
-                )
-                .await;
-                // Drained by this run and not given back yet: give it back (I2).
-                if self.drained_by_run(node_id).await {
-                    let n = self.cx.node(node_id);
-                    let restored = match self.via(Some(node_id)).await {
-                        Ok(via) => {
-                            self.ops
-                                .update_node(
-                                    &via,
-                                    node_id,
-                                    &actions::restore_availability::update(n),
-                                )
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = restored {
-                        let e =
-                            StepError::Halt(format!("giving {name} its availability back: {e:#}"));
-                        self.fail_step(first, &e).await;
-                        return Err(RunStatus::Failed);
-                    }
-                }
-            }
-            let _ = self
-                .save(|st| {
-                    for s in &todo {
-                        st.step_mut(s.index).status = StepStatus::Skipped;
-                    }
-                })
-                .await;
-            return Ok(());
+        if self
+            .cx
+            .opts
+            .skip_nodes
+            .contains(&self.cx.node(node_id).name)
+        {
+            return self.skip_node(node_id, steps).await;
         }
         for s in steps {
             if self.state.lock().await.done(s.index) {
@@ -392,19 +352,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         Ok(())
     }
 
-    /// Whether the node's drain is done and its availability not yet back.
-    async fn drained_by_run(&self, node_id: &str) -> bool {
-        let st = self.state.lock().await;
-        let done = |a: Action| {
-            self.cx
-                .steps_of(node_id)
-                .iter()
-                .any(|s| s.action == a && st.done(s.index))
-        };
-        done(Action::Drain) && !done(Action::RestoreAvailability)
-    }
-
-    async fn fail_step(&self, s: &Step, e: &StepError) {
+    pub(super) async fn fail_step(&self, s: &Step, e: &StepError) {
         let msg = match e {
             StepError::Precondition(m) => format!("precondition failed: {m}"),
             StepError::Failed(m) => m.clone(),
