@@ -1136,3 +1136,37 @@ async fn the_lease_heartbeat_renews_during_a_long_batch() {
     let during = s.sim.lease_renewals() - before;
     assert!(during >= 6, "{during} renewals during w1's verify");
 }
+
+/// After exit 4, `--skip-node` leaves the failed node out by name: the run
+/// finishes the others, and the node keeps its old engine and availability.
+/// A name that is not in the plan is refused (exit 2) before anything runs.
+#[tokio::test]
+async fn skip_node_finishes_the_run_without_the_failed_node() {
+    let sim = cluster(1);
+    sim.break_engine("m3", PIN);
+    let mut s = Setup::new(sim, 1);
+    s.opts.verify_timeout = Duration::from_millis(50);
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::RolledBack);
+
+    s.opts.skip_nodes = vec!["m9".into()];
+    let typo = s.execute("run-1", out.state.clone(), &no_hook).await;
+    let err = typo.result.unwrap_err();
+    assert_eq!(swarm_upgrade::error::exit_code_of(&err), 2, "{err:#}");
+    assert!(err.to_string().contains("--skip-node m9"), "{err}");
+
+    s.opts.skip_nodes = vec!["m3".into()];
+    let again = s.execute("run-1", out.state, &no_hook).await;
+    assert_eq!(again.status(), RunStatus::Done, "{:?}", again.state.failure);
+    let sim = &s.sim;
+    assert_at(sim, "m3", OLD);
+    for n in s.nodes() {
+        if n != "m3" {
+            assert_at(sim, &n, PIN);
+        }
+        assert_eq!(sim.availability(&n), Availability::Active, "{n}");
+        run_labels_gone(sim, &n);
+    }
+    let verify_m3 = s.step("m3", Action::Verify);
+    assert_eq!(again.state.step(verify_m3).status, StepStatus::Skipped);
+}

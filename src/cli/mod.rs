@@ -181,6 +181,11 @@ pub struct RunArgs {
     /// run whose controller died can be taken over with --break-lock.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
     pub lease_ttl: Duration,
+    /// Leave this node (by swarm hostname) out of the run, e.g. one that
+    /// failed and was rolled back (exit 4): the run goes on without it, which
+    /// keeps its engine and availability. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub skip_node: Vec<String>,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -299,6 +304,7 @@ fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
             converge_timeout: args.converge_timeout,
             script_timeout: args.script_timeout,
             break_lock: args.break_lock,
+            skip_nodes: args.skip_node.clone(),
             unlock_key: unlock_key(args)?,
             lease_ttl: lease_ttl(args.lease_ttl)?,
             ..Default::default()

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use super::actions;
 use super::context::Cx;
+use super::heartbeat::describe_lease;
 use super::operation::Description;
-use super::runner::{RunOptions, describe_lease};
+use super::runner::RunOptions;
 use crate::facts::model::Facts;
 use crate::plan::Plan;
 use crate::playbook::Playbooks;

@@ -2,7 +2,8 @@
 //! rollback and resume.
 //!
 //! ```text
-//! runner (the run loop: batches, checkpoints, lease, stop requests)
+//! runner (the run loop: batches, checkpoints, stop requests)
+//!   └─ heartbeat (the lease: every batch boundary, and every TTL/3 in the background)
 //!   └─ actions/<one per step kind>  ──►  ops::Ops  (live cluster, or the simulator)
 //!        ├─ guard   (quorum, asked live before a manager goes down)
 //!        ├─ verify  (V1–V4 after a restart)
@@ -13,12 +14,42 @@
 //! Each action also describes what it does as [`operation::Operation`]s:
 //! `--dry-run` prints them ([`dry_run`]), and the tests compare them with
 //! what the actions really do.
+//!
+//! # Invariants
+//!
+//! What every path of the executor keeps (README, "What swarm-upgrade
+//! promises"). `tests/fault_matrix.rs` checks them after every event of
+//! every simulated run, with every fault at every step of the plans.
+//! - **I1** The tool never stops a manager's engine unless the live quorum
+//!   guard ([`guard`]) says quorum survives it, on every path: the stop step,
+//!   verify's one engine restart, the undo of a failed node, the rollback
+//!   plan, a resumed run. Otherwise the run stops with that engine running.
+//! - **I2** When a run stops, for any reason and any exit code, every node
+//!   it drained has its original availability back, or carries the labels
+//!   [`LABEL_RUN`] and [`LABEL_AVAILABILITY`] (set in the same update as the
+//!   drain), from which the next `apply`/`resume`, from any machine, gives
+//!   it back.
+//! - **I3** A command that was not delivered (a transport error) is a
+//!   precondition failure: nothing happened, nothing is rolled back
+//!   (`StepError::Halt`); the run stops resumable (exit 6) and the step runs
+//!   again once the host is reachable. SSH masters that died are
+//!   re-established (same options, strict host keys) before the next command.
+//! - **I4** `--dry-run` changes nothing: it only renders the actions'
+//!   descriptions ([`dry_run`] takes no [`ops::Ops`]).
+//! - **I5** One live run per swarm: the lease is renewed at every batch
+//!   boundary and every TTL/3 while a batch runs; a run whose lease is
+//!   another's or gone takes no further node down and stops at its next
+//!   safe point (exit 6), the reason journaled (`lease-lost`).
+//! - **I6** Every command reaches the host of the swarm node it is meant for
+//!   (commands name nodes by swarm node ID; see `cluster` for how hosts are
+//!   matched to nodes).
 
 pub(crate) mod actions;
 pub(crate) mod context;
 pub mod dry_run;
 pub mod events;
 pub(crate) mod guard;
+mod heartbeat;
 pub mod lease;
 pub mod operation;
 pub mod ops;
@@ -26,6 +57,7 @@ pub mod poll;
 pub mod rundir;
 pub mod runner;
 pub mod services;
+mod skip;
 pub mod state;
 pub(crate) mod undo;
 pub(crate) mod verify;

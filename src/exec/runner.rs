@@ -19,8 +19,7 @@ use tokio::sync::Mutex;
 use super::actions;
 use super::context::{Cx, StepCx, StepError};
 use super::events::{Event, Record};
-use super::lease::{Lease, LeaseLost, LeaseOutcome};
-use super::operation::{Call, Description, On, Operation};
+use super::lease::{Lease, LeaseOutcome};
 use super::ops::Ops;
 use super::rundir::{Journal, RunDir};
 use super::state::{RunState, RunStatus, StepStatus, now};
@@ -42,6 +41,9 @@ pub struct RunOptions {
     /// before it refuses to take one down.
     pub guard_timeout: Duration,
     pub break_lock: bool,
+    /// Hostnames of nodes left out of this run (`--skip-node`): their steps
+    /// are not run, and they keep their engine and availability.
+    pub skip_nodes: Vec<String>,
     /// The swarm unlock key, for autolocked managers. Never logged.
     pub unlock_key: Option<String>,
 }
@@ -56,6 +58,7 @@ impl Default for RunOptions {
             lease_ttl: Duration::from_secs(900),
             guard_timeout: Duration::from_secs(60),
             break_lock: false,
+            skip_nodes: vec![],
             unlock_key: None,
         }
     }
@@ -76,9 +79,9 @@ pub struct Runner<'a, O: Ops> {
     /// Serializes the drains of a parallel batch (see `actions::drain`).
     pub(crate) drain_gate: Mutex<()>,
     /// When the lease was last renewed (the executor's clock).
-    lease_renewed: Mutex<Instant>,
+    pub(super) lease_renewed: Mutex<Instant>,
     /// Why the lease is no longer this run's, once it is not.
-    lease_lost: std::sync::Mutex<Option<String>>,
+    pub(super) lease_lost: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a, O: Ops> Runner<'a, O> {
@@ -114,7 +117,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         self.state.lock().await.clone()
     }
 
-    async fn record(&self, event: Event) -> anyhow::Result<()> {
+    pub(super) async fn record(&self, event: Event) -> anyhow::Result<()> {
         let rec = Record {
             ts: now(),
             run_id: &self.cx.run_id,
@@ -125,7 +128,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         Ok(())
     }
 
-    async fn save(&self, f: impl FnOnce(&mut RunState)) -> anyhow::Result<()> {
+    pub(super) async fn save(&self, f: impl FnOnce(&mut RunState)) -> anyhow::Result<()> {
         let mut st = self.state.lock().await;
         f(&mut st);
         st.updated_at = now();
@@ -143,7 +146,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             .await;
     }
 
-    fn lease(&self, st: &RunState) -> Lease {
+    pub(super) fn lease(&self, st: &RunState) -> Lease {
         Lease::new(
             &st.run_id,
             &st.owner,
@@ -156,6 +159,25 @@ impl<'a, O: Ops> Runner<'a, O> {
     /// failure (after rolling the failed node back), or to a safe stop.
     pub async fn execute(&self) -> anyhow::Result<RunStatus> {
         let started = Instant::now();
+        // A name that is not a node of the plan is a typo, not a wish.
+        if let Some(bad) = self
+            .cx
+            .opts
+            .skip_nodes
+            .iter()
+            .find(|n| !self.cx.plan.nodes.iter().any(|p| &p.name == *n))
+        {
+            return Err(crate::error::usage(format!(
+                "--skip-node {bad}: no node of this run's plan is named so (nodes: {})",
+                self.cx
+                    .plan
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let (lease, steps, done) = {
             let st = self.state.lock().await;
             (self.lease(&st), st.steps.len(), st.count(StepStatus::Done))
@@ -223,7 +245,8 @@ impl<'a, O: Ops> Runner<'a, O> {
             if let Err(reason) = self.renew_lease().await {
                 self.lease_lost(reason).await;
             }
-            if let Some(reason) = self.lease_lost.lock().expect("lease lock").clone() {
+            let lost = self.lease_lost.lock().expect("lease lock").clone();
+            if let Some(reason) = lost {
                 let _ = self
                     .save(|st| {
                         st.failure = Some(format!(
@@ -277,6 +300,14 @@ impl<'a, O: Ops> Runner<'a, O> {
     }
 
     async fn execute_node(&self, node_id: &str, steps: &[&'a Step]) -> Result<(), RunStatus> {
+        if self
+            .cx
+            .opts
+            .skip_nodes
+            .contains(&self.cx.node(node_id).name)
+        {
+            return self.skip_node(node_id, steps).await;
+        }
         for s in steps {
             if self.state.lock().await.done(s.index) {
                 continue;
@@ -321,7 +352,7 @@ impl<'a, O: Ops> Runner<'a, O> {
         Ok(())
     }
 
-    async fn fail_step(&self, s: &Step, e: &StepError) {
+    pub(super) async fn fail_step(&self, s: &Step, e: &StepError) {
         let msg = match e {
             StepError::Precondition(m) => format!("precondition failed: {m}"),
             StepError::Failed(m) => m.clone(),
@@ -504,59 +535,6 @@ impl<'a, O: Ops> Runner<'a, O> {
         }
     }
 
-    /// Renews the lease. `Err` only when it is lost: taken by another run,
-    /// gone from the swarm, or not renewed for a whole TTL (no manager
-    /// answered); a failed renewal short of that is tried again later.
-    async fn renew_lease(&self) -> Result<(), String> {
-        let mut last = self.lease_renewed.lock().await;
-        let lease = self.lease(&*self.state.lock().await);
-        let renewed = match self.via(None).await {
-            Ok(via) => self.ops.renew_lease(&via, &lease).await,
-            Err(e) => Err(e),
-        };
-        match renewed {
-            Ok(()) => {
-                *last = Instant::now();
-                Ok(())
-            }
-            Err(e) => match e.downcast_ref::<LeaseLost>() {
-                Some(lost) => Err(lost.0.clone()),
-                None if last.elapsed() >= self.cx.opts.lease_ttl => Err(format!(
-                    "not renewed for {}: {e:#}",
-                    humantime::format_duration(self.cx.opts.lease_ttl)
-                )),
-                None => Ok(()),
-            },
-        }
-    }
-
-    /// Renews the lease every third of its TTL, for as long as the run goes
-    /// on; once it is lost, says so and waits for the run to stop at its
-    /// next safe point.
-    async fn heartbeat(&self) -> std::convert::Infallible {
-        let period = self.cx.opts.lease_ttl / 3;
-        loop {
-            tokio::time::sleep(period).await;
-            if let Err(reason) = self.renew_lease().await {
-                self.lease_lost(reason).await;
-                return std::future::pending().await;
-            }
-        }
-    }
-
-    /// Records (once) that the lease is lost; the batches stop at the next
-    /// boundary.
-    async fn lease_lost(&self, reason: String) {
-        {
-            let mut lost = self.lease_lost.lock().expect("lease lock");
-            if lost.is_some() {
-                return;
-            }
-            *lost = Some(reason.clone());
-        }
-        let _ = self.record(Event::LeaseLost { reason }).await;
-    }
-
     /// A manager to ask, never `not` (the node being worked on): the first
     /// manager, in plan order from the last, whose engine answers as a manager.
     pub(crate) async fn via(&self, not: Option<&str>) -> anyhow::Result<String> {
@@ -590,37 +568,6 @@ impl<'a, O: Ops> Runner<'a, O> {
             }
         ))
     }
-}
-
-/// What the run does around its steps: the lease taken at the start (after
-/// finding a manager to ask), renewed between batches, released at the end.
-pub(crate) fn describe_lease() -> [(&'static str, Description); 3] {
-    let lease = |call: Call, when: Option<&str>| {
-        let mut d = Description::default();
-        for op in [
-            Operation::api(On::Manager, Call::Info),
-            Operation::api(On::Manager, call),
-        ] {
-            match when {
-                Some(w) => d.when(w, op),
-                None => d.once(op),
-            };
-        }
-        d
-    };
-    [
-        ("start", lease(Call::AcquireLease, None)),
-        (
-            "between batches",
-            lease(
-                Call::RenewLease,
-                Some(
-                    "the run is at a batch boundary, or a third of the lease TTL passed since its renewal",
-                ),
-            ),
-        ),
-        ("end", lease(Call::ReleaseLease, None)),
-    ]
 }
 
 /// The worst of a batch's outcomes wins: a failed rollback needs a person

@@ -150,6 +150,9 @@ pub enum StepStatus {
     Failed,
     /// Undone by a rollback.
     RolledBack,
+    /// Its node was left out with `--skip-node` (a later `resume` without
+    /// the flag runs it).
+    Skipped,
 }
 
 impl RunState {

@@ -90,7 +90,12 @@ pub async fn apply(
     // that cannot be read is an error naming the file (exit 2).
     if let Some(run) = dir.current()? {
         let (plan, state) = run.load(&reading.gathered.facts.cluster.id)?;
-        if state.status.resumable() {
+        // A run rolled back (exit 4) is continued with the same pin;
+        // another pin starts a new run, whose plan reads what the old one
+        // left in the swarm's labels.
+        if state.status.resumable()
+            && !(state.status == RunStatus::RolledBack && state.pin != req.pin)
+        {
             let asked = Asked {
                 pin: Some(&req.pin),
                 saved: req.saved.as_ref(),

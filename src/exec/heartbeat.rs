@@ -1,0 +1,98 @@
+//! The run's lease while it runs: renewed at every batch boundary and by a
+//! background heartbeat every third of its TTL (a script may take 15
+//! minutes, a drain 5), and, once it is another run's or gone, the run stops
+//! at its next safe point with the reason journaled (I5).
+
+use tokio::time::Instant;
+
+use super::events::Event;
+use super::lease::LeaseLost;
+use super::operation::{Call, Description, On, Operation};
+use super::ops::Ops;
+use super::runner::Runner;
+
+impl<O: Ops> Runner<'_, O> {
+    /// Renews the lease. `Err` only when it is lost: taken by another run,
+    /// gone from the swarm, or not renewed for a whole TTL (no manager
+    /// answered); a failed renewal short of that is tried again later.
+    pub(super) async fn renew_lease(&self) -> Result<(), String> {
+        let mut last = self.lease_renewed.lock().await;
+        let lease = self.lease(&*self.state.lock().await);
+        let renewed = match self.via(None).await {
+            Ok(via) => self.ops.renew_lease(&via, &lease).await,
+            Err(e) => Err(e),
+        };
+        match renewed {
+            Ok(()) => {
+                *last = Instant::now();
+                Ok(())
+            }
+            Err(e) => match e.downcast_ref::<LeaseLost>() {
+                Some(lost) => Err(lost.0.clone()),
+                None if last.elapsed() >= self.cx.opts.lease_ttl => Err(format!(
+                    "not renewed for {}: {e:#}",
+                    humantime::format_duration(self.cx.opts.lease_ttl)
+                )),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Renews the lease every third of its TTL, for as long as the run goes
+    /// on; once it is lost, says so and waits for the run to stop at its
+    /// next safe point.
+    pub(super) async fn heartbeat(&self) -> std::convert::Infallible {
+        let period = self.cx.opts.lease_ttl / 3;
+        loop {
+            tokio::time::sleep(period).await;
+            if let Err(reason) = self.renew_lease().await {
+                self.lease_lost(reason).await;
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Records (once) that the lease is lost; the batches stop at the next
+    /// boundary.
+    pub(super) async fn lease_lost(&self, reason: String) {
+        {
+            let mut lost = self.lease_lost.lock().expect("lease lock");
+            if lost.is_some() {
+                return;
+            }
+            *lost = Some(reason.clone());
+        }
+        let _ = self.record(Event::LeaseLost { reason }).await;
+    }
+}
+
+/// What the run does around its steps: the lease taken at the start (after
+/// finding a manager to ask), renewed between batches, released at the end.
+pub(crate) fn describe_lease() -> [(&'static str, Description); 3] {
+    let lease = |call: Call, when: Option<&str>| {
+        let mut d = Description::default();
+        for op in [
+            Operation::api(On::Manager, Call::Info),
+            Operation::api(On::Manager, call),
+        ] {
+            match when {
+                Some(w) => d.when(w, op),
+                None => d.once(op),
+            };
+        }
+        d
+    };
+    [
+        ("start", lease(Call::AcquireLease, None)),
+        (
+            "between batches",
+            lease(
+                Call::RenewLease,
+                Some(
+                    "the run is at a batch boundary, or a third of the lease TTL passed since its renewal",
+                ),
+            ),
+        ),
+        ("end", lease(Call::ReleaseLease, None)),
+    ]
+}
