@@ -197,13 +197,16 @@ pub fn upstream(version: &str) -> &str {
 }
 
 /// The containerd and runc versions the node's packages promise, if the
-/// plan installs them.
-pub fn expected_runtime(packages: &[PackageChange]) -> (Option<String>, Option<String>) {
+/// plan changes them: the new ones, or when `reverting` (a rollback plan,
+/// whose package changes are the upgrade it reverts) the old ones.
+pub fn expected_runtime(
+    packages: &[PackageChange],
+    reverting: bool,
+) -> (Option<String>, Option<String>) {
     let find = |names: &[&str]| {
-        packages
-            .iter()
-            .find(|p| names.contains(&p.name.as_str()))
-            .map(|p| upstream(&p.to).to_string())
+        let p = packages.iter().find(|p| names.contains(&p.name.as_str()))?;
+        let version = if reverting { p.from.as_deref()? } else { &p.to };
+        Some(upstream(version).to_string())
     };
     (
         find(&["containerd", "containerd.io"]),
@@ -430,6 +433,31 @@ mod tests {
             judge(&missing, &[], &(None, None))
                 .unwrap_err()
                 .contains("runc is not installed")
+        );
+    }
+
+    #[test]
+    fn a_rollback_expects_the_runtime_it_reinstalled() {
+        let change = |name: &str, from: Option<&str>, to: &str| PackageChange {
+            name: name.into(),
+            from: from.map(str::to_string),
+            to: to.into(),
+        };
+        let packages = [
+            change(
+                "containerd",
+                Some("1.6.20~ds1-1+deb12u3"),
+                "1.7.24~ds1-6+deb13u1",
+            ),
+            change("runc", None, "1.1.15+ds1-1"),
+        ];
+        assert_eq!(
+            expected_runtime(&packages, false),
+            (Some("1.7.24".into()), Some("1.1.15".into()))
+        );
+        assert_eq!(
+            expected_runtime(&packages, true),
+            (Some("1.6.20".into()), None)
         );
     }
 

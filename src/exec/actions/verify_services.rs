@@ -97,7 +97,7 @@ impl Action for VerifyServices {
             )));
         }
         let report = services::parse(&out.stdout);
-        let expected = services::expected_runtime(&n.packages);
+        let expected = services::expected_runtime(&n.packages, s.cx().plan.reverts_run.is_some());
         let verdict = services::judge(&report, &ports, &expected);
         let log = s.script(Script::Logs).await?;
         let log_problems = services::log_problems(&log.stdout);
