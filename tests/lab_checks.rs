@@ -3,7 +3,10 @@
 //! managers, a stopped manager, a full overlay subnet, live-restore, no sudo,
 //! a service pinned to a node, autolock), runs the real `swarm-upgrade`
 //! binary against it over SSH, and asserts the exit code, the finding's id,
-//! severity, node and numbers in `plan --output json`.
+//! severity, node and numbers in `plan --output json`; every case also runs
+//! through `check` (same exit code, same blockers). One engine-version hazard
+//! is reproduced for real: `oom-score-adjust` in daemon.json, which 26.1.5
+//! refuses (`the_oom_score_adjust_hazard_...`).
 //!
 //! The tests share one lab, "ck" (172.31.4.0/24), brought up by the first
 //! test that needs it and left up between tests: each test undoes what it

@@ -52,6 +52,8 @@ const TESTED: &[&str] = &[
     "api-minimum-1.44-29.0",
     "encrypted-overlay-28-29",
     "dns-nxdomain-29",
+    "swarm-local-dns-29.0.0",
+    "embedded-dns-29.1.0",
 ];
 
 #[test]
@@ -261,6 +263,23 @@ fn containerd2_nofile_29_0() {
     }
     assert!(of(&fx, "containerd2-nofile-29.0").is_empty());
     assert!(of(&at("27.5.1", "28.5.2"), "containerd2-nofile-29.0").is_empty());
+}
+
+#[test]
+fn swarm_local_dns_29_0_0() {
+    let found = of(&at("28.5.2", "29.0.0"), "swarm-local-dns-29.0.0");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].severity, Severity::Warn);
+    assert!(of(&at("28.5.2", "29.0.1"), "swarm-local-dns-29.0.0").is_empty());
+}
+
+#[test]
+fn embedded_dns_29_1_0() {
+    let found = of(&at("29.0.4", "29.1.0"), "embedded-dns-29.1.0");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].severity, Severity::Block);
+    assert!(found[0].message.contains("pin 29.1.1 or later"));
+    assert!(of(&at("29.0.4", "29.1.1"), "embedded-dns-29.1.0").is_empty());
 }
 
 // ---- networking ----
