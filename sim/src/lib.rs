@@ -220,6 +220,7 @@ impl SimCluster {
                 owner: "another operator".into(),
                 started_at: String::new(),
                 expires_at: "2999-01-01T00:00:00Z".into(),
+                ttl_secs: 0,
             });
         });
     }

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 use tokio::sync::Mutex;
 
 use crate::engine::{Engine, map, raw};
-use crate::exec::lease::{LEASE_NAME, Lease, LeaseLost, LeaseOutcome, expired};
+use crate::exec::lease::{LEASE_NAME, Lease, LeaseLost, LeaseOutcome, expired_on_swarm_clock};
 use crate::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts};
 use crate::transport::ssh::SshHost;
@@ -124,6 +124,7 @@ fn lease_labels(l: &Lease) -> HashMap<String, String> {
         ("owner".to_string(), l.owner.clone()),
         ("started".to_string(), l.started_at.clone()),
         ("expires".to_string(), l.expires_at.clone()),
+        ("ttl".to_string(), l.ttl_secs.to_string()),
     ])
 }
 
@@ -134,6 +135,7 @@ pub(crate) fn lease_from(labels: &HashMap<String, String>) -> Lease {
         owner: get("owner"),
         started_at: get("started"),
         expires_at: get("expires"),
+        ttl_secs: get("ttl").parse().unwrap_or(0),
     }
 }
 
@@ -367,7 +369,14 @@ impl Ops for LiveOps {
                         self.renew_lease(via, lease).await?;
                         return Ok(LeaseOutcome::Acquired);
                     }
-                    if break_stale && expired(&held.expires_at) {
+                    // Judged on the swarm's clock: its config's last write
+                    // and the manager's own time.
+                    let stale = break_stale && {
+                        self.api(via, 1);
+                        let now = d.info().await.ok().and_then(|i| i.system_time);
+                        expired_on_swarm_clock(&held, c.updated_at.as_deref(), now.as_deref())
+                    };
+                    if stale {
                         // By ID, not by name: a lease another run created
                         // after we looked is a new object and stays.
                         let id = c.id.clone().context("the run lease has no ID")?;

@@ -174,6 +174,7 @@ mod tests {
             owner: "ops@ctl1 pid 42".into(),
             started_at: "2026-12-02T11:00:00Z".into(),
             expires_at: expires_at.into(),
+            ttl_secs: 900,
         }
     }
 

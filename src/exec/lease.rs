@@ -15,8 +15,14 @@ pub struct Lease {
     pub run_id: String,
     pub owner: String,
     pub started_at: String,
-    /// RFC 3339; a lease past its expiry is stale.
+    /// RFC 3339, on the clock of the machine that wrote it: shown to
+    /// operators, and the fallback when the swarm's clock cannot be read.
     pub expires_at: String,
+    /// How long the lease lasts after its last write (0: unknown, a lease
+    /// written by an older version). Expiry is judged on the swarm
+    /// manager's clock: the config's `UpdatedAt` plus this, against the
+    /// manager's own time ([`expired_on_swarm_clock`]).
+    pub ttl_secs: u64,
 }
 
 impl Lease {
@@ -27,6 +33,7 @@ impl Lease {
             owner: owner.to_string(),
             started_at: started_at.to_string(),
             expires_at: humantime::format_rfc3339_seconds(SystemTime::now() + ttl).to_string(),
+            ttl_secs: ttl.as_secs(),
         }
     }
 
@@ -62,6 +69,49 @@ pub fn expired(expires_at: &str) -> bool {
     humantime::parse_rfc3339_weak(expires_at).map_or(true, |t| t < SystemTime::now())
 }
 
+/// Whether `lease`, last written at `updated_at` (the swarm config's
+/// `UpdatedAt`), has expired at `swarm_now` (the manager's `SystemTime`):
+/// both times come from the swarm's managers, so a breaker whose own clock
+/// runs ahead cannot take a live run's lease. Without them (or without a
+/// TTL in the lease), the written expiry on the local clock decides.
+pub fn expired_on_swarm_clock(
+    lease: &Lease,
+    updated_at: Option<&str>,
+    swarm_now: Option<&str>,
+) -> bool {
+    match (
+        lease.ttl_secs,
+        updated_at.and_then(parse_time),
+        swarm_now.and_then(parse_time),
+    ) {
+        (ttl, Some(written), Some(now)) if ttl > 0 => now > written + Duration::from_secs(ttl),
+        _ => expired(&lease.expires_at),
+    }
+}
+
+/// RFC 3339 with a `Z` or a `±HH:MM` offset (the engine writes its local
+/// time), to a point in time.
+fn parse_time(t: &str) -> Option<SystemTime> {
+    let t = t.trim();
+    if let Some(naive) = t.strip_suffix('Z') {
+        return humantime::parse_rfc3339_weak(&format!("{naive}Z")).ok();
+    }
+    let (naive, sign, offset) = match t.len().checked_sub(6).map(|i| t.split_at(i)) {
+        Some((naive, off)) if off.starts_with('+') => (naive, 1i64, &off[1..]),
+        Some((naive, off)) if off.starts_with('-') && naive.contains('T') => (naive, -1, &off[1..]),
+        _ => return None,
+    };
+    let (h, m) = offset.split_once(':')?;
+    let secs = (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60) * sign;
+    let local = humantime::parse_rfc3339_weak(&format!("{naive}Z")).ok()?;
+    // Local time = UTC + offset, so UTC = local - offset.
+    if secs >= 0 {
+        local.checked_sub(Duration::from_secs(secs as u64))
+    } else {
+        local.checked_add(Duration::from_secs((-secs) as u64))
+    }
+}
+
 /// The lease is no longer this run's (taken by another run, or gone from
 /// the swarm): the run must stop at its next safe point. Returned by
 /// [`crate::exec::ops::Ops::renew_lease`]; any other renewal error (no
@@ -69,3 +119,69 @@ pub fn expired(expires_at: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the run lease was lost: {0}")]
 pub struct LeaseLost(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(ttl_secs: u64, expires_at: &str) -> Lease {
+        Lease {
+            run_id: "r1".into(),
+            owner: "ops@a".into(),
+            started_at: "2026-12-02T10:00:00Z".into(),
+            expires_at: expires_at.into(),
+            ttl_secs,
+        }
+    }
+
+    #[test]
+    fn expiry_is_judged_on_the_swarms_clock_not_the_breakers() {
+        // Written at 10:00:00 on the swarm's clock with a 15 min TTL; its
+        // writer's clock said it expires in 2100 (skewed), the breaker's
+        // clock is irrelevant: only the manager's time counts.
+        let l = lease(900, "2100-01-01T00:00:00Z");
+        let written = Some("2026-12-02T10:00:00.123456789Z");
+        assert!(!expired_on_swarm_clock(
+            &l,
+            written,
+            Some("2026-12-02T10:14:59Z")
+        ));
+        assert!(expired_on_swarm_clock(
+            &l,
+            written,
+            Some("2026-12-02T10:15:01Z")
+        ));
+        // The manager reports local time with an offset: 11:14 at +01:00 is 10:14 UTC.
+        assert!(!expired_on_swarm_clock(
+            &l,
+            written,
+            Some("2026-12-02T11:14:00.5+01:00")
+        ));
+        assert!(expired_on_swarm_clock(
+            &l,
+            written,
+            Some("2026-12-02T05:16:00-05:00")
+        ));
+    }
+
+    #[test]
+    fn without_the_swarms_times_or_a_ttl_the_written_expiry_decides() {
+        let past = lease(0, "2000-01-01T00:00:00Z");
+        assert!(expired_on_swarm_clock(
+            &past,
+            Some("2026-12-02T10:00:00Z"),
+            Some("2026-12-02T10:00:01Z")
+        ));
+        let future = lease(900, "2100-01-01T00:00:00Z");
+        assert!(!expired_on_swarm_clock(
+            &future,
+            None,
+            Some("2026-12-02T10:00:00Z")
+        ));
+        assert!(!expired_on_swarm_clock(
+            &future,
+            Some("garbage"),
+            Some("2026-12-02T10:00:00Z")
+        ));
+    }
+}

@@ -297,26 +297,25 @@ pub fn judge(
 }
 
 /// Marks of a node that restarted into trouble, in the engine log lines
-/// written since the last start: a certificate renewal loop or heartbeats
-/// to the managers failing. One such line can be a blip while the managers
-/// settle; three are a loop.
+/// written since its last start: a certificate renewal loop, or heartbeats
+/// to the managers failing. Both also show, harmlessly, while the managers
+/// elect a leader or another manager restarts; what counts is trouble that
+/// goes on: at least three such lines among the last ten since the start
+/// (the services have converged by the time this runs).
 pub fn log_problems(log: &str) -> Vec<String> {
-    const MARKERS: [(&str, &str); 4] = [
+    const MARKERS: [(&str, &str); 3] = [
         ("failed to renew", "a certificate renewal loop"),
         ("certificate renewal", "a certificate renewal loop"),
         ("heartbeat to manager", "heartbeats to the managers failing"),
-        (
-            "agent: session failed",
-            "the node's session with the managers failing",
-        ),
     ];
-    let lines: Vec<&str> = log.lines().collect();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     let since = lines
         .iter()
         .rposition(|l| l.contains("Daemon has completed initialization"))
         .map_or(0, |i| i + 1);
+    let recent = &lines[since.max(lines.len().saturating_sub(10))..];
     let mut found: Vec<(&str, usize)> = vec![];
-    for line in &lines[since..] {
+    for line in recent {
         let lower = line.to_ascii_lowercase();
         let looks_bad = lower.contains("level=error")
             || lower.contains("level=warn")
@@ -334,7 +333,9 @@ pub fn log_problems(log: &str) -> Vec<String> {
     found
         .into_iter()
         .filter(|(_, n)| *n >= 3)
-        .map(|(what, n)| format!("{what} in the engine log since the restart ({n} lines)"))
+        .map(|(what, n)| {
+            format!("{what} in the engine log, still going on ({n} of its last lines)")
+        })
         .collect()
 }
 
@@ -511,7 +512,7 @@ mod tests {
     }
 
     #[test]
-    fn renewal_loops_and_failing_heartbeats_count_only_after_the_restart() {
+    fn renewal_loops_and_failing_heartbeats_count_when_still_going_on_after_the_restart() {
         let before = "level=error msg=\"heartbeat to manager abc failed\"\n".repeat(5);
         let start = "level=info msg=\"Daemon has completed initialization\"\n";
         assert!(log_problems(&format!("{before}{start}")).is_empty());
@@ -521,20 +522,26 @@ mod tests {
         assert_eq!(
             log_problems(&format!("{start}{loop_}")),
             vec![
-                "a certificate renewal loop in the engine log since the restart (3 lines)"
+                "a certificate renewal loop in the engine log, still going on (3 of its last lines)"
                     .to_string()
             ]
         );
+        // Over once the managers settled: ten healthy lines since.
+        let settled = "level=info msg=\"task started\"\n".repeat(10);
+        assert!(log_problems(&format!("{start}{loop_}{settled}")).is_empty());
         let hb =
             "time=\"x\" level=error msg=\"heartbeat to manager m1 failed\" error=\"rpc error\"\n"
                 .repeat(4);
         assert_eq!(
             log_problems(&format!("{start}{hb}")),
             vec![
-                "heartbeats to the managers failing in the engine log since the restart (4 lines)"
+                "heartbeats to the managers failing in the engine log, still going on (4 of its last lines)"
                     .to_string()
             ]
         );
+        // A session that failed while the managers elected a leader is not trouble.
+        let session = "level=error msg=\"agent: session failed\"\n".repeat(5);
+        assert!(log_problems(&format!("{start}{session}")).is_empty());
     }
 }
 

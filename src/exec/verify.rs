@@ -228,7 +228,7 @@ async fn unlock<O: Ops>(
     Ok(())
 }
 
-async fn engine_logs<O: Ops>(run: &Runner<'_, O>, node: &PlanNode) -> String {
+pub(crate) async fn engine_logs<O: Ops>(run: &Runner<'_, O>, node: &PlanNode) -> String {
     let Ok(cmd) = run.cx.script_cmd(node, Script::Logs) else {
         return String::new();
     };
