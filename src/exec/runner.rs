@@ -274,6 +274,13 @@ impl<'a, O: Ops> Runner<'a, O> {
                 None => cluster_steps.push(*s),
             }
         }
+        // A batch whose node steps run now (again, on a resumed run) waits
+        // again for its services, even if the wait was done before: the
+        // nodes changed since (a node rolled back, then upgraded again).
+        let nodes_run = {
+            let st = self.state.lock().await;
+            per_node.values().flatten().any(|s| !st.done(s.index))
+        };
         let results = futures_util::future::join_all(
             per_node
                 .iter()
@@ -288,7 +295,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             return Err(status);
         }
         for s in cluster_steps {
-            if self.state.lock().await.done(s.index) {
+            if !nodes_run && self.state.lock().await.done(s.index) {
                 continue;
             }
             if let Err(e) = self.run_step(s).await {
