@@ -195,7 +195,9 @@ fn a_broken_engine_is_rolled_back_then_crashes_are_resumed() {
     //    worker restarts, its published port stops answering on the node
     //    (a REJECT rule, as a lost port mapping would): its services fail
     //    verification once it runs tasks again, and it is rolled back.
-    let reject = format!("OUTPUT -o lo -p tcp --dport {PUBLISHED} -j REJECT");
+    // Matched on the connection's original port: a port mapping rewrites
+    // it (DNAT) before the filter sees it.
+    let reject = format!("OUTPUT -p tcp -m conntrack --ctorigdstport {PUBLISHED} -j REJECT");
     let (code, err) = run_acting_when(
         &fresh,
         &["apply", "--pin", PIN, "--yes", "--output", "json"],

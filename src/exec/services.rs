@@ -17,14 +17,17 @@ use crate::version::resolve::PackageChange;
 /// The probe run on the node. Its inputs come on stdin, so that the command
 /// is the same for every node (and the dry run shows it exactly): a line of
 /// `PORT:MODE` (TCP ports to connect to on the node itself), a line of
-/// service names to resolve from a task of each, and a line with another
+/// service names to resolve from a task of each, a line with another
 /// node's address, where an ingress port that does not answer here is tried
-/// to tell this node's routing mesh from the cluster's. Output: one
-/// `key value...` line per finding.
+/// to tell this node's routing mesh from the cluster's, and a line with the
+/// node's own swarm address: ports are tried there, as clients reach them,
+/// not on 127.0.0.1 (which only the userland proxy serves; many hosts turn it
+/// off). Output: one `key value...` line per finding.
 pub const SCRIPT: &str = r#"# swarm-upgrade: verify services
 read -r ports || true
 read -r services || true
 read -r peer || true
+read -r self || true
 printf 'containerd-version %s\n' "$(containerd --version 2>/dev/null | head -n 1 || true)"
 printf 'runc-version %s\n' "$(runc --version 2>/dev/null | head -n 1 || true)"
 if pgrep -x containerd >/dev/null 2>&1; then echo 'containerd-running yes'; else echo 'containerd-running no'; fi
@@ -32,7 +35,7 @@ answers() { timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' sh "$1" "$2" 2>/dev/nul
 for pm in $ports; do
   p=${pm%%:*}; mode=${pm#*:}
   if ! command -v bash >/dev/null 2>&1; then echo "port $p untested"; continue; fi
-  if answers 127.0.0.1 "$p"; then echo "port $p ok"; continue; fi
+  if answers "${self:-127.0.0.1}" "$p"; then echo "port $p ok"; continue; fi
   if [ "$mode" = ingress ] && [ -n "$peer" ]; then
     if answers "$peer" "$p"; then echo "port $p closed elsewhere-ok"; else echo "port $p closed elsewhere-closed"; fi
   else
@@ -75,13 +78,25 @@ pub fn command(stdin: Vec<u8>) -> Cmd {
 
 /// The probe's input lines. Every value is a number, a plain word or an IP
 /// address (see [`to_check`]), so the script's word splitting is safe.
-pub fn stdin(ports: &[PortToCheck], services: &[String], peer: Option<IpAddr>) -> Vec<u8> {
+pub fn stdin(
+    ports: &[PortToCheck],
+    services: &[String],
+    peer: Option<IpAddr>,
+    own: Option<IpAddr>,
+) -> Vec<u8> {
     let ports: Vec<String> = ports
         .iter()
         .map(|p| format!("{}:{}", p.port, p.mode))
         .collect();
-    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
-    format!("{}\n{}\n{peer}\n", ports.join(" "), services.join(" ")).into_bytes()
+    let addr = |a: Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    format!(
+        "{}\n{}\n{}\n{}\n",
+        ports.join(" "),
+        services.join(" "),
+        addr(peer),
+        addr(own)
+    )
+    .into_bytes()
 }
 
 /// A published port of a service that has a task on the node.
@@ -558,9 +573,12 @@ mod stdin_tests {
         };
         let peer = "10.0.0.2".parse().ok();
         assert_eq!(
-            String::from_utf8(stdin(&[p], &["web".into()], peer)).unwrap(),
-            "8080:ingress\nweb\n10.0.0.2\n"
+            String::from_utf8(stdin(&[p], &["web".into()], peer, "10.0.0.5".parse().ok())).unwrap(),
+            "8080:ingress\nweb\n10.0.0.2\n10.0.0.5\n"
         );
-        assert_eq!(String::from_utf8(stdin(&[], &[], None)).unwrap(), "\n\n\n");
+        assert_eq!(
+            String::from_utf8(stdin(&[], &[], None, None)).unwrap(),
+            "\n\n\n\n"
+        );
     }
 }

@@ -16,16 +16,17 @@ use crate::playbook::Script;
 
 pub(crate) struct VerifyServices;
 
+/// A node's swarm address, as the facts read it.
+fn addr_of(cx: &Cx<'_>, id: &str) -> Option<IpAddr> {
+    let addr = &cx.facts.cluster.nodes.iter().find(|f| f.id == id)?.addr;
+    addr.parse().ok()
+}
+
 /// Another node's swarm address, where an ingress port that does not
 /// answer on this node is tried.
 fn peer(cx: &Cx<'_>, n: &PlanNode) -> Option<IpAddr> {
-    let other = cx
-        .managers()
-        .iter()
-        .find(|m| m.id != n.id)
-        .map(|m| m.id.as_str())?;
-    let addr = &cx.facts.cluster.nodes.iter().find(|f| f.id == other)?.addr;
-    addr.parse().ok()
+    let other = cx.managers().iter().find(|m| m.id != n.id)?;
+    addr_of(cx, &other.id)
 }
 
 impl Action for VerifyServices {
@@ -83,7 +84,7 @@ impl Action for VerifyServices {
                 .map_err(|e| halt(format!("{e:#}")))?
         };
         let (ports, names) = services::to_check(&running);
-        let stdin = services::stdin(&ports, &names, peer(s.cx(), n));
+        let stdin = services::stdin(&ports, &names, peer(s.cx(), n), addr_of(s.cx(), &n.id));
         let out = s
             .ops()
             .run(s.id(), &services::command(stdin))
