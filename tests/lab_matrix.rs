@@ -223,7 +223,5 @@ fn a_mixed_lab_is_upgraded_each_node_by_its_own_method() {
             }
         }
     }
-    let report = lab.probe_report(Some(since)).unwrap();
-    assert!(report.sent > 0);
-    assert_eq!(report.failed, 0, "the probe lost requests: {report:?}");
+    fresh.assert_no_lost_requests(since);
 }
