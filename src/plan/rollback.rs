@@ -123,7 +123,7 @@ mod tests {
             .unwrap()
             .id
             .clone();
-        let rb = build(&up, "r1", &[first.clone()]);
+        let rb = build(&up, "r1", std::slice::from_ref(&first));
         let reverted: Vec<&str> = rb
             .nodes
             .iter()
