@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use testkit::{Lab, Status, UpOptions};
 
+pub mod webhook;
+
 /// `swarm-upgrade ARGS --inventory INVENTORY` with a private state dir and
 /// none of the operator's environment (inventory, unlock key).
 pub fn command(inventory: &Path, state_dir: &Path, args: &[&str]) -> Command {
