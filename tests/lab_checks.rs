@@ -840,6 +840,51 @@ fn the_clean_lab_passes_and_its_facts_are_read_from_the_real_nodes() {
             // The raft log: what a manager's backup copies.
             assert!(swarm_dir > 1 << 20, "{name}: {swarm_dir}");
         }
+        // Issue 18's facts: local images, dockerd's flag files, the firewall,
+        // the swarm ports, and the target dockerd's verdict.
+        assert!(
+            h["images"].as_array().is_some_and(|i| i
+                .iter()
+                .any(|i| i["repository"] == "localhost:1/testkit-probe")),
+            "{name}: {}",
+            h["images"]
+        );
+        assert!(
+            h["daemon_flag_files"]["/etc/default/docker"].is_string(),
+            "{name}: {}",
+            h["daemon_flag_files"]
+        );
+        assert_eq!(
+            h["firewall"],
+            serde_json::json!({"backend": "nf_tables", "legacy_has_docker": false,
+                               "nft_has_docker": true, "raw_table": true}),
+            "{name}"
+        );
+        let probes = h["port_probes"].as_array().expect("ports probed");
+        // TCP 7946 of the 4 other nodes, TCP 2377 of the other managers.
+        assert_eq!(
+            probes.len(),
+            if manager { 6 } else { 7 },
+            "{name}: {probes:?}"
+        );
+        assert!(
+            probes.iter().all(|p| p["open"] == true),
+            "{name}: {probes:?}"
+        );
+        let v = &h["target_validation"];
+        assert_eq!(v["exit"], 0, "{name}: {v}");
+        assert_eq!(
+            v["output"].as_str().unwrap().trim(),
+            "configuration OK",
+            "{name}"
+        );
+        assert!(
+            v["source"]
+                .as_str()
+                .unwrap()
+                .starts_with("docker.io=26.1.5"),
+            "{name}: {v}"
+        );
     }
     // Every node resolves to the same package set, confirmed by apt on the node.
     for (id, r) in g["resolutions"].as_object().unwrap() {
@@ -918,11 +963,20 @@ fn the_oom_score_adjust_hazard_is_blocked_by_check_and_really_stops_26_1_5() {
         )),
         "{f}"
     );
-    let ids: Vec<&str> = blockers(&report)
+    // The target's own dockerd agrees (`target-config`, dockerd --validate):
+    // the catalogue and the binary block it independently.
+    let mut ids: Vec<&str> = blockers(&report)
         .iter()
         .map(|f| f["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, [HAZARD], "{:#}", report["findings"]);
+    ids.sort_unstable();
+    assert_eq!(ids, [HAZARD, "target-config"], "{:#}", report["findings"]);
+    let validated = the(&report, "target-config", "block");
+    assert_eq!(validated["node"], first.as_str());
+    assert!(
+        message(validated).contains("oom-score-adjust"),
+        "{validated}"
+    );
     // The same through plan (which also runs check again).
     let (code, _) = plan(&lab, &[]);
     assert_eq!(code, Some(3));
@@ -940,6 +994,8 @@ fn the_oom_score_adjust_hazard_is_blocked_by_check_and_really_stops_26_1_5() {
             "--yes",
             "--ignore-check",
             HAZARD,
+            "--ignore-check",
+            "target-config",
             "--verify-timeout",
             "60s",
         ],

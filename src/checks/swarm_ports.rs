@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use super::{Check, CheckContext, Finding, Severity, join};
-use crate::facts::model::NodeFacts;
+use crate::facts::model::{NodeFacts, NodeState};
 
 pub struct SwarmPorts;
 
@@ -56,8 +56,15 @@ impl Check for SwarmPorts {
             // Closed ports per port, as "m2 (10.0.0.12)".
             let mut closed: BTreeMap<u16, Vec<String>> = BTreeMap::new();
             for p in host.port_probes.iter().flatten().filter(|p| !p.open) {
-                let who = target(nodes, &p.addr, p.port)
-                    .map_or(p.addr.clone(), |n| format!("{} ({})", n.hostname, p.addr));
+                let to = target(nodes, &p.addr, p.port);
+                // A port closed because its engine is stopped or out of the
+                // raft is node-health's finding, not a firewall's.
+                if to.is_some_and(|n| {
+                    n.state != NodeState::Ready || (p.port == RAFT && !n.is_reachable_manager())
+                }) {
+                    continue;
+                }
+                let who = to.map_or(p.addr.clone(), |n| format!("{} ({})", n.hostname, p.addr));
                 closed.entry(p.port).or_default().push(who);
             }
             if let Some(peers) = closed.get(&RAFT) {
@@ -130,7 +137,7 @@ impl Check for SwarmPorts {
 mod tests {
     use super::*;
     use crate::checks::fixtures::{Fixture, the};
-    use crate::facts::model::{Firewall, PortProbe};
+    use crate::facts::model::{Firewall, PortProbe, Reachability};
 
     /// Every host probes every other node's ports, all open, on one backend.
     fn connected() -> Fixture {
@@ -211,6 +218,22 @@ mod tests {
             "{}",
             f.message
         );
+    }
+
+    #[test]
+    fn ports_of_a_stopped_engine_are_left_to_node_health() {
+        let mut fx = connected();
+        let m2 = fx.node("m2").addr.clone();
+        for from in ["m1", "m3", "w1", "w2"] {
+            close(&mut fx, from, &m2, RAFT);
+        }
+        // Out of the raft at once; its 7946 counts until the swarm sees it down.
+        fx.node("m2").manager.as_mut().unwrap().reachability = Reachability::Unreachable;
+        assert!(fx.run(&SwarmPorts).is_empty());
+        close(&mut fx, "w1", &m2, GOSSIP);
+        assert_eq!(fx.run(&SwarmPorts).len(), 1);
+        fx.node("m2").state = NodeState::Down;
+        assert!(fx.run(&SwarmPorts).is_empty());
     }
 
     #[test]

@@ -266,7 +266,9 @@ async fn validate_all(
         let (Ok(r), Some(ssh), Some(hf)) = (res, hosts.get(id), facts.hosts.get(id)) else {
             continue;
         };
-        if r.packages.is_empty() && r.bundle.is_none() {
+        // Without sudo, dockerd would judge what an unprivileged user may
+        // read; the `sudo` check blocks that host anyway.
+        if (r.packages.is_empty() && r.bundle.is_none()) || !hf.sudo_ok {
             continue;
         }
         let (ssh, hf, r, id) = (ssh.clone(), hf.clone(), r.clone(), id.clone());

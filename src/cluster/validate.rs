@@ -67,8 +67,9 @@ pub async fn validate(
     }
     let source = Source::of(r)?;
     let args = validate_args(host);
-    let mut cmd = Cmd::script(script(&source, &args)).timeout(timeout);
-    cmd.privileged = host.sudo_ok;
+    let cmd = Cmd::script(script(&source, &args))
+        .privileged()
+        .timeout(timeout);
     let mut v = match ssh.run(&cmd).await {
         Ok(out) => parse(&out.stdout),
         Err(e) => TargetValidation {
