@@ -179,11 +179,11 @@ impl Check for TargetConfig {
                     name,
                     format!(
                         "host {}: the target dockerd ({}) rejects this host's configuration \
-                         (dockerd --validate {} exited {code}): {}; fix the file or flag it names \
+                         (dockerd --validate{} exited {code}): {}; fix the file or flag it names \
                          before the upgrade, or dockerd {} will not start",
                         host.host,
                         v.source,
-                        v.args.join(" "),
+                        v.args.iter().map(|a| format!(" {a}")).collect::<String>(),
                         one_line(&v.output),
                         ctx.pin
                     ),
