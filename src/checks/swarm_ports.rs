@@ -121,7 +121,7 @@ impl Check for SwarmPorts {
                     ID,
                     name,
                     format!(
-                        "host {}: iptables has no raw table (`iptables -t raw` fails), which dockerd {} \
+                        "host {}: iptables has no raw table (no iptable_raw module, no nf_tables backend), which dockerd {} \
                          uses to filter direct access to containers; load the kernel module \
                          (modprobe iptable_raw) or the nftables equivalent before the upgrade",
                         host.host, ctx.pin

@@ -23,7 +23,11 @@ pub const ENGINE_PACKAGES: [&str; 10] = [
 ];
 
 /// The fact-gathering script. Sections start with `### name`; every command
-/// may fail (the section is then empty) without stopping the rest.
+/// may fail (the section is then empty) without stopping the rest. The raw
+/// table is looked for in /sys, /proc and modinfo rather than with
+/// `iptables -t raw`, which would load the kernel module: the script only reads.
+/// Behind nf_tables (often built into the kernel, so absent from /sys/module)
+/// a raw table is an ordinary nft table: a working `iptables-nft-save` is enough.
 ///
 /// `peers` are the other nodes' swarm ports (address, port) that this host
 /// tries to open a TCP connection to (`swarm-ports`), all at once, each
@@ -59,7 +63,7 @@ echo '### kernel-modules'; ls /sys/module 2>/dev/null && echo '#ok'
 echo '### cert'; f=/var/lib/docker/swarm/certificates/swarm-node.crt; command -v openssl >/dev/null 2>&1 && [ -f $f ] && end=$(openssl x509 -enddate -noout -in $f | cut -d= -f2) && echo $(( $(date -d "$end" +%s) - $(date +%s) ))
 echo '### images'; docker image ls --digests --format '{{{{.Repository}}}}|{{{{.Tag}}}}|{{{{.Digest}}}}' 2>/dev/null && echo '#ok'
 echo '### flag-files'; for f in /etc/default/docker /etc/systemd/system/docker.service.d/*.conf; do [ -f "$f" ] && {{ echo "%file $f"; sed 's/^/|/' "$f"; }}; done; echo '#ok'
-echo '### firewall'; command -v iptables >/dev/null 2>&1 && {{ iptables --version 2>/dev/null | sed 's/^/version /'; iptables-legacy-save 2>/dev/null | grep -q '^:DOCKER' && echo legacy-docker; iptables-nft-save 2>/dev/null | grep -q '^:DOCKER' && echo nft-docker; iptables -t raw -S >/dev/null 2>&1 && echo raw; echo '#ok'; }}
+echo '### firewall'; command -v iptables >/dev/null 2>&1 && {{ iptables --version 2>/dev/null | sed 's/^/version /'; iptables-legacy-save 2>/dev/null | grep -q '^:DOCKER' && echo legacy-docker; iptables-nft-save 2>/dev/null | grep -q '^:DOCKER' && echo nft-docker; {{ [ -d /sys/module/iptable_raw ] || grep -qx raw /proc/net/ip_tables_names 2>/dev/null || modinfo iptable_raw >/dev/null 2>&1 || {{ iptables --version 2>/dev/null | grep -q nf_tables && iptables-nft-save >/dev/null 2>&1; }}; }} && echo raw; echo '#ok'; }}
 "#,
         state = HOST_STATE_DIR
     );
@@ -503,6 +507,41 @@ abc123 /srv/lab-static/docker-26.1.5.tgz
         assert_eq!(parse_swarm_node("locked|\n"), None);
         assert_eq!(parse_swarm_node(""), None, "the engine is down");
         assert_eq!(parse_swarm_node("active|\n"), None);
+    }
+
+    #[test]
+    fn parses_images_flag_files_firewall_and_ports() {
+        let out = "### images\nlocalhost:1/probe|abc|<none>\nnginx|1.25|sha256:12\n#ok\n\
+                   ### flag-files\n%file /etc/default/docker\n|# comment\n|### not a section\n\
+                   |DOCKER_OPTS=\"--graph /x\"\n#ok\n\
+                   ### firewall\nversion iptables v1.8.9 (nf_tables)\nlegacy-docker\nnft-docker\n#ok\n\
+                   ### ports\n10.0.0.2 7946 closed\n10.0.0.1 2377 open\n#ok\n";
+        let f = parse("h", out);
+        let images = f.images.unwrap();
+        assert_eq!(images.len(), 2);
+        assert_eq!(images[1].digest, "sha256:12");
+        assert_eq!(
+            f.daemon_flag_files.unwrap()["/etc/default/docker"],
+            "# comment\n### not a section\nDOCKER_OPTS=\"--graph /x\"\n"
+        );
+        let fw = f.firewall.unwrap();
+        assert_eq!(fw.backend, "nf_tables");
+        assert!(fw.legacy_has_docker && fw.nft_has_docker && !fw.raw_table);
+        let ports = f.port_probes.unwrap();
+        assert_eq!(ports.len(), 2);
+        assert!(!ports[0].open && ports[1].open && ports[1].port == 2377);
+        // Sections not read stay `None`, not "nothing there".
+        let none = parse("h", "### images\n### ports\n");
+        assert!(none.images.is_none() && none.port_probes.is_none() && none.firewall.is_none());
+        assert!(none.daemon_flag_files.is_none());
+    }
+
+    #[test]
+    fn script_probes_every_peer_port_quoted() {
+        let s = script(&[], &[("10.0.0.1".into(), 2377), ("a b".into(), 7946)]);
+        assert!(s.contains("probe 10.0.0.1 2377 &\n"), "{s}");
+        assert!(s.contains("probe 'a b' 7946 &\n"), "{s}");
+        assert!(s.contains("wait; echo '#ok'"), "{s}");
     }
 
     #[test]

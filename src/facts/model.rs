@@ -394,7 +394,9 @@ pub struct Firewall {
     pub legacy_has_docker: bool,
     /// Docker's chains are in `iptables-nft-save`'s output.
     pub nft_has_docker: bool,
-    /// `iptables -t raw` answers (dockerd 28 adds rules there).
+    /// The `raw` table is there or loadable (dockerd 28 adds rules there):
+    /// `iptable_raw` loaded, listed or installed, or a working nf_tables
+    /// behind `iptables`.
     pub raw_table: bool,
 }
 
