@@ -6,7 +6,10 @@
 //! severity, node and numbers in `plan --output json`; every case also runs
 //! through `check` (same exit code, same blockers). One engine-version hazard
 //! is reproduced for real: `oom-score-adjust` in daemon.json, which 26.1.5
-//! refuses (`the_oom_score_adjust_hazard_...`).
+//! refuses (`the_oom_score_adjust_hazard_...`). The checks of issue 18 are
+//! reproduced too: an image that exists only on the node to be drained, a
+//! `DOCKER_OPTS` flag that 26.1.5's own dockerd refuses, and TCP 7946 dropped
+//! by an iptables rule between two workers.
 //!
 //! The tests share one lab, "ck" (172.31.4.0/24), brought up by the first
 //! test that needs it and left up between tests: each test undoes what it
@@ -837,6 +840,51 @@ fn the_clean_lab_passes_and_its_facts_are_read_from_the_real_nodes() {
             // The raft log: what a manager's backup copies.
             assert!(swarm_dir > 1 << 20, "{name}: {swarm_dir}");
         }
+        // Issue 18's facts: local images, dockerd's flag files, the firewall,
+        // the swarm ports, and the target dockerd's verdict.
+        assert!(
+            h["images"].as_array().is_some_and(|i| i
+                .iter()
+                .any(|i| i["repository"] == "localhost:1/testkit-probe")),
+            "{name}: {}",
+            h["images"]
+        );
+        assert!(
+            h["daemon_flag_files"]["/etc/default/docker"].is_string(),
+            "{name}: {}",
+            h["daemon_flag_files"]
+        );
+        assert_eq!(
+            h["firewall"],
+            serde_json::json!({"backend": "nf_tables", "legacy_has_docker": false,
+                               "nft_has_docker": true, "raw_table": true}),
+            "{name}"
+        );
+        let probes = h["port_probes"].as_array().expect("ports probed");
+        // TCP 7946 of the 4 other nodes, TCP 2377 of the other managers.
+        assert_eq!(
+            probes.len(),
+            if manager { 6 } else { 7 },
+            "{name}: {probes:?}"
+        );
+        assert!(
+            probes.iter().all(|p| p["open"] == true),
+            "{name}: {probes:?}"
+        );
+        let v = &h["target_validation"];
+        assert_eq!(v["exit"], 0, "{name}: {v}");
+        assert_eq!(
+            v["output"].as_str().unwrap().trim(),
+            "configuration OK",
+            "{name}"
+        );
+        assert!(
+            v["source"]
+                .as_str()
+                .unwrap()
+                .starts_with("docker.io=26.1.5"),
+            "{name}: {v}"
+        );
     }
     // Every node resolves to the same package set, confirmed by apt on the node.
     for (id, r) in g["resolutions"].as_object().unwrap() {
@@ -915,11 +963,20 @@ fn the_oom_score_adjust_hazard_is_blocked_by_check_and_really_stops_26_1_5() {
         )),
         "{f}"
     );
-    let ids: Vec<&str> = blockers(&report)
+    // The target's own dockerd agrees (`target-config`, dockerd --validate):
+    // the catalogue and the binary block it independently.
+    let mut ids: Vec<&str> = blockers(&report)
         .iter()
         .map(|f| f["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, [HAZARD], "{:#}", report["findings"]);
+    ids.sort_unstable();
+    assert_eq!(ids, [HAZARD, "target-config"], "{:#}", report["findings"]);
+    let validated = the(&report, "target-config", "block");
+    assert_eq!(validated["node"], first.as_str());
+    assert!(
+        message(validated).contains("oom-score-adjust"),
+        "{validated}"
+    );
     // The same through plan (which also runs check again).
     let (code, _) = plan(&lab, &[]);
     assert_eq!(code, Some(3));
@@ -937,6 +994,8 @@ fn the_oom_score_adjust_hazard_is_blocked_by_check_and_really_stops_26_1_5() {
             "--yes",
             "--ignore-check",
             HAZARD,
+            "--ignore-check",
+            "target-config",
             "--verify-timeout",
             "60s",
         ],
@@ -1138,6 +1197,199 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// Last in name order: the shared lab is removed (and "ck2", should its test
 /// have died before its own cleanup).
+// ----- issue 18: images, the target's view of the configuration, swarm ports ------------------
+
+#[test]
+#[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
+fn an_image_only_on_the_node_to_be_drained_is_warned_naming_the_node_and_service() {
+    let t = Instant::now();
+    let lab = lab();
+    let probe = probe_image(&lab);
+    let (w1, w2) = (lab.workers()[0].name.clone(), lab.workers()[1].name.clone());
+    // A locally built image: a tag that exists on w1 only. Its registry is
+    // the probe's, which refuses connections at once (no registry in the
+    // lab): the engine's pull before each task start fails fast and the
+    // local image is used; a Docker Hub name would hang in the pull offline.
+    let local = "localhost:1/ck-built-here:1";
+    let undo = Undo::new(
+        &lab,
+        &format!("service local-only and image {local} on {w1}"),
+        {
+            let (w1, w2) = (w1.clone(), w2.clone());
+            move |lab| {
+                remove_service(lab, "local-only")?;
+                lab.on_manager(&format!("docker node update --availability active {w2}"))?;
+                lab.exec_sh(&w1, &format!("docker rmi {local} >/dev/null"))
+                    .map(drop)
+            }
+        },
+    );
+    lab.exec_sh(&w1, &format!("docker tag {probe} {local}"))
+        .unwrap();
+    // w2 paused while the service is created, so that its one task starts on
+    // w1, where the image is; then w2 is active again and could receive it.
+    lab.on_manager(&format!(
+        "docker node update --availability pause {w2} && \
+         docker service create --detach --name local-only --replicas 1 --constraint node.role==worker \
+         --network probe-net --endpoint-mode dnsrr --init --no-resolve-image --stop-grace-period 2s \
+         {local} server --port 8080 >/dev/null"
+    ))
+    .unwrap();
+    wait_converged(&lab, "local-only", 1);
+    lab.on_manager(&format!("docker node update --availability active {w2}"))
+        .unwrap();
+    let on_w2 = lab
+        .exec_sh(&w2, &format!("docker image ls -q {local}"))
+        .unwrap();
+    assert!(on_w2.trim().is_empty(), "{w2} has {local}: {on_w2}");
+
+    let (code, plan) = plan(&lab, &[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "warnings do not block: {:#}",
+        plan["findings"]
+    );
+    let f = the(&plan, "image-availability", "warn");
+    assert_eq!(f["node"], w1.as_str());
+    assert!(
+        message(f).starts_with(&format!(
+            "service local-only has tasks on {w1}, which the upgrade drains; of the nodes that can receive \
+             them, {w2} lack its image {local} (its spec records no digest"
+        )),
+        "{f}"
+    );
+    assert!(
+        message(f).contains(&format!("or pull it on {w2} before the upgrade")),
+        "{f}"
+    );
+
+    undo.done();
+    assert_clean(&lab);
+    report_time("image only on the drained node", t);
+}
+
+#[test]
+#[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
+fn a_docker_opts_flag_that_26_1_5_refuses_is_blocked_by_the_target_dockerd() {
+    let t = Instant::now();
+    let lab = lab();
+    let w = lab.workers()[1].name.clone();
+    // 20.10 takes --graph (deprecated, as --data-root: checked by hand with
+    // a second 20.10 dockerd); 26.1.5 answers "unknown flag: --graph".
+    let flag = "--graph=/var/lib/docker";
+    let pid = |lab: &Lab| lab.exec_sh(&w, "cat /var/run/docker.pid").unwrap();
+    let before = pid(&lab);
+    let lines = lab
+        .exec_sh(
+            &w,
+            "cp -p /etc/default/docker /tmp/ck-default-docker && wc -l < /etc/default/docker",
+        )
+        .unwrap();
+    let line = lines.trim().parse::<usize>().unwrap() + 1;
+    lab.exec_sh(
+        &w,
+        &format!("echo 'DOCKER_OPTS=\"{flag}\"' >> /etc/default/docker"),
+    )
+    .unwrap();
+    let undo = Undo::new(
+        &lab,
+        &format!("DOCKER_OPTS in {w}'s /etc/default/docker"),
+        {
+            let w = w.clone();
+            move |lab| {
+                lab.exec_sh(&w, "mv /tmp/ck-default-docker /etc/default/docker")
+                    .map(drop)
+            }
+        },
+    );
+
+    let (code, plan) = plan(&lab, &[]);
+    assert_eq!(code, Some(3), "blocked: {:#}", plan["findings"]);
+    let of_w: Vec<&Value> = blockers(&plan)
+        .into_iter()
+        .filter(|f| f["id"] == "target-config" && f["node"] == w.as_str())
+        .collect();
+    assert_eq!(
+        of_w.len(),
+        2,
+        "the flag, and the binary's verdict: {:#}",
+        plan["findings"]
+    );
+    assert!(
+        of_w.iter().any(|f| message(f)
+            == format!(
+                "host {w}: /etc/default/docker line {line} passes --graph to dockerd, which Engine 23.0.0 \
+                 removed: the target 26.1.5 refuses to start with it; use --data-root (same meaning)"
+            )),
+        "{of_w:#?}"
+    );
+    assert!(
+        of_w.iter().any(|f| {
+            let m = message(f);
+            m.starts_with(&format!("host {w}: the target dockerd (docker.io=26.1.5"))
+                && m.contains(&format!("(dockerd --validate {flag} exited"))
+                && m.contains("unknown flag: --graph")
+        }),
+        "{of_w:#?}"
+    );
+    let others: Vec<_> = blockers(&plan)
+        .into_iter()
+        .filter(|f| f["id"] != "target-config")
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
+    assert_eq!(pid(&lab), before, "the running engine was not touched");
+    let left = lab
+        .exec_sh(
+            &w,
+            "ls -d /tmp/swarm-upgrade-validate.* 2>/dev/null || true",
+        )
+        .unwrap();
+    assert!(left.trim().is_empty(), "temporary directories left: {left}");
+
+    undo.done();
+    assert_clean(&lab);
+    report_time("DOCKER_OPTS flag", t);
+}
+
+#[test]
+#[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
+fn a_gossip_port_closed_by_a_firewall_rule_is_warned_naming_both_nodes() {
+    let t = Instant::now();
+    let lab = lab();
+    let (w1, w2) = (lab.workers()[0].clone(), lab.workers()[1].clone());
+    // Dropped, not rejected: a silent firewall, as in a cloud security group.
+    let rule = format!("INPUT -s {} -p tcp --dport 7946 -j DROP", w1.address);
+    lab.exec_sh(&w2.name, &format!("iptables -I {rule}"))
+        .unwrap();
+    let undo = Undo::new(&lab, &format!("iptables rule on {}", w2.name), {
+        let (w2, rule) = (w2.name.clone(), rule.clone());
+        move |lab| lab.exec_sh(&w2, &format!("iptables -D {rule}")).map(drop)
+    });
+
+    let (code, plan) = plan(&lab, &[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "warnings do not block: {:#}",
+        plan["findings"]
+    );
+    let f = the(&plan, "swarm-ports", "warn");
+    assert_eq!(f["node"], w1.name.as_str());
+    assert_eq!(
+        message(f),
+        format!(
+            "host {} cannot open TCP 7946 (gossip) to {} ({}): after their engines restart, overlay networks \
+             and the routing mesh between them may not converge; open TCP and UDP 7946 between all nodes",
+            w1.name, w2.name, w2.address
+        )
+    );
+
+    undo.done();
+    assert_clean(&lab);
+    report_time("gossip port closed", t);
+}
+
 #[test]
 #[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
 fn zz_remove_the_checks_lab() {

@@ -292,7 +292,26 @@ fn docker_ce_fails_back_to_its_exact_set_then_hops_to_28_and_rolls_back() {
 
     // 1. The broken docker-ce 26.1.99 fails verification on the first node, which gets its
     //    exact old package set back, plugins included, held.
-    let out = fresh.run(&["apply", "--pin", BROKEN, "--yes", "--verify-timeout", "90s"]);
+    //    The target's own `dockerd --validate` already refuses it before the run
+    //    (target-config, with the binary from the docker-ce package): waived here, to
+    //    reach the rollback.
+    let out = fresh.run(&["check", "--pin", BROKEN]);
+    assert_eq!(out.status.code(), Some(3), "target-config blocks 26.1.99");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("target-config"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = fresh.run(&[
+        "apply",
+        "--pin",
+        BROKEN,
+        "--yes",
+        "--ignore-check",
+        "target-config",
+        "--verify-timeout",
+        "90s",
+    ]);
     assert_eq!(
         out.status.code(),
         Some(4),

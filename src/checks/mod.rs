@@ -17,6 +17,7 @@ mod daemon_config;
 mod disk_space;
 mod dns_addresses;
 mod drain_feasibility;
+mod image_availability;
 mod init_system;
 mod live_restore;
 mod node_health;
@@ -27,6 +28,8 @@ mod pin_resolvable;
 mod pki;
 mod quorum_budget;
 mod sudo;
+mod swarm_ports;
+mod target_config;
 mod version_skew;
 
 #[cfg(test)]
@@ -36,6 +39,7 @@ use std::collections::BTreeMap;
 
 pub(crate) use daemon_config::daemon_json;
 pub use finding::{Finding, Severity};
+pub(crate) use target_config::validate_args;
 
 use crate::facts::model::{Availability, Facts, HostFacts, NodeFacts, NodeState};
 use crate::version::resolve::{Resolution, ResolveError};
@@ -126,9 +130,12 @@ pub fn all() -> Vec<&'static dyn Check> {
         &pki::Pki,
         &live_restore::LiveRestore,
         &daemon_config::DaemonConfig,
+        &target_config::TargetConfig,
         &api_version::ApiVersion,
         &overlay_ip_headroom::OverlayIpHeadroom,
         &drain_feasibility::DrainFeasibility,
+        &image_availability::ImageAvailability,
+        &swarm_ports::SwarmPorts,
         &disk_space::DiskSpace,
         &package_hold::PackageHold,
         &dns_addresses::DnsAddresses,

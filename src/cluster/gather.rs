@@ -12,7 +12,9 @@ use tokio::task::JoinSet;
 use super::host;
 use crate::engine::Engine;
 use crate::facts::Gathered;
-use crate::facts::model::{Facts, HostFacts, InstallSimulation, MatchedBy, PackageManager};
+use crate::facts::model::{
+    Facts, HostFacts, InstallSimulation, MatchedBy, NodeFacts, PackageManager,
+};
 use crate::inventory::{Inventory, SshTarget};
 use crate::transport::ssh::{SshHost, SshOptions};
 use crate::transport::{Cmd, Transport};
@@ -57,6 +59,7 @@ pub async fn gather(
         let ssh_opts = opts.ssh.clone();
         let timeout = opts.command_timeout;
         let bundles: Vec<String> = opts.resolve.bundle_path(&opts.pin).into_iter().collect();
+        let peers = swarm_peers(&cluster.nodes, &node.id);
         let node_id = node.id.clone();
         set.spawn(async move {
             let result = async {
@@ -64,7 +67,7 @@ pub async fn gather(
                     Some(s) => s,
                     None => SshHost::connect(&target, &ssh_opts).await?,
                 };
-                let facts = host_facts(&ssh, matched, &bundles, timeout).await?;
+                let facts = host_facts(&ssh, matched, &bundles, &peers, timeout).await?;
                 Ok::<_, anyhow::Error>((ssh, facts))
             }
             .await;
@@ -92,6 +95,7 @@ pub async fn gather(
     }
 
     let resolutions = resolve_all(&facts, &hosts, opts).await;
+    validate_all(&mut facts, &hosts, &resolutions, opts).await;
     Ok((
         Gathered { facts, resolutions },
         Connections { manager, hosts },
@@ -171,6 +175,7 @@ pub async fn host_facts(
     ssh: &SshHost,
     matched: MatchedBy,
     bundles: &[String],
+    peers: &[(String, u16)],
     timeout: Duration,
 ) -> anyhow::Result<HostFacts> {
     let sudo_ok = if ssh.sudo() {
@@ -185,7 +190,7 @@ pub async fn host_facts(
     } else {
         true
     };
-    let mut cmd = Cmd::script(host::script(bundles)).timeout(timeout);
+    let mut cmd = Cmd::script(host::script(bundles, peers)).timeout(timeout);
     // Without sudo the facts are still worth reading (the sudo check blocks).
     cmd.privileged = sudo_ok;
     let out = ssh.run(&cmd).await?;
@@ -193,6 +198,20 @@ pub async fn host_facts(
     facts.sudo_ok = sudo_ok;
     facts.matched_by = matched;
     Ok(facts)
+}
+
+/// The swarm ports a node's host should reach on the other nodes: TCP 2377
+/// on every manager (its raft address), TCP 7946 (gossip) on every node.
+fn swarm_peers(nodes: &[NodeFacts], from: &str) -> Vec<(String, u16)> {
+    let mut peers = vec![];
+    for n in nodes.iter().filter(|n| n.id != from && !n.addr.is_empty()) {
+        if let Some(m) = &n.manager {
+            let host = m.addr.rsplit_once(':').map_or(n.addr.as_str(), |(h, _)| h);
+            peers.push((host.trim_matches(['[', ']']).to_string(), 2377));
+        }
+        peers.push((n.addr.clone(), 7946));
+    }
+    peers
 }
 
 /// Resolves the pin on every host; apt hosts confirm the set with a dry run.
@@ -229,6 +248,41 @@ async fn resolve_all(
         out.insert(id, with_simulation(r, &sim));
     }
     out
+}
+
+/// Every host to upgrade validates its configuration with the target
+/// dockerd (`target-config`), all hosts at once: one more round trip each.
+async fn validate_all(
+    facts: &mut Facts,
+    hosts: &BTreeMap<String, SshHost>,
+    resolutions: &BTreeMap<String, Result<Resolution, ResolveError>>,
+    opts: &GatherOptions,
+) {
+    if !super::validate::applies(&opts.pin) {
+        return;
+    }
+    let mut set = JoinSet::new();
+    for (id, res) in resolutions {
+        let (Ok(r), Some(ssh), Some(hf)) = (res, hosts.get(id), facts.hosts.get(id)) else {
+            continue;
+        };
+        // Without sudo, dockerd would judge what an unprivileged user may
+        // read; the `sudo` check blocks that host anyway.
+        if (r.packages.is_empty() && r.bundle.is_none()) || !hf.sudo_ok {
+            continue;
+        }
+        let (ssh, hf, r, id) = (ssh.clone(), hf.clone(), r.clone(), id.clone());
+        let (pin, timeout) = (opts.pin.clone(), opts.command_timeout);
+        set.spawn(async move {
+            let v = super::validate::validate(&ssh, &hf, &r, &pin, timeout).await;
+            (id, v)
+        });
+    }
+    while let Some(Ok((id, v))) = set.join_next().await {
+        if let Some(hf) = facts.hosts.get_mut(&id) {
+            hf.target_validation = v;
+        }
+    }
 }
 
 /// `apt-get install -s`: what apt would really do for the resolved set.

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::facts::model::{HostFacts, InitSystem, OsRelease, PackageManager};
+use crate::facts::model::{
+    Firewall, HostFacts, InitSystem, LocalImage, OsRelease, PackageManager, PortProbe,
+};
 use crate::playbook::HOST_STATE_DIR;
 
 /// Engine-related packages whose installed and available versions matter.
@@ -21,8 +23,16 @@ pub const ENGINE_PACKAGES: [&str; 10] = [
 ];
 
 /// The fact-gathering script. Sections start with `### name`; every command
-/// may fail (the section is then empty) without stopping the rest.
-pub fn script(bundle_paths: &[String]) -> String {
+/// may fail (the section is then empty) without stopping the rest. The raw
+/// table is looked for in /sys, /proc and modinfo rather than with
+/// `iptables -t raw`, which would load the kernel module: the script only reads.
+/// Behind nf_tables (often built into the kernel, so absent from /sys/module)
+/// a raw table is an ordinary nft table: a working `iptables-nft-save` is enough.
+///
+/// `peers` are the other nodes' swarm ports (address, port) that this host
+/// tries to open a TCP connection to (`swarm-ports`), all at once, each
+/// given 3 seconds.
+pub fn script(bundle_paths: &[String], peers: &[(String, u16)]) -> String {
     let pkgs = ENGINE_PACKAGES.join(" ");
     // PATH: dockerd lives in /usr/sbin, which a non-root login's PATH lacks
     // (the facts are read without sudo when sudo is refused; sudo's
@@ -51,9 +61,13 @@ echo '### sizes'; command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${{
 echo '### swarm-du'; du -sk /var/lib/docker/swarm 2>/dev/null
 echo '### kernel-modules'; ls /sys/module 2>/dev/null && echo '#ok'
 echo '### cert'; f=/var/lib/docker/swarm/certificates/swarm-node.crt; command -v openssl >/dev/null 2>&1 && [ -f $f ] && end=$(openssl x509 -enddate -noout -in $f | cut -d= -f2) && echo $(( $(date -d "$end" +%s) - $(date +%s) ))
+echo '### images'; docker image ls --digests --format '{{{{.Repository}}}}|{{{{.Tag}}}}|{{{{.Digest}}}}' 2>/dev/null && echo '#ok'
+echo '### flag-files'; for f in /etc/default/docker /etc/systemd/system/docker.service.d/*.conf; do [ -f "$f" ] && {{ echo "%file $f"; sed 's/^/|/' "$f"; }}; done; echo '#ok'
+echo '### firewall'; command -v iptables >/dev/null 2>&1 && {{ iptables --version 2>/dev/null | sed 's/^/version /'; iptables-legacy-save 2>/dev/null | grep -q '^:DOCKER' && echo legacy-docker; iptables-nft-save 2>/dev/null | grep -q '^:DOCKER' && echo nft-docker; {{ [ -d /sys/module/iptable_raw ] || grep -qx raw /proc/net/ip_tables_names 2>/dev/null || modinfo iptable_raw >/dev/null 2>&1 || {{ iptables --version 2>/dev/null | grep -q nf_tables && iptables-nft-save >/dev/null 2>&1; }}; }} && echo raw; echo '#ok'; }}
 "#,
         state = HOST_STATE_DIR
     );
+    s.push_str(&port_probes(peers));
     s.push_str("echo '### bundles'\n");
     for b in bundle_paths {
         let q = shlex::try_quote(b)
@@ -164,12 +178,112 @@ pub fn parse(host: &str, out: &str) -> HostFacts {
         .map(|k| k * 1024);
     f.node_cert_valid_secs = get("cert").trim().parse().ok();
     f.kernel_modules = list_if_read(get("kernel-modules"));
+    f.images = list_if_read(get("images")).map(|lines| parse_images(&lines));
+    f.daemon_flag_files = parse_flag_files(get("flag-files"));
+    f.firewall = parse_firewall(get("firewall"));
+    f.port_probes = list_if_read(get("ports")).map(|lines| parse_port_probes(&lines));
     for line in get("bundles").lines() {
         if let Some((sum, path)) = line.trim().split_once(' ') {
             f.bundles.insert(path.to_string(), sum.to_string());
         }
     }
     f
+}
+
+/// The `ports` section: every peer port tried at once (bash's `/dev/tcp`
+/// under `timeout`, so a dropped SYN costs 3 s, not the kernel's minutes).
+/// Without bash or timeout the section stays unread (`None`).
+fn port_probes(peers: &[(String, u16)]) -> String {
+    let mut s = String::from(
+        "echo '### ports'\n\
+         probe() { if timeout 3 bash -c 'exec 3<>\"/dev/tcp/$0/$1\"' \"$1\" \"$2\" 2>/dev/null; \
+         then echo \"$1 $2 open\"; else echo \"$1 $2 closed\"; fi; }\n\
+         if command -v bash >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then\n",
+    );
+    for (addr, port) in peers {
+        let q = shlex::try_quote(addr)
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
+        s.push_str(&format!("probe {q} {port} &\n"));
+    }
+    s.push_str("wait; echo '#ok'; fi\n");
+    s
+}
+
+fn parse_port_probes(lines: &[String]) -> Vec<PortProbe> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let mut cols = l.split_whitespace();
+            let (addr, port, state) = (cols.next()?, cols.next()?, cols.next()?);
+            Some(PortProbe {
+                addr: addr.to_string(),
+                port: port.parse().ok()?,
+                open: state == "open",
+            })
+        })
+        .collect()
+}
+
+/// `REPOSITORY|TAG|DIGEST` lines.
+fn parse_images(lines: &[String]) -> Vec<LocalImage> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let mut cols = l.splitn(3, '|');
+            Some(LocalImage {
+                repository: cols.next()?.to_string(),
+                tag: cols.next()?.to_string(),
+                digest: cols.next()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// `%file PATH` then the file's lines, each prefixed with `|` (so that no
+/// line of a file can pass for a section header).
+fn parse_flag_files(section: &str) -> Option<BTreeMap<String, String>> {
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut ok = false;
+    for line in section.lines() {
+        if let Some(path) = line.strip_prefix("%file ") {
+            current = Some(path.trim().to_string());
+            files.entry(path.trim().to_string()).or_default();
+        } else if let Some(text) = line.strip_prefix('|') {
+            if let Some(c) = &current {
+                let f = files.get_mut(c).expect("file exists");
+                f.push_str(text);
+                f.push('\n');
+            }
+        } else if line.trim() == "#ok" {
+            ok = true;
+        }
+    }
+    ok.then_some(files)
+}
+
+fn parse_firewall(section: &str) -> Option<Firewall> {
+    let lines: Vec<&str> = section.lines().map(str::trim).collect();
+    if !lines.contains(&"#ok") {
+        return None;
+    }
+    let version = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("version "))
+        .unwrap_or("");
+    Some(Firewall {
+        backend: if version.contains("nf_tables") {
+            "nf_tables".into()
+        } else if version.contains("legacy") {
+            "legacy".into()
+        } else {
+            String::new()
+        },
+        legacy_has_docker: lines.contains(&"legacy-docker"),
+        nft_has_docker: lines.contains(&"nft-docker"),
+        raw_table: lines.contains(&"raw"),
+    })
 }
 
 /// `LocalNodeState|NodeID`: the node ID of an engine in a swarm, empty for
@@ -396,9 +510,44 @@ abc123 /srv/lab-static/docker-26.1.5.tgz
     }
 
     #[test]
+    fn parses_images_flag_files_firewall_and_ports() {
+        let out = "### images\nlocalhost:1/probe|abc|<none>\nnginx|1.25|sha256:12\n#ok\n\
+                   ### flag-files\n%file /etc/default/docker\n|# comment\n|### not a section\n\
+                   |DOCKER_OPTS=\"--graph /x\"\n#ok\n\
+                   ### firewall\nversion iptables v1.8.9 (nf_tables)\nlegacy-docker\nnft-docker\n#ok\n\
+                   ### ports\n10.0.0.2 7946 closed\n10.0.0.1 2377 open\n#ok\n";
+        let f = parse("h", out);
+        let images = f.images.unwrap();
+        assert_eq!(images.len(), 2);
+        assert_eq!(images[1].digest, "sha256:12");
+        assert_eq!(
+            f.daemon_flag_files.unwrap()["/etc/default/docker"],
+            "# comment\n### not a section\nDOCKER_OPTS=\"--graph /x\"\n"
+        );
+        let fw = f.firewall.unwrap();
+        assert_eq!(fw.backend, "nf_tables");
+        assert!(fw.legacy_has_docker && fw.nft_has_docker && !fw.raw_table);
+        let ports = f.port_probes.unwrap();
+        assert_eq!(ports.len(), 2);
+        assert!(!ports[0].open && ports[1].open && ports[1].port == 2377);
+        // Sections not read stay `None`, not "nothing there".
+        let none = parse("h", "### images\n### ports\n");
+        assert!(none.images.is_none() && none.port_probes.is_none() && none.firewall.is_none());
+        assert!(none.daemon_flag_files.is_none());
+    }
+
+    #[test]
+    fn script_probes_every_peer_port_quoted() {
+        let s = script(&[], &[("10.0.0.1".into(), 2377), ("a b".into(), 7946)]);
+        assert!(s.contains("probe 10.0.0.1 2377 &\n"), "{s}");
+        assert!(s.contains("probe 'a b' 7946 &\n"), "{s}");
+        assert!(s.contains("wait; echo '#ok'"), "{s}");
+    }
+
+    #[test]
     fn script_quotes_bundle_paths() {
         let path = "/srv/x y'; rm -rf /.tgz";
-        let s = script(&[path.to_string()]);
+        let s = script(&[path.to_string()], &[]);
         let quoted = shlex::try_quote(path).unwrap();
         let line = s.lines().last().unwrap();
         // Every occurrence of the path is the quoted form.
@@ -414,7 +563,7 @@ abc123 /srv/lab-static/docker-26.1.5.tgz
     fn script_finds_dockerd_outside_a_non_root_path() {
         // Without sudo the script runs with the login's PATH, which on Debian
         // lacks /usr/sbin, where dockerd is.
-        let s = script(&[]);
+        let s = script(&[], &[]);
         let path = s.find("/usr/sbin:/sbin").expect("sbin added to PATH");
         let lookup = s.find("command -v dockerd").unwrap();
         assert!(path < lookup);

@@ -12,6 +12,7 @@ pub(crate) mod gather;
 pub(crate) mod host;
 pub(crate) mod live;
 pub(crate) mod record;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

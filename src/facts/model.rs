@@ -336,6 +336,73 @@ pub struct HostFacts {
     /// catalogue; `None` when not read.
     #[serde(default)]
     pub kernel_modules: Option<Vec<String>>,
+    /// The host's local images (`docker image ls --digests`); `None` when
+    /// not read. Where a drained node's tasks can go without a pull.
+    #[serde(default)]
+    pub images: Option<Vec<LocalImage>>,
+    /// Files that give dockerd command-line flags: `/etc/default/docker`
+    /// (`DOCKER_OPTS`) and `/etc/systemd/system/docker.service.d/*.conf`,
+    /// path → text; `None` when not read.
+    #[serde(default)]
+    pub daemon_flag_files: Option<BTreeMap<String, String>>,
+    /// The target dockerd's verdict on this host's configuration
+    /// (`dockerd --validate`), when it could be tried.
+    #[serde(default)]
+    pub target_validation: Option<TargetValidation>,
+    /// TCP connection attempts from this host to the other nodes' swarm
+    /// ports; `None` when not tried.
+    #[serde(default)]
+    pub port_probes: Option<Vec<PortProbe>>,
+    /// Which iptables backends hold Docker's chains, and whether the `raw`
+    /// table is there; `None` when not read.
+    #[serde(default)]
+    pub firewall: Option<Firewall>,
+}
+
+/// One local image: repository, tag and registry digest as `docker image ls
+/// --digests` prints them (`<none>` when missing).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LocalImage {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+/// The target release's dockerd run with `--validate` on the host's
+/// configuration, from the package cache or the static bundle.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TargetValidation {
+    /// Where the binary came from (`docker.io=26.1.5+dfsg1-9+deb13u1`, a bundle path).
+    pub source: String,
+    /// The arguments after `--validate` (config file and command-line flags).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// `Some(exit code)` when it ran; `None` when it could not be run.
+    pub exit: Option<i32>,
+    /// What it printed (last lines), or why it could not run.
+    pub output: String,
+}
+
+/// One TCP connection attempt to another node's swarm port.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PortProbe {
+    pub addr: String,
+    pub port: u16,
+    pub open: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Firewall {
+    /// `iptables --version`'s backend: `nf_tables` or `legacy`, empty if unknown.
+    pub backend: String,
+    /// Docker's chains (`DOCKER*`) are in `iptables-legacy-save`'s output.
+    pub legacy_has_docker: bool,
+    /// Docker's chains are in `iptables-nft-save`'s output.
+    pub nft_has_docker: bool,
+    /// The `raw` table is there or loadable (dockerd 28 adds rules there):
+    /// `iptable_raw` loaded, listed or installed, or a working nf_tables
+    /// behind `iptables`.
+    pub raw_table: bool,
 }
 
 /// The outcome of a package manager dry run (`apt-get install -s ...`).

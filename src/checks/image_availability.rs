@@ -1,0 +1,287 @@
+//! `image-availability` (P6): a drain moves tasks to other nodes, which must
+//! then have their image or pull it. An image built or loaded on one node
+//! only, or a private image deployed without `--with-registry-auth`, exists
+//! nowhere else: the moved tasks are rejected ("No such image"), the drain
+//! gate waits for replicas that never run, and the run stops mid-upgrade
+//! (seed 001; moby#36045, moby#33219). Only what the nodes hold locally is
+//! known here: whether a registry would serve a node is not tried (the
+//! swarm does not show whether a service carries registry auth), so missing
+//! images warn rather than block.
+
+use super::constraint::Constraint;
+use super::{Check, CheckContext, Finding, Severity, join};
+use crate::facts::model::{Availability, LocalImage, NodeFacts, NodeState, ServiceMode};
+
+pub struct ImageAvailability;
+
+const ID: &str = "image-availability";
+
+/// An image reference, as compared across nodes: the repository in its
+/// familiar form (`nginx`, `registry.example/app`), the tag, the digest.
+#[derive(Debug, PartialEq, Eq)]
+struct ImageRef {
+    repo: String,
+    tag: String,
+    digest: Option<String>,
+}
+
+/// `docker.io/library/nginx` and `nginx` are one repository.
+fn familiar(repo: &str) -> &str {
+    let repo = repo
+        .strip_prefix("docker.io/")
+        .or_else(|| repo.strip_prefix("index.docker.io/"))
+        .unwrap_or(repo);
+    repo.strip_prefix("library/").unwrap_or(repo)
+}
+
+impl ImageRef {
+    fn parse(reference: &str) -> ImageRef {
+        let (name, digest) = match reference.split_once('@') {
+            Some((n, d)) => (n, Some(d.to_string())),
+            None => (reference, None),
+        };
+        // A `:` after the last `/` starts the tag (before it: a registry port).
+        let slash = name.rfind('/').map_or(0, |i| i + 1);
+        let (repo, tag) = match name[slash..].rfind(':') {
+            Some(i) => (&name[..slash + i], &name[slash + i + 1..]),
+            None => (name, "latest"),
+        };
+        ImageRef {
+            repo: familiar(repo).to_string(),
+            tag: tag.to_string(),
+            digest,
+        }
+    }
+
+    /// Whether a node holding `images` starts the task without a pull: the
+    /// engine looks a pinned reference up by its digest, else by its tag.
+    fn held_in(&self, images: &[LocalImage]) -> bool {
+        images.iter().any(|i| {
+            familiar(&i.repository) == self.repo
+                && match &self.digest {
+                    Some(d) => i.digest == *d,
+                    None => i.tag == self.tag,
+                }
+        })
+    }
+}
+
+impl Check for ImageAvailability {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn describe(&self) -> &'static str {
+        "the nodes that receive a drained node's tasks have their images (by digest when pinned), or the tasks \
+         are rejected with \"No such image\""
+    }
+
+    fn severities(&self) -> &'static [Severity] {
+        &[Severity::Warn]
+    }
+
+    fn run(&self, ctx: &CheckContext<'_>) -> Vec<Finding> {
+        let mut out = vec![];
+        let nodes = &ctx.facts.cluster.nodes;
+        for drained in ctx.nodes_to_drain() {
+            for service in &ctx.facts.cluster.services {
+                // Global services do not move; jobs are not restarted elsewhere.
+                if !matches!(service.mode, ServiceMode::Replicated { .. }) {
+                    continue;
+                }
+                let runs_here = ctx
+                    .facts
+                    .cluster
+                    .tasks
+                    .iter()
+                    .any(|t| t.service_id == service.id && t.node_id == drained.id);
+                if !runs_here {
+                    continue;
+                }
+                let image = ImageRef::parse(&service.image);
+                // A constraint swarm-upgrade cannot read is assumed to match
+                // (drain-feasibility says so).
+                let constraints: Vec<Constraint> = service
+                    .constraints
+                    .iter()
+                    .filter_map(|c| Constraint::parse(c))
+                    .collect();
+                let receivers = nodes.iter().filter(|n| {
+                    n.id != drained.id
+                        && n.availability == Availability::Active
+                        && n.state == NodeState::Ready
+                        && constraints.iter().all(|c| c.matches(n))
+                });
+                let mut known = 0;
+                let mut missing: Vec<&NodeFacts> = vec![];
+                for n in receivers {
+                    // Hosts whose images were not read are not judged.
+                    let Some(images) = ctx.facts.hosts.get(&n.id).and_then(|h| h.images.as_ref())
+                    else {
+                        continue;
+                    };
+                    known += 1;
+                    if !image.held_in(images) {
+                        missing.push(n);
+                    }
+                }
+                if missing.is_empty() {
+                    continue;
+                }
+                let pinned = match &image.digest {
+                    Some(d) => format!(" at digest {d}"),
+                    None => " (its spec records no digest: the managers found it on no registry when it \
+                             was deployed, as for an image built or loaded on a node)"
+                        .to_string(),
+                };
+                let nobody = if missing.len() == known {
+                    "; no node that can receive them has it"
+                } else {
+                    ""
+                };
+                out.push(Finding::warn(
+                    ID,
+                    Some(&drained.hostname),
+                    format!(
+                        "service {} has tasks on {}, which the upgrade drains; of the nodes that can receive them, \
+                         {} lack its image {}{pinned}{nobody}: unless they can pull it, the moved tasks are \
+                         rejected (\"No such image\") and the run stops at the drain; push the image to a \
+                         registry every node reaches and run `docker service update --with-registry-auth \
+                         --image {} {}`, or pull it on {} before the upgrade",
+                        service.name,
+                        drained.hostname,
+                        join(missing.iter().map(|n| n.hostname.as_str())),
+                        service.image,
+                        service.image,
+                        service.name,
+                        join(missing.iter().map(|n| n.hostname.as_str())),
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::fixtures::{Fixture, the};
+
+    fn image(repo: &str, tag: &str, digest: &str) -> LocalImage {
+        LocalImage {
+            repository: repo.into(),
+            tag: tag.into(),
+            digest: digest.into(),
+        }
+    }
+
+    /// Every node holds every fixture image by its digest.
+    fn everywhere() -> Fixture {
+        let mut fx = Fixture::healthy();
+        let images: Vec<LocalImage> = ["web", "api", "agent"]
+            .iter()
+            .map(|s| image(&format!("registry.example/{s}"), "1", "sha256:ab"))
+            .collect();
+        for h in fx.facts.hosts.values_mut() {
+            h.images = Some(images.clone());
+        }
+        fx
+    }
+
+    #[test]
+    fn references_compare_in_their_familiar_form() {
+        assert_eq!(
+            ImageRef::parse("docker.io/library/nginx:1.25@sha256:12"),
+            ImageRef {
+                repo: "nginx".into(),
+                tag: "1.25".into(),
+                digest: Some("sha256:12".into())
+            }
+        );
+        let local = ImageRef::parse("localhost:5000/app");
+        assert_eq!(
+            (local.repo.as_str(), local.tag.as_str()),
+            ("localhost:5000/app", "latest")
+        );
+        assert!(local.held_in(&[image("localhost:5000/app", "latest", "<none>")]));
+        // A pinned reference needs the digest: the tag alone makes the engine pull.
+        let pinned = ImageRef::parse("nginx:1.25@sha256:12");
+        assert!(!pinned.held_in(&[image("nginx", "1.25", "<none>")]));
+        assert!(pinned.held_in(&[image("docker.io/library/nginx", "<none>", "sha256:12")]));
+    }
+
+    #[test]
+    fn passes_when_every_receiving_node_has_the_images() {
+        assert!(everywhere().run(&ImageAvailability).is_empty());
+        // Facts without images (not read) are not judged.
+        assert!(Fixture::healthy().run(&ImageAvailability).is_empty());
+    }
+
+    #[test]
+    fn warns_naming_the_service_the_drained_node_and_the_nodes_without_the_image() {
+        let mut fx = everywhere();
+        // api runs on w1 and w2 (workers only); a locally built build of it on w1 only.
+        fx.service("api").image = "api-local:dev".into();
+        let w1 = fx.host("w1").images.as_mut().unwrap();
+        w1.push(image("api-local", "dev", "<none>"));
+        let findings = fx.run(&ImageAvailability);
+        let f = the(&findings, Severity::Warn);
+        assert_eq!(f.node.as_deref(), Some("w1"));
+        assert!(
+            f.message.starts_with(
+                "service api has tasks on w1, which the upgrade drains; of the nodes that can receive them, \
+                 w2 lack its image api-local:dev (its spec records no digest"
+            ),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.message.contains("no node that can receive them has it"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.message.contains("or pull it on w2 before the upgrade"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn a_pinned_image_must_be_there_by_digest_and_global_services_do_not_move() {
+        let mut fx = everywhere();
+        fx.host("m3").images = Some(vec![image("registry.example/web", "1", "sha256:old")]);
+        fx.host("w2").images = Some(vec![]);
+        let findings = fx.run(&ImageAvailability);
+        // web runs on m2, w1, w2 and may go anywhere: m3 lacks the digest, and
+        // w2 lacks it too when another node is drained. agent (global) and api
+        // (workers only: w2 is the only other) are named only where they move.
+        assert!(findings.iter().all(|f| f.severity == Severity::Warn));
+        let web_from_w1 = findings
+            .iter()
+            .find(|f| f.node.as_deref() == Some("w1") && f.message.starts_with("service web"))
+            .expect("web from w1");
+        assert!(
+            web_from_w1
+                .message
+                .contains("can receive them, m3, w2 lack its image"),
+            "{}",
+            web_from_w1.message
+        );
+        assert!(
+            web_from_w1.message.contains("at digest sha256:ab"),
+            "{}",
+            web_from_w1.message
+        );
+        assert!(
+            !findings
+                .iter()
+                .any(|f| f.message.starts_with("service agent"))
+        );
+        assert!(
+            !findings.iter().any(|f| f.node.as_deref() == Some("m1")),
+            "{findings:#?}"
+        );
+    }
+}
