@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use swarm_upgrade::cluster::{self, PlanRequest};
 use swarm_upgrade::exec::dry_run::{self, RunDescription};
 use swarm_upgrade::exec::events::Event;
-use swarm_upgrade::exec::lease::{Lease, LeaseOutcome};
+use swarm_upgrade::exec::lease::{Control, Lease, LeaseOutcome};
 use swarm_upgrade::exec::operation::{Call, Description, On, Operation};
 use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
 use swarm_upgrade::exec::rundir::RunDir;
@@ -277,13 +277,21 @@ impl Ops for Recorder<'_> {
         });
         self.sim.acquire_lease(via, lease, break_stale).await
     }
-    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<()> {
+    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<Control> {
         self.saw(Seen::Via {
             via: via.into(),
             about: None,
             call: Call::RenewLease,
         });
         self.sim.renew_lease(via, lease).await
+    }
+    async fn mark_lease(&self, via: &str, run_id: &str, control: Control) -> anyhow::Result<()> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::MarkLease(control),
+        });
+        self.sim.mark_lease(via, run_id, control).await
     }
     async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {
         self.saw(Seen::Via {

@@ -2,6 +2,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod check;
+pub(crate) mod control;
 pub(crate) mod plan;
 pub(crate) mod status;
 
@@ -54,6 +55,21 @@ pub enum Command {
     /// Revert the nodes the last run upgraded, in reverse order, from their
     /// on-host backups, with the same quorum guard.
     Rollback(RollbackArgs),
+    /// Ask the run in progress, from any machine, to wait at its next safe
+    /// point (no engine down) until `continue`; it keeps renewing its lease.
+    Pause(ControlArgs),
+    /// Let a paused run go on.
+    Continue(ControlArgs),
+    /// Ask the run in progress to stop at its next safe point (exit 6 there);
+    /// `resume` continues it later.
+    Abort(ControlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// How to reach a manager of the swarm (the run's lease lives there).
+    #[command(flatten)]
+    pub swarm: ClusterArgs,
 }
 
 /// How to reach the cluster.
@@ -186,6 +202,11 @@ pub struct RunArgs {
     /// keeps its engine and availability. Repeatable.
     #[arg(long, value_name = "NAME")]
     pub skip_node: Vec<String>,
+    /// Start nodes only within this maintenance window, `DAYS HH:MM-HH:MM
+    /// ZONE` (e.g. "Mon-Fri 01:00-05:00 UTC"; ZONE is UTC or +HH:MM). A
+    /// node started in a window is finished after it closes. Repeatable.
+    #[arg(long, value_name = "WINDOW")]
+    pub window: Vec<crate::window::Window>,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -307,6 +328,7 @@ fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
             skip_nodes: args.skip_node.clone(),
             unlock_key: unlock_key(args)?,
             lease_ttl: lease_ttl(args.lease_ttl)?,
+            windows: args.window.clone(),
             ..Default::default()
         },
         playbooks: Playbooks::load(&args.playbook)?,
