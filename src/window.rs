@@ -237,7 +237,10 @@ mod tests {
         assert!(open(&ws, at("2026-12-06T11:00:00Z"))); // Sunday
         assert!(open(&ws, at("2026-12-07T00:30:00Z"))); // Monday
         assert!(!open(&ws, at("2026-12-08T00:30:00Z"))); // Tuesday
-        assert!(open(&[w("daily 00:00-24:00 UTC")], at("2026-12-08T23:59:00Z")));
+        assert!(open(
+            &[w("daily 00:00-24:00 UTC")],
+            at("2026-12-08T23:59:00Z")
+        ));
         assert!(open(&[], at("2026-12-08T00:30:00Z")));
         assert_eq!(next_open(&[], at("2026-12-08T00:30:00Z")), None);
     }

@@ -346,6 +346,10 @@ impl Case {
     }
 
     fn plan(&self, max_parallel: usize) -> Plan {
+        self.plan_with(max_parallel, Default::default())
+    }
+
+    fn plan_with(&self, max_parallel: usize, canary: plan::Canary) -> Plan {
         let p = cluster::plan(
             &self.gathered,
             &PlanRequest {
@@ -354,6 +358,7 @@ impl Case {
                 waived: &[],
                 unlock_key: self.opts.unlock_key.is_some(),
                 hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+                canary,
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);
@@ -389,7 +394,13 @@ impl Case {
             vec![],
         );
         run.save_state(&state).unwrap();
-        let emit = |e: &Event| rec.event(e);
+        // The operator continues a paused run (`--pause-after-canary`) at once.
+        let emit = |e: &Event| {
+            if matches!(e, Event::Paused) {
+                self.sim.control(Control::Run);
+            }
+            rec.event(e)
+        };
         let runner = Runner::new(
             &rec,
             plan,
@@ -502,6 +513,8 @@ fn every_kind() -> Vec<Action> {
         Action::WaitConverged,
         Action::Restore,
         Action::VerifyServices,
+        Action::Soak,
+        Action::Pause,
     ];
     for a in all {
         match a {
@@ -515,16 +528,27 @@ fn every_kind() -> Vec<Action> {
             | Action::RestoreAvailability
             | Action::WaitConverged
             | Action::Restore
-            | Action::VerifyServices => {}
+            | Action::VerifyServices
+            | Action::Soak
+            | Action::Pause => {}
         }
     }
     all.to_vec()
 }
 
-#[tokio::test]
+// The soak's sleeps on tokio's paused clock.
+#[tokio::test(start_paused = true)]
 async fn every_action_does_what_it_describes_in_an_upgrade_and_its_rollback() {
     let case = Case::new(3, None);
-    let upgrade = case.plan(1);
+    // Canaries soaked, and paused after (continued at once).
+    let upgrade = case.plan_with(
+        1,
+        plan::Canary {
+            soak_secs: 30,
+            soak_checks: 3,
+            pause: true,
+        },
+    );
     let out = case.run(&upgrade, "run-1").await;
     assert_eq!(out.status, RunStatus::Done);
     assert_clean(&out.errors);

@@ -85,6 +85,7 @@ impl Setup {
                 waived: &[],
                 unlock_key: unlock_key.is_some(),
                 hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+                canary: Default::default(),
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -1027,6 +1028,7 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
             waived: &[],
             unlock_key: false,
             hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+            canary: Default::default(),
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

@@ -154,6 +154,7 @@ fn plan_of(g: &Gathered, max_parallel: usize) -> Plan {
             waived: &[],
             unlock_key: false,
             hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+            canary: Default::default(),
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

@@ -114,6 +114,33 @@ pub enum Output {
     Json,
 }
 
+/// The canaries: the first manager and the first worker batch.
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// After each canary is verified, watch it this long: verify and
+    /// verify-services must pass --soak-checks times in a row, or the canary
+    /// is rolled back and the run stops. 0s: no soak.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub soak: Duration,
+    /// How many evenly spaced verifications the soak makes (all must pass).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub soak_checks: u32,
+    /// After each canary (and its soak), pause the run as `swarm-upgrade
+    /// pause` would, until `swarm-upgrade continue`.
+    #[arg(long)]
+    pub pause_after_canary: bool,
+}
+
+impl CanaryArgs {
+    pub fn canary(&self) -> crate::plan::Canary {
+        crate::plan::Canary {
+            soak_secs: self.soak.as_secs(),
+            soak_checks: self.soak_checks,
+            pause: self.pause_after_canary,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
@@ -124,6 +151,12 @@ pub struct PlanArgs {
     /// Most workers upgraded at the same time.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: u16,
+    #[command(flatten)]
+    pub canary: CanaryArgs,
+    /// The maintenance windows `apply --window` would start nodes in (shown
+    /// with the plan). Repeatable.
+    #[arg(long, value_name = "WINDOW")]
+    pub window: Vec<crate::window::Window>,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// Also save the plan, with a content hash, for `apply --plan`.
@@ -238,6 +271,9 @@ pub struct ApplyArgs {
     /// a run: the run's own, and no other].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: Option<u16>,
+    /// (A run continued keeps its own canaries.)
+    #[command(flatten)]
+    pub canary: CanaryArgs,
     /// Execute exactly this plan (from `plan --out`); refused if the cluster
     /// no longer matches it.
     #[arg(long, value_name = "PLAN_FILE")]

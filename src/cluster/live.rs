@@ -508,7 +508,9 @@ impl Ops for LiveOps {
     async fn mark_lease(&self, via: &str, run_id: &str, control: Control) -> anyhow::Result<()> {
         let e = self.engine(via).await?;
         self.api(via, 2);
-        mark_lease(e.docker(), Some(run_id), control).await.map(|_| ())
+        mark_lease(e.docker(), Some(run_id), control)
+            .await
+            .map(|_| ())
     }
 
     async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {

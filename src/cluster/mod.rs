@@ -176,6 +176,8 @@ pub struct PlanRequest<'a> {
     pub unlock_key: bool,
     /// The engine-version hazards to look for.
     pub hazards: &'a Catalogue,
+    /// The canaries' soak and pause.
+    pub canary: crate::plan::Canary,
 }
 
 /// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
@@ -201,6 +203,7 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
         &PlanOptions {
             pin: req.pin.clone(),
             max_parallel: req.max_parallel,
+            canary: req.canary,
         },
     )
 }

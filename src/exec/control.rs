@@ -107,15 +107,12 @@ impl<O: Ops> Runner<'_, O> {
     async fn starts_a_node(&self, batch: &[&Step]) -> bool {
         let st = self.state.lock().await;
         let started = |id: &str| {
-            self.cx
-                .steps_of(id)
-                .iter()
-                .any(|s| {
-                    matches!(
-                        st.step(s.index).status,
-                        StepStatus::Done | StepStatus::Running | StepStatus::Failed
-                    )
-                })
+            self.cx.steps_of(id).iter().any(|s| {
+                matches!(
+                    st.step(s.index).status,
+                    StepStatus::Done | StepStatus::Running | StepStatus::Failed
+                )
+            })
         };
         batch.iter().any(|s| {
             matches!(s.action, Action::Drain | Action::StopEngine)

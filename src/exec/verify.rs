@@ -189,6 +189,33 @@ pub(crate) async fn verify<O: Ops>(
     }
 }
 
+/// One verification of a node that is up (a canary's soak): V1–V4 now,
+/// without waiting, unlocking or restarting anything.
+pub(crate) async fn check_once<O: Ops>(
+    run: &Runner<'_, O>,
+    node: &PlanNode,
+    target: &EngineVersion,
+) -> Result<(), String> {
+    let st = run
+        .ops
+        .engine_status(&node.id)
+        .await
+        .map_err(|e| format!("the engine does not answer: {e:#}"))?;
+    if engine_version_of(&st.server_version).as_ref() != Some(target) {
+        return Err(format!(
+            "the engine answers as {} instead of {target}",
+            st.server_version
+        ));
+    }
+    if st.swarm_state != "active" || !st.swarm_error.is_empty() {
+        return Err(format!(
+            "swarm state is `{}` {}",
+            st.swarm_state, st.swarm_error
+        ));
+    }
+    seen_from_other_manager(run, node, target).await
+}
+
 async fn seen_from_other_manager<O: Ops>(
     run: &Runner<'_, O>,
     node: &PlanNode,
