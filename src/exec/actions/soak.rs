@@ -6,7 +6,7 @@
 
 use super::{Action, StepResult, verify_services::VerifyServices};
 use crate::exec::context::{Cx, StepCx, StepError};
-use crate::exec::operation::{Call, Description, On, Operation};
+use crate::exec::operation::{Call, Described, Description, On, Operation, When};
 use crate::exec::ops::Ops;
 use crate::exec::verify;
 use crate::facts::model::{Availability, Role};
@@ -38,17 +38,22 @@ impl Action for Soak {
             Role::Worker => Call::InspectNode,
         };
         d.until(&until, Operation::api(on, role_call));
+        let gone = "the engine does not answer";
+        d.when(gone, Operation::command(&verify::pgrep_cmd()));
+        if let Ok(cmd) = cx.script_cmd(n, crate::playbook::Script::Logs) {
+            d.when(
+                gone,
+                Operation::command(&cmd.timeout(std::time::Duration::from_secs(30))),
+            );
+        }
+        // Each check verifies the services as the verify-services step does.
         if n.availability != Availability::Drain {
-            for op in VerifyServices.describe(cx, step).0 {
-                d.0.push(crate::exec::operation::Described {
-                    op: op.op,
-                    when: match op.when {
-                        crate::exec::operation::When::Once => {
-                            crate::exec::operation::When::Until(until.clone())
-                        }
-                        other => other,
-                    },
-                });
+            for Described { op, when } in VerifyServices.describe(cx, step).0 {
+                let when = match when {
+                    When::Once => When::Until(until.clone()),
+                    other => other,
+                };
+                d.0.push(Described { op, when });
             }
         }
         d
@@ -65,20 +70,18 @@ impl Action for Soak {
         .await;
         for i in 1..=checks {
             tokio::time::sleep(every).await;
-            if let Err(why) = verify::check_once(s.run, n, &n.target).await {
-                return Err(StepError::Failed(format!(
-                    "canary {} failed soak check {i} of {checks}: {why}",
+            let failed = |e: StepError| match e {
+                StepError::Failed(m) => StepError::Failed(format!(
+                    "canary {} failed soak check {i} of {checks}: {m}",
                     n.name
-                )));
-            }
+                )),
+                other => other,
+            };
+            verify::check_once(s.run, n, &n.target)
+                .await
+                .map_err(failed)?;
             if n.availability != Availability::Drain {
-                VerifyServices.run(s).await.map_err(|e| match e {
-                    StepError::Failed(m) => StepError::Failed(format!(
-                        "canary {} failed soak check {i} of {checks}: {m}",
-                        n.name
-                    )),
-                    other => other,
-                })?;
+                VerifyServices.run(s).await.map_err(failed)?;
             }
             s.output(format!("soak check {i} of {checks} passed")).await;
         }
