@@ -264,6 +264,7 @@ fn sim_journal(dir: &Path) {
             waived: &[],
             unlock_key: false,
             hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+            canary: Default::default(),
         },
     );
     let run = swarm_upgrade::exec::rundir::RunDir {

@@ -48,8 +48,11 @@ pub mod playbook;
 pub mod transport;
 mod ui;
 pub mod version;
+pub mod window;
 
 use clap::Parser;
+
+use crate::exec::lease::Control;
 
 /// Parses arguments, runs the command, prints errors; returns the exit code.
 pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
@@ -71,6 +74,9 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
         cli::Command::Resume(args) => cli::apply::resume(args, cli.quiet),
         cli::Command::Status(args) => cli::status::run(args),
         cli::Command::Rollback(args) => cli::apply::rollback(args, cli.quiet),
+        cli::Command::Pause(args) => cli::control::run(args, Control::Pause),
+        cli::Command::Continue(args) => cli::control::run(args, Control::Run),
+        cli::Command::Abort(args) => cli::control::run(args, Control::Abort),
     };
     match result {
         Ok(code) => code,

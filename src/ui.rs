@@ -260,6 +260,12 @@ pub fn line(e: &Event) -> String {
         Event::LeaseLost { reason } => format!(
             "the run lease was lost ({reason}): stopping at the next safe point; once no other run holds it, `swarm-upgrade resume` continues"
         ),
+        Event::Paused => "paused by `swarm-upgrade pause` at a safe point (every engine running); waiting for `swarm-upgrade continue` (or `abort`), renewing the run lease".into(),
+        Event::Continued => "continued by `swarm-upgrade continue`".into(),
+        Event::Aborted => "aborted by `swarm-upgrade abort`: stopping at this safe point (every engine running); `swarm-upgrade resume` continues later".into(),
+        Event::WaitingForWindow { opens_at } => format!(
+            "outside every maintenance window: the next node starts when one opens ({opens_at})"
+        ),
         Event::RunFinished { status, elapsed_ms } => format!(
             "run finished: {} after {}",
             serde_json::to_value(status)

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use swarm_upgrade::cluster::{self, PlanRequest};
 use swarm_upgrade::exec::dry_run::{self, RunDescription};
 use swarm_upgrade::exec::events::Event;
-use swarm_upgrade::exec::lease::{Lease, LeaseOutcome};
+use swarm_upgrade::exec::lease::{Control, Lease, LeaseOutcome};
 use swarm_upgrade::exec::operation::{Call, Description, On, Operation};
 use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
 use swarm_upgrade::exec::rundir::RunDir;
@@ -277,13 +277,21 @@ impl Ops for Recorder<'_> {
         });
         self.sim.acquire_lease(via, lease, break_stale).await
     }
-    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<()> {
+    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<Control> {
         self.saw(Seen::Via {
             via: via.into(),
             about: None,
             call: Call::RenewLease,
         });
         self.sim.renew_lease(via, lease).await
+    }
+    async fn mark_lease(&self, via: &str, run_id: &str, control: Control) -> anyhow::Result<()> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::MarkLease(control),
+        });
+        self.sim.mark_lease(via, run_id, control).await
     }
     async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {
         self.saw(Seen::Via {
@@ -338,6 +346,10 @@ impl Case {
     }
 
     fn plan(&self, max_parallel: usize) -> Plan {
+        self.plan_with(max_parallel, Default::default())
+    }
+
+    fn plan_with(&self, max_parallel: usize, canary: plan::Canary) -> Plan {
         let p = cluster::plan(
             &self.gathered,
             &PlanRequest {
@@ -346,6 +358,7 @@ impl Case {
                 waived: &[],
                 unlock_key: self.opts.unlock_key.is_some(),
                 hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+                canary,
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);
@@ -381,7 +394,13 @@ impl Case {
             vec![],
         );
         run.save_state(&state).unwrap();
-        let emit = |e: &Event| rec.event(e);
+        // The operator continues a paused run (`--pause-after-canary`) at once.
+        let emit = |e: &Event| {
+            if matches!(e, Event::Paused) {
+                self.sim.control(Control::Run);
+            }
+            rec.event(e)
+        };
         let runner = Runner::new(
             &rec,
             plan,
@@ -494,6 +513,8 @@ fn every_kind() -> Vec<Action> {
         Action::WaitConverged,
         Action::Restore,
         Action::VerifyServices,
+        Action::Soak,
+        Action::Pause,
     ];
     for a in all {
         match a {
@@ -507,16 +528,27 @@ fn every_kind() -> Vec<Action> {
             | Action::RestoreAvailability
             | Action::WaitConverged
             | Action::Restore
-            | Action::VerifyServices => {}
+            | Action::VerifyServices
+            | Action::Soak
+            | Action::Pause => {}
         }
     }
     all.to_vec()
 }
 
-#[tokio::test]
+// The soak's sleeps on tokio's paused clock.
+#[tokio::test(start_paused = true)]
 async fn every_action_does_what_it_describes_in_an_upgrade_and_its_rollback() {
     let case = Case::new(3, None);
-    let upgrade = case.plan(1);
+    // Canaries soaked, and paused after (continued at once).
+    let upgrade = case.plan_with(
+        1,
+        plan::Canary {
+            soak_secs: 30,
+            soak_checks: 3,
+            pause: true,
+        },
+    );
     let out = case.run(&upgrade, "run-1").await;
     assert_eq!(out.status, RunStatus::Done);
     assert_clean(&out.errors);

@@ -342,6 +342,91 @@ fn bad_hazard_files_and_missing_pins_are_usage_errors() {
     assert!(stderr.contains("--pin"), "{stderr}");
 }
 
+#[test]
+fn plan_shows_canaries_their_pause_and_the_windows() {
+    let out = swarm_upgrade()
+        .args([
+            "plan",
+            "--pin",
+            "26.1.5",
+            "--from-facts",
+            &fixture("lab-facts.json"),
+            "--soak",
+            "2m",
+            "--soak-checks",
+            "4",
+            "--pause-after-canary",
+            "--window",
+            "Mon-Fri 01:00-05:00 UTC",
+            "--window",
+            "sat,sun 22:00-06:00 +01:00",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for needle in [
+        "Canaries (the first manager and the first worker batch): lab-m2, lab-w1; soaked 2m",
+        "passing 4 times in a row; then the run pauses until `swarm-upgrade continue`",
+        "canary soak:   lab-w1           soak",
+        "pause:         (swarm)          pause",
+        "Maintenance windows: Mon-Fri 01:00-05:00 UTC, sat,sun 22:00-06:00 +01:00.",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in\n{stdout}");
+    }
+    // No soak: no soak step, and no canary line.
+    let out = swarm_upgrade()
+        .args([
+            "plan",
+            "--pin",
+            "26.1.5",
+            "--from-facts",
+            &fixture("lab-facts.json"),
+            "--soak",
+            "0s",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["canary"]["soak_secs"], 0);
+    assert!(
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["action"] != "soak" && s["action"] != "pause")
+    );
+}
+
+#[test]
+fn a_bad_window_is_a_usage_error_that_says_what_is_wrong() {
+    let out = swarm_upgrade()
+        .args([
+            "plan",
+            "--pin",
+            "26.1.5",
+            "--from-facts",
+            &fixture("lab-facts.json"),
+            "--window",
+            "Mon-Fri 01:00-05:00 Europe/Paris",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no time-zone names"), "{err}");
+}
+
+#[test]
+fn pause_needs_an_inventory() {
+    let out = swarm_upgrade().args(["pause"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no inventory"), "{err}");
+}
+
 /// A bad `--notify` URL or `--metrics-file` directory is refused before any
 /// host is read (exit 2), and the message never shows the URL's path or
 /// query, where webhook tokens live.

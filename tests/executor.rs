@@ -88,6 +88,7 @@ impl Setup {
                 waived: &[],
                 unlock_key: unlock_key.is_some(),
                 hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+                canary: Default::default(),
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -1030,6 +1031,7 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
             waived: &[],
             unlock_key: false,
             hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+            canary: Default::default(),
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -1172,6 +1174,56 @@ async fn skip_node_finishes_the_run_without_the_failed_node() {
     }
     let verify_m3 = s.step("m3", Action::Verify);
     assert_eq!(again.state.step(verify_m3).status, StepStatus::Skipped);
+}
+
+// ----- issue 14: maintenance windows ------------------------------------------------------
+
+/// Outside every window no node starts: the run waits at the safe point
+/// (saying when the window opens), renewing its lease, and stops there on
+/// Ctrl-C with nothing touched; inside one, it runs as usual.
+#[tokio::test(start_paused = true)]
+async fn outside_its_windows_a_run_starts_no_node() {
+    let sim = cluster(1);
+    let mut s = Setup::new(sim, 1);
+    // A window that opens in three hours and lasts one, whatever the time
+    // now; the open one below spans this hour and the next (a test that
+    // runs across the hour stays in it).
+    let hour = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600)
+        % 24;
+    let closed = format!(
+        "daily {:02}:00-{:02}:00 UTC",
+        (hour + 3) % 24,
+        (hour + 4) % 24
+    );
+    s.opts.windows = vec![closed.parse().unwrap()];
+    s.opts.control_poll = Duration::from_secs(30);
+    let hook = |e: &Event, _: &SimCluster, stop: &AtomicBool| {
+        if matches!(e, Event::WaitingForWindow { .. }) {
+            stop.store(true, Ordering::SeqCst);
+        }
+    };
+    let out = s.fresh(&hook).await;
+    assert_eq!(out.status(), RunStatus::Interrupted);
+    assert!(
+        out.events
+            .iter()
+            .any(|e| matches!(e, Event::WaitingForWindow { .. }))
+    );
+    assert!(
+        !out.events
+            .iter()
+            .any(|e| matches!(e, Event::StepStarted { .. })),
+        "no step started outside the window"
+    );
+
+    let open = format!("daily {:02}:00-{:02}:00 UTC", hour, (hour + 2) % 24);
+    s.opts.windows = vec![open.parse().unwrap(), closed.parse().unwrap()];
+    let again = s.execute("run-1", out.state, &no_hook).await;
+    assert_eq!(again.status(), RunStatus::Done, "{:?}", again.state.failure);
 }
 
 // ----- notifications and metrics ----------------------------------------------------

@@ -23,6 +23,14 @@
 //! - `LeaseTaken` / `LeaseExpired`: the run's lease now belongs to another
 //!   run / is gone from the swarm; the run must stop at its next safe point.
 //! - `CtrlC`: a stop request.
+//! - `Paused`: `swarm-upgrade pause` from another machine (the lease
+//!   marked); once the run says it paused, every engine must be running,
+//!   and the operator's `continue` lets it finish in the same run.
+//! - `Aborted`: `swarm-upgrade abort`; the run must stop at its next safe
+//!   point (every engine running) and `resume` finishes it.
+//!
+//! The upgrade plans have canaries with a soak (30 s, 3 checks), so every
+//! fault also hits a soak step.
 //!
 //! After the run the operator removes the fault and runs `resume` (or, for
 //! `KilledFreshDir`, `apply` from an empty state directory) until the run is
@@ -35,7 +43,7 @@
 //! events. That case fails when the quorum guard is skipped in verify's
 //! engine restart (`src/exec/verify.rs`): m3 is cut off while m2 verifies, the
 //! managers do not see m2 as long as m3 is unreachable, and restarting m2
-//! then leaves one manager of three. Likewise `Upgrade1:22:AnotherManagerDown`
+//! then leaves one manager of three. Likewise `Upgrade1:23:AnotherManagerDown`
 //! fails when the guard is skipped in the undo of a failed node
 //! (`src/exec/undo.rs`): giving m2 its availability back fails while a
 //! manager is cut off, and undoing m2 would stop a second manager.
@@ -51,6 +59,7 @@ use std::time::Duration;
 
 use swarm_upgrade::cluster::{self, PlanRequest};
 use swarm_upgrade::exec::events::Event;
+use swarm_upgrade::exec::lease::Control;
 use swarm_upgrade::exec::rundir::RunDir;
 use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::{RunState, RunStatus};
@@ -83,10 +92,12 @@ enum Fault {
     LeaseTaken,
     LeaseExpired,
     CtrlC,
+    Paused,
+    Aborted,
 }
 
 const KINDS: [Kind; 3] = [Kind::Upgrade1, Kind::Upgrade2, Kind::Rollback];
-const FAULTS: [Fault; 9] = [
+const FAULTS: [Fault; 11] = [
     Fault::KilledResumed,
     Fault::KilledFreshDir,
     Fault::SshLost,
@@ -96,6 +107,8 @@ const FAULTS: [Fault; 9] = [
     Fault::LeaseTaken,
     Fault::LeaseExpired,
     Fault::CtrlC,
+    Fault::Paused,
+    Fault::Aborted,
 ];
 
 fn applies(kind: Kind, fault: Fault) -> bool {
@@ -154,6 +167,11 @@ fn plan_of(g: &Gathered, max_parallel: usize) -> Plan {
             waived: &[],
             unlock_key: false,
             hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+            canary: plan::Canary {
+                soak_secs: 30,
+                soak_checks: 3,
+                pause: false,
+            },
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -258,6 +276,17 @@ impl Checker {
                 ));
             }
             Event::LeaseLost { .. } => {}
+            // A pause or an abort is obeyed at a safe point only.
+            Event::Paused | Event::Aborted => {
+                let down: Vec<String> = sim
+                    .hostnames()
+                    .into_iter()
+                    .filter(|n| sim.engine(n).is_none())
+                    .collect();
+                if !down.is_empty() {
+                    self.violation(format!("{e:?} while engines are down: {down:?}"));
+                }
+            }
             _ => {}
         }
         // I6: commands reach only the nodes of the batch in progress.
@@ -441,6 +470,10 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
     let target = plan.target.to_string();
     let injected = AtomicBool::new(false);
     let inject = |e: &Event, sim: &SimCluster, stop: &AtomicBool, crash: &tokio::sync::Notify| {
+        // The operator continues a paused run once it says it paused.
+        if matches!(e, Event::Paused) {
+            sim.control(Control::Run);
+        }
         if !matches!(e, Event::StepStarted { index, .. } if *index == case.step)
             || injected.swap(true, Ordering::SeqCst)
         {
@@ -464,6 +497,8 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             Fault::LeaseTaken => sim.take_lease("run-of-another-operator"),
             Fault::LeaseExpired => sim.drop_lease(),
             Fault::CtrlC => stop.store(true, Ordering::SeqCst),
+            Fault::Paused => sim.control(Control::Pause),
+            Fault::Aborted => sim.control(Control::Abort),
         }
         if matches!(case.fault, Fault::LeaseTaken | Fault::LeaseExpired) {
             let b = plan.steps[case.step - 1].batch;

@@ -221,7 +221,18 @@ impl SimCluster {
                 started_at: String::new(),
                 expires_at: "2999-01-01T00:00:00Z".into(),
                 ttl_secs: 0,
+                control: Default::default(),
             });
+        });
+    }
+
+    /// An operator's `pause`, `continue` or `abort` through the swarm: the
+    /// lease of the run in progress marked (nothing when no run holds it).
+    pub fn control(&self, control: swarm_upgrade::exec::lease::Control) {
+        self.with(|w| {
+            if let Some(l) = &mut w.lease {
+                l.control = control;
+            }
         });
     }
 

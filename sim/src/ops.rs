@@ -2,7 +2,7 @@
 //! same failure modes (engine down, no leader, SSH lost), in memory.
 
 use swarm_upgrade::exec::lease::expired;
-use swarm_upgrade::exec::lease::{Lease, LeaseLost, LeaseOutcome};
+use swarm_upgrade::exec::lease::{Control, Lease, LeaseLost, LeaseOutcome};
 use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
 use swarm_upgrade::facts::model::{NodeFacts, Role, ServiceFacts};
 use swarm_upgrade::transport::{Cmd, CmdOutput};
@@ -170,13 +170,35 @@ impl Ops for SimCluster {
         })?)
     }
 
-    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<()> {
+    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<Control> {
         let lost = self.with(|w| {
             w.api(via)?;
             Ok::<_, SimError>(match &w.lease {
                 Some(held) if held.run_id == lease.run_id => {
-                    w.lease = Some(lease.clone());
+                    let control = held.control;
+                    w.lease = Some(Lease {
+                        control,
+                        ..lease.clone()
+                    });
                     w.lease_renewals += 1;
+                    Ok(control)
+                }
+                Some(other) => Err(format!(
+                    "it now belongs to run {} ({})",
+                    other.run_id, other.owner
+                )),
+                None => Err("it is gone from the swarm (expired and removed)".to_string()),
+            })
+        })?;
+        lost.map_err(|why| LeaseLost(why).into())
+    }
+
+    async fn mark_lease(&self, via: &str, run_id: &str, control: Control) -> anyhow::Result<()> {
+        let lost = self.with(|w| {
+            w.api(via)?;
+            Ok::<_, SimError>(match &mut w.lease {
+                Some(held) if held.run_id == run_id => {
+                    held.control = control;
                     None
                 }
                 Some(other) => Some(format!(

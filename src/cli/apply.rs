@@ -28,6 +28,7 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
         saved,
         ignore_checks: args.ignore_check.clone(),
         dry_run: args.dry_run,
+        canary: args.canary.canary(),
     };
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))

@@ -2,6 +2,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod check;
+pub(crate) mod control;
 pub(crate) mod plan;
 pub(crate) mod status;
 
@@ -56,6 +57,21 @@ pub enum Command {
     /// Revert the nodes the last run upgraded, in reverse order, from their
     /// on-host backups, with the same quorum guard.
     Rollback(RollbackArgs),
+    /// Ask the run in progress, from any machine, to wait at its next safe
+    /// point (no engine down) until `continue`; it keeps renewing its lease.
+    Pause(ControlArgs),
+    /// Let a paused run go on.
+    Continue(ControlArgs),
+    /// Ask the run in progress to stop at its next safe point (exit 6 there);
+    /// `resume` continues it later.
+    Abort(ControlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// How to reach a manager of the swarm (the run's lease lives there).
+    #[command(flatten)]
+    pub swarm: ClusterArgs,
 }
 
 /// How to reach the cluster.
@@ -100,6 +116,33 @@ pub enum Output {
     Json,
 }
 
+/// The canaries: the first manager and the first worker batch.
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// After each canary is verified, watch it this long: verify and
+    /// verify-services must pass --soak-checks times in a row, or the canary
+    /// is rolled back and the run stops. 0s: no soak.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub soak: Duration,
+    /// How many evenly spaced verifications the soak makes (all must pass).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub soak_checks: u32,
+    /// After each canary (and its soak), pause the run as `swarm-upgrade
+    /// pause` would, until `swarm-upgrade continue`.
+    #[arg(long)]
+    pub pause_after_canary: bool,
+}
+
+impl CanaryArgs {
+    pub fn canary(&self) -> crate::plan::Canary {
+        crate::plan::Canary {
+            soak_secs: self.soak.as_secs(),
+            soak_checks: self.soak_checks,
+            pause: self.pause_after_canary,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
@@ -110,6 +153,12 @@ pub struct PlanArgs {
     /// Most workers upgraded at the same time.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: u16,
+    #[command(flatten)]
+    pub canary: CanaryArgs,
+    /// The maintenance windows `apply --window` would start nodes in (shown
+    /// with the plan). Repeatable.
+    #[arg(long, value_name = "WINDOW")]
+    pub window: Vec<crate::window::Window>,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// Also save the plan, with a content hash, for `apply --plan`.
@@ -188,6 +237,11 @@ pub struct RunArgs {
     /// keeps its engine and availability. Repeatable.
     #[arg(long, value_name = "NAME")]
     pub skip_node: Vec<String>,
+    /// Start nodes only within this maintenance window, `DAYS HH:MM-HH:MM
+    /// ZONE` (e.g. "Mon-Fri 01:00-05:00 UTC"; ZONE is UTC or +HH:MM). A
+    /// node started in a window is finished after it closes. Repeatable.
+    #[arg(long, value_name = "WINDOW")]
+    pub window: Vec<crate::window::Window>,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -235,6 +289,9 @@ pub struct ApplyArgs {
     /// a run: the run's own, and no other].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: Option<u16>,
+    /// (A run continued keeps its own canaries.)
+    #[command(flatten)]
+    pub canary: CanaryArgs,
     /// Execute exactly this plan (from `plan --out`); refused if the cluster
     /// no longer matches it.
     #[arg(long, value_name = "PLAN_FILE")]
@@ -325,6 +382,7 @@ fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
             skip_nodes: args.skip_node.clone(),
             unlock_key: unlock_key(args)?,
             lease_ttl: lease_ttl(args.lease_ttl)?,
+            windows: args.window.clone(),
             ..Default::default()
         },
         playbooks: Playbooks::load(&args.playbook)?,

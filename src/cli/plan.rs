@@ -28,10 +28,23 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
             waived: &[],
             unlock_key: unlock_key_in_env(),
             hazards: &hazards,
+            canary: args.canary.canary(),
         },
     );
     match args.output {
-        Output::Table => print!("{}", plan::render::table(&plan)),
+        Output::Table => {
+            print!("{}", plan::render::table(&plan));
+            if !args.window.is_empty() {
+                println!(
+                    "Maintenance windows: {}. Each node starts only within one; a node started is finished after it closes.",
+                    args.window
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(&plan::render::json(&plan))?

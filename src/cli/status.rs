@@ -94,6 +94,7 @@ pub fn swarm_json(r: &SwarmRecord) -> serde_json::Value {
             "started_at": l.started_at,
             "expires_at": l.expires_at,
             "expired": crate::exec::lease::expired(&l.expires_at),
+            "control": l.control.label(),
         })),
         "runs": r.runs(),
         "nodes": r.nodes(),
@@ -117,6 +118,11 @@ fn swarm_table(r: &SwarmRecord) -> String {
             l.expires_at
         )),
         None => out.push_str("  lease: none (no run in progress)\n"),
+    }
+    if let Some(c) = r.lease.as_ref().and_then(|l| l.control.label()) {
+        out.push_str(&format!(
+            "  requested with `swarm-upgrade {c}`: the run obeys at its next safe point\n"
+        ));
     }
     for n in r.nodes() {
         let mut notes = vec![];

@@ -126,6 +126,19 @@ pub async fn swarm_record(
     record
 }
 
+/// Writes an operator's request (`pause`, `continue`, `abort`) into the
+/// lease of the run in progress, through the first manager that answers.
+pub async fn mark_lease(
+    inventory: &Inventory,
+    opts: &GatherOptions,
+    control: crate::exec::lease::Control,
+) -> anyhow::Result<crate::exec::lease::Lease> {
+    let (ssh, engine) = find_manager(inventory, opts, &|_| {}).await?;
+    let marked = super::live::mark_lease(engine.docker(), None, control).await;
+    ssh.close().await;
+    marked
+}
+
 /// The first inventory host that is a reachable swarm manager.
 async fn find_manager(
     inventory: &Inventory,

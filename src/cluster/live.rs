@@ -14,7 +14,9 @@ use bollard::query_parameters::{
 use tokio::sync::Mutex;
 
 use crate::engine::{Engine, map, raw};
-use crate::exec::lease::{LEASE_NAME, Lease, LeaseLost, LeaseOutcome, expired_on_swarm_clock};
+use crate::exec::lease::{
+    Control, LEASE_NAME, Lease, LeaseLost, LeaseOutcome, expired_on_swarm_clock,
+};
 use crate::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts};
 use crate::transport::ssh::SshHost;
@@ -119,13 +121,17 @@ fn is_out_of_sequence(e: &BollardError) -> bool {
 }
 
 fn lease_labels(l: &Lease) -> HashMap<String, String> {
-    HashMap::from([
+    let mut labels = HashMap::from([
         ("run".to_string(), l.run_id.clone()),
         ("owner".to_string(), l.owner.clone()),
         ("started".to_string(), l.started_at.clone()),
         ("expires".to_string(), l.expires_at.clone()),
         ("ttl".to_string(), l.ttl_secs.to_string()),
-    ])
+    ]);
+    if let Some(c) = l.control.label() {
+        labels.insert("control".to_string(), c.to_string());
+    }
+    labels
 }
 
 pub(crate) fn lease_from(labels: &HashMap<String, String>) -> Lease {
@@ -136,7 +142,63 @@ pub(crate) fn lease_from(labels: &HashMap<String, String>) -> Lease {
         started_at: get("started"),
         expires_at: get("expires"),
         ttl_secs: get("ttl").parse().unwrap_or(0),
+        control: Control::from_label(labels.get("control").map(String::as_str)),
     }
+}
+
+/// Writes `control` into the lease of the run in progress (of `run_id`,
+/// when given), keeping everything else; returns the lease as marked.
+/// By version index: a renewal written meanwhile makes it read and try again.
+pub(crate) async fn mark_lease(
+    d: &bollard::Docker,
+    run_id: Option<&str>,
+    control: Control,
+) -> anyhow::Result<Lease> {
+    for _ in 0..5 {
+        let c = match d.inspect_config(LEASE_NAME).await {
+            Ok(c) => c,
+            Err(err) if is_not_found(&err) => {
+                return Err(crate::error::usage(
+                    "no run is in progress on this swarm (it holds no run lease): nothing to pause, continue or abort",
+                ));
+            }
+            Err(err) => return Err(anyhow::Error::from(err).context("reading the run lease")),
+        };
+        let version = c
+            .version
+            .and_then(|v| v.index)
+            .context("lease has no version")?;
+        let mut spec = c.spec.context("lease has no spec")?;
+        let mut held = lease_from(&spec.labels.clone().unwrap_or_default());
+        if let Some(run) = run_id
+            && held.run_id != run
+        {
+            return Err(LeaseLost(format!(
+                "it now belongs to run {} ({})",
+                held.run_id, held.owner
+            ))
+            .into());
+        }
+        held.control = control;
+        spec.labels = Some(lease_labels(&held));
+        match d
+            .update_config(
+                LEASE_NAME,
+                spec,
+                UpdateConfigOptions {
+                    version: version as i64,
+                },
+            )
+            .await
+        {
+            Ok(()) => return Ok(held),
+            Err(err) if is_out_of_sequence(&err) => continue,
+            Err(err) => return Err(anyhow::Error::from(err).context("marking the run lease")),
+        }
+    }
+    Err(anyhow!(
+        "the run lease kept changing while it was being marked; try again"
+    ))
 }
 
 /// Every poll checks that the engine answering is the swarm node polled
@@ -396,7 +458,7 @@ impl Ops for LiveOps {
         ))
     }
 
-    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<()> {
+    async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<Control> {
         let e = self.engine(via).await?;
         let d = e.docker();
         // Inspect, then update.
@@ -423,7 +485,14 @@ impl Ops for LiveOps {
             ))
             .into());
         }
-        spec.labels = Some(lease_labels(lease));
+        // The operator's request stays until `continue` clears it; the
+        // update is by version index, so a request written meanwhile makes
+        // this renewal fail (tried again) rather than vanish.
+        let renewed = Lease {
+            control: held.control,
+            ..lease.clone()
+        };
+        spec.labels = Some(lease_labels(&renewed));
         d.update_config(
             LEASE_NAME,
             spec,
@@ -432,7 +501,16 @@ impl Ops for LiveOps {
             },
         )
         .await
-        .context("renewing the run lease")
+        .context("renewing the run lease")?;
+        Ok(held.control)
+    }
+
+    async fn mark_lease(&self, via: &str, run_id: &str, control: Control) -> anyhow::Result<()> {
+        let e = self.engine(via).await?;
+        self.api(via, 2);
+        mark_lease(e.docker(), Some(run_id), control)
+            .await
+            .map(|_| ())
     }
 
     async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {

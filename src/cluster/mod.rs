@@ -105,6 +105,16 @@ impl Cluster {
         gather::swarm_record(&self.inventory, &self.gather_options(&any_pin)).await
     }
 
+    /// Marks the lease of the run in progress with an operator's request,
+    /// through the first manager that answers: from any machine.
+    pub async fn mark_lease(
+        &self,
+        control: crate::exec::lease::Control,
+    ) -> anyhow::Result<crate::exec::lease::Lease> {
+        let any_pin: EngineVersion = "0.0.0".parse().expect("valid");
+        gather::mark_lease(&self.inventory, &self.gather_options(&any_pin), control).await
+    }
+
     /// The swarm's cluster ID, from the first manager that answers (without
     /// reading every host).
     pub async fn id(&self) -> anyhow::Result<String> {
@@ -167,6 +177,8 @@ pub struct PlanRequest<'a> {
     pub unlock_key: bool,
     /// The engine-version hazards to look for.
     pub hazards: &'a Catalogue,
+    /// The canaries' soak and pause.
+    pub canary: crate::plan::Canary,
 }
 
 /// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
@@ -192,6 +204,7 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
         &PlanOptions {
             pin: req.pin.clone(),
             max_parallel: req.max_parallel,
+            canary: req.canary,
         },
     )
 }

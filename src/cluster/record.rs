@@ -175,6 +175,7 @@ mod tests {
             started_at: "2026-12-02T11:00:00Z".into(),
             expires_at: expires_at.into(),
             ttl_secs: 900,
+            control: Default::default(),
         }
     }
 

@@ -68,6 +68,17 @@ pub fn render(plan: &Plan, facts: &Facts, playbooks: &Playbooks, opts: &RunOptio
         "# dry run: every remote command and Engine API call of the run, in order; nothing is executed\n\
          # (\"a manager other than X\": the first manager, from the end of the plan's order, whose engine answers as one)\n",
     );
+    if !opts.windows.is_empty() {
+        out.push_str(&format!(
+            "# maintenance windows: {}; a node starts only within one (a node started is finished whatever the time)\n",
+            opts.windows
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out.push_str("# at every safe point (between batches) the run obeys `swarm-upgrade pause|continue|abort` from the lease\n");
     out.push_str(&format!("run start:\n{}", d.start.render(None, "  ")));
     let mut last_batch = None;
     for s in &plan.steps {

@@ -61,6 +61,17 @@ pub enum Event {
     LeaseLost {
         reason: String,
     },
+    /// `swarm-upgrade pause` marked the run's lease: it waits at this safe
+    /// point (no engine down), renewing its lease, until `continue`.
+    Paused,
+    /// `swarm-upgrade continue`: the paused run goes on.
+    Continued,
+    /// `swarm-upgrade abort`: the run stops at this safe point, resumable.
+    Aborted,
+    /// No maintenance window is open: the next node starts when one opens.
+    WaitingForWindow {
+        opens_at: String,
+    },
     /// What the run cost in remote round trips, per host (recorded just
     /// before `run-finished`; `bench lab` reports it).
     Traffic {

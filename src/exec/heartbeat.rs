@@ -6,16 +6,17 @@
 use tokio::time::Instant;
 
 use super::events::Event;
-use super::lease::LeaseLost;
+use super::lease::{Control, LeaseLost};
 use super::operation::{Call, Description, On, Operation};
 use super::ops::Ops;
 use super::runner::Runner;
 
 impl<O: Ops> Runner<'_, O> {
-    /// Renews the lease. `Err` only when it is lost: taken by another run,
-    /// gone from the swarm, or not renewed for a whole TTL (no manager
-    /// answered); a failed renewal short of that is tried again later.
-    pub(super) async fn renew_lease(&self) -> Result<(), String> {
+    /// Renews the lease; returns the operator's request it holds (`None`
+    /// when this renewal failed and is tried again later). `Err` only when
+    /// it is lost: taken by another run, gone from the swarm, or not renewed
+    /// for a whole TTL (no manager answered).
+    pub(super) async fn renew_lease(&self) -> Result<Option<Control>, String> {
         let mut last = self.lease_renewed.lock().await;
         let lease = self.lease(&*self.state.lock().await);
         let renewed = match self.via(None).await {
@@ -23,9 +24,9 @@ impl<O: Ops> Runner<'_, O> {
             Err(e) => Err(e),
         };
         match renewed {
-            Ok(()) => {
+            Ok(control) => {
                 *last = Instant::now();
-                Ok(())
+                Ok(Some(control))
             }
             Err(e) => match e.downcast_ref::<LeaseLost>() {
                 Some(lost) => Err(lost.0.clone()),
@@ -33,7 +34,7 @@ impl<O: Ops> Runner<'_, O> {
                     "not renewed for {}: {e:#}",
                     humantime::format_duration(self.cx.opts.lease_ttl)
                 )),
-                None => Ok(()),
+                None => Ok(None),
             },
         }
     }

@@ -23,6 +23,44 @@ pub struct Lease {
     /// manager's clock: the config's `UpdatedAt` plus this, against the
     /// manager's own time ([`expired_on_swarm_clock`]).
     pub ttl_secs: u64,
+    /// What an operator asked of the run through the swarm
+    /// (`swarm-upgrade pause|continue|abort`, from any machine).
+    pub control: Control,
+}
+
+/// An operator's request to the running process, kept in the lease's
+/// `control` label: the run's renewals keep it, and the run obeys it at its
+/// next safe point (no engine down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Control {
+    /// No request (no label): the run goes on.
+    #[default]
+    Run,
+    /// Wait at the next safe point, renewing the lease, until `continue`.
+    Pause,
+    /// Stop at the next safe point, resumable (exit 6).
+    Abort,
+}
+
+impl Control {
+    /// The label's value; `None` for [`Control::Run`] (no label).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Control::Run => None,
+            Control::Pause => Some("pause"),
+            Control::Abort => Some("abort"),
+        }
+    }
+
+    /// From the label (an unknown value is ignored: an older or newer
+    /// swarm-upgrade wrote it, and the run goes on).
+    pub fn from_label(v: Option<&str>) -> Control {
+        match v {
+            Some("pause") => Control::Pause,
+            Some("abort") => Control::Abort,
+            _ => Control::Run,
+        }
+    }
 }
 
 impl Lease {
@@ -34,6 +72,7 @@ impl Lease {
             started_at: started_at.to_string(),
             expires_at: humantime::format_rfc3339_seconds(SystemTime::now() + ttl).to_string(),
             ttl_secs: ttl.as_secs(),
+            control: Control::Run,
         }
     }
 
@@ -131,6 +170,7 @@ mod tests {
             started_at: "2026-12-02T10:00:00Z".into(),
             expires_at: expires_at.into(),
             ttl_secs,
+            control: Control::Run,
         }
     }
 

@@ -46,6 +46,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod context;
+mod control;
 pub mod dry_run;
 pub mod events;
 pub(crate) mod guard;

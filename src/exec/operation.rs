@@ -50,6 +50,9 @@ pub enum Call {
     RenewLease,
     /// `GET` + `DELETE /configs/{name}` when it is this run's.
     ReleaseLease,
+    /// `GET` + `POST /configs/{name}/update`: an operator's request
+    /// written into the lease (the run pausing itself after its canaries).
+    MarkLease(super::lease::Control),
 }
 
 /// One thing done to the cluster.
@@ -226,6 +229,10 @@ impl Call {
             Call::ReleaseLease => {
                 "GET /configs/swarm-upgrade-lease, DELETE it when it is this run's".into()
             }
+            Call::MarkLease(c) => format!(
+                "GET /configs/swarm-upgrade-lease, POST /configs/swarm-upgrade-lease/update (label control={})",
+                c.label().unwrap_or("removed")
+            ),
         }
     }
 }

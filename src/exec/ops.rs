@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::lease::{Lease, LeaseOutcome};
+use super::lease::{Control, Lease, LeaseOutcome};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts, TaskFacts};
 use crate::transport::{Cmd, CmdOutput};
 
@@ -94,10 +94,20 @@ pub trait Ops: Send + Sync {
         lease: &Lease,
         break_stale: bool,
     ) -> impl Future<Output = anyhow::Result<LeaseOutcome>> + Send;
+    /// Renews the lease, keeping an operator's request in it, and returns
+    /// that request.
     fn renew_lease(
         &self,
         via: &str,
         lease: &Lease,
+    ) -> impl Future<Output = anyhow::Result<Control>> + Send;
+    /// Writes a request into the lease of run `run_id` (the run pausing
+    /// itself after its canaries).
+    fn mark_lease(
+        &self,
+        via: &str,
+        run_id: &str,
+        control: Control,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
     fn release_lease(
         &self,

@@ -18,6 +18,7 @@ use tokio::sync::Mutex;
 
 use super::actions;
 use super::context::{Cx, StepCx, StepError};
+use super::control::Go;
 use super::events::{Event, Record};
 use super::lease::{Lease, LeaseOutcome};
 use super::ops::Ops;
@@ -46,6 +47,11 @@ pub struct RunOptions {
     pub skip_nodes: Vec<String>,
     /// The swarm unlock key, for autolocked managers. Never logged.
     pub unlock_key: Option<String>,
+    /// Maintenance windows (`--window`): a node is started only in one
+    /// (none: any time).
+    pub windows: Vec<crate::window::Window>,
+    /// How often a paused run, or one waiting for its window, looks again.
+    pub control_poll: Duration,
 }
 
 impl Default for RunOptions {
@@ -60,6 +66,8 @@ impl Default for RunOptions {
             break_lock: false,
             skip_nodes: vec![],
             unlock_key: None,
+            windows: vec![],
+            control_poll: Duration::from_secs(5),
         }
     }
 }
@@ -242,22 +250,9 @@ impl<'a, O: Ops> Runner<'a, O> {
         for steps in batches.values() {
             // Every batch boundary is a safe point: no engine is down.
             // I5: a run whose lease is gone takes no further node down.
-            if let Err(reason) = self.renew_lease().await {
-                self.lease_lost(reason).await;
-            }
-            let lost = self.lease_lost.lock().expect("lease lock").clone();
-            if let Some(reason) = lost {
-                let _ = self
-                    .save(|st| {
-                        st.failure = Some(format!(
-                            "the run lease was lost ({reason}): stopped at a safe point; once no other run holds the lease, `swarm-upgrade resume` continues"
-                        ));
-                    })
-                    .await;
-                return Err(RunStatus::Failed);
-            }
-            if self.stop.load(Ordering::SeqCst) {
-                return Ok(false);
+            match self.safe_point(steps).await? {
+                Go::On => {}
+                Go::Stop => return Ok(false),
             }
             self.execute_batch(steps).await?;
         }

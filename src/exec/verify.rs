@@ -36,7 +36,7 @@ pub(crate) fn unlock_cmd(key: &str) -> Cmd {
 }
 
 /// Is dockerd running at all? (exit 1: no)
-fn pgrep_cmd() -> Cmd {
+pub(crate) fn pgrep_cmd() -> Cmd {
     Cmd::new(["pgrep", "-x", "dockerd"]).timeout(Duration::from_secs(20))
 }
 
@@ -187,6 +187,51 @@ pub(crate) async fn verify<O: Ops>(
             engine_logs(run, node).await
         ))),
     }
+}
+
+/// One verification of a node that is up (a canary's soak): V1–V4 now,
+/// without waiting, unlocking or restarting anything. An engine that does
+/// not answer is judged on its host: a host out of reach is not a failed
+/// node (I3: `Halt`, nothing undone), a dockerd that is gone is.
+pub(crate) async fn check_once<O: Ops>(
+    run: &Runner<'_, O>,
+    node: &PlanNode,
+    target: &EngineVersion,
+) -> Result<(), StepError> {
+    let st = match run.ops.engine_status(&node.id).await {
+        Ok(st) => st,
+        Err(e) => {
+            let out = run
+                .ops
+                .run(&node.id, &pgrep_cmd())
+                .await
+                .map_err(|t| StepError::not_delivered(&node.host, t))?;
+            let why = if out.status == 1 {
+                "dockerd is not running".to_string()
+            } else {
+                format!("the engine does not answer: {e:#}")
+            };
+            return Err(StepError::Failed(format!(
+                "{why}{}",
+                engine_logs(run, node).await
+            )));
+        }
+    };
+    if engine_version_of(&st.server_version).as_ref() != Some(target) {
+        return Err(StepError::Failed(format!(
+            "the engine answers as {} instead of {target}",
+            st.server_version
+        )));
+    }
+    if st.swarm_state != "active" || !st.swarm_error.is_empty() {
+        return Err(StepError::Failed(format!(
+            "swarm state is `{}` {}",
+            st.swarm_state, st.swarm_error
+        )));
+    }
+    seen_from_other_manager(run, node, target)
+        .await
+        .map_err(StepError::Failed)
 }
 
 async fn seen_from_other_manager<O: Ops>(

@@ -122,6 +122,7 @@ pub fn blockers(
             waived,
             unlock_key,
             hazards,
+            canary: Default::default(),
         },
     );
     fresh
@@ -329,6 +330,7 @@ mod tests {
                 waived: &[],
                 unlock_key: false,
                 hazards: &Catalogue::default(),
+                canary: Default::default(),
             },
         );
         assert!(fresh.is_blocked(), "a new run would be blocked");

@@ -67,6 +67,8 @@ pub struct ApplyRequest {
     pub saved: Option<Plan>,
     pub ignore_checks: Vec<String>,
     pub dry_run: bool,
+    /// The canaries' soak and pause (a new run's; a continued run keeps its own).
+    pub canary: plan::Canary,
 }
 
 /// What `resume` asks for beyond the run options.
@@ -117,6 +119,7 @@ pub async fn apply(
             waived: &req.ignore_checks,
             unlock_key: opts.run.unlock_key.is_some(),
             hazards: &opts.hazards,
+            canary: req.canary,
         },
     );
     let plan = match &req.saved {

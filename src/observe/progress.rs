@@ -343,7 +343,15 @@ impl Progress {
                         .flatten(),
                 });
             }
-            Event::RollbackStarted { .. } | Event::StepOutput { .. } | Event::Traffic { .. } => {}
+            Event::RollbackStarted { .. }
+            | Event::StepOutput { .. }
+            | Event::Traffic { .. }
+            | Event::Paused
+            | Event::Continued
+            | Event::WaitingForWindow { .. } => {}
+            Event::Aborted => {
+                self.problem = Some("aborted with `swarm-upgrade abort`".into());
+            }
         }
         out
     }

@@ -16,7 +16,7 @@ use crate::facts::model::{Availability, Facts, NodeFacts, NodeState, Role};
 use crate::version::resolve::{Resolution, ResolveError};
 use crate::version::{EngineVersion, engine_version_of};
 
-use super::model::{Action, PLAN_FORMAT, Plan, PlanNode};
+use super::model::{Action, Canary, PLAN_FORMAT, Plan, PlanNode};
 use super::steps::Steps;
 
 #[derive(Debug, Clone)]
@@ -24,6 +24,8 @@ pub struct PlanOptions {
     pub pin: EngineVersion,
     /// Most workers upgraded at once (at least 1).
     pub max_parallel: usize,
+    /// The canaries' soak and pause.
+    pub canary: Canary,
 }
 
 /// The steps one node goes through, drain to verify.
@@ -69,8 +71,8 @@ pub fn build(
         .filter(|n| n.role == Role::Worker && n.skip.is_none())
         .collect();
 
-    let mut steps = Steps::default();
-    steps.managers(&managers, &NODE_STEPS);
+    let mut steps = Steps::new(opts.canary);
+    steps.managers(&managers, &NODE_STEPS, !workers.is_empty());
     let batch_size = worker_batch_size(facts, workers.len(), opts.max_parallel);
     steps.workers(workers.chunks(batch_size), &NODE_STEPS);
 
@@ -98,6 +100,7 @@ pub fn build(
         steps: steps.steps,
         findings,
         reverts_run: None,
+        canary: opts.canary,
     }
 }
 

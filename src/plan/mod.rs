@@ -16,5 +16,5 @@ pub(crate) mod testutil;
 
 pub use build::{PlanOptions, build};
 pub use file::{digest, load, save};
-pub use model::{Action, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
+pub use model::{Action, Canary, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
 pub use render::{TABLE_WIDTH, json, table, table_with_width};

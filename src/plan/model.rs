@@ -26,6 +26,31 @@ pub struct Plan {
     /// backups on the hosts it restores.
     #[serde(default)]
     pub reverts_run: Option<String>,
+    /// The canaries' soak and pause (the first manager and the first worker
+    /// batch); absent in plans saved before them: no soak.
+    #[serde(default)]
+    pub canary: Canary,
+}
+
+/// What happens after each canary (the first manager, the first worker
+/// batch) is upgraded: a soak during which verification must pass
+/// `soak_checks` times in a row, then, if asked, a pause until
+/// `swarm-upgrade continue`. A canary that fails is rolled back and stops
+/// the run, like any node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Canary {
+    /// How long the soak lasts (0: no soak).
+    pub soak_secs: u64,
+    /// Verifications during the soak, evenly spaced, each of which must pass.
+    pub soak_checks: u32,
+    /// `--pause-after-canary`.
+    pub pause: bool,
+}
+
+impl Canary {
+    pub fn soak(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.soak_secs)
+    }
 }
 
 impl Plan {
@@ -98,6 +123,12 @@ pub enum Action {
     /// name resolves from its task, containerd and runc are the expected
     /// ones and running, and its engine log is settled (V7–V9).
     VerifyServices,
+    /// A canary's soak: verify and verify-services, evenly spaced over the
+    /// soak time, must pass every time.
+    Soak,
+    /// After a canary (`--pause-after-canary`): the run marks its own lease
+    /// paused and waits at the next safe point for `swarm-upgrade continue`.
+    Pause,
 }
 
 impl Action {
@@ -114,6 +145,8 @@ impl Action {
             Action::WaitConverged => "wait-converged",
             Action::Restore => "restore",
             Action::VerifyServices => "verify-services",
+            Action::Soak => "soak",
+            Action::Pause => "pause",
         }
     }
 }

@@ -42,6 +42,10 @@ pub fn table_with_width(plan: &Plan, width: u16) -> String {
             plan.cluster_id, plan.target, plan.max_parallel
         )),
     }
+    if let Some(c) = canary_text(plan) {
+        out.push_str(&wrap_words(&c, usize::from(width)));
+        out.push_str("\n\n");
+    }
     out.push_str(&nodes_table(plan, width));
     out.push_str("\n\n");
     out.push_str(&steps_text(plan, width));
@@ -51,6 +55,86 @@ pub fn table_with_width(plan: &Plan, width: u16) -> String {
     out.push_str(&verdict(plan));
     out.push('\n');
     out
+}
+
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap_words(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = vec![];
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines.join("\n")
+}
+
+/// Which nodes are the canaries and what follows them (soak, pause);
+/// nothing when neither is asked for (every node is verified anyway).
+fn canary_text(plan: &Plan) -> Option<String> {
+    if plan.reverts_run.is_some() || (plan.canary.soak_secs == 0 && !plan.canary.pause) {
+        return None;
+    }
+    let name = |id: &str| {
+        plan.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map_or(id.to_string(), |n| n.name.clone())
+    };
+    // The canaries are the nodes soaked; without a soak, the first manager
+    // and the first worker batch are canaries all the same.
+    let mut soaked: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Soak)
+        .filter_map(|s| s.node_id.as_deref().map(name))
+        .collect();
+    if soaked.is_empty() {
+        let first = |role: Role| {
+            plan.steps
+                .iter()
+                .find(|s| s.role == Some(role) && s.node_id.is_some())
+                .map(|s| s.batch)
+        };
+        for role in [Role::Manager, Role::Worker] {
+            if let Some(b) = first(role) {
+                for s in plan.steps.iter().filter(|s| s.batch == b) {
+                    if let Some(n) = s.node_id.as_deref().map(name)
+                        && !soaked.contains(&n)
+                    {
+                        soaked.push(n);
+                    }
+                }
+            }
+        }
+    }
+    if soaked.is_empty() {
+        return None;
+    }
+    let c = plan.canary;
+    let soak = if c.soak_secs == 0 {
+        "no soak".to_string()
+    } else {
+        format!(
+            "soaked {} after they are verified, verify and verify-services passing {} times in a row",
+            humantime::format_duration(c.soak()),
+            c.soak_checks.max(1)
+        )
+    };
+    let pause = if c.pause {
+        "; then the run pauses until `swarm-upgrade continue`"
+    } else {
+        ""
+    };
+    Some(format!(
+        "Canaries (the first manager and the first worker batch): {}; {soak}{pause}. A failing canary is rolled back and stops the run.",
+        soaked.join(", ")
+    ))
 }
 
 /// No borders, a rule under the header, two spaces between columns: reads
@@ -206,10 +290,14 @@ fn steps_text(plan: &Plan, width: u16) -> String {
     }
     let nodes: BTreeMap<&str, &PlanNode> = plan.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
     let batches = group_batches(&plan.steps);
-    // A batch of service verifications follows the batch it verifies and
-    // is not counted as one of its own.
-    let verifies = |steps: &[&Step]| steps.iter().all(|s| s.action == Action::VerifyServices);
-    let counted = |b: &&(Phase, Vec<&Step>)| !verifies(&b.1);
+    // A batch of service verifications (or a canary's soak, or the pause
+    // after it) follows the batch it verifies and is not counted as one of
+    // its own.
+    let only = |steps: &[&Step], a: Action| steps.iter().all(|s| s.action == a);
+    let verifies = |steps: &[&Step]| only(steps, Action::VerifyServices);
+    let counted = |b: &&(Phase, Vec<&Step>)| {
+        !verifies(&b.1) && !only(&b.1, Action::Soak) && !only(&b.1, Action::Pause)
+    };
     let total = |phase: Phase| {
         batches
             .iter()
@@ -226,6 +314,8 @@ fn steps_text(plan: &Plan, width: u16) -> String {
             .count();
         let mut label = match phase {
             _ if verifies(steps) => "verify".to_string(),
+            _ if only(steps, Action::Soak) => "canary soak".to_string(),
+            _ if only(steps, Action::Pause) => "pause".to_string(),
             Phase::Managers => format!("managers {nth}/{}", total(Phase::Managers)),
             Phase::Reactivate => "reactivate".to_string(),
             Phase::Workers => format!("workers {nth}/{}", total(Phase::Workers)),
@@ -574,6 +664,11 @@ pub fn json(plan: &Plan) -> Value {
         "target": plan.target.to_string(),
         "cluster_id": plan.cluster_id,
         "max_parallel": plan.max_parallel,
+        "canary": {
+            "soak_secs": plan.canary.soak_secs,
+            "soak_checks": plan.canary.soak_checks,
+            "pause": plan.canary.pause,
+        },
         "nodes": nodes,
         "steps": steps,
         "findings": findings,

@@ -41,7 +41,7 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
     ];
     let mut steps = Steps::default();
     steps.workers(workers.chunks(1), &REVERT);
-    steps.managers(&managers, &REVERT);
+    steps.managers(&managers, &REVERT, false);
 
     let mut order = 0;
     for n in &mut nodes {
@@ -70,6 +70,8 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         steps: steps.steps,
         findings: vec![],
         reverts_run: Some(run_id.to_string()),
+        // A revert is not a canary: each node is verified at its old version.
+        canary: Default::default(),
     }
 }
 

@@ -3,24 +3,42 @@
 //! only once all are back, and the workers in batches, each batch's nodes
 //! given their availability back and the services waited for. Once a node
 //! runs tasks again (after its batch converged), its services are verified
-//! in a batch of their own. Pure.
+//! in a batch of their own. The canaries (the first manager, the first
+//! worker batch) are soaked after they are verified, and the run pauses
+//! after each when asked. Pure.
 
-use super::model::{Action, Phase, PlanNode, Step};
+use super::model::{Action, Canary, Phase, PlanNode, Step};
 use crate::facts::model::Availability;
 
 #[derive(Default)]
 pub(super) struct Steps {
     pub steps: Vec<Step>,
     batch: usize,
+    canary: Canary,
 }
 
 impl Steps {
-    /// The managers one at a time, each through `actions`; then, in one
-    /// batch, their availability restored and the services converged.
-    pub fn managers(&mut self, managers: &[&PlanNode], actions: &[Action]) {
-        for m in managers {
+    pub fn new(canary: Canary) -> Steps {
+        Steps {
+            canary,
+            ..Default::default()
+        }
+    }
+
+    /// The managers one at a time, each through `actions`, the first one
+    /// (the canary) soaked in its batch; then, in one batch, their
+    /// availability restored and the services converged. `workers_follow`:
+    /// whether a pause after the canary has anything left to hold back.
+    pub fn managers(&mut self, managers: &[&PlanNode], actions: &[Action], workers_follow: bool) {
+        for (i, m) in managers.iter().enumerate() {
             self.batch += 1;
             self.node(Phase::Managers, m, actions);
+            if i == 0 && !m.at_target() {
+                self.soak(Phase::Managers, &[m]);
+                if managers.len() > 1 || workers_follow {
+                    self.pause(Phase::Managers);
+                }
+            }
         }
         if managers.is_empty() {
             return;
@@ -40,7 +58,9 @@ impl Steps {
         batches: impl Iterator<Item = &'n [&'n PlanNode]>,
         actions: &[Action],
     ) {
-        for batch in batches {
+        let mut batches = batches.peekable();
+        let mut first = true;
+        while let Some(batch) = batches.next() {
             self.batch += 1;
             for w in batch {
                 self.node(Phase::Workers, w, actions);
@@ -48,6 +68,38 @@ impl Steps {
             }
             self.push(Phase::Workers, None, Action::WaitConverged, None);
             self.verify_services(Phase::Workers, batch);
+            let upgraded: Vec<&PlanNode> =
+                batch.iter().copied().filter(|w| !w.at_target()).collect();
+            if first && !upgraded.is_empty() {
+                first = false;
+                // Once the canary batch runs its tasks again: its soak in a
+                // batch of its own, after the services were verified.
+                if self.canary.soak_secs > 0 {
+                    self.batch += 1;
+                    self.soak(Phase::Workers, &upgraded);
+                }
+                if batches.peek().is_some() {
+                    self.pause(Phase::Workers);
+                }
+            }
+        }
+    }
+
+    /// The canaries' soak, in the current batch (nothing without a soak time).
+    fn soak(&mut self, phase: Phase, nodes: &[&PlanNode]) {
+        if self.canary.soak_secs == 0 {
+            return;
+        }
+        for n in nodes {
+            self.push(phase, Some(n), Action::Soak, None);
+        }
+    }
+
+    /// After a canary, when asked: a pause in a batch of its own.
+    fn pause(&mut self, phase: Phase) {
+        if self.canary.pause {
+            self.batch += 1;
+            self.push(phase, None, Action::Pause, None);
         }
     }
 

@@ -309,8 +309,13 @@ pub struct Watched {
 
 impl Watched {
     pub fn spawn(fresh: &FreshLab, state_dir: &Path, args: &[&str]) -> Watched {
+        Watched::spawn_with(&fresh.lab.inventory_path(), state_dir, args)
+    }
+
+    /// [`Watched::spawn`] for any lab, by its inventory.
+    pub fn spawn_with(inventory: &Path, state_dir: &Path, args: &[&str]) -> Watched {
         eprintln!("$ swarm-upgrade {} (watched)", args.join(" "));
-        let mut child = command(&fresh.lab.inventory_path(), state_dir, args)
+        let mut child = command(inventory, state_dir, args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -10,8 +10,10 @@
 pub(crate) mod backup;
 pub(crate) mod drain;
 pub(crate) mod install;
+pub(crate) mod pause;
 pub(crate) mod restore;
 pub(crate) mod restore_availability;
+pub(crate) mod soak;
 pub(crate) mod start_engine;
 pub(crate) mod stop_engine;
 pub(crate) mod verify;
@@ -51,6 +53,8 @@ pub(crate) fn describe(cx: &Cx<'_>, step: &Step) -> Description {
         A::WaitConverged => wait_converged::WaitConverged.describe(cx, step),
         A::Restore => restore::Restore.describe(cx, step),
         A::VerifyServices => verify_services::VerifyServices.describe(cx, step),
+        A::Soak => soak::Soak.describe(cx, step),
+        A::Pause => pause::Pause.describe(cx, step),
     }
 }
 
@@ -68,6 +72,8 @@ pub(crate) async fn run<O: Ops>(s: &StepCx<'_, '_, O>) -> StepResult {
         A::WaitConverged => wait_converged::WaitConverged.run(s).await,
         A::Restore => restore::Restore.run(s).await,
         A::VerifyServices => verify_services::VerifyServices.run(s).await,
+        A::Soak => soak::Soak.run(s).await,
+        A::Pause => pause::Pause.run(s).await,
     }
 }
 
