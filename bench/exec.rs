@@ -49,6 +49,7 @@ pub fn child(nodes: usize, max_parallel: usize) {
         &PlanOptions {
             pin: pin.clone(),
             max_parallel,
+            ..Default::default()
         },
     );
     let shm = Path::new("/dev/shm");

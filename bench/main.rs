@@ -264,6 +264,8 @@ fn sim_journal(dir: &Path) {
             waived: &[],
             unlock_key: false,
             hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+            operation: swarm_upgrade::plan::Operation::Upgrade,
+            selection: &swarm_upgrade::plan::Selection::default(),
         },
     );
     let run = swarm_upgrade::exec::rundir::RunDir {

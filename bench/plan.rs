@@ -74,6 +74,7 @@ pub fn child(nodes: usize) {
         &PlanOptions {
             pin: pin.clone(),
             max_parallel: 1,
+            ..Default::default()
         },
     );
     emit(json!({

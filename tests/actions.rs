@@ -346,6 +346,8 @@ impl Case {
                 waived: &[],
                 unlock_key: self.opts.unlock_key.is_some(),
                 hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+                operation: swarm_upgrade::plan::Operation::Upgrade,
+                selection: &swarm_upgrade::plan::Selection::default(),
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);

@@ -85,6 +85,8 @@ impl Setup {
                 waived: &[],
                 unlock_key: unlock_key.is_some(),
                 hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+                operation: swarm_upgrade::plan::Operation::Upgrade,
+                selection: &swarm_upgrade::plan::Selection::default(),
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -1027,6 +1029,8 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
             waived: &[],
             unlock_key: false,
             hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
+            operation: swarm_upgrade::plan::Operation::Upgrade,
+            selection: &swarm_upgrade::plan::Selection::default(),
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

@@ -51,6 +51,8 @@ pub fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<u8> {
             waived: &args.ignore_check,
             unlock_key: unlock_key_in_env(),
             hazards: &hazards,
+            operation: crate::plan::Operation::Upgrade,
+            selection: &crate::plan::Selection::default(),
         },
     );
     let blockers: Vec<String> = plan

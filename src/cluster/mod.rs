@@ -166,6 +166,9 @@ pub struct PlanRequest<'a> {
     pub unlock_key: bool,
     /// The engine-version hazards to look for.
     pub hazards: &'a Catalogue,
+    /// Upgrade to the pin, or restart (the pin then only read the cluster).
+    pub operation: plan::Operation,
+    pub selection: &'a plan::Selection,
 }
 
 /// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
@@ -174,8 +177,12 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
     let mut ctx = CheckContext::new(&g.facts, req.pin, &g.resolutions);
     ctx.max_parallel = req.max_parallel;
     ctx.unlock_key_available = req.unlock_key;
+    ctx.operation = req.operation;
+    ctx.selection = req.selection;
     let mut findings: Vec<Finding> = checks::run_all(&ctx);
-    findings.extend(hazards::evaluate(req.hazards, &ctx));
+    if req.operation.is_upgrade() {
+        findings.extend(hazards::evaluate(req.hazards, &ctx));
+    }
     findings.extend(unreachable_findings(g));
     for f in &mut findings {
         if f.severity == Severity::Block && req.waived.contains(&f.id) {
@@ -191,6 +198,8 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
         &PlanOptions {
             pin: req.pin.clone(),
             max_parallel: req.max_parallel,
+            operation: req.operation,
+            selection: req.selection.clone(),
         },
     )
 }

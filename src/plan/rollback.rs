@@ -57,6 +57,8 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         steps: steps.steps,
         findings: vec![],
         reverts_run: Some(run_id.to_string()),
+        operation: super::Operation::Upgrade,
+        selection: super::Selection::default(),
     }
 }
 

@@ -12,9 +12,18 @@ use crate::facts::model::Availability;
 pub(super) struct Steps {
     pub steps: Vec<Step>,
     batch: usize,
+    /// A restart takes down nodes that run their target already.
+    restart: bool,
 }
 
 impl Steps {
+    pub fn restarting() -> Steps {
+        Steps {
+            restart: true,
+            ..Default::default()
+        }
+    }
+
     /// The managers one at a time, each through `actions`; then, in one
     /// batch, their availability restored and the services converged.
     pub fn managers(&mut self, managers: &[&PlanNode], actions: &[Action]) {
@@ -73,7 +82,7 @@ impl Steps {
     /// already at its target (drained by an earlier, unfinished run) only
     /// gets its availability back.
     fn node(&mut self, phase: Phase, n: &PlanNode, actions: &[Action]) {
-        if n.at_target() {
+        if (n.at_target() && !self.restart) || n.restarted {
             return;
         }
         for &action in actions {

@@ -155,6 +155,7 @@ pub fn opts(max_parallel: usize) -> PlanOptions {
     PlanOptions {
         pin: pin("26.1.5"),
         max_parallel,
+        ..Default::default()
     }
 }
 
