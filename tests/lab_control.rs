@@ -201,6 +201,94 @@ fn b_a_selected_restart_touches_only_the_selected_nodes() {
     lab.wait_healthy(Duration::from_secs(120)).unwrap();
 }
 
+/// Running tasks of `service`, counted on a manager every half second
+/// until `stop`; failed reads (a manager restarting) are left out.
+fn sample_running(
+    service: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<usize>> {
+    std::thread::spawn(move || {
+        let lab = Lab::open(LAB).unwrap();
+        let mut samples = vec![];
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(out) = lab.on_manager(&format!(
+                "docker service ps {service} --filter desired-state=running --format '{{{{.CurrentState}}}}'"
+            )) {
+                samples.push(out.lines().filter(|l| l.starts_with("Running")).count());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        samples
+    })
+}
+
+#[test]
+#[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
+fn c_a_disruption_budget_holds_through_a_max_parallel_2_restart() {
+    let lab = lab();
+    let state = tempfile::tempdir().unwrap();
+    // Four replicas, two per node at most: once the managers' drains have
+    // pushed them onto the two workers, a batch of both workers would take
+    // all four down together without the budget's wait.
+    let image = lab
+        .on_manager(
+            "docker service inspect probe-server --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}'",
+        )
+        .unwrap();
+    let image = image.trim();
+    lab.on_manager(&format!(
+        "docker service create --detach --name budgeted --replicas 4 --replicas-max-per-node 2 \
+         --label swarm-upgrade.min-available=2 --init --no-resolve-image \
+         --stop-grace-period 2s {image} server --port 8081"
+    ))
+    .unwrap();
+    lab.wait_healthy(Duration::from_secs(120)).unwrap();
+    let out = swarm_upgrade(
+        &lab,
+        state.path(),
+        &[
+            "plan",
+            "--restart",
+            "--max-parallel",
+            "2",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        plan["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "disruption-budget"
+                && f["message"].as_str().unwrap().contains("budgeted")),
+        "{plan}"
+    );
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_running("budgeted", stop.clone());
+    let out = swarm_upgrade(
+        &lab,
+        state.path(),
+        &["restart", "--yes", "--max-parallel", "2"],
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let samples = sampler.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(samples.len() > 20, "too few samples: {samples:?}");
+    let least = samples.iter().min().copied().unwrap_or(0);
+    eprintln!("running tasks of budgeted during the restart: {samples:?}");
+    assert!(least >= 2, "the budget of 2 was broken: {samples:?}");
+    lab.on_manager("docker service rm budgeted").unwrap();
+}
+
 #[test]
 #[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
 fn zz_remove_the_control_lab() {

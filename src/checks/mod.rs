@@ -15,6 +15,7 @@ mod cgroup;
 mod constraint;
 mod daemon_config;
 mod disk_space;
+mod disruption_budget;
 mod dns_addresses;
 mod drain_feasibility;
 mod init_system;
@@ -156,6 +157,7 @@ pub fn all() -> Vec<&'static dyn Check> {
         &api_version::ApiVersion,
         &overlay_ip_headroom::OverlayIpHeadroom,
         &drain_feasibility::DrainFeasibility,
+        &disruption_budget::DisruptionBudget,
         &disk_space::DiskSpace,
         &package_hold::PackageHold,
         &dns_addresses::DnsAddresses,

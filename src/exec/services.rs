@@ -500,6 +500,7 @@ mod tests {
             update_state: None,
             virtual_ips: vec![],
             bind_mounts: vec![],
+            labels: Default::default(),
             published_ports: ports
                 .iter()
                 .map(|(p, proto, mode)| PublishedPort {
