@@ -5,7 +5,8 @@
 //! nodes that stay up: not this node, and not a node of its batch drained
 //! already. A drain stops the node's tasks before they start elsewhere, so
 //! in a batch the next drain waits for the previous one's tasks to run
-//! again. Within the drain timeout; then the node is left untouched.
+//! again. Within the drain timeout; then the node is left untouched and the
+//! run stops resumable.
 
 use super::drain::{drained_in_batch, services_on};
 use crate::exec::context::{Cx, StepCx, StepError};
