@@ -16,6 +16,13 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
     let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
     let saved = args.plan.as_deref().map(plan::file::load).transpose()?;
     if let Some(p) = &saved
+        && !p.operation.is_upgrade()
+    {
+        return Err(usage(
+            "the saved plan is a restart plan (plan --restart): run `swarm-upgrade restart` with the same selection instead",
+        ));
+    }
+    if let Some(p) = &saved
         && p.target != args.pin
     {
         return Err(usage(format!(
