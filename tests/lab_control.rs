@@ -1,5 +1,5 @@
-//! Operator control on real engines (issue 14): `restart` and node
-//! selection, on ONE lab (`rs`, 3 managers + 2 workers) brought up by the
+//! Operator control on real engines (issue 14): `restart`, node selection
+//! and disruption budgets, on ONE lab (`rs`, 3 managers + 2 workers) brought up by the
 //! first test that needs it and reused by the next ones in name order;
 //! `zz_remove_the_control_lab` removes it.
 //!
@@ -10,6 +10,13 @@
 //! - `b_a_selected_restart_touches_only_the_selected_nodes`: `plan --restart
 //!   --nodes` lists the other nodes as out of scope; `restart --selector
 //!   role=worker --exclude W` restarts the other worker only.
+//! - `c_a_disruption_budget_holds_through_a_max_parallel_2_restart`: a
+//!   service labelled `swarm-upgrade.min-available=2` (4 replicas, 2 per
+//!   node at most) never has fewer than 2 running tasks, sampled every 0.5 s
+//!   during `restart --max-parallel 2`.
+//!
+//! About 4.5 minutes in all (lab up about 1 minute of it), measured on the
+//! 2-core machine.
 //!
 //! `#[ignore]`d like every lab test: run under the lab lock, as root
 //! (`testkit/run-all-tests`). A lab that cannot start fails the test.
