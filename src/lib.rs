@@ -6,7 +6,8 @@
 //!                             └─► checks + hazards ─► plan                               (pure from here)
 //!                  ─► launch: state dir, lock, lease ─► exec::runner (the run loop)
 //!                                                       └─► exec::actions (one per step kind) ─► Ops
-//!                                                       └─► events ─► journal (exec::rundir) and ui
+//!                                                       └─► events ─► journal (exec::rundir), ui,
+//!                                                                     observe (--notify, --metrics-file)
 //! ```
 //! - [`facts`] is plain data; [`checks`] and [`plan`] are pure functions of it.
 //! - [`cluster`] owns "inventory → connections → facts → checks → plan" for
@@ -41,6 +42,7 @@ mod files;
 pub mod hazards;
 mod inventory;
 mod launch;
+pub mod observe;
 pub mod plan;
 pub mod playbook;
 pub mod transport;

@@ -460,6 +460,7 @@ impl World {
             virtual_ips: svc.vips.clone(),
             bind_mounts: vec![],
             labels: svc.labels.clone(),
+            networks: vec![],
         }
     }
 

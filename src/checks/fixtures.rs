@@ -331,6 +331,7 @@ fn service(name: &str, mode: ServiceMode) -> ServiceFacts {
         virtual_ips: vec![],
         bind_mounts: vec![],
         labels: Default::default(),
+        networks: vec![],
     }
 }
 

@@ -110,6 +110,7 @@ mod tests {
             virtual_ips: vec![],
             bind_mounts: vec![],
             labels: Default::default(),
+            networks: vec![],
         }
     }
 

@@ -189,6 +189,11 @@ pub struct ServiceFacts {
     /// `swarm-upgrade.max-unavailable` set its disruption budget.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The networks its tasks attach to (IDs or names, as the spec gives them;
+    /// the ingress network is not among them): a service on none has no
+    /// service DNS to verify.
+    #[serde(default)]
+    pub networks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -580,6 +580,7 @@ fn worker_only_service() -> crate::facts::model::ServiceFacts {
         virtual_ips: vec![],
         bind_mounts: vec![],
         labels: Default::default(),
+        networks: vec![],
     }
 }
 
