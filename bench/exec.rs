@@ -50,6 +50,7 @@ pub fn child(nodes: usize, max_parallel: usize) {
             pin: pin.clone(),
             max_parallel,
             canary: Default::default(),
+            ..Default::default()
         },
     );
     let shm = Path::new("/dev/shm");

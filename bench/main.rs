@@ -265,6 +265,8 @@ fn sim_journal(dir: &Path) {
             unlock_key: false,
             hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
             canary: Default::default(),
+            operation: swarm_upgrade::plan::Operation::Upgrade,
+            selection: &swarm_upgrade::plan::Selection::default(),
         },
     );
     let run = swarm_upgrade::exec::rundir::RunDir {

@@ -75,6 +75,7 @@ pub fn child(nodes: usize) {
             pin: pin.clone(),
             max_parallel: 1,
             canary: Default::default(),
+            ..Default::default()
         },
     );
     emit(json!({

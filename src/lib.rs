@@ -71,6 +71,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
         cli::Command::Check(args) => cli::check::run(args, cli.quiet),
         cli::Command::Plan(args) => cli::plan::run(args, cli.quiet),
         cli::Command::Apply(args) => cli::apply::apply(args, cli.quiet),
+        cli::Command::Restart(args) => cli::apply::restart(args, cli.quiet),
         cli::Command::Resume(args) => cli::apply::resume(args, cli.quiet),
         cli::Command::Status(args) => cli::status::run(args),
         cli::Command::Rollback(args) => cli::apply::rollback(args, cli.quiet),

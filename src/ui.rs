@@ -58,12 +58,19 @@ impl Frontend for Terminal {
             ));
         }
         let revert = plan.reverts_run.is_some();
+        let restart = !plan.operation.is_upgrade();
         eprint!(
             "{} {} node(s) of swarm {}{}? Type `yes` to start: ",
-            if revert { "Roll back" } else { "Upgrade" },
+            if revert {
+                "Roll back"
+            } else if restart {
+                "Restart"
+            } else {
+                "Upgrade"
+            },
             plan.nodes.iter().filter(|n| n.order.is_some()).count(),
             plan.cluster_id,
-            if revert {
+            if revert || restart {
                 String::new()
             } else {
                 format!(" to {}", plan.target)

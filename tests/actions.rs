@@ -22,7 +22,7 @@ use swarm_upgrade::exec::rundir::RunDir;
 use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::{RunState, RunStatus, StepStatus};
 use swarm_upgrade::facts::Gathered;
-use swarm_upgrade::facts::model::{NodeFacts, ServiceFacts};
+use swarm_upgrade::facts::model::{NodeFacts, ServiceFacts, ServiceMode};
 use swarm_upgrade::plan::{self, Action, Plan};
 use swarm_upgrade::playbook::Playbooks;
 use swarm_upgrade::transport::{Cmd, CmdOutput};
@@ -346,10 +346,23 @@ impl Case {
     }
 
     fn plan(&self, max_parallel: usize) -> Plan {
-        self.plan_with(max_parallel, Default::default())
+        self.plan_with(
+            max_parallel,
+            Default::default(),
+            swarm_upgrade::plan::Operation::Upgrade,
+        )
     }
 
-    fn plan_with(&self, max_parallel: usize, canary: plan::Canary) -> Plan {
+    fn plan_for(&self, max_parallel: usize, operation: swarm_upgrade::plan::Operation) -> Plan {
+        self.plan_with(max_parallel, Default::default(), operation)
+    }
+
+    fn plan_with(
+        &self,
+        max_parallel: usize,
+        canary: plan::Canary,
+        operation: swarm_upgrade::plan::Operation,
+    ) -> Plan {
         let p = cluster::plan(
             &self.gathered,
             &PlanRequest {
@@ -359,6 +372,8 @@ impl Case {
                 unlock_key: self.opts.unlock_key.is_some(),
                 hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
                 canary,
+                operation,
+                selection: &swarm_upgrade::plan::Selection::default(),
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);
@@ -548,6 +563,7 @@ async fn every_action_does_what_it_describes_in_an_upgrade_and_its_rollback() {
             soak_checks: 3,
             pause: true,
         },
+        swarm_upgrade::plan::Operation::Upgrade,
     );
     let out = case.run(&upgrade, "run-1").await;
     assert_eq!(out.status, RunStatus::Done);
@@ -587,6 +603,62 @@ async fn parallel_drains_wait_for_replicas_elsewhere_as_described() {
         .filter(|op| **op == Operation::api(On::Manager, Call::Tasks { all: false }))
         .count();
     assert!(replica_waits > 0, "no drain waited for replicas elsewhere");
+}
+
+#[tokio::test]
+async fn a_restart_waits_for_disruption_budgets_as_described() {
+    let mut case = Case::new(4, None);
+    // A replicated service on several nodes keeps at least one replica up:
+    // a budget the drains can keep also once the managers, drained
+    // together, have pushed the tasks onto the workers.
+    let facts = &case.gathered.facts;
+    let name = facts
+        .cluster
+        .services
+        .iter()
+        .filter(|s| matches!(s.mode, ServiceMode::Replicated { .. }))
+        .find(|s| {
+            let nodes: BTreeSet<&str> = facts
+                .cluster
+                .tasks
+                .iter()
+                .filter(|t| t.service_id == s.id && t.state == "running")
+                .map(|t| t.node_id.as_str())
+                .collect();
+            nodes.len() >= 2
+        })
+        .expect("a replicated service on two nodes or more")
+        .name
+        .clone();
+    case.sim
+        .set_service_label(&name, "swarm-upgrade.min-available", "1");
+    case.gathered = case.sim.gathered(&pin());
+    let p = case.plan_for(2, swarm_upgrade::plan::Operation::Restart);
+    assert!(
+        p.findings.iter().any(|f| f.id == "disruption-budget"),
+        "{:#?}",
+        p.findings
+    );
+    let out = case.run(&p, "run-1").await;
+    assert_eq!(out.status, RunStatus::Done);
+    assert_clean(&out.errors);
+    // Even a manager's drain, alone in its batch, asks what the node runs.
+    for s in p.steps.iter().filter(|s| {
+        s.action == Action::Drain && s.role == Some(swarm_upgrade::facts::model::Role::Manager)
+    }) {
+        let ops = &out.performed[&Scope::Step(s.index)];
+        assert!(
+            ops.iter().any(|op| matches!(
+                op,
+                Operation::Api {
+                    call: Call::NodeTasks,
+                    ..
+                }
+            )),
+            "step {}: {ops:?}",
+            s.index
+        );
+    }
 }
 
 #[tokio::test]

@@ -485,3 +485,66 @@ fn bad_notify_urls_and_metrics_paths_are_refused_without_showing_the_token() {
     assert!(help.contains("--notify <URL>"), "{help}");
     assert!(!help.contains("T0KEN"), "{help}");
 }
+
+#[test]
+fn a_restart_plan_lists_what_is_out_of_scope_and_is_not_applied_as_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("restart.plan");
+    let out = swarm_upgrade()
+        .args([
+            "plan",
+            "--restart",
+            "--selector",
+            "role=worker",
+            "--from-facts",
+            &fixture("lab-facts.json"),
+            "--out",
+        ])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("Restart plan for swarm"), "{stdout}");
+    assert!(
+        stdout.contains("Selected: --selector role=worker"),
+        "{stdout}"
+    );
+    // (The reason wraps in the table: `does not match --selector role=worker`.)
+    assert_eq!(
+        stdout
+            .matches("skipped: out of scope: does not match")
+            .count(),
+        3,
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("install"),
+        "a restart installs nothing: {stdout}"
+    );
+
+    let out = swarm_upgrade()
+        .args(["plan", "--restart", "--nodes", "nosuch", "--from-facts"])
+        .arg(fixture("lab-facts.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--nodes nosuch: no node of the swarm"),
+        "{err}"
+    );
+
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(&inv, "hosts:\n  - name: mgr-1\n    address: 10.0.0.11\n").unwrap();
+    let out = swarm_upgrade()
+        .args(["apply", "--pin", "26.1.5", "--yes", "--inventory"])
+        .arg(&inv)
+        .arg("--plan")
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("restart plan"), "{err}");
+}

@@ -89,6 +89,8 @@ impl Setup {
                 unlock_key: unlock_key.is_some(),
                 hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
                 canary: Default::default(),
+                operation: swarm_upgrade::plan::Operation::Upgrade,
+                selection: &swarm_upgrade::plan::Selection::default(),
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -1032,6 +1034,8 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
             unlock_key: false,
             hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
             canary: Default::default(),
+            operation: swarm_upgrade::plan::Operation::Upgrade,
+            selection: &swarm_upgrade::plan::Selection::default(),
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

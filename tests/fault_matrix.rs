@@ -1,5 +1,6 @@
 //! The fault matrix (issue 11): every step of a 3-manager + 3-worker plan
-//! (upgrade at `--max-parallel` 1 and 2, and the rollback plan) × every
+//! (upgrade at `--max-parallel` 1 and 2, the rollback plan, and the restart
+//! plan at `--max-parallel` 2, issue 14) × every
 //! fault, each case run to its end with the operator's follow-up, and the
 //! executor's invariants I1–I6 (README, "What swarm-upgrade promises";
 //! `src/exec/mod.rs`) checked after every event of every run.
@@ -35,11 +36,13 @@
 //! After the run the operator removes the fault and runs `resume` (or, for
 //! `KilledFreshDir`, `apply` from an empty state directory) until the run is
 //! done; then every node must be at the pin (at its original version for
-//! the rollback plan), with its availability exactly as before, no run labels
-//! left, and the lease released.
+//! the rollback and restart plans), with its availability exactly as before,
+//! no run labels left, and the lease released; after a restart every engine
+//! must have been started again. A restart whose engine fails to start has
+//! no older engine to go back to (exit 5, like a revert): not a case.
 //!
 //! `FAULT_MATRIX_CASE=Upgrade1:7:AnotherManagerDown` runs one case (plans
-//! `Upgrade1`, `Upgrade2`, `Rollback`); `FAULT_MATRIX_DEBUG=1` prints its
+//! `Upgrade1`, `Upgrade2`, `Rollback`, `Restart2`); `FAULT_MATRIX_DEBUG=1` prints its
 //! events. That case fails when the quorum guard is skipped in verify's
 //! engine restart (`src/exec/verify.rs`): m3 is cut off while m2 verifies, the
 //! managers do not see m2 as long as m3 is unreachable, and restarting m2
@@ -67,7 +70,7 @@ use swarm_upgrade::exec::{LABEL_AVAILABILITY, LABEL_RUN};
 use swarm_upgrade::facts::Gathered;
 use swarm_upgrade::facts::model::{Availability, Role};
 use swarm_upgrade::plan::{self, Action, Plan};
-use swarm_upgrade::playbook::Playbooks;
+use swarm_upgrade::playbook::{Playbooks, Script};
 use swarm_upgrade::version::EngineVersion;
 use swarm_upgrade_sim::{Delays, Op, SimCluster, deb_version, lines};
 
@@ -79,6 +82,7 @@ enum Kind {
     Upgrade1,
     Upgrade2,
     Rollback,
+    Restart2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +100,12 @@ enum Fault {
     Aborted,
 }
 
-const KINDS: [Kind; 3] = [Kind::Upgrade1, Kind::Upgrade2, Kind::Rollback];
+const KINDS: [Kind; 4] = [
+    Kind::Upgrade1,
+    Kind::Upgrade2,
+    Kind::Rollback,
+    Kind::Restart2,
+];
 const FAULTS: [Fault; 11] = [
     Fault::KilledResumed,
     Fault::KilledFreshDir,
@@ -112,7 +121,8 @@ const FAULTS: [Fault; 11] = [
 ];
 
 fn applies(kind: Kind, fault: Fault) -> bool {
-    !(kind == Kind::Rollback && matches!(fault, Fault::KilledFreshDir | Fault::EngineFailsToStart))
+    !(kind == Kind::Rollback && matches!(fault, Fault::KilledFreshDir | Fault::EngineFailsToStart)
+        || kind == Kind::Restart2 && fault == Fault::EngineFailsToStart)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +169,19 @@ fn cluster() -> SimCluster {
 }
 
 fn plan_of(g: &Gathered, max_parallel: usize) -> Plan {
+    plan_for(g, max_parallel, plan::Operation::Upgrade)
+}
+
+/// The plan a kind starts from (or, from another machine, starts again).
+fn kind_plan(kind: Kind, g: &Gathered) -> Plan {
+    match kind {
+        Kind::Restart2 => plan_for(g, 2, plan::Operation::Restart),
+        Kind::Upgrade2 => plan_of(g, 2),
+        Kind::Upgrade1 | Kind::Rollback => plan_of(g, 1),
+    }
+}
+
+fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation) -> Plan {
     let plan = cluster::plan(
         g,
         &PlanRequest {
@@ -172,6 +195,8 @@ fn plan_of(g: &Gathered, max_parallel: usize) -> Plan {
                 soak_checks: 3,
                 pause: false,
             },
+            operation,
+            selection: &plan::Selection::default(),
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -428,7 +453,7 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             debug,
             ..Checker::default()
         }),
-        expected: if case.kind == Kind::Rollback {
+        expected: if matches!(case.kind, Kind::Rollback | Kind::Restart2) {
             OLD
         } else {
             PIN
@@ -440,8 +465,7 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
     // The plan, and for the rollback plan the upgrade it reverts.
     let g = sim.gathered(&pin());
     let (plan, g) = match case.kind {
-        Kind::Upgrade1 => (plan_of(&g, 1), g),
-        Kind::Upgrade2 => (plan_of(&g, 2), g),
+        Kind::Upgrade1 | Kind::Upgrade2 | Kind::Restart2 => (kind_plan(case.kind, &g), g),
         Kind::Rollback => {
             let up = plan_of(&g, 1);
             let state = lab.new_run(&up, "up");
@@ -545,8 +569,7 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             sim.expire_lease();
             o.break_lock = true;
             current_g = sim.gathered(&pin());
-            let mp = if case.kind == Kind::Upgrade2 { 2 } else { 1 };
-            current_plan = plan_of(&current_g, mp);
+            current_plan = kind_plan(case.kind, &current_g);
             run_id = format!("run-{attempt}");
             lab.new_run(&current_plan, &run_id)
         } else {
@@ -588,6 +611,17 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
     }
     if let Some(l) = sim.lease() {
         problems.push(format!("the lease is still held by {}", l.run_id));
+    }
+    if case.kind == Kind::Restart2 {
+        for n in sim.hostnames() {
+            let started = sim
+                .records()
+                .iter()
+                .any(|r| r.node == n && r.op == Op::Script(Script::Start) && r.status == Some(0));
+            if !started {
+                problems.push(format!("{n}: its engine was never started again"));
+            }
+        }
     }
     if problems.is_empty() {
         Ok(())
@@ -640,6 +674,7 @@ fn step_counts() -> Vec<(Kind, usize)> {
             Kind::Rollback,
             plan::rollback::build(&up, "up", &upgraded).steps.len(),
         ),
+        (Kind::Restart2, kind_plan(Kind::Restart2, &g).steps.len()),
     ]
 }
 

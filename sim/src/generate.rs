@@ -282,6 +282,7 @@ impl SimCluster {
                 vips,
                 published: published(s, globals),
                 tasks: vec![],
+                labels: Default::default(),
             });
         }
         w.delays = spec.delays.clone();

@@ -161,6 +161,19 @@ impl SimCluster {
         self.with(|w| w.autolock_key = Some(key.to_string()));
     }
 
+    /// Labels a service as an operator would (`docker service update
+    /// --label-add`), e.g. with a disruption budget.
+    pub fn set_service_label(&self, service: &str, key: &str, value: &str) {
+        self.with(|w| {
+            let s = w
+                .services
+                .iter_mut()
+                .find(|s| s.name == service)
+                .unwrap_or_else(|| panic!("no service {service} in the simulation"));
+            s.labels.insert(key.to_string(), value.to_string());
+        });
+    }
+
     /// Sets a node's availability as an operator would (`docker node update`).
     pub fn set_availability(&self, name: &str, a: Availability) {
         self.with_node(name, |w, i| {

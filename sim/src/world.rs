@@ -134,6 +134,8 @@ pub(crate) struct Service {
     pub published: Vec<PublishedPort>,
     /// Every task of the service (any state).
     pub tasks: Vec<usize>,
+    /// `Spec.Labels` (disruption budgets).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 pub(crate) struct Network {
@@ -457,6 +459,7 @@ impl World {
             published_ports: svc.published.clone(),
             virtual_ips: svc.vips.clone(),
             bind_mounts: vec![],
+            labels: svc.labels.clone(),
             networks: vec![],
         }
     }

@@ -21,6 +21,7 @@ pub struct Fixture {
     pub pin: EngineVersion,
     pub resolutions: BTreeMap<String, Result<Resolution, ResolveError>>,
     pub unlock_key_available: bool,
+    pub max_parallel: usize,
 }
 
 impl Fixture {
@@ -94,6 +95,7 @@ impl Fixture {
             pin,
             resolutions,
             unlock_key_available: false,
+            max_parallel: 1,
         };
         let mut next_ip = 10;
         for (svc, on) in [
@@ -114,6 +116,7 @@ impl Fixture {
     pub fn ctx(&self) -> CheckContext<'_> {
         CheckContext {
             unlock_key_available: self.unlock_key_available,
+            max_parallel: self.max_parallel,
             ..CheckContext::new(&self.facts, &self.pin, &self.resolutions)
         }
     }
@@ -327,6 +330,7 @@ fn service(name: &str, mode: ServiceMode) -> ServiceFacts {
         published_ports: vec![],
         virtual_ips: vec![],
         bind_mounts: vec![],
+        labels: Default::default(),
         networks: vec![],
     }
 }

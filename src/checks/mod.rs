@@ -15,6 +15,7 @@ mod cgroup;
 mod constraint;
 mod daemon_config;
 mod disk_space;
+mod disruption_budget;
 mod dns_addresses;
 mod drain_feasibility;
 mod image_availability;
@@ -42,7 +43,14 @@ pub use finding::{Finding, Severity};
 pub(crate) use target_config::validate_args;
 
 use crate::facts::model::{Availability, Facts, HostFacts, NodeFacts, NodeState};
+use crate::plan::{Operation, Selection};
 use crate::version::resolve::{Resolution, ResolveError};
+
+static NO_SELECTION: Selection = Selection {
+    nodes: vec![],
+    exclude: vec![],
+    selectors: vec![],
+};
 use crate::version::{EngineVersion, engine_version_of};
 
 /// What every check may read.
@@ -55,7 +63,24 @@ pub struct CheckContext<'a> {
     /// Whether the operator supplied the swarm unlock key (environment or key
     /// file), so autolocked managers can be unlocked after their restart.
     pub unlock_key_available: bool,
+    /// A restart judges no target version.
+    pub operation: Operation,
+    /// The nodes the run acts on; the others still count as the swarm
+    /// (quorum, room for drained tasks) but are not taken down.
+    pub selection: &'a Selection,
 }
+
+/// Checks that judge the target version or what installing it needs: not
+/// run for a restart, which installs nothing.
+pub const UPGRADE_ONLY: [&str; 7] = [
+    "pin-resolvable",
+    "version-skew",
+    "api-version",
+    "package-hold",
+    "disk-space",
+    "cgroup",
+    "daemon-config",
+];
 
 impl<'a> CheckContext<'a> {
     /// A context with the defaults: one worker at a time, no unlock key.
@@ -70,17 +95,20 @@ impl<'a> CheckContext<'a> {
             resolutions,
             max_parallel: 1,
             unlock_key_available: false,
+            operation: Operation::Upgrade,
+            selection: &NO_SELECTION,
         }
     }
 
-    /// The nodes this run upgrades: every node not already at the pin (an
-    /// unreadable engine version counts as not at the pin, as in the planner).
+    /// The nodes this run upgrades (or restarts): every selected node not
+    /// already at the pin (an unreadable engine version counts as not at
+    /// the pin, as in the planner); for a restart, every selected node.
     pub(crate) fn nodes_to_upgrade(&self) -> impl Iterator<Item = &'a NodeFacts> {
-        self.facts
-            .cluster
-            .nodes
-            .iter()
-            .filter(|n| engine_version_of(&n.engine_version).as_ref() != Some(self.pin))
+        let (pin, restart, selection) = (self.pin, !self.operation.is_upgrade(), self.selection);
+        self.facts.cluster.nodes.iter().filter(move |n| {
+            (restart || engine_version_of(&n.engine_version).as_ref() != Some(pin))
+                && selection.out_of_scope(n).is_none()
+        })
     }
 
     /// The nodes this run drains: those it upgrades, unless already drained
@@ -136,6 +164,7 @@ pub fn all() -> Vec<&'static dyn Check> {
         &drain_feasibility::DrainFeasibility,
         &image_availability::ImageAvailability,
         &swarm_ports::SwarmPorts,
+        &disruption_budget::DisruptionBudget,
         &disk_space::DiskSpace,
         &package_hold::PackageHold,
         &dns_addresses::DnsAddresses,
@@ -146,7 +175,11 @@ pub fn all() -> Vec<&'static dyn Check> {
 
 /// Runs every check; findings come out blockers first, then by check order.
 pub fn run_all(ctx: &CheckContext<'_>) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = all().iter().flat_map(|c| c.run(ctx)).collect();
+    let mut findings: Vec<Finding> = all()
+        .iter()
+        .filter(|c| ctx.operation.is_upgrade() || !UPGRADE_ONLY.contains(&c.id()))
+        .flat_map(|c| c.run(ctx))
+        .collect();
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     findings
 }

@@ -2,7 +2,8 @@
 //! options, then [`crate::launch`] does the work.
 
 use super::{
-    ApplyArgs, Output, ResumeArgs, RollbackArgs, cluster_options, launch_options, runtime,
+    ApplyArgs, Output, RestartArgs, ResumeArgs, RollbackArgs, cluster_options, launch_options,
+    runtime,
 };
 use crate::cluster::Cluster;
 use crate::error::usage;
@@ -14,6 +15,13 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
     let opts = launch_options(&args.run)?;
     let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
     let saved = args.plan.as_deref().map(plan::file::load).transpose()?;
+    if let Some(p) = &saved
+        && !p.operation.is_upgrade()
+    {
+        return Err(usage(
+            "the saved plan is a restart plan (plan --restart): run `swarm-upgrade restart` with the same selection instead",
+        ));
+    }
     if let Some(p) = &saved
         && p.target != args.pin
     {
@@ -29,6 +37,26 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
         ignore_checks: args.ignore_check.clone(),
         dry_run: args.dry_run,
         canary: args.canary.canary(),
+        operation: plan::Operation::Upgrade,
+        selection: args.select.selection(),
+    };
+    let fe = Terminal::new(args.run.output == Output::Json, quiet);
+    runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))
+}
+
+/// `restart`: apply's machinery with the restart plan.
+pub fn restart(args: &RestartArgs, quiet: bool) -> anyhow::Result<u8> {
+    let opts = launch_options(&args.run)?;
+    let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
+    let req = ApplyRequest {
+        pin: launch::restart_read_pin(),
+        max_parallel: args.max_parallel.map(usize::from),
+        saved: None,
+        ignore_checks: args.ignore_check.clone(),
+        dry_run: args.dry_run,
+        canary: Default::default(),
+        operation: plan::Operation::Restart,
+        selection: args.select.selection(),
     };
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))

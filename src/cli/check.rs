@@ -52,6 +52,8 @@ pub fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<u8> {
             unlock_key: unlock_key_in_env(),
             hazards: &hazards,
             canary: Default::default(),
+            operation: crate::plan::Operation::Upgrade,
+            selection: &crate::plan::Selection::default(),
         },
     );
     let blockers: Vec<String> = plan

@@ -50,6 +50,11 @@ pub enum Command {
     Plan(PlanArgs),
     /// Execute the plan: one verified step at a time, with checkpoints and rollback.
     Apply(ApplyArgs),
+    /// Restart every node's engine as it is (no version change), with the
+    /// same plan, quorum guard, checkpoints and resume as apply: each node
+    /// drained, its engine stopped and started, verified, given its
+    /// availability back; managers one at a time.
+    Restart(RestartArgs),
     /// Continue the cluster's unfinished run from the interrupted step.
     Resume(ResumeArgs),
     /// Show the current or last run of a cluster (from local state).
@@ -143,13 +148,45 @@ impl CanaryArgs {
     }
 }
 
+/// Which nodes a run acts on. The others are listed in the plan as out of
+/// scope, and still count for the quorum and drain checks.
+#[derive(Debug, Args, Default)]
+pub struct SelectArgs {
+    /// Only this node (swarm hostname or node ID). Repeatable.
+    #[arg(long = "nodes", value_name = "NAME", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Not this node (swarm hostname or node ID). Repeatable.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Only nodes matching this (`role=worker`, `node.labels.zone=a`, `!=`
+    /// for "not"); every one given must match. Repeatable.
+    #[arg(long, value_name = "SELECTOR")]
+    pub selector: Vec<String>,
+}
+
+impl SelectArgs {
+    pub fn selection(&self) -> crate::plan::Selection {
+        crate::plan::Selection {
+            nodes: self.nodes.clone(),
+            exclude: self.exclude.clone(),
+            selectors: self.selector.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Target Docker Engine version, exactly as released (e.g. 26.1.5).
-    #[arg(long, value_name = "VERSION")]
-    pub pin: EngineVersion,
+    #[arg(long, value_name = "VERSION", required_unless_present = "restart")]
+    pub pin: Option<EngineVersion>,
+    /// Plan a restart of every selected node's engine (as `swarm-upgrade
+    /// restart` runs it) instead of an upgrade.
+    #[arg(long, conflicts_with = "pin")]
+    pub restart: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Most workers upgraded at the same time.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: u16,
@@ -302,6 +339,28 @@ pub struct ApplyArgs {
     /// Print every remote command the run would execute, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Most workers restarted at the same time [default: 1; when continuing
+    /// a run: the run's own, and no other].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel: Option<u16>,
+    /// Start even though this check blocks (recorded in the journal). Repeatable.
+    #[arg(long, value_name = "ID")]
+    pub ignore_check: Vec<String>,
+    /// Print every remote command the run would execute, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
     #[command(flatten)]
     pub run: RunArgs,
 }

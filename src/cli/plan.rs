@@ -14,7 +14,15 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
         }
     };
     let hazards = Catalogue::load(&args.hazards)?;
-    let gathered = gather(&args.cluster, args.from_facts.as_deref(), &args.pin, &log)?;
+    let (pin, operation) = match &args.pin {
+        Some(pin) if !args.restart => (pin.clone(), plan::Operation::Upgrade),
+        _ => (crate::launch::restart_read_pin(), plan::Operation::Restart),
+    };
+    let selection = args.select.selection();
+    let gathered = gather(&args.cluster, args.from_facts.as_deref(), &pin, &log)?;
+    selection
+        .validate(&gathered.facts.cluster.nodes)
+        .map_err(crate::error::usage)?;
     if let Some(path) = &args.save_facts {
         let json = serde_json::to_vec_pretty(&gathered)?;
         crate::files::write_atomic(path, &json)?;
@@ -23,12 +31,14 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
     let plan = cluster::plan(
         &gathered,
         &PlanRequest {
-            pin: &args.pin,
+            pin: &pin,
             max_parallel: usize::from(args.max_parallel),
             waived: &[],
             unlock_key: unlock_key_in_env(),
             hazards: &hazards,
             canary: args.canary.canary(),
+            operation,
+            selection: &selection,
         },
     );
     match args.output {

@@ -179,6 +179,9 @@ pub struct PlanRequest<'a> {
     pub hazards: &'a Catalogue,
     /// The canaries' soak and pause.
     pub canary: crate::plan::Canary,
+    /// Upgrade to the pin, or restart (the pin then only read the cluster).
+    pub operation: plan::Operation,
+    pub selection: &'a plan::Selection,
 }
 
 /// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
@@ -187,8 +190,12 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
     let mut ctx = CheckContext::new(&g.facts, req.pin, &g.resolutions);
     ctx.max_parallel = req.max_parallel;
     ctx.unlock_key_available = req.unlock_key;
+    ctx.operation = req.operation;
+    ctx.selection = req.selection;
     let mut findings: Vec<Finding> = checks::run_all(&ctx);
-    findings.extend(hazards::evaluate(req.hazards, &ctx));
+    if req.operation.is_upgrade() {
+        findings.extend(hazards::evaluate(req.hazards, &ctx));
+    }
     findings.extend(unreachable_findings(g));
     for f in &mut findings {
         if f.severity == Severity::Block && req.waived.contains(&f.id) {
@@ -205,6 +212,8 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
             pin: req.pin.clone(),
             max_parallel: req.max_parallel,
             canary: req.canary,
+            operation: req.operation,
+            selection: req.selection.clone(),
         },
     )
 }

@@ -232,6 +232,10 @@ pub fn service(s: &Service) -> ServiceFacts {
                     .collect()
             })
             .unwrap_or_default(),
+        labels: spec
+            .and_then(|s| s.labels.clone())
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default(),
     }
 }
 

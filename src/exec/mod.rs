@@ -69,6 +69,11 @@ pub(crate) mod wait;
 pub const LABEL_RUN: &str = "swarm-upgrade.run";
 pub const LABEL_AVAILABILITY: &str = "swarm-upgrade.availability";
 pub const LABEL_DONE: &str = "swarm-upgrade.done";
+/// Set with [`LABEL_DONE`] by a restart run: the run that restarted the
+/// node. A restart planned from the swarm alone (another machine) gives a
+/// node drained by that same run its availability back without taking it
+/// down again (its version, unlike an upgrade's, cannot tell).
+pub const LABEL_RESTARTED: &str = "swarm-upgrade.restarted";
 
 /// The `name=version` lines a playbook prints last, without apt's chatter.
 pub(crate) fn package_lines(s: &str) -> String {

@@ -543,6 +543,7 @@ mod tests {
             update_state: None,
             virtual_ips: vec![],
             bind_mounts: vec![],
+            labels: Default::default(),
             networks: vec!["probe-net".into()],
             published_ports: ports
                 .iter()

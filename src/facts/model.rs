@@ -185,6 +185,10 @@ pub struct ServiceFacts {
     /// ...): the hazard catalogue looks for services that talk to the engine.
     #[serde(default)]
     pub bind_mounts: Vec<String>,
+    /// `Spec.Labels`: `swarm-upgrade.min-available` and
+    /// `swarm-upgrade.max-unavailable` set its disruption budget.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// The networks its tasks attach to (IDs or names, as the spec gives them;
     /// the ingress network is not among them): a service on none has no
     /// service DNS to verify.

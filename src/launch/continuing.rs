@@ -20,6 +20,10 @@ use crate::version::EngineVersion;
 #[derive(Debug, Default)]
 pub struct Asked<'a> {
     pub pin: Option<&'a EngineVersion>,
+    /// The command that continues it: `apply` (upgrade) or `restart`.
+    pub operation: Option<plan::Operation>,
+    /// `--nodes`/`--exclude`/`--selector`, when any was given.
+    pub selection: Option<&'a plan::Selection>,
     /// `--plan`: a saved plan.
     pub saved: Option<&'a Plan>,
     pub max_parallel: Option<usize>,
@@ -62,6 +66,26 @@ pub fn refuse_conflicts(
     asked: &Asked<'_>,
 ) -> anyhow::Result<()> {
     let run = &state.run_id;
+    if let Some(op) = asked.operation
+        && op != run_plan.operation
+    {
+        let (was, cmd) = match run_plan.operation {
+            plan::Operation::Upgrade => ("an upgrade", format!("apply --pin {}", state.pin)),
+            plan::Operation::Restart => ("a restart", "restart".to_string()),
+        };
+        return Err(usage(format!(
+            "run {run} ({was}) is unfinished; continue it with `swarm-upgrade resume` (or `{cmd}`) before starting another"
+        )));
+    }
+    if let Some(sel) = asked.selection
+        && !sel.is_empty()
+        && *sel != run_plan.selection
+    {
+        return Err(usage(format!(
+            "--nodes/--exclude/--selector: unfinished run {run} was planned with another selection              ({}); continue it without these flags",
+            serde_json::to_string(&run_plan.selection).unwrap_or_default()
+        )));
+    }
     if let Some(pin) = asked.pin
         && *pin != state.pin
     {
@@ -113,7 +137,7 @@ pub fn blockers(
     unlock_key: bool,
     hazards: &Catalogue,
 ) -> Vec<Finding> {
-    let upgrading = run_plan.reverts_run.is_none();
+    let upgrading = run_plan.reverts_run.is_none() && run_plan.operation.is_upgrade();
     let fresh = cluster::plan(
         g,
         &PlanRequest {
@@ -123,6 +147,8 @@ pub fn blockers(
             unlock_key,
             hazards,
             canary: Default::default(),
+            operation: run_plan.operation,
+            selection: &run_plan.selection,
         },
     );
     fresh
@@ -331,6 +357,8 @@ mod tests {
                 unlock_key: false,
                 hazards: &Catalogue::default(),
                 canary: Default::default(),
+                operation: plan::Operation::Upgrade,
+                selection: &plan::Selection::default(),
             },
         );
         assert!(fresh.is_blocked(), "a new run would be blocked");

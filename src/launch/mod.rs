@@ -69,6 +69,15 @@ pub struct ApplyRequest {
     pub dry_run: bool,
     /// The canaries' soak and pause (a new run's; a continued run keeps its own).
     pub canary: plan::Canary,
+    /// `restart` sets this; `pin` then only reads the cluster.
+    pub operation: plan::Operation,
+    pub selection: plan::Selection,
+}
+
+/// The version a restart reads the cluster with: it resolves no package
+/// (each node keeps the version it runs).
+pub fn restart_read_pin() -> EngineVersion {
+    EngineVersion(semver::Version::new(0, 0, 0))
 }
 
 /// What `resume` asks for beyond the run options.
@@ -88,8 +97,16 @@ pub async fn apply(
 ) -> anyhow::Result<u8> {
     let log = |l: &str| fe.log(l);
     let reading = cluster.read(&req.pin, &log).await?;
+    if let Err(e) = req
+        .selection
+        .validate(&reading.gathered.facts.cluster.nodes)
+    {
+        reading.close().await;
+        return Err(usage(e));
+    }
     let dir = ClusterDir::open(&opts.state_base, &reading.gathered.facts.cluster.id)?;
     let _lock = dir.lock()?;
+    let upgrade = req.operation.is_upgrade();
 
     // An unfinished run is continued, never silently replaced: a state
     // that cannot be read is an error naming the file (exit 2).
@@ -99,10 +116,15 @@ pub async fn apply(
         // another pin starts a new run, whose plan reads what the old one
         // left in the swarm's labels.
         if state.status.resumable()
-            && !(state.status == RunStatus::RolledBack && state.pin != req.pin)
+            && !(state.status == RunStatus::RolledBack
+                && upgrade
+                && plan.operation.is_upgrade()
+                && state.pin != req.pin)
         {
             let asked = Asked {
-                pin: Some(&req.pin),
+                pin: upgrade.then_some(&req.pin),
+                operation: Some(req.operation),
+                selection: Some(&req.selection),
                 saved: req.saved.as_ref(),
                 max_parallel: req.max_parallel,
                 ignore_checks: &req.ignore_checks,
@@ -120,6 +142,8 @@ pub async fn apply(
             unlock_key: opts.run.unlock_key.is_some(),
             hazards: &opts.hazards,
             canary: req.canary,
+            operation: req.operation,
+            selection: &req.selection,
         },
     );
     let plan = match &req.saved {
@@ -153,7 +177,11 @@ pub async fn apply(
     }
     if plan.steps.is_empty() {
         reading.close().await;
-        fe.log("nothing to do: every node already runs the pin");
+        fe.log(if upgrade && req.selection.is_empty() {
+            "nothing to do: every node already runs the pin"
+        } else {
+            "nothing to do: no node in scope"
+        });
         return Ok(exit_code::SUCCESS);
     }
     if req.dry_run {
@@ -458,6 +486,9 @@ fn outcome(plan: &Plan, status: RunStatus, state: &RunState, run: &RunDir) -> an
         RunStatus::Done => {
             match &plan.reverts_run {
                 Some(r) => eprintln!("rollback of run {r} complete; journal: {journal}"),
+                None if !plan.operation.is_upgrade() => {
+                    eprintln!("restart complete; journal: {journal}")
+                }
                 None => eprintln!("upgrade to {} complete; journal: {journal}", plan.target),
             }
             Ok(exit_code::SUCCESS)

@@ -16,17 +16,43 @@ use crate::facts::model::{Availability, Facts, NodeFacts, NodeState, Role};
 use crate::version::resolve::{Resolution, ResolveError};
 use crate::version::{EngineVersion, engine_version_of};
 
-use super::model::{Action, Canary, PLAN_FORMAT, Plan, PlanNode};
+use super::model::{Action, Canary, Operation, PLAN_FORMAT, Plan, PlanNode};
+use super::select::Selection;
 use super::steps::Steps;
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
+    /// The version to upgrade to; for a restart, the version that read the
+    /// cluster (unused: each node keeps its own).
     pub pin: EngineVersion,
     /// Most workers upgraded at once (at least 1).
     pub max_parallel: usize,
     /// The canaries' soak and pause.
     pub canary: Canary,
+    pub operation: Operation,
+    pub selection: Selection,
 }
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            pin: EngineVersion(semver::Version::new(0, 0, 0)),
+            max_parallel: 1,
+            canary: Canary::default(),
+            operation: Operation::Upgrade,
+            selection: Selection::default(),
+        }
+    }
+}
+
+/// The steps one node goes through for a restart: no backup, no install.
+const RESTART_STEPS: [Action; 5] = [
+    Action::Drain,
+    Action::WaitDrained,
+    Action::StopEngine,
+    Action::StartEngine,
+    Action::Verify,
+];
 
 /// The steps one node goes through, drain to verify.
 const NODE_STEPS: [Action; 7] = [
@@ -51,7 +77,7 @@ pub fn build(
         .cluster
         .nodes
         .iter()
-        .map(|n| plan_node(facts, n, resolutions.get(&n.id), &opts.pin))
+        .map(|n| plan_node(facts, n, resolutions.get(&n.id), opts))
         .collect();
     let mid_run: Vec<&str> = facts
         .cluster
@@ -71,10 +97,16 @@ pub fn build(
         .filter(|n| n.role == Role::Worker && n.skip.is_none())
         .collect();
 
-    let mut steps = Steps::new(opts.canary);
-    steps.managers(&managers, &NODE_STEPS, !workers.is_empty());
+    let (mut steps, node_steps) = match opts.operation {
+        Operation::Upgrade => (Steps::new(opts.canary), &NODE_STEPS[..]),
+        // No canary soak in a restart yet: the node's restarted label (set at
+        // verify) and a soak after it do not resume from an empty state dir
+        // (found by the fault matrix).
+        Operation::Restart => (Steps::restarting(Canary::default()), &RESTART_STEPS[..]),
+    };
+    steps.managers(&managers, node_steps, !workers.is_empty());
     let batch_size = worker_batch_size(facts, workers.len(), opts.max_parallel);
-    steps.workers(workers.chunks(batch_size), &NODE_STEPS);
+    steps.workers(workers.chunks(batch_size), node_steps);
 
     let mut order = 0;
     let upgrade_order: BTreeMap<String, usize> = managers
@@ -91,16 +123,29 @@ pub fn build(
     // Skipped nodes last, by name; the ID breaks ties between equal hostnames.
     nodes.sort_by_key(|n| (n.order.is_none(), n.order, n.name.clone(), n.id.clone()));
 
+    // A restart has no pin: its plan names the newest version it restarts
+    // (what `status` shows), each node keeping its own.
+    let target = match opts.operation {
+        Operation::Upgrade => opts.pin.clone(),
+        Operation::Restart => nodes
+            .iter()
+            .filter(|n| n.order.is_some())
+            .map(|n| n.target.clone())
+            .max()
+            .unwrap_or_else(|| opts.pin.clone()),
+    };
     Plan {
         format: PLAN_FORMAT,
         cluster_id: facts.cluster.id.clone(),
-        target: opts.pin.clone(),
+        target,
         max_parallel: opts.max_parallel.max(1),
         nodes,
         steps: steps.steps,
         findings,
         reverts_run: None,
         canary: opts.canary,
+        operation: opts.operation,
+        selection: opts.selection.clone(),
     }
 }
 
@@ -123,12 +168,63 @@ fn plan_node(
     facts: &Facts,
     n: &NodeFacts,
     resolution: Option<&Result<Resolution, ResolveError>>,
-    pin: &EngineVersion,
+    opts: &PlanOptions,
 ) -> PlanNode {
     let host = facts
         .hosts
         .get(&n.id)
         .map_or_else(|| n.addr.clone(), |h| h.host.clone());
+    let mut node = match opts.operation {
+        Operation::Upgrade => upgrade_node(n, resolution, &opts.pin),
+        Operation::Restart => restart_node(n),
+    };
+    // A node an unfinished run drained is brought back whatever the
+    // selection: leaving it drained is never what the operator meant.
+    if node.skip.is_none() && !n.labels.contains_key(crate::exec::LABEL_RUN) {
+        node.skip = opts.selection.out_of_scope(n);
+    }
+    node.host = host;
+    node
+}
+
+/// A node restarted as it is: its target is the version it runs, which
+/// verify expects back.
+fn restart_node(n: &NodeFacts) -> PlanNode {
+    let version = engine_version_of(&n.engine_version);
+    let skip = version.is_none().then(|| {
+        format!(
+            "engine version {:?} unreadable: nothing to verify the restart against",
+            n.engine_version
+        )
+    });
+    PlanNode {
+        id: n.id.clone(),
+        name: n.hostname.clone(),
+        host: String::new(),
+        role: n.role,
+        leader: n.is_leader(),
+        availability: original_availability(n),
+        current: n.engine_version.clone(),
+        target: version.unwrap_or(EngineVersion(semver::Version::new(0, 0, 0))),
+        method: None,
+        packages: vec![],
+        bundle: None,
+        skip,
+        order: None,
+        // Only the run that still holds it drained counts: the label of an
+        // earlier, finished run says nothing about this one.
+        restarted: n
+            .labels
+            .get(crate::exec::LABEL_RUN)
+            .is_some_and(|run| n.labels.get(crate::exec::LABEL_RESTARTED) == Some(run)),
+    }
+}
+
+fn upgrade_node(
+    n: &NodeFacts,
+    resolution: Option<&Result<Resolution, ResolveError>>,
+    pin: &EngineVersion,
+) -> PlanNode {
     let at_target = engine_version_of(&n.engine_version).as_ref() == Some(pin);
     // Drained by a run (perhaps from another machine) and upgraded before it
     // stopped: it still needs its availability back (I2), and nothing else.
@@ -152,7 +248,7 @@ fn plan_node(
     PlanNode {
         id: n.id.clone(),
         name: n.hostname.clone(),
-        host,
+        host: String::new(),
         role: n.role,
         leader: n.is_leader(),
         availability: original_availability(n),
@@ -163,6 +259,7 @@ fn plan_node(
         bundle,
         skip,
         order: None,
+        restarted: false,
     }
 }
 

@@ -7,14 +7,18 @@ pub mod file;
 pub mod model;
 pub(crate) mod render;
 pub mod rollback;
+pub mod select;
 mod steps;
 
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
+mod scope_tests;
+#[cfg(test)]
 pub(crate) mod testutil;
 
 pub use build::{PlanOptions, build};
 pub use file::{digest, load, save};
-pub use model::{Action, Canary, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
+pub use model::{Action, Canary, Operation, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
 pub use render::{TABLE_WIDTH, json, table, table_with_width};
+pub use select::Selection;

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::select::Selection;
 use crate::checks::Finding;
 use crate::facts::model::{Availability, Role};
 use crate::version::EngineVersion;
@@ -30,6 +31,13 @@ pub struct Plan {
     /// batch); absent in plans saved before them: no soak.
     #[serde(default)]
     pub canary: Canary,
+    /// What the run does to each node: upgrade (the default, left out of
+    /// the file so that older plans keep their hash) or only restart.
+    #[serde(default, skip_serializing_if = "Operation::is_upgrade")]
+    pub operation: Operation,
+    /// The nodes the operator selected; the others are skipped, with why.
+    #[serde(default, skip_serializing_if = "Selection::is_empty")]
+    pub selection: Selection,
 }
 
 /// What happens after each canary (the first manager, the first worker
@@ -50,6 +58,24 @@ pub struct Canary {
 impl Canary {
     pub fn soak(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.soak_secs)
+    }
+}
+
+/// What a run does to each node it takes down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    /// Install the pinned engine (`apply`).
+    #[default]
+    Upgrade,
+    /// Restart the engine as it is (`restart`): no backup, no install; each
+    /// node verified at the version it ran.
+    Restart,
+}
+
+impl Operation {
+    pub fn is_upgrade(&self) -> bool {
+        *self == Operation::Upgrade
     }
 }
 
@@ -88,6 +114,10 @@ pub struct PlanNode {
     pub skip: Option<String>,
     /// Position in the upgrade order (1-based), when upgraded.
     pub order: Option<usize>,
+    /// Restart plans: the unfinished run that drained it restarted and
+    /// verified it already; it only gets its availability back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarted: bool,
 }
 
 impl PlanNode {

@@ -37,10 +37,20 @@ pub fn table_with_width(plan: &Plan, width: u16) -> String {
             "Rollback plan for swarm {}: reverting the nodes run {run} upgraded to Docker Engine {}, from their backups\n\n",
             plan.cluster_id, plan.target
         )),
+        None if !plan.operation.is_upgrade() => out.push_str(&format!(
+            "Restart plan for swarm {}: each engine restarted at the version it runs, max parallel {}\n\n",
+            plan.cluster_id, plan.max_parallel
+        )),
         None => out.push_str(&format!(
             "Upgrade plan for swarm {}: Docker Engine {}, max parallel {}\n\n",
             plan.cluster_id, plan.target, plan.max_parallel
         )),
+    }
+    if !plan.selection.is_empty() {
+        out.push_str(&format!(
+            "Selected: {}\n\n",
+            selection_text(&plan.selection)
+        ));
     }
     if let Some(c) = canary_text(plan) {
         out.push_str(&wrap_words(&c, usize::from(width)));
@@ -211,7 +221,11 @@ fn nodes_table(plan: &Plan, width: u16) -> String {
     let room = last_column_room(&mut t, &widths, width, 24);
     for (n, row) in plan.nodes.iter().zip(rows) {
         let mut cells: Vec<Cell> = row.into_iter().map(Cell::new).collect();
-        cells.push(Cell::new(packages_cell(n, room)));
+        cells.push(Cell::new(packages_cell(
+            n,
+            room,
+            !plan.operation.is_upgrade(),
+        )));
         t.add_row(cells);
     }
     trim_lines(&t.to_string())
@@ -250,9 +264,12 @@ fn role_label(n: &PlanNode) -> &'static str {
 
 /// One line per package, `name from → to` (`name (new) → to`); when that
 /// is wider than `room`, the arrow goes to an indented second line.
-fn packages_cell(n: &PlanNode, room: usize) -> String {
+fn packages_cell(n: &PlanNode, room: usize, restart: bool) -> String {
     if let Some(reason) = &n.skip {
         return format!("skipped: {reason}");
+    }
+    if restart {
+        return "engine restarted, packages unchanged".into();
     }
     if n.packages.is_empty() {
         return match &n.bundle {
@@ -571,11 +588,15 @@ fn verdict(plan: &Plan) -> String {
     // A rollback plan reverts nodes, each to its own old version.
     let (doing, to) = match plan.reverts_run {
         Some(_) => ("revert", "reverting"),
+        None if !plan.operation.is_upgrade() => ("restart", "restarting"),
         None => ("upgrade", "upgrading"),
     };
     if upgraded == 0 {
         return match &plan.reverts_run {
             Some(run) => format!("plan ready: nothing to do, run {run} upgraded no node{warned}"),
+            None if !plan.operation.is_upgrade() || !plan.selection.is_empty() => {
+                format!("plan ready: nothing to do, no node in scope{warned}")
+            }
             None => format!(
                 "plan ready: nothing to do, no node needs {to} to {}{warned}",
                 plan.target
@@ -660,7 +681,7 @@ pub fn json(plan: &Plan) -> Value {
         })
         .collect();
     let findings = findings_json(&plan.findings);
-    json!({
+    let mut doc = json!({
         "target": plan.target.to_string(),
         "cluster_id": plan.cluster_id,
         "max_parallel": plan.max_parallel,
@@ -672,7 +693,35 @@ pub fn json(plan: &Plan) -> Value {
         "nodes": nodes,
         "steps": steps,
         "findings": findings,
-    })
+    });
+    // Only when not the defaults, so upgrade documents stay as they were.
+    if let Some(map) = doc.as_object_mut() {
+        if !plan.operation.is_upgrade() {
+            map.insert("operation".into(), Value::String(name_of(&plan.operation)));
+        }
+        if !plan.selection.is_empty() {
+            map.insert(
+                "selection".into(),
+                serde_json::to_value(&plan.selection).unwrap_or_default(),
+            );
+        }
+    }
+    doc
+}
+
+/// `--nodes a,b --exclude c --selector role=worker`, as given.
+fn selection_text(s: &crate::plan::Selection) -> String {
+    let mut parts = vec![];
+    if !s.nodes.is_empty() {
+        parts.push(format!("--nodes {}", s.nodes.join(",")));
+    }
+    if !s.exclude.is_empty() {
+        parts.push(format!("--exclude {}", s.exclude.join(",")));
+    }
+    for sel in &s.selectors {
+        parts.push(format!("--selector {sel}"));
+    }
+    parts.join(" ")
 }
 
 #[cfg(test)]

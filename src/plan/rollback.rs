@@ -72,6 +72,8 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         reverts_run: Some(run_id.to_string()),
         // A revert is not a canary: each node is verified at its old version.
         canary: Default::default(),
+        operation: super::Operation::Upgrade,
+        selection: super::Selection::default(),
     }
 }
 

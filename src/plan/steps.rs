@@ -15,12 +15,22 @@ pub(super) struct Steps {
     pub steps: Vec<Step>,
     batch: usize,
     canary: Canary,
+    /// A restart takes down nodes that run their target already.
+    restart: bool,
 }
 
 impl Steps {
     pub fn new(canary: Canary) -> Steps {
         Steps {
             canary,
+            ..Default::default()
+        }
+    }
+
+    pub fn restarting(canary: Canary) -> Steps {
+        Steps {
+            canary,
+            restart: true,
             ..Default::default()
         }
     }
@@ -33,7 +43,7 @@ impl Steps {
         for (i, m) in managers.iter().enumerate() {
             self.batch += 1;
             self.node(Phase::Managers, m, actions);
-            if i == 0 && !m.at_target() {
+            if i == 0 && (!m.at_target() || self.restart) {
                 self.soak(Phase::Managers, &[m]);
                 if managers.len() > 1 || workers_follow {
                     self.pause(Phase::Managers);
@@ -68,8 +78,11 @@ impl Steps {
             }
             self.push(Phase::Workers, None, Action::WaitConverged, None);
             self.verify_services(Phase::Workers, batch);
-            let upgraded: Vec<&PlanNode> =
-                batch.iter().copied().filter(|w| !w.at_target()).collect();
+            let upgraded: Vec<&PlanNode> = batch
+                .iter()
+                .copied()
+                .filter(|w| !w.at_target() || self.restart)
+                .collect();
             if first && !upgraded.is_empty() {
                 first = false;
                 // Once the canary batch runs its tasks again: its soak in a
@@ -125,7 +138,7 @@ impl Steps {
     /// already at its target (drained by an earlier, unfinished run) only
     /// gets its availability back.
     fn node(&mut self, phase: Phase, n: &PlanNode, actions: &[Action]) {
-        if n.at_target() {
+        if (n.at_target() && !self.restart) || n.restarted {
             return;
         }
         for &action in actions {

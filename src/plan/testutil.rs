@@ -156,6 +156,7 @@ pub fn opts(max_parallel: usize) -> PlanOptions {
         pin: pin("26.1.5"),
         max_parallel,
         canary: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -53,6 +53,7 @@ impl Action for Drain {
                 Operation::api(on.clone(), Call::Tasks { all: false }),
             );
         }
+        super::drain_budget::describe(cx, n, &mut d);
         d.extend(guard::describe(cx, n));
         d.once(Operation::api(on.clone(), Call::Info));
         d.once(Operation::api(on, Call::UpdateNode(update(n, &cx.run_id))));
@@ -68,6 +69,7 @@ impl Action for Drain {
         } else {
             None
         };
+        super::drain_budget::wait(s).await?;
         guard::check(s.run, n, Expect::Ready).await?;
         let via = s.via().await?;
         s.ops()
@@ -121,7 +123,7 @@ async fn replicas_elsewhere<O: Ops>(s: &StepCx<'_, '_, O>) -> Result<(), StepErr
 
 /// This node and the nodes of its batch that are drained and not yet given
 /// their availability back.
-async fn drained_in_batch<'a, O: Ops>(s: &StepCx<'_, 'a, O>) -> Vec<&'a str> {
+pub(super) async fn drained_in_batch<'a, O: Ops>(s: &StepCx<'_, 'a, O>) -> Vec<&'a str> {
     let cx = s.cx();
     let st = s.run.state.lock().await;
     let drained = |id: &str| {
@@ -143,7 +145,7 @@ async fn drained_in_batch<'a, O: Ops>(s: &StepCx<'_, 'a, O>) -> Vec<&'a str> {
 
 /// The services with a running task on the node, and every running task of
 /// theirs: three narrow requests rather than the whole swarm's tasks.
-async fn services_on<O: Ops>(
+pub(super) async fn services_on<O: Ops>(
     ops: &O,
     via: &str,
     node_id: &str,

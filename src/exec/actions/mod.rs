@@ -9,6 +9,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod drain;
+mod drain_budget;
 pub(crate) mod install;
 pub(crate) mod pause;
 pub(crate) mod restore;

@@ -2,18 +2,22 @@
 //! [`crate::exec::verify`]), then labelled as done with that version.
 
 use super::{Action, StepResult};
-use crate::exec::LABEL_DONE;
 use crate::exec::context::{Cx, StepCx, StepError};
 use crate::exec::operation::{Call, Description, Operation};
 use crate::exec::ops::{NodeUpdate, Ops};
 use crate::exec::verify;
+use crate::exec::{LABEL_DONE, LABEL_RESTARTED};
 use crate::plan::{PlanNode, Step};
 
 pub(crate) struct Verify;
 
-fn done_label(n: &PlanNode) -> NodeUpdate {
+fn done_label(cx: &Cx<'_>, n: &PlanNode) -> NodeUpdate {
+    let mut add_labels = vec![(LABEL_DONE.into(), n.target.to_string())];
+    if !cx.plan.operation.is_upgrade() {
+        add_labels.push((LABEL_RESTARTED.into(), cx.run_id.clone()));
+    }
     NodeUpdate {
-        add_labels: vec![(LABEL_DONE.into(), n.target.to_string())],
+        add_labels,
         ..Default::default()
     }
 }
@@ -27,7 +31,7 @@ impl Action for Verify {
         d.extend(verify::describe(cx, n));
         let on = cx.asked(Some(n));
         d.once(Operation::api(on.clone(), Call::Info));
-        d.once(Operation::api(on, Call::UpdateNode(done_label(n))));
+        d.once(Operation::api(on, Call::UpdateNode(done_label(cx, n))));
         d
     }
 
@@ -37,7 +41,7 @@ impl Action for Verify {
         let polled = verify::verify(s.run, s.step, n, &n.target).await?;
         let via = s.via().await?;
         s.ops()
-            .update_node(&via, &n.id, &done_label(n))
+            .update_node(&via, &n.id, &done_label(s.cx(), n))
             .await
             .map_err(StepError::failed)?;
         Ok(Some(polled))
