@@ -46,7 +46,7 @@ impl Frontend for Terminal {
             ) {
                 println!("{s}");
             }
-        } else {
+        } else if !self.quiet {
             eprint!("{}", plan::render::table(plan));
         }
     }
@@ -56,6 +56,10 @@ impl Frontend for Terminal {
             return Err(usage(
                 "refusing to start without confirmation: stdin is not a terminal; pass --yes to confirm",
             ));
+        }
+        if self.quiet {
+            // Quiet left the plan out; nobody confirms what they have not seen.
+            eprint!("{}", plan::render::table(plan));
         }
         let revert = plan.reverts_run.is_some();
         eprint!(
@@ -79,7 +83,16 @@ impl Frontend for Terminal {
     }
 
     fn dry_run(&self, text: &str) {
-        print!("{text}");
+        if self.json {
+            let lines: Vec<&str> = text.lines().collect();
+            if let Ok(s) =
+                serde_json::to_string(&serde_json::json!({"event": "dry_run", "lines": lines}))
+            {
+                println!("{s}");
+            }
+        } else {
+            print!("{text}");
+        }
     }
 
     fn event(&self, event: &Event) {
@@ -90,6 +103,8 @@ impl Frontend for Terminal {
 pub enum Mode {
     Bars,
     Lines,
+    /// `-q`: only the lines that report a result or a failure.
+    Quiet,
     Json,
 }
 
@@ -104,7 +119,9 @@ impl Ui {
     pub fn new(json: bool, quiet: bool) -> Ui {
         let mode = if json {
             Mode::Json
-        } else if std::io::stderr().is_terminal() && !quiet {
+        } else if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
             Mode::Bars
         } else {
             Mode::Lines
@@ -164,6 +181,18 @@ impl Ui {
                 }
             }
             Mode::Lines => eprintln!("{}", line(e)),
+            Mode::Quiet => {
+                if matches!(
+                    e,
+                    Event::StepFailed { .. }
+                        | Event::RollbackStarted { .. }
+                        | Event::RollbackFinished { .. }
+                        | Event::LeaseLost { .. }
+                        | Event::RunFinished { .. }
+                ) {
+                    eprintln!("{}", line(e));
+                }
+            }
             Mode::Bars => self.draw(e),
         }
     }

@@ -45,8 +45,10 @@ impl LiveOps {
         }
     }
 
-    /// Counts `n` Engine API requests answered by `node`'s engine.
-    fn api(&self, node: &str, n: u64) {
+    /// Counts `n` Engine API requests answered by `node`'s engine, and logs
+    /// them (`call`: method and path).
+    fn api(&self, node: &str, n: u64, call: &str) {
+        tracing::debug!(node, "api: {call}");
         if let Ok(mut c) = self.counts.lock() {
             c.entry(node.to_string()).or_default().1 += n;
         }
@@ -69,7 +71,7 @@ impl LiveOps {
             return Ok(e.clone());
         }
         // Connecting negotiates the API version: one request.
-        self.api(node, 1);
+        self.api(node, 1, "connect (GET /_ping, /version)");
         let e = Engine::connect(self.host(node)?, &self.socket_dir(node)?).await?;
         engines.insert(node.to_string(), e.clone());
         Ok(e)
@@ -168,7 +170,7 @@ fn engine_status(info: &serde_json::Value) -> EngineStatus {
 impl Ops for LiveOps {
     async fn node(&self, via: &str, node: &str) -> anyhow::Result<Option<NodeFacts>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, &format!("GET /nodes/{node}"));
         match e.docker().inspect_node(node).await {
             Ok(n) => Ok(Some(map::node(&n))),
             Err(BollardError::DockerResponseServerError {
@@ -180,7 +182,7 @@ impl Ops for LiveOps {
 
     async fn managers(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, "GET /nodes?filters=role=manager");
         let nodes = e
             .docker()
             .list_nodes(Some(ListNodesOptions {
@@ -198,7 +200,7 @@ impl Ops for LiveOps {
         let e = self.engine(via).await?;
         let d = e.docker();
         for attempt in 0.. {
-            self.api(via, 1);
+            self.api(via, 1, &format!("GET /nodes/{node}"));
             let n = d
                 .inspect_node(node)
                 .await
@@ -222,7 +224,7 @@ impl Ops for LiveOps {
             for (k, v) in &update.add_labels {
                 labels.insert(k.clone(), v.clone());
             }
-            self.api(via, 1);
+            self.api(via, 1, &format!("POST /nodes/{node}/update"));
             match d
                 .update_node(
                     node,
@@ -247,7 +249,7 @@ impl Ops for LiveOps {
 
     async fn node_tasks(&self, via: &str, node: &str) -> anyhow::Result<Vec<Task>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, &format!("GET /tasks?filters=node={node}"));
         let filter = serde_json::json!({ "node": [node] }).to_string();
         let v = e.get_json(&format!("/tasks?filters={filter}")).await?;
         Ok(v.as_array()
@@ -261,7 +263,7 @@ impl Ops for LiveOps {
         ids: Option<&[String]>,
     ) -> anyhow::Result<Vec<ServiceFacts>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, "GET /services");
         let s = e
             .docker()
             .list_services(Some(ListServicesOptions {
@@ -275,7 +277,7 @@ impl Ops for LiveOps {
 
     async fn tasks(&self, via: &str, services: Option<&[String]>) -> anyhow::Result<Vec<Task>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, "GET /tasks?filters=desired-state=running");
         let mut filters = serde_json::json!({ "desired-state": ["running"] });
         if let Some(ids) = services {
             filters["service"] = serde_json::json!(ids);
@@ -288,7 +290,7 @@ impl Ops for LiveOps {
 
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         let host = self.host(node)?;
-        self.api(node, 1);
+        self.api(node, 1, "GET /info (fresh connection)");
         // Polled while the engine restarts, so straight over the forwarded
         // socket on a fresh connection, without the API client (whose
         // version negotiation and pooled keep-alive connections hung after a
@@ -349,11 +351,11 @@ impl Ops for LiveOps {
             ..Default::default()
         };
         for _ in 0..2 {
-            self.api(via, 1);
+            self.api(via, 1, "POST /configs/create (the run lease)");
             match d.create_config(spec()).await {
                 Ok(_) => return Ok(LeaseOutcome::Acquired),
                 Err(err) if is_conflict(&err) => {
-                    self.api(via, 1);
+                    self.api(via, 1, "GET /configs/{LEASE_NAME}");
                     let c = d
                         .inspect_config(LEASE_NAME)
                         .await
@@ -372,7 +374,7 @@ impl Ops for LiveOps {
                     // Judged on the swarm's clock: its config's last write
                     // and the manager's own time.
                     let stale = break_stale && {
-                        self.api(via, 1);
+                        self.api(via, 1, "GET /info");
                         let now = d.info().await.ok().and_then(|i| i.system_time);
                         expired_on_swarm_clock(&held, c.updated_at.as_deref(), now.as_deref())
                     };
@@ -380,7 +382,7 @@ impl Ops for LiveOps {
                         // By ID, not by name: a lease another run created
                         // after we looked is a new object and stays.
                         let id = c.id.clone().context("the run lease has no ID")?;
-                        self.api(via, 1);
+                        self.api(via, 1, "DELETE /configs/{id} (a stale run lease)");
                         d.delete_config(&id)
                             .await
                             .context("breaking the stale run lease")?;
@@ -400,7 +402,11 @@ impl Ops for LiveOps {
         let e = self.engine(via).await?;
         let d = e.docker();
         // Inspect, then update.
-        self.api(via, 2);
+        self.api(
+            via,
+            2,
+            "GET /configs/{LEASE_NAME} + POST /configs/{id}/update (renew the run lease)",
+        );
         let c = match d.inspect_config(LEASE_NAME).await {
             Ok(c) => c,
             Err(err) if is_not_found(&err) => {
@@ -438,7 +444,7 @@ impl Ops for LiveOps {
     async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {
         let e = self.engine(via).await?;
         let d = e.docker();
-        self.api(via, 1);
+        self.api(via, 1, "GET /configs/{LEASE_NAME}");
         let Ok(c) = d.inspect_config(LEASE_NAME).await else {
             return Ok(());
         };
@@ -446,7 +452,7 @@ impl Ops for LiveOps {
         if lease_from(&labels).run_id == run_id {
             // By ID: a lease created by another run after we looked is not ours.
             let id = c.id.context("the run lease has no ID")?;
-            self.api(via, 1);
+            self.api(via, 1, "DELETE /configs/{id} (release the run lease)");
             d.delete_config(&id)
                 .await
                 .context("releasing the run lease")?;

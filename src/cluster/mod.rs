@@ -12,6 +12,9 @@ pub(crate) mod gather;
 pub(crate) mod host;
 pub(crate) mod live;
 pub(crate) mod record;
+mod waivers;
+
+pub use waivers::validate_waivers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -195,6 +198,9 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
     )
 }
 
+/// The id of the finding for a host SSH cannot read.
+pub(crate) const SSH_REACHABLE: &str = "ssh-reachable";
+
 fn unreachable_findings(g: &Gathered) -> Vec<Finding> {
     g.facts
         .unreachable
@@ -205,7 +211,7 @@ fn unreachable_findings(g: &Gathered) -> Vec<Finding> {
                 .node(id)
                 .map_or(id.as_str(), |n| n.hostname.as_str());
             Finding::block(
-                "ssh-reachable",
+                SSH_REACHABLE,
                 Some(name),
                 format!("cannot read host {name} over SSH: {why}"),
             )

@@ -571,8 +571,10 @@ pub fn json(plan: &Plan) -> Value {
         .collect();
     let findings = findings_json(&plan.findings);
     json!({
+        "format_version": crate::report::FORMAT_VERSION,
         "target": plan.target.to_string(),
         "cluster_id": plan.cluster_id,
+        "blocked": plan.is_blocked(),
         "max_parallel": plan.max_parallel,
         "nodes": nodes,
         "steps": steps,
