@@ -284,7 +284,7 @@ pub fn line(e: &Event) -> String {
             )
         }
         Event::StopRequested => {
-            "stop requested: finishing the current step, then stopping at a safe point (Ctrl-C again to abort now; `swarm-upgrade resume` continues)".into()
+            "stop requested: finishing the current step, then stopping at a safe point (Ctrl-C, SIGTERM or SIGHUP again aborts now; `swarm-upgrade resume` continues)".into()
         }
         Event::LeaseLost { reason } => format!(
             "the run lease was lost ({reason}): stopping at the next safe point; once no other run holds it, `swarm-upgrade resume` continues"

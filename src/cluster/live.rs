@@ -251,7 +251,7 @@ impl Ops for LiveOps {
         let e = self.engine(via).await?;
         self.api(via, 1, &format!("GET /tasks?filters=node={node}"));
         let filter = serde_json::json!({ "node": [node] }).to_string();
-        let v = e.get_json(&format!("/tasks?filters={filter}")).await?;
+        let v = e.get_json("/tasks", &[("filters", &filter)]).await?;
         Ok(v.as_array()
             .map(|a| a.iter().map(map::task).collect())
             .unwrap_or_default())
@@ -282,7 +282,9 @@ impl Ops for LiveOps {
         if let Some(ids) = services {
             filters["service"] = serde_json::json!(ids);
         }
-        let v = e.get_json(&format!("/tasks?filters={filters}")).await?;
+        let v = e
+            .get_json("/tasks", &[("filters", &filters.to_string())])
+            .await?;
         Ok(v.as_array()
             .map(|a| a.iter().map(map::task).collect())
             .unwrap_or_default())
@@ -306,7 +308,7 @@ impl Ops for LiveOps {
         let dir = self.socket_dir(node)?;
         let get = async {
             let socket = host.forward_docker_socket(&dir).await?;
-            raw::get_json(&socket, "/info").await
+            raw::get_json(&socket, "/info", &[]).await
         };
         let answer = tokio::time::timeout(limit, get).await;
         if let Ok(mut m) = self.info_timeouts.lock() {

@@ -67,10 +67,15 @@ impl Engine {
             .with_context(|| format!("host {}: GET /info", self.host))
     }
 
-    /// GET a path of the API as raw JSON (for fields bollard does not model).
-    pub async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
-        self.log(&format!("GET {path}"));
-        raw::get_json(&self.socket, path)
+    /// GET a path of the API as raw JSON (for fields bollard does not model);
+    /// `query` values are plain (raw encodes them).
+    pub async fn get_json(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<serde_json::Value> {
+        self.log(&format!("GET {path} {query:?}"));
+        raw::get_json(&self.socket, path, query)
             .await
             .with_context(|| format!("host {}: GET {path}", self.host))
     }
@@ -111,7 +116,7 @@ impl Engine {
             .with_context(|| ctx("GET /swarm"))?;
         // bollard's Task has no NetworksAttachments: read tasks raw.
         let tasks = self
-            .get_json(r#"/tasks?filters={"desired-state":["running"]}"#)
+            .get_json("/tasks", &[("filters", r#"{"desired-state":["running"]}"#)])
             .await?;
         Ok(map::cluster(
             &self.host, &info, &nodes, &services, &tasks, &networks, &swarm,
