@@ -140,6 +140,36 @@ mod tests {
         );
     }
 
+    /// Against a real dockerd: testkit's private one, which the lab suite
+    /// starts (`testkit up`) before the ignored tests run; not a swarm, so
+    /// `/tasks` answers an error status.
+    #[tokio::test]
+    #[ignore = "lab test: needs testkit's private dockerd"]
+    async fn talks_to_a_real_dockerd() {
+        let sock = testkit::paths::daemon_socket();
+        let info = get_json(&sock, "/info", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:#} (is the lab up?)", sock.display()));
+        assert!(info["ServerVersion"].is_string(), "{info}");
+        let filter = format!(r#"{{"label":["{}"]}}"#, testkit::paths::LAB_LABEL);
+        let containers = get_json(
+            &sock,
+            "/containers/json",
+            &[("all", "1"), ("filters", &filter)],
+        )
+        .await
+        .unwrap();
+        assert!(containers.is_array(), "{containers}");
+        let err = get(
+            &sock,
+            "/tasks",
+            &[("filters", r#"{"desired-state":["running"]}"#)],
+        )
+        .await
+        .unwrap_err();
+        assert!(format!("{err:#}").starts_with("HTTP 503: "), "{err:#}");
+    }
+
     #[tokio::test]
     async fn an_error_status_is_an_error_with_the_body() {
         let dir = tempfile::tempdir().unwrap();
