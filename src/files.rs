@@ -14,6 +14,12 @@ use anyhow::Context;
 /// fsynced, renamed over `path`, and the directory fsynced (the rename is
 /// durable only once the directory is).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+/// [`write_atomic`] with another mode, for a file another program must
+/// read (the `--metrics-file`, read by node_exporter as its own user).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -22,8 +28,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".swarm-upgrade.")
         .suffix(".tmp")
-        .permissions(fs::Permissions::from_mode(0o600))
+        .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
+        .with_context(what)?;
+    // The umask may have narrowed the mode asked for at creation.
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
         .with_context(what)?;
     tmp.write_all(bytes).with_context(what)?;
     tmp.as_file().sync_all().with_context(what)?;

@@ -6,7 +6,8 @@
 //!                             └─► checks + hazards ─► plan                               (pure from here)
 //!                  ─► launch: state dir, lock, lease ─► exec::runner (the run loop)
 //!                                                       └─► exec::actions (one per step kind) ─► Ops
-//!                                                       └─► events ─► journal (exec::rundir) and ui
+//!                                                       └─► events ─► journal (exec::rundir), ui,
+//!                                                                     observe (--notify, --metrics-file)
 //! ```
 //! - [`facts`] is plain data; [`checks`] and [`plan`] are pure functions of it.
 //! - [`cluster`] owns "inventory → connections → facts → checks → plan" for
@@ -42,6 +43,7 @@ pub mod hazards;
 mod inventory;
 mod launch;
 mod logging;
+pub mod observe;
 pub mod plan;
 pub mod playbook;
 mod report;

@@ -596,3 +596,62 @@ fn log_file_gets_json_lines_and_is_private() {
     let (code, _, _) = run(&["-q", "-v", "status"]);
     assert_eq!(code, 2, "-q and -v conflict");
 }
+
+/// A bad `--notify` URL or `--metrics-file` directory is refused before any
+/// host is read (exit 2), and the message never shows the URL's path or
+/// query, where webhook tokens live.
+#[test]
+fn bad_notify_urls_and_metrics_paths_are_refused_without_showing_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(&inv, "hosts:\n  - name: m1\n").unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--notify", "https://hooks.example.com/services/T0KEN"],
+            "--notify https://hooks.example.com/…: https is not supported",
+        ),
+        (
+            &["--notify", "http://user:T0KEN@hooks.example.com/x"],
+            "--notify http://hooks.example.com/…: credentials in the URL",
+        ),
+        (
+            &["--notify", "T0KEN"],
+            "--notify (value not shown): not a URL",
+        ),
+        (
+            &["--metrics-file", "/nonexistent-dir/x.prom"],
+            "--metrics-file /nonexistent-dir/x.prom: the directory /nonexistent-dir does not exist",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = swarm_upgrade()
+            .args(["apply", "--pin", "26.1.5", "--yes", "--inventory"])
+            .arg(&inv)
+            .args(args)
+            .env("SWARM_UPGRADE_STATE_DIR", dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("T0KEN"), "{args:?}: {stderr}");
+    }
+    // From the environment too, and the help never prints its value.
+    let out = swarm_upgrade()
+        .args(["apply", "--pin", "26.1.5", "--yes", "--inventory"])
+        .arg(&inv)
+        .env("SWARM_UPGRADE_NOTIFY", "https://hooks.example.com/T0KEN")
+        .env("SWARM_UPGRADE_STATE_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("T0KEN"));
+    let help = swarm_upgrade()
+        .args(["apply", "--help"])
+        .env("SWARM_UPGRADE_NOTIFY", "http://x/T0KEN")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--notify <URL>"), "{help}");
+    assert!(!help.contains("T0KEN"), "{help}");
+}

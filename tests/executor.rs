@@ -25,6 +25,9 @@ use swarm_upgrade::playbook::{Playbooks, Script};
 use swarm_upgrade::version::EngineVersion;
 use swarm_upgrade_sim::{Delays, Op, Record, SimCluster, deb_version, lines};
 
+#[path = "common/webhook.rs"]
+mod webhook;
+
 const PIN: &str = "26.1.5";
 const OLD: &str = "25.0.5";
 
@@ -1169,4 +1172,149 @@ async fn skip_node_finishes_the_run_without_the_failed_node() {
     }
     let verify_m3 = s.step("m3", Action::Verify);
     assert_eq!(again.state.step(verify_m3).status, StepStatus::Skipped);
+}
+
+// ----- notifications and metrics ----------------------------------------------------
+
+/// `--notify` and `--metrics-file` follow a simulated run as consumers of
+/// its events: a local HTTP listener receives one document per run and
+/// node event, in order, and the metrics file ends with each node's state.
+#[tokio::test]
+async fn notifications_and_metrics_follow_a_run_with_a_rolled_back_worker() {
+    use swarm_upgrade::observe::webhook::Endpoint;
+    use swarm_upgrade::observe::{ObserveOptions, Observers};
+
+    let sim = cluster(2);
+    sim.fail_script(
+        "w1",
+        Script::Install,
+        100,
+        "E: Unable to fetch some archives",
+        Some(1),
+    );
+    let s = Setup::new(sim, 1);
+    let hook = webhook::Listener::start();
+    let metrics = s.dir.path().join("swarm-upgrade.prom");
+    let opts = ObserveOptions {
+        notify: vec![Endpoint::parse(&hook.url).unwrap()],
+        metrics_file: Some(metrics.clone()),
+    };
+    let state = s.new_run("run-1");
+    let observers = Observers::start(&opts, &s.plan, &state, &[]);
+    let warnings = Mutex::new(vec![]);
+    let warn = |w: &str| warnings.lock().unwrap().push(w.to_string());
+    let out = s
+        .execute("run-1", state, &|e, _, _| observers.event(e, &warn))
+        .await;
+    observers.finish(&warn);
+    assert_eq!(out.status(), RunStatus::RolledBack);
+    assert!(warnings.lock().unwrap().is_empty(), "{warnings:?}");
+
+    assert_eq!(
+        hook.events(),
+        [
+            "run-started",
+            "node-started m2",
+            "node-upgraded m2",
+            "node-started m3",
+            "node-upgraded m3",
+            "node-started m1",
+            "node-upgraded m1",
+            "node-started w1",
+            "node-failed w1",
+            "node-rolled-back w1",
+            "run-rolled-back",
+        ]
+    );
+    let received = hook.received();
+    for (target, doc) in &received {
+        assert_eq!(target, &format!("/hooks/{}", webhook::TOKEN));
+        assert_eq!(doc["run_id"], "run-1");
+        assert_eq!(doc["source"], "swarm-upgrade");
+        assert!(
+            doc["text"].as_str().unwrap().starts_with("swarm-upgrade: "),
+            "{doc}"
+        );
+    }
+    let failed = &received[8].1;
+    assert_eq!(failed["role"], "worker");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("E: Unable to fetch some archives"),
+        "{failed}"
+    );
+    let end = &received[10].1;
+    assert_eq!(end["status"], "rolled-back");
+    assert!(
+        end["reason"].as_str().unwrap().contains("install w1"),
+        "{end}"
+    );
+
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    for line in [
+        r#"swarm_upgrade_run_state{state="rolled-back"} 1"#,
+        r#"swarm_upgrade_node_state{node="m1",role="manager",state="done"} 1"#,
+        r#"swarm_upgrade_node_state{node="w1",role="worker",state="rolled-back"} 1"#,
+        r#"swarm_upgrade_node_state{node="w2",role="worker",state="pending"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
+    assert!(
+        text.contains(r#"swarm_upgrade_step_duration_seconds{step="1",node="m2",action="drain"} "#),
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&metrics).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "node_exporter must be able to read it");
+}
+
+/// A webhook that does not answer never holds the run back: the run takes
+/// as long as without it, and says once that the notification failed.
+#[tokio::test]
+async fn a_dead_webhook_does_not_slow_the_run_and_warns_once() {
+    use swarm_upgrade::observe::webhook::Endpoint;
+    use swarm_upgrade::observe::{ObserveOptions, Observers};
+
+    // Accepts connections (the kernel's backlog) and never answers.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/hooks/{}",
+        dead.local_addr().unwrap(),
+        webhook::TOKEN
+    );
+    let s = Setup::new(cluster(1), 1);
+    let opts = ObserveOptions {
+        notify: vec![Endpoint::parse(&url).unwrap()],
+        metrics_file: None,
+    };
+    let state = s.new_run("run-1");
+    let observers = Observers::with_timeout(&opts, &s.plan, &state, &[], Duration::from_secs(2));
+    let warnings = Mutex::new(vec![]);
+    let warn = |w: &str| warnings.lock().unwrap().push(w.to_string());
+    let t = std::time::Instant::now();
+    let out = s
+        .execute("run-1", state, &|e, _, _| observers.event(e, &warn))
+        .await;
+    let run = t.elapsed();
+    observers.finish(&warn);
+    assert_eq!(out.status(), RunStatus::Done);
+    // 10 notifications of 2 s each: 20 s if the run waited for them.
+    assert!(run < Duration::from_secs(10), "the run took {run:?}");
+    assert!(
+        t.elapsed() < run + Duration::from_secs(4),
+        "finishing waited more than one timeout"
+    );
+    let warnings = warnings.into_inner().unwrap();
+    let failed: Vec<_> = warnings
+        .iter()
+        .filter(|w| w.contains("notification to"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{warnings:?}");
+    assert!(
+        warnings.iter().all(|w| !w.contains(webhook::TOKEN)),
+        "{warnings:?}"
+    );
+    drop(dead);
 }

@@ -12,7 +12,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{FreshLab, QuorumSampler, assert_all_at, availability, kill_apply_when, versions};
+use common::{
+    FreshLab, QuorumSampler, assert_all_at, availability, kill_apply_when, versions, webhook,
+};
 use testkit::Lab;
 use testkit::lab::PROBE_PUBLISHED;
 
@@ -267,9 +269,27 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
     assert_all_at(&before, OLD);
     let since = SystemTime::now();
     let sampler = QuorumSampler::start("ap2");
+    // A chat webhook and node_exporter's textfile directory, as an operator
+    // would give them.
+    let hook = webhook::Listener::start();
+    // Not in the state directory, whose only entry is the cluster's.
+    let textfile_dir = tempfile::tempdir().unwrap();
+    let metrics = textfile_dir.path().join("swarm-upgrade.prom");
+    let metrics_arg = metrics.to_str().unwrap();
 
     let mut apply = fresh
-        .cmd(&["apply", "--pin", PIN, "--yes", "--max-parallel", "2"])
+        .cmd(&[
+            "apply",
+            "--pin",
+            PIN,
+            "--yes",
+            "--max-parallel",
+            "2",
+            "--notify",
+            &hook.url,
+            "--metrics-file",
+            metrics_arg,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -277,9 +297,11 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
     // A second operator, while the first run holds the lock: exit 75, nothing touched.
     let stderr = apply.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let mut shown = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
         eprintln!("{line}");
+        shown.push_str(&line);
         if line.contains("] ap2-m2 drain") {
             break;
         }
@@ -292,11 +314,14 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
     );
     let t = Instant::now();
     for line in lines {
-        eprintln!("{}", line.unwrap());
+        let line = line.unwrap();
+        eprintln!("{line}");
+        shown.push_str(&line);
     }
     let status = apply.wait().unwrap();
     assert!(status.success(), "apply failed: {status}");
     eprintln!("rest of the run took {:.0} s", t.elapsed().as_secs_f64());
+    assert_notified_and_measured(&hook, &metrics, &shown);
 
     let samples = sampler.finish();
     assert!(
@@ -437,5 +462,80 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
     assert_eq!(
         report.failed, 0,
         "the probe lost requests during the rollback: {report:?}"
+    );
+}
+
+/// `--notify` and `--metrics-file` of the happy path's apply: a document
+/// per run and node event reached the listener (the managers one after the
+/// other, the two workers together), the token in the URL was never shown,
+/// and the metrics file ends with the run done and every node done.
+fn assert_notified_and_measured(hook: &webhook::Listener, metrics: &std::path::Path, shown: &str) {
+    let events = hook.events();
+    eprintln!("notifications: {events:?}");
+    assert_eq!(
+        events[..7],
+        [
+            "run-started",
+            "node-started ap2-m2",
+            "node-upgraded ap2-m2",
+            "node-started ap2-m3",
+            "node-upgraded ap2-m3",
+            "node-started ap2-m1",
+            "node-upgraded ap2-m1",
+        ],
+        "{events:?}"
+    );
+    let mut workers = events[7..events.len() - 1].to_vec();
+    workers.sort();
+    assert_eq!(
+        workers,
+        [
+            "node-started ap2-w1",
+            "node-started ap2-w2",
+            "node-upgraded ap2-w1",
+            "node-upgraded ap2-w2",
+        ],
+        "{events:?}"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("run-finished"));
+    for (target, doc) in hook.received() {
+        assert_eq!(target, format!("/hooks/{}", webhook::TOKEN));
+        assert_eq!(doc["target"], PIN, "{doc}");
+        assert!(doc["text"].as_str().is_some_and(|t| !t.is_empty()), "{doc}");
+    }
+    assert!(
+        !shown.contains(webhook::TOKEN),
+        "the webhook token was shown"
+    );
+
+    let text = std::fs::read_to_string(metrics).unwrap();
+    eprintln!("{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == r#"swarm_upgrade_run_state{state="done"} 1"#),
+        "{text}"
+    );
+    for n in ["ap2-m1", "ap2-m2", "ap2-m3", "ap2-w1", "ap2-w2"] {
+        assert!(
+            text.lines().any(|l| l
+                .starts_with(&format!(r#"swarm_upgrade_node_state{{node="{n}","#))
+                && l.ends_with(r#"state="done"} 1"#)),
+            "{n} is not done:\n{text}"
+        );
+    }
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name}:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value("swarm_upgrade_steps_done"),
+        value("swarm_upgrade_steps")
+    );
+    assert!(
+        value("swarm_upgrade_run_end_timestamp_seconds")
+            > value("swarm_upgrade_run_start_timestamp_seconds")
     );
 }

@@ -457,6 +457,7 @@ impl World {
             published_ports: svc.published.clone(),
             virtual_ips: svc.vips.clone(),
             bind_mounts: vec![],
+            networks: vec![],
         }
     }
 

@@ -327,6 +327,7 @@ fn service(name: &str, mode: ServiceMode) -> ServiceFacts {
         published_ports: vec![],
         virtual_ips: vec![],
         bind_mounts: vec![],
+        networks: vec![],
     }
 }
 

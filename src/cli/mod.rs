@@ -19,6 +19,8 @@ use crate::exec::runner::RunOptions;
 use crate::facts::Gathered;
 use crate::hazards::Catalogue;
 use crate::launch::LaunchOptions;
+use crate::observe::ObserveOptions;
+use crate::observe::webhook::Endpoint;
 use crate::playbook::Playbooks;
 use crate::version::EngineVersion;
 use crate::version::resolve::ResolveOptions;
@@ -285,6 +287,22 @@ pub struct RunArgs {
     /// Progress as bars/lines on stderr (table) or JSON events on stdout (json).
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// POST a JSON document to this http:// URL at each run and node event
+    /// (its `text` field is what Slack/Mattermost-compatible webhooks show).
+    /// Repeatable. A URL holding a token is a secret: prefer the
+    /// environment (SWARM_UPGRADE_NOTIFY, URLs separated by spaces).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SWARM_UPGRADE_NOTIFY",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
+    pub notify: Vec<String>,
+    /// Keep this file current with the run's state in Prometheus text
+    /// format (e.g. in node_exporter's textfile directory, as NAME.prom).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -395,6 +413,35 @@ fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
         hazards: Catalogue::load(&args.hazards)?,
         state_base: args.state_dir.clone().unwrap_or_else(default_base),
         yes: args.yes,
+        observe: observe_options(args)?,
+    })
+}
+
+/// `--notify` and `--metrics-file`, checked before any host is touched. A
+/// URL is parsed here rather than by clap, whose error would print it whole.
+fn observe_options(args: &RunArgs) -> anyhow::Result<ObserveOptions> {
+    let notify = args
+        .notify
+        .iter()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| Endpoint::parse(u.trim()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(p) = &args.metrics_file {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(usage(format!(
+                "--metrics-file {}: the directory {} does not exist",
+                p.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(ObserveOptions {
+        notify,
+        metrics_file: args.metrics_file.clone(),
     })
 }
 

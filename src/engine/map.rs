@@ -216,6 +216,11 @@ pub fn service(s: &Service) -> ServiceFacts {
                     .collect()
             })
             .unwrap_or_default(),
+        networks: template
+            .and_then(|t| t.networks.as_ref())
+            .or(spec.and_then(|s| s.networks.as_ref()))
+            .map(|n| n.iter().filter_map(|a| a.target.clone()).collect())
+            .unwrap_or_default(),
         bind_mounts: template
             .and_then(|t| t.container_spec.as_ref())
             .and_then(|c| c.mounts.as_ref())

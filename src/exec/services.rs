@@ -31,6 +31,7 @@ read -r self || true
 printf 'containerd-version %s\n' "$(containerd --version 2>/dev/null | head -n 1 || true)"
 printf 'runc-version %s\n' "$(runc --version 2>/dev/null | head -n 1 || true)"
 if pgrep -x containerd >/dev/null 2>&1; then echo 'containerd-running yes'; else echo 'containerd-running no'; fi
+printf 'containerd-daemon %s\n' "$(docker version --format '{{range .Server.Components}}{{if eq .Name "containerd"}}{{.Version}}{{end}}{{end}}' 2>/dev/null || true)"
 answers() { timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' sh "$1" "$2" 2>/dev/null; }
 for pm in $ports; do
   p=${pm%%:*}; mode=${pm#*:}
@@ -121,7 +122,8 @@ pub fn to_check(services: &[ServiceFacts]) -> (Vec<PortToCheck>, Vec<String>) {
             && s.name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-        if plain {
+        // Service DNS is served on the service's own networks only.
+        if plain && !s.networks.is_empty() {
             names.push(s.name.clone());
         }
         for PublishedPort {
@@ -155,6 +157,11 @@ pub struct Report {
     pub containerd: String,
     pub runc: String,
     pub containerd_running: bool,
+    /// The version of the containerd daemon the engine talks to, as the engine
+    /// reports it (empty when it could not say): the binary on disk is not
+    /// what runs when containerd is a service of its own that was not
+    /// restarted after its package changed.
+    pub containerd_daemon: String,
     /// Port → answered here (`None`: could not be tested), and for an
     /// ingress port that did not, whether it answered on the peer.
     pub ports: Vec<(u16, Option<bool>, Option<bool>)>,
@@ -171,6 +178,7 @@ pub fn parse(stdout: &str) -> Report {
             "containerd-version" => r.containerd = rest.to_string(),
             "runc-version" => r.runc = rest.to_string(),
             "containerd-running" => r.containerd_running = rest == "yes",
+            "containerd-daemon" => r.containerd_daemon = rest.to_string(),
             "port" => {
                 let mut w = rest.split_whitespace();
                 if let (Some(p), Some(v)) = (w.next(), w.next())
@@ -229,6 +237,15 @@ pub fn expected_runtime(
     )
 }
 
+/// `word` is upstream version `want`, with or without a distribution suffix
+/// (`1.7.24~ds1`, `2.1.9+unknown`).
+fn is_version(word: &str, want: &str) -> bool {
+    word == want
+        || word.starts_with(&format!("{want}~"))
+        || word.starts_with(&format!("{want}+"))
+        || word.starts_with(&format!("{want}-"))
+}
+
 /// The verdict on a report: what was verified, or why the node fails.
 /// An ingress port that answers neither here nor on the peer is the
 /// cluster's routing mesh, not this node: noted, not failed.
@@ -257,12 +274,9 @@ pub fn judge(
                 "{what} is not installed (`{what} --version` prints nothing)"
             ));
         } else if let Some(want) = want
-            && !line.split_whitespace().any(|w| {
-                let w = w.trim_start_matches('v');
-                w == want
-                    || w.starts_with(&format!("{want}~"))
-                    || w.starts_with(&format!("{want}+"))
-            })
+            && !line
+                .split_whitespace()
+                .any(|w| is_version(w.trim_start_matches('v'), want))
         {
             problems.push(format!(
                 "{what} runs as `{line}`, not the {want} the installed packages promise"
@@ -271,6 +285,15 @@ pub fn judge(
     }
     if !r.containerd_running {
         problems.push("containerd is not running".into());
+    } else if let Some(want) = &expected.0
+        && !r.containerd_daemon.is_empty()
+        && !is_version(r.containerd_daemon.trim_start_matches('v'), want)
+    {
+        problems.push(format!(
+            "the containerd daemon still runs {}, not the {want} installed: it was not \
+             restarted after its package changed",
+            r.containerd_daemon
+        ));
     }
     if problems.is_empty() {
         done.push(format!(
@@ -453,6 +476,26 @@ mod tests {
     }
 
     #[test]
+    fn a_containerd_daemon_left_at_its_old_version_fails() {
+        // containerd.io's binary is 2.1.9, but its service was not restarted: the engine
+        // still talks to the 1.7.24 daemon (found on the lab's systemd docker-ce nodes).
+        let lab = LAB.replace("1.6.20~ds1 1.6.20~ds1-1+b1", "2.1.9 b0c2a8a");
+        let want = (Some("2.1.9".to_string()), None);
+        let stale = parse(&format!("{lab}containerd-daemon 1.7.24\n"));
+        assert_eq!(stale.containerd_daemon, "1.7.24");
+        let err = judge(&stale, &[], &want).unwrap_err();
+        assert!(
+            err.contains("the containerd daemon still runs 1.7.24, not the 2.1.9 installed"),
+            "{err}"
+        );
+        let restarted = parse(&format!("{lab}containerd-daemon 2.1.9+unknown\n"));
+        assert!(judge(&restarted, &[], &want).is_ok());
+        // An engine that cannot say (empty) is judged by the binary alone.
+        let silent = parse(&format!("{lab}containerd-daemon \n"));
+        assert!(judge(&silent, &[], &want).is_ok());
+    }
+
+    #[test]
     fn a_rollback_expects_the_runtime_it_reinstalled() {
         let change = |name: &str, from: Option<&str>, to: &str| PackageChange {
             name: name.into(),
@@ -500,6 +543,7 @@ mod tests {
             update_state: None,
             virtual_ips: vec![],
             bind_mounts: vec![],
+            networks: vec!["probe-net".into()],
             published_ports: ports
                 .iter()
                 .map(|(p, proto, mode)| PublishedPort {
@@ -514,15 +558,27 @@ mod tests {
             svc("web", &[(8080, "tcp", "ingress"), (53, "udp", "host")]),
             svc("dns", &[(8080, "tcp", "ingress")]),
             svc("bad name;x", &[]),
+            ServiceFacts {
+                networks: vec![],
+                ..svc("on-no-network", &[(9000, "tcp", "host")])
+            },
         ]);
         assert_eq!(
             ports,
-            vec![PortToCheck {
-                port: 8080,
-                service: "web".into(),
-                mode: "ingress".into()
-            }]
+            vec![
+                PortToCheck {
+                    port: 8080,
+                    service: "web".into(),
+                    mode: "ingress".into()
+                },
+                PortToCheck {
+                    port: 9000,
+                    service: "on-no-network".into(),
+                    mode: "host".into()
+                }
+            ]
         );
+        // A service on no network has no service DNS to ask.
         assert_eq!(names, vec!["dns".to_string(), "web".to_string()]);
     }
 

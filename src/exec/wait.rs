@@ -109,6 +109,7 @@ mod tests {
             published_ports: vec![],
             virtual_ips: vec![],
             bind_mounts: vec![],
+            networks: vec![],
         }
     }
 

@@ -185,6 +185,11 @@ pub struct ServiceFacts {
     /// ...): the hazard catalogue looks for services that talk to the engine.
     #[serde(default)]
     pub bind_mounts: Vec<String>,
+    /// The networks its tasks attach to (IDs or names, as the spec gives them;
+    /// the ingress network is not among them): a service on none has no
+    /// service DNS to verify.
+    #[serde(default)]
+    pub networks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

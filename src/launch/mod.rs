@@ -22,6 +22,7 @@ use crate::exec::{dry_run, state};
 use crate::exit_code;
 use crate::facts::Gathered;
 use crate::hazards::Catalogue;
+use crate::observe::{ObserveOptions, Observers};
 use crate::plan::{self, Action, Plan};
 use crate::playbook::Playbooks;
 use crate::version::EngineVersion;
@@ -54,6 +55,8 @@ pub struct LaunchOptions {
     pub state_base: PathBuf,
     /// Go ahead without asking.
     pub yes: bool,
+    /// Notifications and the metrics file.
+    pub observe: ObserveOptions,
 }
 
 /// What `apply` asks for beyond the run options.
@@ -404,7 +407,12 @@ async fn execute(
     state: RunState,
     fe: &dyn Frontend,
 ) -> anyhow::Result<u8> {
-    let emit = |e: &Event| fe.event(e);
+    let observers = Observers::start(&opts.observe, plan, &state, &opts.run.skip_nodes);
+    let warn = |w: &str| fe.log(&format!("warning: {w}"));
+    let emit = |e: &Event| {
+        fe.event(e);
+        observers.event(e, &warn);
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let runner = Runner::new(
         &ops,
@@ -423,6 +431,7 @@ async fn execute(
     let status = status?;
     let state = runner.state().await;
     drop(runner);
+    observers.finish(&warn);
     ops.close().await;
     outcome(plan, status, &state, &run)
 }

@@ -579,6 +579,7 @@ fn worker_only_service() -> crate::facts::model::ServiceFacts {
         published_ports: vec![],
         virtual_ips: vec![],
         bind_mounts: vec![],
+        networks: vec![],
     }
 }
 

@@ -48,6 +48,19 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         order += 1;
         n.order = Some(order);
     }
+    // The other nodes stay in the plan, unreverted: the executor asks the
+    // swarm's managers about the nodes it reverts, and a run that upgraded only
+    // workers would otherwise leave it no manager to ask.
+    for n in &upgrade.nodes {
+        if upgraded.contains(&n.id) {
+            continue;
+        }
+        let mut r = n.clone();
+        r.target = engine_version_of(&n.current).unwrap_or_else(|| upgrade.target.clone());
+        r.order = None;
+        r.skip = Some(format!("not upgraded by run {run_id}"));
+        nodes.push(r);
+    }
     Plan {
         format: PLAN_FORMAT,
         cluster_id: upgrade.cluster_id.clone(),
@@ -110,8 +123,24 @@ mod tests {
             .unwrap()
             .id
             .clone();
-        let rb = build(&up, "r1", &[first]);
-        assert_eq!(rb.nodes.len(), 1);
+        let rb = build(&up, "r1", std::slice::from_ref(&first));
+        let reverted: Vec<&str> = rb
+            .nodes
+            .iter()
+            .filter(|n| n.order.is_some())
+            .map(|n| n.id.as_str())
+            .collect();
+        assert_eq!(reverted, [first.as_str()]);
+        // The rest stay, unreverted, so that the run has managers to ask.
+        assert_eq!(rb.nodes.len(), up.nodes.len());
+        assert!(rb.nodes.iter().filter(|n| n.order.is_none()).all(|n| {
+            n.skip.as_deref() == Some("not upgraded by run r1")
+                && n.at_target()
+                && !rb
+                    .steps
+                    .iter()
+                    .any(|s| s.node_id.as_deref() == Some(n.id.as_str()))
+        }));
         let last: Vec<Action> = rb.steps.iter().rev().take(2).map(|s| s.action).collect();
         assert_eq!(last, [Action::VerifyServices, Action::WaitConverged]);
     }

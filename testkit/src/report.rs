@@ -56,7 +56,14 @@ pub struct ProbeReport {
     /// Periods in which no client at all recorded anything.
     pub gaps: Vec<Gap>,
     pub clients: Vec<ClientReport>,
+    /// The first failed requests as `<time> slot <n> <detail>`, so that a test that finds
+    /// failures can say what failed and when (to line up with the run's journal).
+    #[serde(default)]
+    pub first_failures: Vec<String>,
 }
+
+/// How many failed requests a report lists by line.
+pub const LISTED_FAILURES: usize = 20;
 
 /// Parse one log line. `None` for blank lines.
 pub fn parse_line(line: &str) -> Option<Result<Record>> {
@@ -201,6 +208,12 @@ pub fn aggregate(records: &[Record], since: Option<SystemTime>) -> ProbeReport {
         longest_failure_streak_at: worst.and_then(|c| c.longest_failure_streak_at.clone()),
         gaps: gaps(&all_times, GAP_THRESHOLD),
         clients,
+        first_failures: kept
+            .iter()
+            .filter(|r| !r.ok)
+            .take(LISTED_FAILURES)
+            .map(|r| format!("{} slot {} {}", rfc3339(r.at), r.slot, r.detail))
+            .collect(),
     }
 }
 
@@ -234,6 +247,14 @@ impl ProbeReport {
             ));
             for g in &c.gaps {
                 out.push_str(&format!("    gap {} .. {}\n", g.from, g.to));
+            }
+        }
+        if !self.first_failures.is_empty() {
+            out.push_str(&format!(
+                "  first failed requests (up to {LISTED_FAILURES}):\n"
+            ));
+            for f in &self.first_failures {
+                out.push_str(&format!("    {f}\n"));
             }
         }
         out
@@ -331,6 +352,13 @@ mod tests {
         let (r, _) = parse_log(&log(1, "2025-11-21T10:00:00Z", 20, &[1, 2, 3, 10]));
         let report = aggregate(&r, None);
         assert_eq!(report.failed, 4);
+        assert_eq!(report.first_failures.len(), 4);
+        assert!(
+            report.first_failures[0].starts_with("2025-11-21T10:00:00.100Z slot 1 "),
+            "{:?}",
+            report.first_failures
+        );
+        assert!(report.render_text().contains("first failed requests"));
         assert_eq!(report.clients[0].longest_failure_streak_ms, 300);
         assert_eq!(
             report.clients[0].longest_failure_streak_at.as_deref(),

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use testkit::{Lab, Status, UpOptions};
 
+pub mod webhook;
+
 /// `swarm-upgrade ARGS --inventory INVENTORY` with a private state dir and
 /// none of the operator's environment (inventory, unlock key).
 pub fn command(inventory: &Path, state_dir: &Path, args: &[&str]) -> Command {
@@ -117,6 +119,77 @@ impl FreshLab {
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+}
+
+impl FreshLab {
+    /// Asserts that the probe lost no request since `since`. On failure it shows the failed
+    /// requests next to the journal's events of that time, so that a lab run in CI says where
+    /// in the run the requests were lost.
+    pub fn assert_no_lost_requests(&self, since: std::time::SystemTime) {
+        let report = self.lab.probe_report(Some(since)).unwrap();
+        assert!(report.sent > 0, "the probe sent nothing: {report:?}");
+        if report.failed == 0 {
+            return;
+        }
+        let times: Vec<std::time::SystemTime> = report
+            .first_failures
+            .iter()
+            .filter_map(|f| humantime::parse_rfc3339_weak(f.split(' ').next()?).ok())
+            .collect();
+        let (from, to) = match (times.iter().min(), times.iter().max()) {
+            (Some(a), Some(b)) => (*a - Duration::from_secs(15), *b + Duration::from_secs(5)),
+            _ => (since, std::time::SystemTime::now()),
+        };
+        let around: Vec<String> = self
+            .journal_or_empty()
+            .iter()
+            .filter(|e| e["event"] != "step-output")
+            .filter(|e| {
+                e["ts"]
+                    .as_str()
+                    .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+                    .is_some_and(|t| t >= from && t <= to)
+            })
+            .map(|e| {
+                format!(
+                    "{} {} {} {}",
+                    e["ts"].as_str().unwrap_or(""),
+                    e["event"].as_str().unwrap_or(""),
+                    e["node"].as_str().unwrap_or(""),
+                    match &e["action"] {
+                        serde_json::Value::String(a) => a.clone(),
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    }
+                )
+            })
+            .collect();
+        panic!(
+            "the probe lost {} request(s)\n{}journal around them:\n  {}",
+            report.failed,
+            report.render_text(),
+            around.join("\n  ")
+        );
+    }
+
+    /// Every run's journal events (a test may run several), best effort.
+    fn journal_or_empty(&self) -> Vec<serde_json::Value> {
+        let mut events = vec![];
+        let Ok(clusters) = std::fs::read_dir(self.state_dir.path()) else {
+            return events;
+        };
+        for cluster in clusters.flatten() {
+            let Ok(runs) = std::fs::read_dir(cluster.path().join("runs")) else {
+                continue;
+            };
+            for run in runs.flatten() {
+                let text =
+                    std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap_or_default();
+                events.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
+            }
+        }
+        events
     }
 }
 
