@@ -20,5 +20,6 @@ pub const ROLLBACK_FAILED: u8 = 5;
 pub const STOPPED_SAFELY: u8 = 6;
 /// Another run holds the lock (EX_TEMPFAIL).
 pub const LOCKED: u8 = 75;
-/// Interrupted (Ctrl-C) after leaving the cluster safe; `resume` continues.
+/// Interrupted (Ctrl-C, SIGTERM or SIGHUP) after leaving the cluster safe;
+/// `resume` continues.
 pub const INTERRUPTED: u8 = 130;

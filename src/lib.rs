@@ -42,9 +42,11 @@ mod files;
 pub mod hazards;
 mod inventory;
 mod launch;
+mod logging;
 pub mod observe;
 pub mod plan;
 pub mod playbook;
+mod report;
 pub mod transport;
 mod ui;
 pub mod version;
@@ -56,8 +58,14 @@ use crate::exec::lease::Control;
 
 /// Parses arguments, runs the command, prints errors; returns the exit code.
 pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() && report::json_requested(&args) => {
+            let err = error::usage(e.render().to_string().trim_end().to_string());
+            report::print_error(&err, true);
+            return exit_code::USAGE;
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
@@ -67,6 +75,16 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
             };
         }
     };
+    let json = cli.command.output() == cli::Output::Json;
+    if let Err(err) = logging::init(cli.verbose, cli.quiet, cli.log_file.as_deref()) {
+        report::print_error(&err, json);
+        return error::exit_code_of(&err);
+    }
+    tracing::debug!(
+        version = env!("CARGO_PKG_VERSION"),
+        command = cli.command.name(),
+        "start"
+    );
     let result = match &cli.command {
         cli::Command::Check(args) => cli::check::run(args, cli.quiet),
         cli::Command::Plan(args) => cli::plan::run(args, cli.quiet),
@@ -78,12 +96,23 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
         cli::Command::Pause(args) => cli::control::run(args, Control::Pause),
         cli::Command::Continue(args) => cli::control::run(args, Control::Run),
         cli::Command::Abort(args) => cli::control::run(args, Control::Abort),
+        cli::Command::Completions(args) => cli::docs::completions(args),
+        cli::Command::Man => cli::docs::man(),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => {
+            tracing::debug!(exit_code = code, "done");
+            code
+        }
         Err(err) => {
-            eprintln!("error: {err:#}");
-            error::exit_code_of(&err)
+            let code = error::exit_code_of(&err);
+            tracing::debug!(exit_code = code, "failed: {err:#}");
+            // `plan` and `check` print one JSON document, which already says
+            // that it is blocked: a second document would break its readers.
+            let reported = code == exit_code::BLOCKED
+                && matches!(cli.command, cli::Command::Plan(_) | cli::Command::Check(_));
+            report::print_error(&err, json && !reported);
+            code
         }
     }
 }

@@ -46,7 +46,7 @@ impl Frontend for Terminal {
             ) {
                 println!("{s}");
             }
-        } else {
+        } else if !self.quiet {
             eprint!("{}", plan::render::table(plan));
         }
     }
@@ -56,6 +56,10 @@ impl Frontend for Terminal {
             return Err(usage(
                 "refusing to start without confirmation: stdin is not a terminal; pass --yes to confirm",
             ));
+        }
+        if self.quiet {
+            // Quiet left the plan out; nobody confirms what they have not seen.
+            eprint!("{}", plan::render::table(plan));
         }
         let revert = plan.reverts_run.is_some();
         let restart = !plan.operation.is_upgrade();
@@ -86,7 +90,16 @@ impl Frontend for Terminal {
     }
 
     fn dry_run(&self, text: &str) {
-        print!("{text}");
+        if self.json {
+            let lines: Vec<&str> = text.lines().collect();
+            if let Ok(s) =
+                serde_json::to_string(&serde_json::json!({"event": "dry_run", "lines": lines}))
+            {
+                println!("{s}");
+            }
+        } else {
+            print!("{text}");
+        }
     }
 
     fn event(&self, event: &Event) {
@@ -97,6 +110,8 @@ impl Frontend for Terminal {
 pub enum Mode {
     Bars,
     Lines,
+    /// `-q`: only the lines that report a result or a failure.
+    Quiet,
     Json,
 }
 
@@ -111,7 +126,9 @@ impl Ui {
     pub fn new(json: bool, quiet: bool) -> Ui {
         let mode = if json {
             Mode::Json
-        } else if std::io::stderr().is_terminal() && !quiet {
+        } else if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
             Mode::Bars
         } else {
             Mode::Lines
@@ -171,6 +188,18 @@ impl Ui {
                 }
             }
             Mode::Lines => eprintln!("{}", line(e)),
+            Mode::Quiet => {
+                if matches!(
+                    e,
+                    Event::StepFailed { .. }
+                        | Event::RollbackStarted { .. }
+                        | Event::RollbackFinished { .. }
+                        | Event::LeaseLost { .. }
+                        | Event::RunFinished { .. }
+                ) {
+                    eprintln!("{}", line(e));
+                }
+            }
             Mode::Bars => self.draw(e),
         }
     }
@@ -262,7 +291,7 @@ pub fn line(e: &Event) -> String {
             )
         }
         Event::StopRequested => {
-            "stop requested: finishing the current step, then stopping at a safe point (Ctrl-C again to abort now; `swarm-upgrade resume` continues)".into()
+            "stop requested: finishing the current step, then stopping at a safe point (Ctrl-C, SIGTERM or SIGHUP again aborts now; `swarm-upgrade resume` continues)".into()
         }
         Event::LeaseLost { reason } => format!(
             "the run lease was lost ({reason}): stopping at the next safe point; once no other run holds it, `swarm-upgrade resume` continues"

@@ -400,6 +400,94 @@ fn plan_shows_canaries_their_pause_and_the_windows() {
     );
 }
 
+// ----- output contracts: JSON-only stdout, -q, completions, man, log file ----------------
+
+/// Runs the command; returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = swarm_upgrade().args(args).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// stdout is exactly one JSON error object, with the fields scripts read.
+fn one_json_error(stdout: &str, code: &str, exit: i32) -> serde_json::Value {
+    let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("stdout is not JSON only ({e}): {stdout}"));
+    assert_eq!(docs.len(), 1, "{stdout}");
+    let e = docs.into_iter().next().unwrap();
+    assert_eq!(e["code"], code, "{e}");
+    assert_eq!(e["exit_code"], exit, "{e}");
+    assert!(!e["message"].as_str().unwrap().is_empty(), "{e}");
+    assert!(!e["hint"].as_str().unwrap().is_empty(), "{e}");
+    e
+}
+
+#[test]
+fn with_output_json_a_failing_command_prints_one_json_error_on_stdout() {
+    // An error of the command itself.
+    let (code, stdout, stderr) = run(&[
+        "plan",
+        "--pin",
+        "26.1.5",
+        "-o",
+        "json",
+        "--from-facts",
+        "/nonexistent/facts.json",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    let e = one_json_error(&stdout, "usage", 2);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/facts.json: cannot read the facts file"),
+        "{e}"
+    );
+    // A command line clap refuses (no --pin).
+    let (code, stdout, _) = run(&["plan", "--output=json", "--from-facts", "x.json"]);
+    assert_eq!(code, 2);
+    let e = one_json_error(&stdout, "usage", 2);
+    assert!(e["message"].as_str().unwrap().contains("--pin"), "{e}");
+    // status, and apply refusing a typo before reading any inventory.
+    let state = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = run(&[
+        "status",
+        "--cluster",
+        "c1",
+        "-o",
+        "json",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    one_json_error(&stdout, "usage", 2);
+    let (code, stdout, _) = run(&[
+        "apply",
+        "--inventory",
+        "/nonexistent/inv.yaml",
+        "--pin",
+        "26.1.5",
+        "--ignore-check",
+        "quorum-budgte",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 2);
+    let e = one_json_error(&stdout, "usage", 2);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("--ignore-check quorum-budgte: no check or hazard has this id"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_bad_window_is_a_usage_error_that_says_what_is_wrong() {
     let out = swarm_upgrade()
@@ -425,6 +513,173 @@ fn pause_needs_an_inventory() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no inventory"), "{err}");
+}
+
+#[test]
+fn a_blocked_plan_in_json_is_one_document_that_says_so() {
+    let (code, stdout, _) = run(&[
+        "plan",
+        "--pin",
+        "26.1.5",
+        "-o",
+        "json",
+        "--from-facts",
+        &fixture("two-managers-facts.json"),
+    ]);
+    assert_eq!(code, 3);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(v["blocked"], true);
+    assert_eq!(v["format_version"], 1);
+}
+
+#[test]
+fn ignore_check_ids_are_validated() {
+    let (code, _, stderr) = check(&[
+        "--pin",
+        "26.1.5",
+        "--from-facts",
+        &fixture("two-managers-facts.json"),
+        "--ignore-check",
+        "quorum-budgte",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("known ids:"), "{stderr}");
+    let (code, _, stderr) = check(&[
+        "--pin",
+        "26.1.5",
+        "--from-facts",
+        &fixture("two-managers-facts.json"),
+        "--ignore-check",
+        "quorum-budget",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn quiet_prints_results_and_errors_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let facts = dir.path().join("facts.json");
+    let base = [
+        "plan",
+        "--pin",
+        "26.1.5",
+        "--from-facts",
+        &fixture("lab-facts.json"),
+        "--save-facts",
+        facts.to_str().unwrap(),
+    ];
+    let (code, loud_out, loud_err) = run(&base);
+    assert_eq!(code, 0);
+    assert!(loud_err.contains("facts saved to"), "{loud_err}");
+    let (code, quiet_out, quiet_err) = run(&[&base[..], &["-q"]].concat());
+    assert_eq!(code, 0);
+    assert_eq!(quiet_err, "");
+    assert_eq!(quiet_out, loud_out, "the result is the same");
+    // An error still shows.
+    let (code, _, quiet_err) = run(&[
+        "-q",
+        "check",
+        "--pin",
+        "26.1.5",
+        "--from-facts",
+        &fixture("two-managers-facts.json"),
+    ]);
+    assert_eq!(code, 3);
+    assert!(quiet_err.starts_with("error: "), "{quiet_err}");
+    assert_eq!(quiet_err.lines().count(), 1, "{quiet_err}");
+}
+
+#[test]
+fn completions_are_generated_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let (code, stdout, stderr) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        assert!(
+            stdout.contains("swarm-upgrade") && stdout.contains("ignore-check"),
+            "{shell}: {stdout}"
+        );
+    }
+    let (code, _, _) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn the_man_page_covers_every_command_and_the_examples() {
+    let (code, man, stderr) = run(&["man"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH swarm-upgrade 1"),
+        "{man}"
+    );
+    for section in [
+        "SWARM-UPGRADE CHECK",
+        "SWARM-UPGRADE PLAN",
+        "SWARM-UPGRADE APPLY",
+        "SWARM-UPGRADE RESUME",
+        "SWARM-UPGRADE STATUS",
+        "SWARM-UPGRADE ROLLBACK",
+    ] {
+        assert!(man.contains(section), "{section} missing");
+    }
+    assert!(man.contains("\\-\\-dry\\-run"), "apply's options are in it");
+    assert!(man.contains("Examples:"), "plan/apply examples are in it");
+}
+
+#[test]
+fn plan_and_apply_help_show_examples() {
+    for cmd in ["plan", "apply"] {
+        let (code, stdout, _) = run(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            stdout.contains("Examples:") && stdout.contains(&format!("swarm-upgrade {cmd} ")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn log_file_gets_json_lines_and_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let (code, _, stderr) = run(&[
+        "plan",
+        "--pin",
+        "26.1.5",
+        "--from-facts",
+        &fixture("lab-facts.json"),
+        "--log-file",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "DEBUG" && l["fields"]["command"] == "plan"),
+        "{text}"
+    );
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // -v: the same on stderr.
+    let (_, _, stderr) = run(&[
+        "-v",
+        "plan",
+        "--pin",
+        "26.1.5",
+        "--from-facts",
+        &fixture("lab-facts.json"),
+    ]);
+    assert!(
+        stderr.contains("DEBUG") && stderr.contains("start"),
+        "{stderr}"
+    );
+    let (code, _, _) = run(&["-q", "-v", "status"]);
+    assert_eq!(code, 2, "-q and -v conflict");
 }
 
 /// A bad `--notify` URL or `--metrics-file` directory is refused before any

@@ -13,6 +13,7 @@ use crate::ui::Terminal;
 
 pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
     let opts = launch_options(&args.run)?;
+    crate::cluster::validate_waivers(&args.ignore_check, &opts.hazards)?;
     let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
     let saved = args.plan.as_deref().map(plan::file::load).transpose()?;
     if let Some(p) = &saved
@@ -64,6 +65,7 @@ pub fn restart(args: &RestartArgs, quiet: bool) -> anyhow::Result<u8> {
 
 pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
     let opts = launch_options(&args.run)?;
+    crate::cluster::validate_waivers(&args.ignore_check, &opts.hazards)?;
     let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
     let req = ResumeRequest {

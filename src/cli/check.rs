@@ -38,6 +38,7 @@ pub fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<u8> {
         };
     }
     Playbooks::load(&args.playbook)?;
+    cluster::validate_waivers(&args.ignore_check, &hazards)?;
     let pin = args
         .pin
         .as_ref()
@@ -87,6 +88,7 @@ pub fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<u8> {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(&json!({
+                "format_version": crate::report::FORMAT_VERSION,
                 "target": pin.to_string(),
                 "cluster_id": plan.cluster_id,
                 "blocked": !blockers.is_empty(),

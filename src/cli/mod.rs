@@ -3,6 +3,7 @@
 pub(crate) mod apply;
 pub(crate) mod check;
 pub(crate) mod control;
+pub(crate) mod docs;
 pub(crate) mod plan;
 pub(crate) mod status;
 
@@ -34,8 +35,16 @@ use crate::version::resolve::ResolveOptions;
 )]
 pub struct Cli {
     /// Only print results and errors, no progress lines.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Log on stderr: -v every remote command and Engine API call (debug),
+    /// -vv more (trace). Secrets are never logged.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Also write the log to FILE as JSON lines (debug level, trace with
+    /// -vv), appended, created 0600.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,8 +56,10 @@ pub enum Command {
     /// blocks; 3: something does; 2: bad input.
     Check(CheckArgs),
     /// Read the cluster and print the ordered upgrade plan and what stands in its way.
+    #[command(after_help = PLAN_EXAMPLES)]
     Plan(PlanArgs),
     /// Execute the plan: one verified step at a time, with checkpoints and rollback.
+    #[command(after_help = APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// Restart every node's engine as it is (no version change), with the
     /// same plan, quorum guard, checkpoints and resume as apply: each node
@@ -70,6 +81,77 @@ pub enum Command {
     /// Ask the run in progress to stop at its next safe point (exit 6 there);
     /// `resume` continues it later.
     Abort(ControlArgs),
+    /// Print a shell completion script on stdout.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    #[command(
+        after_help = "Example:\n  swarm-upgrade man > /usr/local/share/man/man1/swarm-upgrade.1"
+    )]
+    Man,
+}
+
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  swarm-upgrade completions bash > /etc/bash_completion.d/swarm-upgrade
+  swarm-upgrade completions zsh > \"${fpath[1]}/_swarm-upgrade\"
+  swarm-upgrade completions fish > ~/.config/fish/completions/swarm-upgrade.fish";
+
+const PLAN_EXAMPLES: &str = "Examples:
+  # Read the cluster and print the plan to 26.1.5:
+  swarm-upgrade plan --inventory inventory.yaml --pin 26.1.5
+  # Save it, to apply exactly this plan later:
+  swarm-upgrade plan -i inventory.yaml --pin 26.1.5 --out plan.json
+  # No cluster needed: plan from saved facts (as JSON):
+  swarm-upgrade plan --from-facts tests/fixtures/lab-facts.json --pin 26.1.5 -o json";
+
+const APPLY_EXAMPLES: &str = "Examples:
+  # Show every remote command the run would execute; change nothing:
+  swarm-upgrade apply -i inventory.yaml --pin 26.1.5 --dry-run
+  # Upgrade, asking for confirmation after showing the plan:
+  swarm-upgrade apply -i inventory.yaml --pin 26.1.5
+  # Execute a saved plan without asking, events as JSON lines, with a debug log:
+  swarm-upgrade apply -i inventory.yaml --pin 26.1.5 --plan plan.json --yes -o json --log-file run.log";
+
+impl Command {
+    /// The `--output` the command was given (table for those without one).
+    pub fn output(&self) -> Output {
+        match self {
+            Command::Check(a) => a.output,
+            Command::Plan(a) => a.output,
+            Command::Status(a) => a.output,
+            Command::Apply(a) => a.run.output,
+            Command::Resume(a) => a.run.output,
+            Command::Rollback(a) => a.run.output,
+            Command::Restart(a) => a.run.output,
+            Command::Pause(_) | Command::Continue(_) | Command::Abort(_) => Output::Table,
+            Command::Completions(_) | Command::Man => Output::Table,
+        }
+    }
+
+    /// The subcommand's name, for the log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Check(_) => "check",
+            Command::Plan(_) => "plan",
+            Command::Status(_) => "status",
+            Command::Apply(_) => "apply",
+            Command::Resume(_) => "resume",
+            Command::Rollback(_) => "rollback",
+            Command::Restart(_) => "restart",
+            Command::Pause(_) => "pause",
+            Command::Continue(_) => "continue",
+            Command::Abort(_) => "abort",
+            Command::Completions(_) => "completions",
+            Command::Man => "man",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +199,10 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// For people: tables and lines.
     Table,
+    /// For scripts: stdout carries JSON only, errors included (one object
+    /// with code, exit_code, message and hint).
     Json,
 }
 
@@ -196,6 +281,7 @@ pub struct PlanArgs {
     /// with the plan). Repeatable.
     #[arg(long, value_name = "WINDOW")]
     pub window: Vec<crate::window::Window>,
+    /// Table for people, or JSON (stdout carries JSON only, errors included).
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// Also save the plan, with a content hash, for `apply --plan`.
@@ -223,6 +309,7 @@ pub struct CheckArgs {
     /// Most workers upgraded at the same time (the drain checks depend on it).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: u16,
+    /// Table for people, or JSON (stdout carries JSON only, errors included).
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// Check facts saved with `plan --save-facts` instead of reading the cluster.
@@ -391,8 +478,8 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// With an inventory, status also reads what the swarm itself records
-    /// (the run lease, the nodes' `swarm-upgrade.*` labels): from any machine.
+    // With an inventory, status also reads what the swarm itself records
+    // (the run lease, the nodes' `swarm-upgrade.*` labels): from any machine.
     #[command(flatten)]
     pub swarm: ClusterArgs,
     /// Where runs are recorded [default: $XDG_STATE_HOME/swarm-upgrade].
@@ -401,6 +488,7 @@ pub struct StatusArgs {
     /// The swarm's cluster ID, when runs of several clusters are recorded.
     #[arg(long, value_name = "ID")]
     pub cluster: Option<String>,
+    /// Table for people, or JSON (stdout carries JSON only, errors included).
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -550,9 +638,30 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     #[test]
     fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// Every flag, option and argument of every command says what it does.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        let mut missing = vec![];
+        walk(&cmd, "swarm-upgrade", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

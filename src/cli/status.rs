@@ -45,6 +45,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
                 Some((run, plan, state)) => json(state, plan, &run.step_times()?),
                 None => serde_json::json!({}),
             };
+            doc["format_version"] = crate::report::FORMAT_VERSION.into();
             if let Some(r) = &record {
                 doc["swarm"] = swarm_json(r);
             }

@@ -47,8 +47,10 @@ impl LiveOps {
         }
     }
 
-    /// Counts `n` Engine API requests answered by `node`'s engine.
-    fn api(&self, node: &str, n: u64) {
+    /// Counts `n` Engine API requests answered by `node`'s engine, and logs
+    /// them (`call`: method and path).
+    fn api(&self, node: &str, n: u64, call: &str) {
+        tracing::debug!(node, "api: {call}");
         if let Ok(mut c) = self.counts.lock() {
             c.entry(node.to_string()).or_default().1 += n;
         }
@@ -71,7 +73,7 @@ impl LiveOps {
             return Ok(e.clone());
         }
         // Connecting negotiates the API version: one request.
-        self.api(node, 1);
+        self.api(node, 1, "connect (GET /_ping, /version)");
         let e = Engine::connect(self.host(node)?, &self.socket_dir(node)?).await?;
         engines.insert(node.to_string(), e.clone());
         Ok(e)
@@ -230,7 +232,7 @@ fn engine_status(info: &serde_json::Value) -> EngineStatus {
 impl Ops for LiveOps {
     async fn node(&self, via: &str, node: &str) -> anyhow::Result<Option<NodeFacts>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, &format!("GET /nodes/{node}"));
         match e.docker().inspect_node(node).await {
             Ok(n) => Ok(Some(map::node(&n))),
             Err(BollardError::DockerResponseServerError {
@@ -242,7 +244,7 @@ impl Ops for LiveOps {
 
     async fn managers(&self, via: &str) -> anyhow::Result<Vec<NodeFacts>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, "GET /nodes?filters=role=manager");
         let nodes = e
             .docker()
             .list_nodes(Some(ListNodesOptions {
@@ -260,7 +262,7 @@ impl Ops for LiveOps {
         let e = self.engine(via).await?;
         let d = e.docker();
         for attempt in 0.. {
-            self.api(via, 1);
+            self.api(via, 1, &format!("GET /nodes/{node}"));
             let n = d
                 .inspect_node(node)
                 .await
@@ -284,7 +286,7 @@ impl Ops for LiveOps {
             for (k, v) in &update.add_labels {
                 labels.insert(k.clone(), v.clone());
             }
-            self.api(via, 1);
+            self.api(via, 1, &format!("POST /nodes/{node}/update"));
             match d
                 .update_node(
                     node,
@@ -309,9 +311,9 @@ impl Ops for LiveOps {
 
     async fn node_tasks(&self, via: &str, node: &str) -> anyhow::Result<Vec<Task>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, &format!("GET /tasks?filters=node={node}"));
         let filter = serde_json::json!({ "node": [node] }).to_string();
-        let v = e.get_json(&format!("/tasks?filters={filter}")).await?;
+        let v = e.get_json("/tasks", &[("filters", &filter)]).await?;
         Ok(v.as_array()
             .map(|a| a.iter().map(map::task).collect())
             .unwrap_or_default())
@@ -323,7 +325,7 @@ impl Ops for LiveOps {
         ids: Option<&[String]>,
     ) -> anyhow::Result<Vec<ServiceFacts>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, "GET /services");
         let s = e
             .docker()
             .list_services(Some(ListServicesOptions {
@@ -337,12 +339,14 @@ impl Ops for LiveOps {
 
     async fn tasks(&self, via: &str, services: Option<&[String]>) -> anyhow::Result<Vec<Task>> {
         let e = self.engine(via).await?;
-        self.api(via, 1);
+        self.api(via, 1, "GET /tasks?filters=desired-state=running");
         let mut filters = serde_json::json!({ "desired-state": ["running"] });
         if let Some(ids) = services {
             filters["service"] = serde_json::json!(ids);
         }
-        let v = e.get_json(&format!("/tasks?filters={filters}")).await?;
+        let v = e
+            .get_json("/tasks", &[("filters", &filters.to_string())])
+            .await?;
         Ok(v.as_array()
             .map(|a| a.iter().map(map::task).collect())
             .unwrap_or_default())
@@ -350,7 +354,7 @@ impl Ops for LiveOps {
 
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         let host = self.host(node)?;
-        self.api(node, 1);
+        self.api(node, 1, "GET /info (fresh connection)");
         // Polled while the engine restarts, so straight over the forwarded
         // socket on a fresh connection, without the API client (whose
         // version negotiation and pooled keep-alive connections hung after a
@@ -366,7 +370,7 @@ impl Ops for LiveOps {
         let dir = self.socket_dir(node)?;
         let get = async {
             let socket = host.forward_docker_socket(&dir).await?;
-            raw::get_json(&socket, "/info").await
+            raw::get_json(&socket, "/info", &[]).await
         };
         let answer = tokio::time::timeout(limit, get).await;
         if let Ok(mut m) = self.info_timeouts.lock() {
@@ -411,11 +415,11 @@ impl Ops for LiveOps {
             ..Default::default()
         };
         for _ in 0..2 {
-            self.api(via, 1);
+            self.api(via, 1, "POST /configs/create (the run lease)");
             match d.create_config(spec()).await {
                 Ok(_) => return Ok(LeaseOutcome::Acquired),
                 Err(err) if is_conflict(&err) => {
-                    self.api(via, 1);
+                    self.api(via, 1, "GET /configs/{LEASE_NAME}");
                     let c = d
                         .inspect_config(LEASE_NAME)
                         .await
@@ -434,7 +438,7 @@ impl Ops for LiveOps {
                     // Judged on the swarm's clock: its config's last write
                     // and the manager's own time.
                     let stale = break_stale && {
-                        self.api(via, 1);
+                        self.api(via, 1, "GET /info");
                         let now = d.info().await.ok().and_then(|i| i.system_time);
                         expired_on_swarm_clock(&held, c.updated_at.as_deref(), now.as_deref())
                     };
@@ -442,7 +446,7 @@ impl Ops for LiveOps {
                         // By ID, not by name: a lease another run created
                         // after we looked is a new object and stays.
                         let id = c.id.clone().context("the run lease has no ID")?;
-                        self.api(via, 1);
+                        self.api(via, 1, "DELETE /configs/{id} (a stale run lease)");
                         d.delete_config(&id)
                             .await
                             .context("breaking the stale run lease")?;
@@ -462,7 +466,11 @@ impl Ops for LiveOps {
         let e = self.engine(via).await?;
         let d = e.docker();
         // Inspect, then update.
-        self.api(via, 2);
+        self.api(
+            via,
+            2,
+            "GET /configs/{LEASE_NAME} + POST /configs/{id}/update (renew the run lease)",
+        );
         let c = match d.inspect_config(LEASE_NAME).await {
             Ok(c) => c,
             Err(err) if is_not_found(&err) => {
@@ -507,7 +515,11 @@ impl Ops for LiveOps {
 
     async fn mark_lease(&self, via: &str, run_id: &str, control: Control) -> anyhow::Result<()> {
         let e = self.engine(via).await?;
-        self.api(via, 2);
+        self.api(
+            via,
+            2,
+            "GET /configs/{name}, POST /configs/{id}/update (run lease control)",
+        );
         mark_lease(e.docker(), Some(run_id), control)
             .await
             .map(|_| ())
@@ -516,7 +528,7 @@ impl Ops for LiveOps {
     async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {
         let e = self.engine(via).await?;
         let d = e.docker();
-        self.api(via, 1);
+        self.api(via, 1, "GET /configs/{LEASE_NAME}");
         let Ok(c) = d.inspect_config(LEASE_NAME).await else {
             return Ok(());
         };
@@ -524,7 +536,7 @@ impl Ops for LiveOps {
         if lease_from(&labels).run_id == run_id {
             // By ID: a lease created by another run after we looked is not ours.
             let id = c.id.context("the run lease has no ID")?;
-            self.api(via, 1);
+            self.api(via, 1, "DELETE /configs/{id} (release the run lease)");
             d.delete_config(&id)
                 .await
                 .context("releasing the run lease")?;

@@ -13,6 +13,9 @@ pub(crate) mod host;
 pub(crate) mod live;
 pub(crate) mod record;
 pub(crate) mod validate;
+mod waivers;
+
+pub use waivers::validate_waivers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -218,6 +221,9 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
     )
 }
 
+/// The id of the finding for a host SSH cannot read.
+pub(crate) const SSH_REACHABLE: &str = "ssh-reachable";
+
 fn unreachable_findings(g: &Gathered) -> Vec<Finding> {
     g.facts
         .unreachable
@@ -228,7 +234,7 @@ fn unreachable_findings(g: &Gathered) -> Vec<Finding> {
                 .node(id)
                 .map_or(id.as_str(), |n| n.hostname.as_str());
             Finding::block(
-                "ssh-reachable",
+                SSH_REACHABLE,
                 Some(name),
                 format!("cannot read host {name} over SSH: {why}"),
             )

@@ -43,6 +43,7 @@ pub async fn read(engine: &Engine) -> anyhow::Result<SwarmRecord> {
         .and_then(|s| s.cluster)
         .and_then(|c| c.id)
         .unwrap_or_default();
+    engine.log("GET /nodes, GET /configs/{LEASE_NAME}");
     let nodes = d
         .list_nodes(None::<ListNodesOptions>)
         .await

@@ -31,6 +31,7 @@ impl Engine {
     pub async fn connect(ssh: &SshHost, dir: &Path) -> anyhow::Result<Engine> {
         let socket = ssh.forward_docker_socket(dir).await?;
         let host = ssh.target.name.clone();
+        tracing::debug!(host = %host, "api: connect (GET /_ping, /version)");
         let docker = Docker::connect_with_unix(
             socket.to_str().context("socket path is not UTF-8")?,
             60,
@@ -49,20 +50,32 @@ impl Engine {
         })
     }
 
+    /// Logs an API call (method and path) at debug level.
+    pub fn log(&self, call: &str) {
+        tracing::debug!(host = %self.host, "api: {call}");
+    }
+
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
 
     pub async fn info(&self) -> anyhow::Result<bollard::models::SystemInfo> {
+        self.log("GET /info");
         self.docker
             .info()
             .await
             .with_context(|| format!("host {}: GET /info", self.host))
     }
 
-    /// GET a path of the API as raw JSON (for fields bollard does not model).
-    pub async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
-        raw::get_json(&self.socket, path)
+    /// GET a path of the API as raw JSON (for fields bollard does not model);
+    /// `query` values are plain (raw encodes them).
+    pub async fn get_json(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<serde_json::Value> {
+        self.log(&format!("GET {path} {query:?}"));
+        raw::get_json(&self.socket, path, query)
             .await
             .with_context(|| format!("host {}: GET {path}", self.host))
     }
@@ -72,6 +85,7 @@ impl Engine {
     pub async fn cluster_facts(&self) -> anyhow::Result<ClusterFacts> {
         let info = self.info().await?;
         let ctx = |what: &str| format!("host {}: {what}", self.host);
+        self.log("GET /nodes, /services?status=true, /networks?filters=driver=overlay, /swarm");
         let nodes = self
             .docker
             .list_nodes(None::<ListNodesOptions>)
@@ -102,7 +116,7 @@ impl Engine {
             .with_context(|| ctx("GET /swarm"))?;
         // bollard's Task has no NetworksAttachments: read tasks raw.
         let tasks = self
-            .get_json(r#"/tasks?filters={"desired-state":["running"]}"#)
+            .get_json("/tasks", &[("filters", r#"{"desired-state":["running"]}"#)])
             .await?;
         Ok(map::cluster(
             &self.host, &info, &nodes, &services, &tasks, &networks, &swarm,

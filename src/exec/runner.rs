@@ -79,7 +79,7 @@ pub struct Runner<'a, O: Ops> {
     pub(crate) state: Mutex<RunState>,
     journal: Mutex<Journal>,
     emit: &'a (dyn Fn(&Event) + Sync),
-    /// Set by Ctrl-C: stop at the next safe point.
+    /// Set by Ctrl-C, SIGTERM or SIGHUP: stop at the next safe point.
     pub stop: Arc<AtomicBool>,
     /// A node of the current batch failed: its siblings take no further
     /// node down.

@@ -1,12 +1,12 @@
 //! Starting, continuing and reverting runs: the cluster's state directory
 //! and its lock, a saved plan checked against the cluster, the preflight
 //! verdict, the confirmation, the swarm's lease, and then the executor,
-//! with Ctrl-C stopping it at a safe point. What the operator sees goes
+//! with Ctrl-C (or SIGTERM, SIGHUP) stopping it at a safe point. What the operator sees goes
 //! through a [`Frontend`], so this module never prints.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use crate::checks::Severity;
 use crate::cluster::live::LiveOps;
@@ -29,6 +29,7 @@ use crate::version::EngineVersion;
 use continuing::Asked;
 
 mod continuing;
+mod signals;
 
 /// What the operator sees and answers.
 pub trait Frontend: Sync {
@@ -455,7 +456,7 @@ async fn execute(
         &emit,
         stop.clone(),
     )?;
-    let signals = tokio::spawn(stop_on_ctrl_c(stop));
+    let signals = tokio::spawn(signals::StopSignals::register()?.stop_run(stop));
     let status = runner.execute().await;
     signals.abort();
     let status = status?;
@@ -464,18 +465,6 @@ async fn execute(
     observers.finish(&warn);
     ops.close().await;
     outcome(plan, status, &state, &run)
-}
-
-/// Ctrl-C once: finish the current step, stop at a safe point. Twice: now.
-async fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        stop.store(true, Ordering::SeqCst);
-        eprintln!("{}", crate::ui::line(&Event::StopRequested));
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("aborted: the interrupted step runs again on `swarm-upgrade resume`");
-            std::process::exit(i32::from(exit_code::INTERRUPTED));
-        }
-    }
 }
 
 fn outcome(plan: &Plan, status: RunStatus, state: &RunState, run: &RunDir) -> anyhow::Result<u8> {

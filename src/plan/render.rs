@@ -682,8 +682,10 @@ pub fn json(plan: &Plan) -> Value {
         .collect();
     let findings = findings_json(&plan.findings);
     let mut doc = json!({
+        "format_version": crate::report::FORMAT_VERSION,
         "target": plan.target.to_string(),
         "cluster_id": plan.cluster_id,
+        "blocked": plan.is_blocked(),
         "max_parallel": plan.max_parallel,
         "canary": {
             "soak_secs": plan.canary.soak_secs,

@@ -60,6 +60,15 @@ impl Cmd {
         self
     }
 
+    /// The command for the debug log: as a shell would read it, and what
+    /// its stdin is, never the stdin's bytes (the unlock key goes there).
+    pub fn for_log(&self) -> String {
+        match self.stdin_is {
+            Some(what) => format!("{}  (stdin: {what})", self.display()),
+            None => self.display(),
+        }
+    }
+
     /// The command as a shell would read it, for `--dry-run` and logs.
     pub fn display(&self) -> String {
         let joined = shlex::try_join(self.argv.iter().map(String::as_str))

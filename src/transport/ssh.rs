@@ -127,6 +127,7 @@ impl SshHost {
 
 /// Opens a master connection to `target`.
 async fn open(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<Session> {
+    tracing::debug!(host = %target.name, "ssh: opening a connection");
     let mut b = SessionBuilder::default();
     b.known_hosts_check(if opts.accept_new_host_keys {
         KnownHosts::Add
@@ -202,6 +203,7 @@ impl SshHost {
         if let Some(path) = &conn.docker_socket {
             return Ok(path.clone());
         }
+        tracing::debug!(host = %self.target.name, "ssh: forwarding the Docker socket");
         let path = self.request_docker_forward(&session, dir).await?;
         conn.docker_socket = Some(path.clone());
         conn.forward_dir = Some(dir.to_path_buf());
@@ -256,6 +258,8 @@ impl Transport for SshHost {
         let mut command = session.command(program.as_str());
         command.args(args.iter().map(String::as_str));
         let host = &self.target.name;
+        tracing::debug!(host = %host, timeout = ?cmd.timeout, "run: {}", cmd.for_log());
+        let started = std::time::Instant::now();
         let run = async {
             let output = if let Some(input) = &cmd.stdin {
                 command
@@ -296,6 +300,17 @@ impl Transport for SshHost {
             }
             Ok(Ok(o)) => o,
         };
+        // Sizes only: command output may hold what the log must not (keys,
+        // tokens); errors carry the output that matters.
+        tracing::debug!(
+            host = %host,
+            status = output.status.code().unwrap_or(-1),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            stdout_bytes = output.stdout.len(),
+            stderr_bytes = output.stderr.len(),
+            "exited: {}",
+            cmd.display()
+        );
         Ok(CmdOutput {
             // No status: killed by a signal (the crate cannot tell which).
             status: output.status.code().unwrap_or(-1),
@@ -408,6 +423,19 @@ mod tests {
             cmd.display(),
             "sudo -n -- apt-get install 'docker.io=1; rm -rf /'"
         );
+    }
+
+    #[test]
+    fn the_log_names_stdin_but_never_shows_it() {
+        let cmd = Cmd::new(["docker", "swarm", "unlock"])
+            .privileged()
+            .stdin("the swarm unlock key", b"SWMKEY-1-secret\n".to_vec());
+        let line = cmd.for_log();
+        assert_eq!(
+            line,
+            "sudo -n -- docker swarm unlock  (stdin: the swarm unlock key)"
+        );
+        assert!(!line.contains("SWMKEY"));
     }
 
     #[test]

@@ -17,10 +17,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::paths;
 
-/// Debian's docker CLI. `/usr/local/bin/docker` may be a newer client that shadows it; the
-/// private daemon is a 20.10 engine and we want the matching client, always by full path.
-pub const DOCKER_CLI: &str = "/usr/bin/docker";
-
 /// A command line plus the options testkit needs around it.
 pub struct Cmd {
     program: OsString,
@@ -32,7 +28,9 @@ pub struct Cmd {
 
 /// A docker CLI call against testkit's private daemon (never the system one).
 pub fn docker() -> Cmd {
-    let mut cmd = Cmd::new(DOCKER_CLI);
+    // By full path: the installed client of the engine the daemon runs (see
+    // `engine`), not whatever PATH puts first.
+    let mut cmd = Cmd::new(crate::engine::client());
     cmd.arg("-H")
         .arg(format!("unix://{}", paths::daemon_socket().display()));
     cmd

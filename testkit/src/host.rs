@@ -1,9 +1,10 @@
 //! Host preparation: root check, Debian packages, and testkit's own private dockerd.
 //!
-//! The lab must never touch another Docker installation on the machine. So the host's
-//! `docker.io` package is installed with a policy-rc.d that forbids starting services (no
-//! system daemon appears), and testkit runs a dockerd of its own with a private data root,
-//! exec root, socket and config file.
+//! The lab must never touch another Docker installation on the machine. An installed
+//! Docker (any family) is used as it is, never replaced (see `engine`); only on a machine
+//! with no Docker is `docker.io` installed, with a policy-rc.d that forbids starting
+//! services (no system daemon appears). testkit runs a dockerd of its own with a private
+//! data root, exec root, socket and config file.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -16,15 +17,9 @@ use anyhow::{Context, Result, bail};
 use crate::cmd::{self, Cmd};
 use crate::paths;
 
-/// What the host needs: the engine (dockerd + 20.10 CLI) for the private daemon, debootstrap
-/// and dpkg-dev for the node image, ssh for the lab's real SSH path, iptables for dockerd.
-pub const HOST_PACKAGES: &[&str] = &[
-    "docker.io",
-    "debootstrap",
-    "dpkg-dev",
-    "openssh-client",
-    "iptables",
-];
+/// What the host needs besides an engine (see `engine`): debootstrap and dpkg-dev for the
+/// node image, ssh for the lab's real SSH path, iptables for dockerd.
+pub const HOST_PACKAGES: &[&str] = &["debootstrap", "dpkg-dev", "openssh-client", "iptables"];
 
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 
@@ -65,7 +60,11 @@ pub fn missing_packages() -> Result<Vec<&'static str>> {
 /// Install whatever is missing. Idempotent: does nothing (and needs no network) when all
 /// packages are present.
 pub fn ensure_packages() -> Result<()> {
-    let missing = missing_packages()?;
+    let mut missing = missing_packages()?;
+    // Decided before anything is installed: a partial Docker is refused here.
+    if crate::engine::inspect()? == crate::engine::Decision::InstallDockerIo {
+        missing.push("docker.io");
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -83,7 +82,10 @@ pub fn ensure_packages() -> Result<()> {
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()
         .context("installing host packages failed")?;
-    let still = missing_packages()?;
+    let mut still = missing_packages()?;
+    if crate::engine::locate().is_err() {
+        still.push("docker.io (no dockerd and docker client after the install)");
+    }
     if !still.is_empty() {
         bail!(
             "apt-get reported success but these are not installed: {}",
@@ -181,6 +183,7 @@ impl Daemon {
 
     /// Start the daemon unless it is already up. Idempotent.
     pub fn ensure_running(&self) -> Result<()> {
+        let engine = crate::engine::locate()?;
         if self.pid().is_some() {
             if self.answers() {
                 return Ok(());
@@ -216,7 +219,8 @@ impl Daemon {
         // our parent are not, so bash closes every fd above 2 before exec'ing setsid.
         let status = std::process::Command::new("bash")
             .args(["-c", CLOSE_FDS_AND_EXEC, "testkit-spawn"])
-            .args(["setsid", "--fork", "/usr/sbin/dockerd"])
+            .args(["setsid", "--fork"])
+            .arg(&engine.dockerd)
             .arg(format!("--config-file={}", config.display()))
             .arg(format!("--data-root={d}/data"))
             .arg(format!("--exec-root={d}/exec"))
@@ -226,7 +230,12 @@ impl Daemon {
             .stdout(log.try_clone()?)
             .stderr(log)
             .status()
-            .context("cannot run bash -c 'exec setsid /usr/sbin/dockerd' (bash, util-linux and docker.io installed?)")?;
+            .with_context(|| {
+                format!(
+                    "cannot run bash -c 'exec setsid {}' (bash and util-linux installed?)",
+                    engine.dockerd.display()
+                )
+            })?;
         if !status.success() {
             bail!("setsid dockerd failed: {status}");
         }

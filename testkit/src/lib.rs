@@ -20,6 +20,7 @@
 
 pub mod apt;
 pub mod cmd;
+pub mod engine;
 pub mod fault;
 pub mod flavour;
 pub mod host;
