@@ -212,7 +212,7 @@ pub struct CanaryArgs {
     /// After each canary is verified, watch it this long: verify and
     /// verify-services must pass --soak-checks times in a row, or the canary
     /// is rolled back and the run stops. 0s: no soak.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SWARM_UPGRADE_SOAK", value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub soak: Duration,
     /// How many evenly spaced verifications the soak makes (all must pass).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]

@@ -26,7 +26,10 @@ pub fn command(inventory: &Path, state_dir: &Path, args: &[&str]) -> Command {
         .arg(inventory)
         .env("SWARM_UPGRADE_STATE_DIR", state_dir)
         .env_remove("SWARM_UPGRADE_INVENTORY")
-        .env_remove("SWARM_UPGRADE_UNLOCK_KEY");
+        .env_remove("SWARM_UPGRADE_UNLOCK_KEY")
+        // The canaries' soak, short: every lab upgrade still soaks its canaries (3 checks),
+        // without adding a minute to each run; tests about canaries pass `--soak`.
+        .env("SWARM_UPGRADE_SOAK", "5s");
     c
 }
 
