@@ -35,6 +35,10 @@ pub const PROBE_SERVER: &str = "probe-server";
 pub const PROBE_CLIENT: &str = "probe-client";
 /// The probe server published in host mode (see [`Lab::deploy_published_probe`]).
 pub const PROBE_PUBLISHED: &str = "probe-published";
+/// How long a probe request may take (name lookup included) before it counts as lost. 2 s,
+/// not 1: with two labs on this 2-core machine the embedded DNS sometimes took over a second
+/// to answer while nothing was down (seen in the lab suite), and a real outage lasts longer.
+pub const PROBE_TIMEOUT_MS: u32 = 2000;
 
 /// Mounted in every node as a 2 GiB tmpfs: swarm-upgrade keeps its host-side backups there,
 /// and the fill-disk fault fills this filesystem (never the host's disk).
@@ -1029,7 +1033,7 @@ impl Lab {
                  --endpoint-mode dnsrr --network {PROBE_NETWORK} --init --no-resolve-image \
                  --stop-grace-period 5s --env 'PROBE_SLOT={{{{.Task.Slot}}}}' \
                  --mount type=volume,source=probe-data,target=/data \
-                 {tag} client --target {PROBE_SERVER}:8080 --dir /data"
+                 {tag} client --target {PROBE_SERVER}:8080 --timeout-ms {PROBE_TIMEOUT_MS} --dir /data"
             ),
         )?;
         self.wait_service(PROBE_CLIENT, Duration::from_secs(180))?;
