@@ -88,6 +88,10 @@ fn a_failing_canary_is_rolled_back_and_stops_the_run() {
         "--pin",
         BROKEN,
         "--yes",
+        // The broken dockerd also fails `--validate`: target-config blocks it before the
+        // run; waived, to reach the canary.
+        "--ignore-check",
+        "target-config",
         "--verify-timeout",
         "90s",
         "--soak",

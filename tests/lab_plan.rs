@@ -57,8 +57,23 @@ fn plan_reads_the_real_lab() {
     let leader = status.nodes.iter().find(|n| n.leader).unwrap();
     assert_eq!(nodes[2]["name"], leader.name.as_str());
     // 3 managers of 7 steps + their reactivation (4) + 3 service checks,
-    // 2 workers of 8 steps + a wait and a service check each.
-    assert_eq!(p["steps"].as_array().unwrap().len(), 48);
+    // 2 workers of 8 steps + a wait and a service check each, and the canaries' soaks (the
+    // first manager, the first worker batch).
+    assert_eq!(p["steps"].as_array().unwrap().len(), 50);
+    let soaked: Vec<&str> = p["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "soak")
+        .map(|s| s["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        soaked,
+        [
+            nodes[0]["name"].as_str().unwrap(),
+            nodes[3]["name"].as_str().unwrap()
+        ]
+    );
     assert!(
         p["findings"]
             .as_array()
