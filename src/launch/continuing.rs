@@ -156,9 +156,25 @@ pub fn blockers(
         .into_iter()
         .filter(|f| f.severity == Severity::Block)
         .filter(|f| {
-            ALWAYS.contains(&f.id.as_str()) || (upgrading && UPGRADE_ONLY.contains(&f.id.as_str()))
+            ALWAYS.contains(&f.id.as_str())
+                || (upgrading
+                    && UPGRADE_ONLY.contains(&f.id.as_str())
+                    && !in_the_run(g, f.node.as_deref()))
         })
         .collect()
+}
+
+/// Whether `node` is one the run has taken over (it carries the run's label): what the
+/// target-version checks see there may be the run's own half-done install (a run killed
+/// inside `install` leaves dockerd owned by no package), which its steps redo; its
+/// target was resolved when the run started and is in the plan.
+fn in_the_run(g: &Gathered, node: Option<&str>) -> bool {
+    let Some(node) = node else { return false };
+    g.facts
+        .cluster
+        .nodes
+        .iter()
+        .any(|n| n.hostname == node && n.labels.contains_key(crate::exec::LABEL_RUN))
 }
 
 /// The error that stops a continuation on `blockers` (exit 3).
@@ -330,6 +346,44 @@ mod tests {
             blockers(&g, &plan, &[], true, &Catalogue::default()).is_empty(),
             "with the key"
         );
+    }
+
+    #[test]
+    fn a_node_killed_inside_its_install_does_not_block_its_continuation() {
+        // Killed inside `install`: docker.io is half replaced and dockerd belongs to no
+        // known package, so pin-resolvable blocks, unless the node is the run's own.
+        let plan = lab_plan();
+        let mut g = lab_gathered();
+        let m2 = g
+            .facts
+            .cluster
+            .nodes
+            .iter()
+            .find(|n| n.hostname == "lab-m2")
+            .unwrap()
+            .id
+            .clone();
+        g.resolutions.insert(
+            m2.clone(),
+            Err(crate::version::resolve::ResolveError::UnknownInstall(
+                "/usr/sbin/dockerd belongs to no known engine package".into(),
+            )),
+        );
+        let b = blockers(&g, &plan, &[], false, &Catalogue::default());
+        assert_eq!(
+            b.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+            ["pin-resolvable"],
+            "{b:?}"
+        );
+        g.facts
+            .cluster
+            .nodes
+            .iter_mut()
+            .find(|n| n.id == m2)
+            .unwrap()
+            .labels
+            .insert(crate::exec::LABEL_RUN.into(), "run-1".into());
+        assert!(blockers(&g, &plan, &[], false, &Catalogue::default()).is_empty());
     }
 
     #[test]
