@@ -3,9 +3,13 @@
 //! testkit never removes or changes a Docker installation it finds: an
 //! installed `dockerd` and `docker` (Debian's docker.io, Docker's docker-ce,
 //! static binaries) are used as they are. Debian's docker.io is installed only
-//! on a machine with no Docker at all; a partial installation (a client without
-//! a daemon, or Docker packages without binaries) is refused with what was
-//! found, because installing docker.io there would replace or break it.
+//! where it replaces nothing: on a machine with no Docker at all, or with only
+//! a static client outside /usr/bin and no Docker package (this machine kind
+//! ships /usr/local/bin/docker alone; docker.io's /usr/bin/docker and
+//! /usr/sbin/dockerd go beside it). Any other partial installation (a client in
+//! /usr/bin without a daemon, or Docker packages without binaries) is refused
+//! with what was found, because installing docker.io there would replace or
+//! break it.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -60,6 +64,11 @@ pub fn decide(
     match (dockerd, docker) {
         (Some(dockerd), Some(docker)) => Ok(Decision::Use(Engine { dockerd, docker })),
         (None, None) if packages.is_empty() => Ok(Decision::InstallDockerIo),
+        // docker.io's files do not touch a client outside /usr/bin, and the private
+        // daemon then runs with docker.io's own client (`client()` prefers /usr/bin).
+        (None, Some(docker)) if packages.is_empty() && !docker.starts_with("/usr/bin") => {
+            Ok(Decision::InstallDockerIo)
+        }
         (dockerd, docker) => {
             let shown = |p: Option<PathBuf>, what: &str| {
                 p.map_or(format!("no {what}"), |p| {
@@ -156,6 +165,16 @@ mod tests {
     #[test]
     fn docker_io_is_installed_only_where_there_is_no_docker() {
         assert_eq!(decide(None, None, &[]).unwrap(), Decision::InstallDockerIo);
+    }
+
+    #[test]
+    fn a_static_client_alone_outside_usr_bin_gets_docker_io_beside_it() {
+        assert_eq!(
+            decide(None, p("/usr/local/bin/docker"), &[]).unwrap(),
+            Decision::InstallDockerIo
+        );
+        // Not when a package owns that client's family.
+        assert!(decide(None, p("/usr/local/bin/docker"), &["docker-ce-cli".into()]).is_err());
     }
 
     #[test]
