@@ -79,6 +79,19 @@ pub fn render(p: &Progress) -> String {
             })
             .collect(),
     );
+    family(
+        "swarm_upgrade_run_waiting",
+        "1 while the running run waits on purpose: for `swarm-upgrade continue`, or for a maintenance window.",
+        ["continue", "window"]
+            .iter()
+            .map(|r| {
+                (
+                    format!(r#"for="{r}""#),
+                    u8::from(p.waiting.as_ref().map(|w| w.name()) == Some(*r)).to_string(),
+                )
+            })
+            .collect(),
+    );
     let ts = |t: Option<f64>| t.map(|t| format!("{t:.3}"));
     for (name, help, value) in [
         (

@@ -18,8 +18,9 @@ const MAX_REASON: usize = 300;
 pub struct Notification {
     pub text: String,
     /// `run-started`, `run-finished`, `run-halted`, `run-rolled-back`,
-    /// `run-failed`, `node-started`, `node-upgraded` (`node-reverted` in a
-    /// rollback run), `node-failed`, `node-rolled-back`, `node-rollback-failed`.
+    /// `run-failed`, `run-paused`, `run-continued`, `run-waiting-for-window`,
+    /// `node-started`, `node-upgraded` (`node-reverted` in a rollback run),
+    /// `node-failed`, `node-rolled-back`, `node-rollback-failed`.
     pub event: &'static str,
     pub source: &'static str,
     pub kind: &'static str,
@@ -129,6 +130,19 @@ pub fn notification(p: &Progress, m: &Milestone, ts: &str) -> Notification {
                 ),
             }
         }
+        Milestone::RunPaused => (
+            "run-paused",
+            format!(
+                "{what} paused at a safe point, every engine running; `swarm-upgrade continue` goes on, `swarm-upgrade abort` stops it {run}"
+            ),
+        ),
+        Milestone::RunContinued => ("run-continued", format!("{what} continued {run}")),
+        Milestone::WaitingForWindow { opens_at } => (
+            "run-waiting-for-window",
+            format!(
+                "{what} waits for its maintenance window: the next node starts at {opens_at} {run}"
+            ),
+        ),
         Milestone::NodeStarted { node } => {
             let v = &p.nodes[*node];
             n.node = Some(v.name.clone());

@@ -114,6 +114,32 @@ pub enum Milestone {
         ok: bool,
         detail: String,
     },
+    /// Paused at a safe point (`swarm-upgrade pause`, or after the canary
+    /// with `--pause-after-canary`): an operator is expected to act.
+    RunPaused,
+    RunContinued,
+    /// No maintenance window is open: the next node waits for `opens_at`.
+    WaitingForWindow {
+        opens_at: String,
+    },
+}
+
+/// Why a running run is not making progress, on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// For `swarm-upgrade continue` (or `abort`).
+    Continue,
+    /// For a maintenance window, which opens at this time.
+    Window(String),
+}
+
+impl Waiting {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Waiting::Continue => "continue",
+            Waiting::Window(_) => "window",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +158,8 @@ pub struct Progress {
     pub steps_done: usize,
     /// Finished steps by plan index.
     pub step_times: BTreeMap<usize, StepTime>,
+    /// What the run waits for at a safe point, if anything.
+    pub waiting: Option<Waiting>,
     /// The last thing that went wrong, for the run's end.
     problem: Option<String>,
     /// Per node (index into `nodes`): the index of its last step in the plan.
@@ -210,6 +238,7 @@ impl Progress {
             steps_total: plan.steps.len(),
             steps_done: state.count(StepStatus::Done),
             step_times: BTreeMap::new(),
+            waiting: None,
             problem: None,
             last_step,
         }
@@ -241,6 +270,7 @@ impl Progress {
                 });
             }
             Event::StepStarted { node, .. } => {
+                self.waiting = None;
                 if let Some(i) = self.node_of(node) {
                     let n = &mut self.nodes[i];
                     if matches!(
@@ -327,6 +357,7 @@ impl Progress {
             }
             Event::RunFinished { status, elapsed_ms } => {
                 self.status = Some(*status);
+                self.waiting = None;
                 self.finished_at = Some(now);
                 // A node stopped in the middle (Ctrl-C, a lost host) is
                 // neither done nor failed: it waits for `resume`.
@@ -343,12 +374,28 @@ impl Progress {
                         .flatten(),
                 });
             }
-            Event::RollbackStarted { .. }
-            | Event::StepOutput { .. }
-            | Event::Traffic { .. }
-            | Event::Paused
-            | Event::Continued
-            | Event::WaitingForWindow { .. } => {}
+            // Said once per wait: a run renews its lease while paused, and
+            // the window check repeats until one opens.
+            Event::Paused => {
+                if self.waiting != Some(Waiting::Continue) {
+                    self.waiting = Some(Waiting::Continue);
+                    out.push(Milestone::RunPaused);
+                }
+            }
+            Event::Continued => {
+                self.waiting = None;
+                out.push(Milestone::RunContinued);
+            }
+            Event::WaitingForWindow { opens_at } => {
+                let w = Waiting::Window(opens_at.clone());
+                if self.waiting.as_ref() != Some(&w) {
+                    self.waiting = Some(w);
+                    out.push(Milestone::WaitingForWindow {
+                        opens_at: opens_at.clone(),
+                    });
+                }
+            }
+            Event::RollbackStarted { .. } | Event::StepOutput { .. } | Event::Traffic { .. } => {}
             Event::Aborted => {
                 self.problem = Some("aborted with `swarm-upgrade abort`".into());
             }

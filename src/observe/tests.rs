@@ -252,3 +252,40 @@ fn milestones_are_plain_data() {
     let doc = notification(&p, &m[0], "t");
     assert_eq!(doc.reason.as_ref().unwrap().chars().count(), 300);
 }
+
+#[test]
+fn a_pause_and_a_window_wait_are_told_once_each_and_shown_in_the_metrics() {
+    let plan = lab_plan();
+    let mut p = Progress::new(&plan, &state_of(&plan), &[]);
+    let window = || Event::WaitingForWindow {
+        opens_at: "2026-12-03T01:00:00Z".into(),
+    };
+    let mut events = vec![started(&plan, 0)];
+    // A paused run renews its lease and says so again; the window check repeats.
+    events.extend([Event::Paused, Event::Paused]);
+    let docs = feed(&mut p, &events);
+    assert!(
+        render(&p).contains("swarm_upgrade_run_waiting{for=\"continue\"} 1"),
+        "{}",
+        render(&p)
+    );
+    let mut more = feed(&mut p, &[Event::Continued, window(), window()]);
+    assert!(render(&p).contains("swarm_upgrade_run_waiting{for=\"window\"} 1"));
+    more.extend(feed(&mut p, &steps(&plan, 1, 1)));
+    let text = render(&p);
+    assert!(
+        text.contains("swarm_upgrade_run_waiting{for=\"window\"} 0")
+            && text.contains("swarm_upgrade_run_waiting{for=\"continue\"} 0"),
+        "a started step ends the wait: {text}"
+    );
+    let all: Vec<_> = docs.into_iter().chain(more).collect();
+    assert_eq!(
+        texts(&all)[..4],
+        [
+            "\"run-started\": swarm-upgrade: upgrade of swarm lab0swarm0cl to 26.1.5 started, 48 steps (run 20261202T141500Z-abc123)",
+            "\"run-paused\": swarm-upgrade: upgrade of swarm lab0swarm0cl to 26.1.5 paused at a safe point, every engine running; `swarm-upgrade continue` goes on, `swarm-upgrade abort` stops it (run 20261202T141500Z-abc123)",
+            "\"run-continued\": swarm-upgrade: upgrade of swarm lab0swarm0cl to 26.1.5 continued (run 20261202T141500Z-abc123)",
+            "\"run-waiting-for-window\": swarm-upgrade: upgrade of swarm lab0swarm0cl to 26.1.5 waits for its maintenance window: the next node starts at 2026-12-03T01:00:00Z (run 20261202T141500Z-abc123)",
+        ]
+    );
+}
