@@ -2,16 +2,16 @@
 //! running and verified (reinstalled from the backup its run took on the
 //! host when the new one was installed), and its availability restored.
 
+use super::actions::wait_drained::emptied;
 use super::actions::{drain, restore_availability};
 use super::context::{Cx, StepError};
 use super::guard::{self, Expect};
 use super::operation::{Call, Description, Operation};
 use super::ops::Ops;
-use super::poll::{self, Attempt, Unmet};
+use super::poll::{self, Unmet};
 use super::runner::Runner;
 use super::state::{RunState, StepStatus};
 use super::verify;
-use super::wait;
 use crate::facts::model::Role;
 use crate::plan::{Action, PlanNode, Step};
 use crate::playbook::Script;
@@ -160,12 +160,9 @@ async fn drain_again<O: Ops>(
     run.ops
         .update_node(&via, &node.id, &drain::update(node, &run.cx.run_id))
         .await?;
-    let left: Result<_, Unmet<()>> = poll::until(run.cx.opts.drain_timeout, async || {
-        match run.ops.node_tasks(&via, &node.id).await {
-            Ok(tasks) if !tasks.iter().any(|t| wait::task_active(&t.state)) => Attempt::Done(()),
-            Ok(_) => Attempt::NotYet("tasks still on the node".to_string()),
-            Err(e) => Attempt::NotYet(format!("{e:#}")),
-        }
+    let timeout = run.cx.opts.drain_timeout;
+    let left: Result<_, Unmet<()>> = poll::until(timeout, async || {
+        emptied(run.ops.node_tasks(&via, &node.id).await, timeout)
     })
     .await;
     // Tasks that cannot move still stop with the engine: the old engine

@@ -9,7 +9,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod drain;
-mod drain_budget;
+mod drain_wait;
 pub(crate) mod install;
 pub(crate) mod pause;
 pub(crate) mod restore;

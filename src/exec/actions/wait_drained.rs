@@ -1,10 +1,12 @@
 //! `wait-drained`: a swarm drain does not wait; this step does, until no
 //! task of the node is still (or about to be) running.
 
+use std::time::Duration;
+
 use super::{Action, StepResult};
 use crate::exec::context::{Cx, StepCx, StepError};
 use crate::exec::operation::{Call, Description, Operation};
-use crate::exec::ops::Ops;
+use crate::exec::ops::{Ops, Task};
 use crate::exec::poll::{self, Attempt, Unmet};
 use crate::exec::wait;
 use crate::plan::Step;
@@ -29,20 +31,7 @@ impl Action for WaitDrained {
                 Ok(v) => v,
                 Err(e) => return Attempt::Fail(e),
             };
-            match s.ops().node_tasks(&via, s.id()).await {
-                Ok(tasks) => {
-                    let left = tasks.iter().filter(|t| wait::task_active(&t.state)).count();
-                    if left == 0 {
-                        Attempt::Done(())
-                    } else {
-                        Attempt::NotYet(format!(
-                            "{left} task(s) still on the node after {} (drain does not move tasks whose service cannot be placed elsewhere: check constraints)",
-                            humantime::format_duration(timeout)
-                        ))
-                    }
-                }
-                Err(e) => Attempt::NotYet(format!("{e:#}")),
-            }
+            emptied(s.ops().node_tasks(&via, s.id()).await, timeout)
         })
         .await;
         match result {
@@ -50,5 +39,20 @@ impl Action for WaitDrained {
             Err(Unmet::Failed(e)) => Err(e),
             Err(Unmet::TimedOut(why)) => Err(StepError::Failed(why)),
         }
+    }
+}
+
+/// One poll's verdict on "no task of the node is active" (also the undo's
+/// drain of a failed node).
+pub(crate) fn emptied<E>(tasks: anyhow::Result<Vec<Task>>, timeout: Duration) -> Attempt<(), E> {
+    match tasks {
+        Ok(tasks) => match tasks.iter().filter(|t| wait::task_active(&t.state)).count() {
+            0 => Attempt::Done(()),
+            left => Attempt::NotYet(format!(
+                "{left} task(s) still on the node after {} (drain does not move tasks whose service cannot be placed elsewhere: check constraints)",
+                humantime::format_duration(timeout)
+            )),
+        },
+        Err(e) => Attempt::NotYet(format!("{e:#}")),
     }
 }
