@@ -623,6 +623,10 @@ fn the_man_page_covers_every_command_and_the_examples() {
     }
     assert!(man.contains("\\-\\-dry\\-run"), "apply's options are in it");
     assert!(man.contains("Examples:"), "plan/apply examples are in it");
+    // One page: the subcommands list points to its sections, not to pages
+    // that are not installed.
+    assert!(!man.contains("swarm\\-upgrade\\-check(1)"), "{man}");
+    assert!(man.contains("\\fBswarm\\-upgrade check\\fR"), "{man}");
 }
 
 #[test]
