@@ -60,10 +60,28 @@ pub fn table_with_width(plan: &Plan, width: u16) -> String {
     out.push_str("\n\n");
     out.push_str(&steps_text(plan, width));
     out.push('\n');
+    if !plan.prepull.is_empty() {
+        out.push_str(&prepull_text(plan, usize::from(width)));
+        out.push('\n');
+    }
     out.push_str(&findings_text(&plan.findings, width));
     out.push('\n');
     out.push_str(&verdict(plan));
     out.push('\n');
+    out
+}
+
+/// `--prepull`: which image goes to which node, and how.
+fn prepull_text(plan: &Plan, width: usize) -> String {
+    let mut out = "Pre-pull (before any drain; each verified by image ID):\n".to_string();
+    for t in &plan.prepull {
+        let how = match &t.from {
+            Some(from) => format!("copied from {from}"),
+            None => "pulled by its engine (no node holds it)".to_string(),
+        };
+        let line = wrap_words(&format!("{} → {}: {how}", t.image, t.node), width - 4);
+        out.push_str(&format!("  {}\n", line.replace('\n', "\n    ")));
+    }
     out
 }
 
@@ -313,7 +331,10 @@ fn steps_text(plan: &Plan, width: u16) -> String {
     let only = |steps: &[&Step], a: Action| steps.iter().all(|s| s.action == a);
     let verifies = |steps: &[&Step]| only(steps, Action::VerifyServices);
     let counted = |b: &&(Phase, Vec<&Step>)| {
-        !verifies(&b.1) && !only(&b.1, Action::Soak) && !only(&b.1, Action::Pause)
+        !verifies(&b.1)
+            && !only(&b.1, Action::Soak)
+            && !only(&b.1, Action::Pause)
+            && !only(&b.1, Action::Prepull)
     };
     let total = |phase: Phase| {
         batches
@@ -333,6 +354,7 @@ fn steps_text(plan: &Plan, width: u16) -> String {
             _ if verifies(steps) => "verify".to_string(),
             _ if only(steps, Action::Soak) => "canary soak".to_string(),
             _ if only(steps, Action::Pause) => "pause".to_string(),
+            _ if only(steps, Action::Prepull) => "before any drain".to_string(),
             Phase::Managers => format!("managers {nth}/{}", total(Phase::Managers)),
             Phase::Reactivate => "reactivate".to_string(),
             Phase::Workers => format!("workers {nth}/{}", total(Phase::Workers)),
