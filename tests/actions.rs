@@ -387,7 +387,7 @@ impl Case {
     /// with `--prepull` (which copies it to every other node).
     fn with_local_image(workers: usize) -> Case {
         let mut case = Case::new(workers, None);
-        case.sim.local_image("svc2", "w1");
+        case.sim.local_image("svc2", &["w1"]);
         case.gathered = case.sim.gathered(&pin());
         case.prepull = true;
         case

@@ -174,29 +174,34 @@ impl SimCluster {
         });
     }
 
-    /// Gives a service an image of its own, held by `node` only (built or
+    /// Gives a service an image of its own, held by `nodes` only (built or
     /// loaded there, as in moby#36045): no registry serves it, so its tasks
     /// run only where it is, and the facts list every host's images.
-    pub fn local_image(&self, service: &str, node: &str) -> String {
+    pub fn local_image(&self, service: &str, nodes: &[&str]) -> String {
         let image = format!("{service}-local:dev");
         self.with(|w| {
-            let i = w.node_by_name(node);
             w.images_read = true;
-            w.nodes[i]
-                .images
-                .insert(image.clone(), format!("sha256:built-on-{node}"));
+            let holders: Vec<usize> = nodes.iter().map(|n| w.node_by_name(n)).collect();
+            for &i in &holders {
+                w.nodes[i]
+                    .images
+                    .insert(image.clone(), format!("sha256:built-for-{service}"));
+            }
             let s = w
                 .services
                 .iter()
                 .position(|s| s.name == service)
                 .unwrap_or_else(|| panic!("no service {service} in the simulation"));
             w.services[s].image = Some(image.clone());
-            // Its tasks elsewhere cannot run that image: they move to `node`.
+            // Its tasks elsewhere cannot run that image: they move.
             let elsewhere: Vec<usize> = w.services[s]
                 .tasks
                 .iter()
                 .copied()
-                .filter(|&t| w.tasks[t].desired_running && w.tasks[t].node != Some(i))
+                .filter(|&t| {
+                    w.tasks[t].desired_running
+                        && !w.tasks[t].node.is_some_and(|n| holders.contains(&n))
+                })
                 .collect();
             for t in elsewhere {
                 w.stop_task(t);

@@ -729,6 +729,12 @@ pub fn json(plan: &Plan) -> Value {
                 serde_json::to_value(&plan.selection).unwrap_or_default(),
             );
         }
+        if !plan.prepull.is_empty() {
+            map.insert(
+                "prepull".into(),
+                serde_json::to_value(&plan.prepull).unwrap_or_default(),
+            );
+        }
     }
     doc
 }
@@ -760,6 +766,59 @@ mod tests {
                 "wider than {width}: {line:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_prepull_step_and_its_transfers_are_shown_before_the_managers() {
+        let facts = crate::plan::testutil::lab_facts();
+        let w = |i: usize| {
+            facts
+                .cluster
+                .nodes
+                .iter()
+                .filter(|n| n.role == Role::Worker)
+                .nth(i)
+        };
+        let (w1, w2) = (w(0).unwrap(), w(1).unwrap());
+        let plan = crate::plan::build(
+            &facts,
+            &crate::plan::testutil::all_resolved(&facts),
+            vec![],
+            &crate::plan::PlanOptions {
+                prepull: vec![crate::plan::ImageTransfer {
+                    image: "app:dev".into(),
+                    node_id: w2.id.clone(),
+                    node: w2.hostname.clone(),
+                    from_id: Some(w1.id.clone()),
+                    from: Some(w1.hostname.clone()),
+                }],
+                ..crate::plan::testutil::opts(1)
+            },
+        );
+        assert_eq!(plan.steps[0].action, Action::Prepull);
+        assert_eq!(plan.steps[0].node, None);
+        assert!(
+            plan.steps[1..]
+                .iter()
+                .all(|s| s.batch > plan.steps[0].batch)
+        );
+        let text = table_with_width(&plan, 100);
+        fits(&text, 100);
+        assert!(
+            text.contains(&format!(
+                "Pre-pull (before any drain; each verified by image ID):\n  app:dev → {}: copied from {}\n",
+                w2.hostname, w1.hostname
+            )),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.contains(" 1  before any drain:")
+                && l.contains("(swarm)")
+                && l.ends_with("prepull")),
+            "{text}"
+        );
+        assert!(text.contains("managers 1/3"), "{text}");
+        assert_eq!(json(&plan)["prepull"][0]["from"], w1.hostname.as_str());
     }
 
     #[test]

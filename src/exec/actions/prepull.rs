@@ -134,3 +134,54 @@ async fn transfer<O: Ops>(ops: &O, t: &ImageTransfer) -> anyhow::Result<String> 
         now.unwrap_or_default()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::runner::RunOptions;
+    use crate::plan::testutil::{lab_facts, lab_plan};
+    use crate::playbook::Playbooks;
+
+    /// The dry run names every image, its receiver and its source.
+    #[test]
+    fn the_dry_run_says_which_image_goes_where_and_how() {
+        let mut plan = lab_plan();
+        let node = |i: usize| (plan.nodes[i].id.clone(), plan.nodes[i].name.clone());
+        let ((w1_id, w1), (w2_id, w2)) = (node(3), node(4));
+        plan.prepull = vec![
+            ImageTransfer {
+                image: "app:dev".into(),
+                node_id: w2_id,
+                node: w2.clone(),
+                from_id: Some(w1_id.clone()),
+                from: Some(w1.clone()),
+            },
+            ImageTransfer {
+                image: "nginx:1.25".into(),
+                node_id: w1_id,
+                node: w1.clone(),
+                from_id: None,
+                from: None,
+            },
+        ];
+        let (facts, playbooks) = (
+            lab_facts(),
+            Playbooks::load(&[] as &[&std::path::Path]).unwrap(),
+        );
+        let opts = RunOptions::default();
+        let cx = Cx::new(&plan, &facts, &playbooks, &opts, "DRY-RUN");
+        let step = plan.steps[0].clone();
+        let text = Prepull.describe(&cx, &step).render(None, "");
+        assert_eq!(
+            text,
+            format!(
+                "{w1}'s engine: GET /images/app:dev/json\n\
+                 {w2}'s engine: GET /images/app:dev/json\n\
+                 {w2}'s engine: POST /images/load, streamed from {w1}'s engine's GET /images/app:dev/get \
+                 (through this controller)  (only if {w2} lacks it (then inspected again))\n\
+                 {w1}'s engine: GET /images/nginx:1.25/json\n\
+                 {w1}'s engine: POST /images/create?fromImage=nginx:1.25  (only if {w1} lacks it (then inspected again))\n"
+            )
+        );
+    }
+}
