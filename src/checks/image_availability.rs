@@ -209,7 +209,8 @@ fn shortfalls<'a>(ctx: &CheckContext<'a>) -> Vec<Shortfall<'a>> {
 /// What `--prepull` does before the first drain: every (image, node) of the
 /// check's shortfalls, once. The source is a node that holds the image, the
 /// drained node first (what its tasks run now, bit for bit: a pull by tag
-/// could fetch a newer image); a pull only when no node holds it.
+/// could fetch a newer image); a pull only when no node holds it, or when
+/// the spec pins a digest.
 pub(crate) fn prepull_transfers(ctx: &CheckContext<'_>) -> Vec<ImageTransfer> {
     let mut out: Vec<ImageTransfer> = vec![];
     for s in shortfalls(ctx) {
@@ -221,9 +222,11 @@ pub(crate) fn prepull_transfers(ctx: &CheckContext<'_>) -> Vec<ImageTransfer> {
                 .and_then(|h| h.images.as_ref())
                 .is_some_and(|i| image.held_in(i))
         };
+        // A pinned image is looked up by its repository digest, which a
+        // loaded copy does not carry: the receiver must pull it.
         let source = std::iter::once(s.drained)
             .chain(ctx.facts.cluster.nodes.iter())
-            .find(|n| n.state == NodeState::Ready && holds(n));
+            .find(|n| image.digest.is_none() && n.state == NodeState::Ready && holds(n));
         for to in s.missing {
             if out
                 .iter()
@@ -369,6 +372,20 @@ mod tests {
         };
         assert!(prepull_transfers(&ctx).iter().all(|t| t.from.is_none()));
         assert_eq!(prepull_transfers(&ctx).len(), 2);
+        // A pinned image is pulled even where a node holds it.
+        fx.service("api").image = "api-local:dev@sha256:cd".into();
+        fx.host("w1")
+            .images
+            .as_mut()
+            .unwrap()
+            .push(image("api-local", "dev", "sha256:cd"));
+        let ctx = CheckContext {
+            prepull: true,
+            ..fx.ctx()
+        };
+        let transfers = prepull_transfers(&ctx);
+        assert_eq!(transfers.len(), 1, "{transfers:?}");
+        assert_eq!(transfers[0].from, None);
     }
 
     #[test]
