@@ -27,7 +27,7 @@ use swarm_upgrade::plan::{self, Action, Plan};
 use swarm_upgrade::playbook::Playbooks;
 use swarm_upgrade::transport::{Cmd, CmdOutput};
 use swarm_upgrade::version::EngineVersion;
-use swarm_upgrade_sim::{Delays, SimCluster};
+use swarm_upgrade_sim::{Delays, Op, SimCluster};
 
 /// Where an operation happened: a step, the undo of a node, or the run
 /// around the steps (the lease).
@@ -48,6 +48,9 @@ enum Seen {
         about: Option<String>,
         call: Call,
     },
+    /// A request to a named node's engine by a cluster-wide step
+    /// (`prepull`), as its description names it.
+    Exact(Operation),
 }
 
 #[derive(Default)]
@@ -133,6 +136,7 @@ impl<'a> Recorder<'a> {
         let named = match &seen {
             Seen::OnNode(n, _) => Some(n),
             Seen::Via { about, .. } => about.as_ref(),
+            Seen::Exact(_) => None,
         };
         let own: Vec<(Scope, Option<String>)> = log
             .open
@@ -197,6 +201,7 @@ fn relative(seen: &Seen, node: Option<&str>) -> Operation {
             },
             call.clone(),
         ),
+        Seen::Exact(op) => op.clone(),
     }
 }
 
@@ -301,8 +306,38 @@ impl Ops for Recorder<'_> {
         });
         self.sim.release_lease(via, run_id).await
     }
+    async fn image_id(&self, node: &str, image: &str) -> anyhow::Result<Option<String>> {
+        self.saw(self.on_engine(node, Call::InspectImage(image.into())));
+        self.sim.image_id(node, image).await
+    }
+    async fn copy_image(&self, from: &str, to: &str, image: &str) -> anyhow::Result<()> {
+        let from_name = self.name_of(from);
+        self.saw(self.on_engine(
+            to,
+            Call::CopyImage {
+                image: image.into(),
+                from: from_name,
+            },
+        ));
+        self.sim.copy_image(from, to, image).await
+    }
+    async fn pull_image(&self, node: &str, image: &str) -> anyhow::Result<()> {
+        self.saw(self.on_engine(node, Call::PullImage(image.into())));
+        self.sim.pull_image(node, image).await
+    }
     fn traffic(&self) -> BTreeMap<String, Traffic> {
         self.sim.traffic()
+    }
+}
+
+impl Recorder<'_> {
+    fn name_of(&self, id: &str) -> String {
+        let n = self.plan.nodes.iter().find(|n| n.id == id);
+        n.map_or_else(|| id.to_string(), |n| n.name.clone())
+    }
+
+    fn on_engine(&self, id: &str, call: Call) -> Seen {
+        Seen::Exact(Operation::api(On::Engine(self.name_of(id)), call))
     }
 }
 
@@ -323,6 +358,8 @@ struct Case {
     playbooks: Playbooks,
     opts: RunOptions,
     dir: tempfile::TempDir,
+    /// Plans with `--prepull`.
+    prepull: bool,
 }
 
 impl Case {
@@ -342,7 +379,18 @@ impl Case {
                 ..RunOptions::default()
             },
             dir: tempfile::tempdir().unwrap(),
+            prepull: false,
         }
+    }
+
+    /// A case whose service svc2 runs an image built on w1 only, planned
+    /// with `--prepull` (which copies it to every other node).
+    fn with_local_image(workers: usize) -> Case {
+        let mut case = Case::new(workers, None);
+        case.sim.local_image("svc2", &["w1"]);
+        case.gathered = case.sim.gathered(&pin());
+        case.prepull = true;
+        case
     }
 
     fn plan(&self, max_parallel: usize) -> Plan {
@@ -374,6 +422,7 @@ impl Case {
                 canary,
                 operation,
                 selection: &swarm_upgrade::plan::Selection::default(),
+                prepull: self.prepull,
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);
@@ -530,6 +579,7 @@ fn every_kind() -> Vec<Action> {
         Action::VerifyServices,
         Action::Soak,
         Action::Pause,
+        Action::Prepull,
     ];
     for a in all {
         match a {
@@ -545,7 +595,8 @@ fn every_kind() -> Vec<Action> {
             | Action::Restore
             | Action::VerifyServices
             | Action::Soak
-            | Action::Pause => {}
+            | Action::Pause
+            | Action::Prepull => {}
         }
     }
     all.to_vec()
@@ -554,7 +605,7 @@ fn every_kind() -> Vec<Action> {
 // The soak's sleeps on tokio's paused clock.
 #[tokio::test(start_paused = true)]
 async fn every_action_does_what_it_describes_in_an_upgrade_and_its_rollback() {
-    let case = Case::new(3, None);
+    let case = Case::with_local_image(3);
     // Canaries soaked, and paused after (continued at once).
     let upgrade = case.plan_with(
         1,
@@ -681,4 +732,82 @@ async fn the_unlock_and_the_undo_of_a_failed_node_are_described() {
         undo.iter().any(|op| matches!(op, Operation::Command { cmd, .. } if cmd.contains("apt-get install") && cmd.contains("packages/*.deb"))),
         "w1's undo restored its backup: {undo:?}"
     );
+}
+
+/// An image built on w1 only (moby#36045): with `--prepull`, the first step
+/// copies it to every node that can receive w1's tasks, before anything is
+/// drained, and the receivers hold the same image ID.
+#[tokio::test(start_paused = true)]
+async fn prepull_copies_an_image_built_on_one_node_to_its_receivers_before_any_drain() {
+    let case = Case::with_local_image(2);
+    let image = "svc2-local:dev";
+    let built = case.sim.image_on("w1", image).expect("built on w1");
+    let p = case.plan(1);
+    assert_eq!(p.steps[0].action, Action::Prepull, "{:#?}", p.steps[0]);
+    assert_eq!(p.steps[1].action, Action::Drain);
+    let mut receivers: Vec<&str> = p.prepull.iter().map(|t| t.node.as_str()).collect();
+    receivers.sort_unstable();
+    assert_eq!(receivers, ["m1", "m2", "m3", "w2"]);
+    assert!(
+        p.prepull
+            .iter()
+            .all(|t| t.image == image && t.from.as_deref() == Some("w1"))
+    );
+    let finding = p
+        .findings
+        .iter()
+        .find(|f| f.id == "image-availability")
+        .expect("the check reports what --prepull fixes");
+    assert_eq!(
+        finding.severity,
+        swarm_upgrade::checks::Severity::Info,
+        "{finding:?}"
+    );
+
+    let out = case.run(&p, "run-1").await;
+    assert_eq!(out.status, RunStatus::Done);
+    assert_clean(&out.errors);
+    for n in receivers {
+        assert_eq!(
+            case.sim.image_on(n, image).as_deref(),
+            Some(built.as_str()),
+            "{n}"
+        );
+    }
+    let records = case.sim.records();
+    let last_load = records
+        .iter()
+        .filter(|r| matches!(r.op, Op::LoadImage(_)))
+        .map(|r| r.seq)
+        .max()
+        .expect("images loaded");
+    let first_drain = records
+        .iter()
+        .find(|r| {
+            matches!(
+                r.op,
+                Op::Update {
+                    availability: Some(swarm_upgrade::facts::model::Availability::Drain)
+                }
+            )
+        })
+        .expect("a drain");
+    assert!(last_load < first_drain.seq, "{records:#?}");
+    assert!(case.sim.converged());
+}
+
+/// Without `--prepull` the same cluster is warned about, naming the flag.
+#[test]
+fn without_prepull_the_image_built_on_one_node_is_warned_naming_prepull() {
+    let mut case = Case::with_local_image(2);
+    case.prepull = false;
+    let p = case.plan(1);
+    assert!(p.prepull.is_empty() && !p.steps.iter().any(|s| s.action == Action::Prepull));
+    let finding = p
+        .findings
+        .iter()
+        .find(|f| f.id == "image-availability")
+        .expect("warned");
+    assert_eq!(finding.severity, swarm_upgrade::checks::Severity::Warn);
+    assert!(finding.message.contains("--prepull"), "{}", finding.message);
 }

@@ -31,7 +31,9 @@
 //!   point (every engine running) and `resume` finishes it.
 //!
 //! The upgrade plans have canaries with a soak (30 s, 3 checks), so every
-//! fault also hits a soak step.
+//! fault also hits a soak step. `Upgrade2`'s cluster has a service whose
+//! image was built on m1 and w1 only, planned with `--prepull`: every fault also
+//! hits the prepull step, and at the end every node must hold that image.
 //!
 //! After the run the operator removes the fault and runs `resume` (or, for
 //! `KilledFreshDir`, `apply` from an empty state directory) until the run is
@@ -162,26 +164,34 @@ fn pin() -> EngineVersion {
     PIN.parse().unwrap()
 }
 
-fn cluster() -> SimCluster {
+fn cluster(kind: Kind) -> SimCluster {
     let sim = SimCluster::generate(6, 3, 4, 15, 2, 42);
     sim.set_delays(Delays::test());
+    if kind == Kind::Upgrade2 {
+        // An image built on m1 and w1 only (its replicas there): `--prepull`
+        // copies it everywhere first.
+        sim.local_image(LOCAL_SERVICE, &["m1", "w1"]);
+    }
     sim
 }
 
+/// The service whose image the `Upgrade2` cluster has on m1 and w1 only.
+const LOCAL_SERVICE: &str = "svc2";
+
 fn plan_of(g: &Gathered, max_parallel: usize) -> Plan {
-    plan_for(g, max_parallel, plan::Operation::Upgrade)
+    plan_for(g, max_parallel, plan::Operation::Upgrade, false)
 }
 
 /// The plan a kind starts from (or, from another machine, starts again).
 fn kind_plan(kind: Kind, g: &Gathered) -> Plan {
     match kind {
-        Kind::Restart2 => plan_for(g, 2, plan::Operation::Restart),
-        Kind::Upgrade2 => plan_of(g, 2),
+        Kind::Restart2 => plan_for(g, 2, plan::Operation::Restart, false),
+        Kind::Upgrade2 => plan_for(g, 2, plan::Operation::Upgrade, true),
         Kind::Upgrade1 | Kind::Rollback => plan_of(g, 1),
     }
 }
 
-fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation) -> Plan {
+fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation, prepull: bool) -> Plan {
     let plan = cluster::plan(
         g,
         &PlanRequest {
@@ -197,6 +207,7 @@ fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation) -> Pl
             },
             operation,
             selection: &plan::Selection::default(),
+            prepull,
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -438,7 +449,7 @@ fn other_manager(sim: &SimCluster, plan: &Plan, node: Option<&str>) -> String {
 }
 
 async fn run_case(case: Case, debug: bool) -> Result<(), String> {
-    let sim = cluster();
+    let sim = cluster(case.kind);
     // A manager cut off stays cut off until the follow-up: not a minute
     // per guard question.
     let opts = RunOptions {
@@ -612,6 +623,15 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
     if let Some(l) = sim.lease() {
         problems.push(format!("the lease is still held by {}", l.run_id));
     }
+    if case.kind == Kind::Upgrade2 {
+        let image = format!("{LOCAL_SERVICE}-local:dev");
+        let built = sim.image_on("w1", &image);
+        for n in sim.hostnames() {
+            if sim.image_on(&n, &image) != built {
+                problems.push(format!("{n}: --prepull left it without {image}"));
+            }
+        }
+    }
     if case.kind == Kind::Restart2 {
         for n in sim.hostnames() {
             let started = sim
@@ -663,13 +683,19 @@ fn availabilities(sim: &SimCluster) -> BTreeMap<String, Availability> {
 
 /// The number of steps of each plan, from a cluster like the cases'.
 fn step_counts() -> Vec<(Kind, usize)> {
-    let sim = cluster();
+    let sim = cluster(Kind::Upgrade1);
     let g = sim.gathered(&pin());
     let up = plan_of(&g, 1);
     let upgraded: Vec<String> = up.nodes.iter().map(|n| n.id.clone()).collect();
+    let prepulled = {
+        let sim = cluster(Kind::Upgrade2);
+        let p = kind_plan(Kind::Upgrade2, &sim.gathered(&pin()));
+        assert_eq!(p.steps[0].action, Action::Prepull, "Upgrade2 pre-pulls");
+        p.steps.len()
+    };
     vec![
         (Kind::Upgrade1, up.steps.len()),
-        (Kind::Upgrade2, plan_of(&g, 2).steps.len()),
+        (Kind::Upgrade2, prepulled),
         (
             Kind::Rollback,
             plan::rollback::build(&up, "up", &upgraded).steps.len(),

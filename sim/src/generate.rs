@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 
 use swarm_upgrade::facts::Gathered;
 use swarm_upgrade::facts::model::{
-    Availability, ClusterFacts, Facts, HostFacts, InitSystem, NetworkFacts, NodeState, OsRelease,
-    PackageManager, PublishedPort, Role, SwarmSettings, VirtualIp,
+    Availability, ClusterFacts, Facts, HostFacts, InitSystem, LocalImage, NetworkFacts, NodeState,
+    OsRelease, PackageManager, PublishedPort, Role, SwarmSettings, VirtualIp,
 };
 use swarm_upgrade::version::EngineVersion;
 use swarm_upgrade::version::resolve::{self, ResolveOptions};
@@ -211,6 +211,7 @@ impl SimCluster {
                 backups: BTreeMap::new(),
                 tasks: vec![],
                 faults: NodeFaults::default(),
+                images: BTreeMap::new(),
             });
         }
         w.raft();
@@ -283,6 +284,7 @@ impl SimCluster {
                 published: published(s, globals),
                 tasks: vec![],
                 labels: Default::default(),
+                image: None,
             });
         }
         w.delays = spec.delays.clone();
@@ -302,6 +304,15 @@ impl SimCluster {
                     continue;
                 }
                 let mut h = n.host.clone();
+                // The registry's images were pulled everywhere: only a
+                // service's own image can be missing.
+                if w.images_read {
+                    let registry = (0..w.services.len())
+                        .filter(|&s| w.services[s].image.is_none())
+                        .map(|s| w.service_facts(s).image);
+                    let images = n.images.keys().cloned().chain(registry);
+                    h.images = Some(images.map(|r| local_image(&r)).collect());
+                }
                 if n.engine_up {
                     h.dockerd_version =
                         Some(format!("Docker version {}, build sim", n.engine_version));
@@ -355,6 +366,20 @@ impl SimCluster {
             })
             .collect();
         Gathered { facts, resolutions }
+    }
+}
+
+/// `name:tag` as `docker image ls` lists it (no digest: built or loaded).
+fn local_image(reference: &str) -> LocalImage {
+    let slash = reference.rfind('/').map_or(0, |i| i + 1);
+    let (repository, tag) = match reference[slash..].rfind(':') {
+        Some(i) => (&reference[..slash + i], &reference[slash + i + 1..]),
+        None => (reference, "latest"),
+    };
+    LocalImage {
+        repository: repository.into(),
+        tag: tag.into(),
+        digest: "<none>".into(),
     }
 }
 

@@ -174,6 +174,48 @@ impl SimCluster {
         });
     }
 
+    /// Gives a service an image of its own, held by `nodes` only (built or
+    /// loaded there, as in moby#36045): no registry serves it, so its tasks
+    /// run only where it is, and the facts list every host's images.
+    pub fn local_image(&self, service: &str, nodes: &[&str]) -> String {
+        let image = format!("{service}-local:dev");
+        self.with(|w| {
+            w.images_read = true;
+            let holders: Vec<usize> = nodes.iter().map(|n| w.node_by_name(n)).collect();
+            for &i in &holders {
+                w.nodes[i]
+                    .images
+                    .insert(image.clone(), format!("sha256:built-for-{service}"));
+            }
+            let s = w
+                .services
+                .iter()
+                .position(|s| s.name == service)
+                .unwrap_or_else(|| panic!("no service {service} in the simulation"));
+            w.services[s].image = Some(image.clone());
+            // Its tasks elsewhere cannot run that image: they move.
+            let elsewhere: Vec<usize> = w.services[s]
+                .tasks
+                .iter()
+                .copied()
+                .filter(|&t| {
+                    w.tasks[t].desired_running
+                        && !w.tasks[t].node.is_some_and(|n| holders.contains(&n))
+                })
+                .collect();
+            for t in elsewhere {
+                w.stop_task(t);
+            }
+            w.reconcile(s);
+        });
+        image
+    }
+
+    /// The ID of `image` in `node`'s engine, if it holds it.
+    pub fn image_on(&self, node: &str, image: &str) -> Option<String> {
+        self.with_node(node, |w, i| w.nodes[i].images.get(image).cloned())
+    }
+
     /// Sets a node's availability as an operator would (`docker node update`).
     pub fn set_availability(&self, name: &str, a: Availability) {
         self.with_node(name, |w, i| {

@@ -147,6 +147,46 @@ impl Ops for SimCluster {
         Ok(output)
     }
 
+    async fn image_id(&self, node: &str, image: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.with(|w| {
+            let i = w.engine_api(node)?;
+            Ok::<_, SimError>(w.nodes[i].images.get(image).cloned())
+        })?)
+    }
+
+    async fn copy_image(&self, from: &str, to: &str, image: &str) -> anyhow::Result<()> {
+        Ok(self.with(|w| {
+            let f = w.engine_api(from)?;
+            let t = w.engine_api(to)?;
+            let Some(id) = w.nodes[f].images.get(image).cloned() else {
+                return Err(SimError(format!(
+                    "host {}: GET /images/{image}/get: No such image: {image}",
+                    w.nodes[f].hostname
+                )));
+            };
+            w.image_arrived(t, image, id);
+            w.record(t, Op::LoadImage(image.to_string()), None);
+            Ok(())
+        })?)
+    }
+
+    async fn pull_image(&self, node: &str, image: &str) -> anyhow::Result<()> {
+        Ok(self.with(|w| {
+            let i = w.engine_api(node)?;
+            w.record(i, Op::PullImage(image.to_string()), None);
+            // The simulated registry serves the generated services' images
+            // only: an image of a service's own was built on a node.
+            if w.services.iter().any(|s| s.image.as_deref() == Some(image)) {
+                return Err(SimError(format!(
+                    "host {}: pull access denied for {image}, repository does not exist or may require 'docker login'",
+                    w.nodes[i].hostname
+                )));
+            }
+            w.image_arrived(i, image, format!("sha256:registry-{image}"));
+            Ok(())
+        })?)
+    }
+
     async fn acquire_lease(
         &self,
         via: &str,

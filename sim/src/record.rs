@@ -20,6 +20,10 @@ pub enum Op {
     VerifyServices,
     /// A command the simulation does not know (exit 127).
     Unknown(String),
+    /// An image was loaded into its engine (`POST /images/load`, `--prepull`).
+    LoadImage(String),
+    /// Its engine pulled an image (`POST /images/create`, `--prepull`).
+    PullImage(String),
     /// Its spec was updated through the Engine API.
     Update { availability: Option<Availability> },
 }

@@ -35,7 +35,14 @@ impl World {
     }
 
     fn eligible(&self, s: usize, node: usize) -> bool {
+        // A service's own image (no registry serves it) runs only where it
+        // is: elsewhere the engine rejects the task ("No such image").
+        let image_here = self.services[s]
+            .image
+            .as_ref()
+            .is_none_or(|i| self.nodes[node].images.contains_key(i));
         self.schedulable(node)
+            && image_here
             && self.services[s]
                 .constraints
                 .iter()
@@ -182,7 +189,7 @@ impl World {
         self.schedule(d, Ev::TaskRunning { task: t });
     }
 
-    fn stop_task(&mut self, t: usize) {
+    pub(crate) fn stop_task(&mut self, t: usize) {
         self.tasks[t].desired_running = false;
         let node = self.tasks[t].node;
         let delay = match node.and_then(|n| self.nodes[n].faults.slow_drain) {

@@ -51,6 +51,9 @@ pub(crate) struct Node {
     /// Indices of every task ever assigned here (any state).
     pub tasks: Vec<usize>,
     pub faults: NodeFaults,
+    /// Images its engine holds: reference → image ID (only those a test
+    /// put there: see [`World::images_read`]).
+    pub images: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -136,6 +139,9 @@ pub(crate) struct Service {
     pub tasks: Vec<usize>,
     /// `Spec.Labels` (disruption budgets).
     pub labels: std::collections::BTreeMap<String, String>,
+    /// An image of its own (built on one node, say); `None`: the registry's
+    /// `registry.example/NAME:1`, which every node can pull.
+    pub image: Option<String>,
 }
 
 pub(crate) struct Network {
@@ -223,6 +229,10 @@ pub(crate) struct World {
     /// Round-robin start of the placement scan, so ties spread.
     pub(super) cursor: usize,
     pub(super) task_seq: u64,
+    /// Whether the facts list each host's images (once a test gave a
+    /// service an image of its own): then a task is only placed on a node
+    /// that holds its service's own image.
+    pub images_read: bool,
 }
 
 impl World {
@@ -253,6 +263,7 @@ impl World {
             globals: vec![],
             cursor: 0,
             task_seq: 0,
+            images_read: false,
         }
     }
 
@@ -352,6 +363,38 @@ impl World {
 
     // ----- facts as the Engine API reports them ----------------------------------
 
+    /// A request to the node's own engine (through its SSH-forwarded
+    /// socket): counted; fails when SSH is lost or the engine is down.
+    pub fn engine_api(&mut self, id: &str) -> Result<usize, SimError> {
+        let i = self.node_by_id(id)?;
+        self.api_requests[i] += 1;
+        let n = &self.nodes[i];
+        if n.faults.ssh_lost {
+            return Err(SimError(format!(
+                "host {}: ssh: connection lost (simulated)",
+                n.hostname
+            )));
+        }
+        if !n.engine_up {
+            return Err(SimError(format!(
+                "host {}: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
+                n.hostname
+            )));
+        }
+        Ok(i)
+    }
+
+    /// The node's engine holds `image` now: tasks waiting for it may start.
+    pub fn image_arrived(&mut self, i: usize, image: &str, id: String) {
+        self.nodes[i].images.insert(image.to_string(), id);
+        let waiting: Vec<usize> = (0..self.services.len())
+            .filter(|&s| self.services[s].image.as_deref() == Some(image))
+            .collect();
+        for s in waiting {
+            self.reconcile(s);
+        }
+    }
+
     pub fn node_facts(&self, i: usize) -> NodeFacts {
         let n = &self.nodes[i];
         NodeFacts {
@@ -448,7 +491,10 @@ impl World {
             id: svc.id.clone(),
             name: svc.name.clone(),
             mode,
-            image: format!("registry.example/{}:1", svc.name),
+            image: svc
+                .image
+                .clone()
+                .unwrap_or_else(|| format!("registry.example/{}:1", svc.name)),
             constraints: svc.constraints.clone(),
             max_replicas_per_node: svc.max_per_node,
             reserved_nano_cpus: 0,

@@ -6,11 +6,16 @@
 //! (seed 001; moby#36045, moby#33219). Only what the nodes hold locally is
 //! known here: whether a registry would serve a node is not tried (the
 //! swarm does not show whether a service carries registry auth), so missing
-//! images warn rather than block.
+//! images warn rather than block. With `--prepull` the run fixes what this
+//! check finds ([`prepull_transfers`]: the same receiving nodes) before the
+//! first drain, and the findings become information.
 
 use super::constraint::Constraint;
 use super::{Check, CheckContext, Finding, Severity, join};
-use crate::facts::model::{Availability, LocalImage, NodeFacts, NodeState, ServiceMode};
+use crate::facts::model::{
+    Availability, LocalImage, NodeFacts, NodeState, ServiceFacts, ServiceMode,
+};
+use crate::plan::ImageTransfer;
 
 pub struct ImageAvailability;
 
@@ -77,90 +82,168 @@ impl Check for ImageAvailability {
     }
 
     fn severities(&self) -> &'static [Severity] {
-        &[Severity::Warn]
+        &[Severity::Info, Severity::Warn]
     }
 
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Finding> {
         let mut out = vec![];
-        let nodes = &ctx.facts.cluster.nodes;
-        for drained in ctx.nodes_to_drain() {
-            for service in &ctx.facts.cluster.services {
-                // Global services do not move; jobs are not restarted elsewhere.
-                if !matches!(service.mode, ServiceMode::Replicated { .. }) {
-                    continue;
-                }
-                let runs_here = ctx
-                    .facts
-                    .cluster
-                    .tasks
-                    .iter()
-                    .any(|t| t.service_id == service.id && t.node_id == drained.id);
-                if !runs_here {
-                    continue;
-                }
-                let image = ImageRef::parse(&service.image);
-                // A constraint swarm-upgrade cannot read is assumed to match
-                // (drain-feasibility says so).
-                let constraints: Vec<Constraint> = service
-                    .constraints
-                    .iter()
-                    .filter_map(|c| Constraint::parse(c))
-                    .collect();
-                let receivers = nodes.iter().filter(|n| {
-                    n.id != drained.id
-                        && n.availability == Availability::Active
-                        && n.state == NodeState::Ready
-                        && constraints.iter().all(|c| c.matches(n))
-                });
-                let mut known = 0;
-                let mut missing: Vec<&NodeFacts> = vec![];
-                for n in receivers {
-                    // Hosts whose images were not read are not judged.
-                    let Some(images) = ctx.facts.hosts.get(&n.id).and_then(|h| h.images.as_ref())
-                    else {
-                        continue;
-                    };
-                    known += 1;
-                    if !image.held_in(images) {
-                        missing.push(n);
-                    }
-                }
-                if missing.is_empty() {
-                    continue;
-                }
-                let pinned = match &image.digest {
-                    Some(d) => format!(" at digest {d}"),
-                    None => " (its spec records no digest: the managers found it on no registry when it \
-                             was deployed, as for an image built or loaded on a node)"
-                        .to_string(),
-                };
-                let nobody = if missing.len() == known {
-                    "; no node that can receive them has it"
-                } else {
-                    ""
-                };
-                out.push(Finding::warn(
+        for s in shortfalls(ctx) {
+            let (service, drained) = (s.service, s.drained);
+            let image = ImageRef::parse(&service.image);
+            let lacking = join(s.missing.iter().map(|n| n.hostname.as_str()));
+            if ctx.prepull {
+                out.push(Finding::info(
                     ID,
                     Some(&drained.hostname),
                     format!(
-                        "service {} has tasks on {}, which the upgrade drains; of the nodes that can receive them, \
-                         {} lack its image {}{pinned}{nobody}: unless they can pull it, the moved tasks are \
-                         rejected (\"No such image\") and the run stops at the drain; push the image to a \
-                         registry every node reaches and run `docker service update --with-registry-auth \
-                         --image {} {}`, or pull it on {} before the upgrade",
-                        service.name,
-                        drained.hostname,
-                        join(missing.iter().map(|n| n.hostname.as_str())),
-                        service.image,
-                        service.image,
-                        service.name,
-                        join(missing.iter().map(|n| n.hostname.as_str())),
+                        "service {} has tasks on {}, which the upgrade drains; {lacking} lack its image {}: \
+                         --prepull puts it there before the first drain (copied from a node that has it, \
+                         else pulled), and the run stops before any drain if it cannot",
+                        service.name, drained.hostname, service.image,
                     ),
                 ));
+                continue;
             }
+            let pinned = match &image.digest {
+                Some(d) => format!(" at digest {d}"),
+                None => {
+                    " (its spec records no digest: the managers found it on no registry when it \
+                         was deployed, as for an image built or loaded on a node)"
+                        .to_string()
+                }
+            };
+            let nobody = if s.missing.len() == s.known {
+                "; no node that can receive them has it"
+            } else {
+                ""
+            };
+            out.push(Finding::warn(
+                ID,
+                Some(&drained.hostname),
+                format!(
+                    "service {} has tasks on {}, which the upgrade drains; of the nodes that can receive them, \
+                     {lacking} lack its image {}{pinned}{nobody}: unless they can pull it, the moved tasks are \
+                     rejected (\"No such image\") and the run stops at the drain; push the image to a \
+                     registry every node reaches and run `docker service update --with-registry-auth \
+                     --image {} {}`, or pull it on {lacking} before the upgrade, or run with `--prepull` \
+                     (copies it there from a node that has it, else pulls it, before the first drain)",
+                    service.name, drained.hostname, service.image, service.image, service.name,
+                ),
+            ));
         }
         out
     }
+}
+
+/// A service whose tasks a drain moves to nodes that lack its image.
+struct Shortfall<'a> {
+    service: &'a ServiceFacts,
+    drained: &'a NodeFacts,
+    /// The receiving nodes without the image.
+    missing: Vec<&'a NodeFacts>,
+    /// The receiving nodes whose images were read.
+    known: usize,
+}
+
+/// For every node the run drains and every replicated service with a task
+/// there: the nodes that can receive those tasks (active, ready, matching
+/// the constraints) and lack the image. `--prepull` fixes exactly these.
+fn shortfalls<'a>(ctx: &CheckContext<'a>) -> Vec<Shortfall<'a>> {
+    let mut out = vec![];
+    let nodes = &ctx.facts.cluster.nodes;
+    for drained in ctx.nodes_to_drain() {
+        for service in &ctx.facts.cluster.services {
+            // Global services do not move; jobs are not restarted elsewhere.
+            if !matches!(service.mode, ServiceMode::Replicated { .. }) {
+                continue;
+            }
+            let runs_here = ctx
+                .facts
+                .cluster
+                .tasks
+                .iter()
+                .any(|t| t.service_id == service.id && t.node_id == drained.id);
+            if !runs_here {
+                continue;
+            }
+            let image = ImageRef::parse(&service.image);
+            // A constraint swarm-upgrade cannot read is assumed to match
+            // (drain-feasibility says so).
+            let constraints: Vec<Constraint> = service
+                .constraints
+                .iter()
+                .filter_map(|c| Constraint::parse(c))
+                .collect();
+            let receivers = nodes.iter().filter(|n| {
+                n.id != drained.id
+                    && n.availability == Availability::Active
+                    && n.state == NodeState::Ready
+                    && constraints.iter().all(|c| c.matches(n))
+            });
+            let mut known = 0;
+            let mut missing: Vec<&NodeFacts> = vec![];
+            for n in receivers {
+                // Hosts whose images were not read are not judged.
+                let Some(images) = ctx.facts.hosts.get(&n.id).and_then(|h| h.images.as_ref())
+                else {
+                    continue;
+                };
+                known += 1;
+                if !image.held_in(images) {
+                    missing.push(n);
+                }
+            }
+            if !missing.is_empty() {
+                out.push(Shortfall {
+                    service,
+                    drained,
+                    missing,
+                    known,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What `--prepull` does before the first drain: every (image, node) of the
+/// check's shortfalls, once. The source is a node that holds the image, the
+/// drained node first (what its tasks run now, bit for bit: a pull by tag
+/// could fetch a newer image); a pull only when no node holds it, or when
+/// the spec pins a digest.
+pub(crate) fn prepull_transfers(ctx: &CheckContext<'_>) -> Vec<ImageTransfer> {
+    let mut out: Vec<ImageTransfer> = vec![];
+    for s in shortfalls(ctx) {
+        let image = ImageRef::parse(&s.service.image);
+        let holds = |n: &NodeFacts| {
+            ctx.facts
+                .hosts
+                .get(&n.id)
+                .and_then(|h| h.images.as_ref())
+                .is_some_and(|i| image.held_in(i))
+        };
+        // A pinned image is looked up by its repository digest, which a
+        // loaded copy does not carry: the receiver must pull it.
+        let source = std::iter::once(s.drained)
+            .chain(ctx.facts.cluster.nodes.iter())
+            .find(|n| image.digest.is_none() && n.state == NodeState::Ready && holds(n));
+        for to in s.missing {
+            if out
+                .iter()
+                .any(|t| t.image == s.service.image && t.node_id == to.id)
+            {
+                continue;
+            }
+            out.push(ImageTransfer {
+                image: s.service.image.clone(),
+                node_id: to.id.clone(),
+                node: to.hostname.clone(),
+                from_id: source.map(|n| n.id.clone()),
+                from: source.map(|n| n.hostname.clone()),
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -246,6 +329,63 @@ mod tests {
             "{}",
             f.message
         );
+    }
+
+    #[test]
+    fn with_prepull_the_missing_images_are_information_and_transfers_from_a_holder() {
+        let mut fx = everywhere();
+        fx.service("api").image = "api-local:dev".into();
+        fx.host("w1")
+            .images
+            .as_mut()
+            .unwrap()
+            .push(image("api-local", "dev", "<none>"));
+        let (w1, w2) = (fx.node("w1").id.clone(), fx.node("w2").id.clone());
+        let mut ctx = fx.ctx();
+        ctx.prepull = true;
+        let findings = ImageAvailability.run(&ctx);
+        let f = the(&findings, Severity::Info);
+        assert!(
+            f.message
+                .contains("w2 lack its image api-local:dev: --prepull puts it there"),
+            "{}",
+            f.message
+        );
+        // Drained w1's api tasks go to w2 (copied from w1); drained w2's go
+        // to w1, which has the image already: one transfer.
+        let transfers = prepull_transfers(&ctx);
+        assert_eq!(
+            transfers,
+            vec![ImageTransfer {
+                image: "api-local:dev".into(),
+                node_id: w2,
+                node: "w2".into(),
+                from_id: Some(w1),
+                from: Some("w1".into()),
+            }]
+        );
+        // An image no node holds is pulled.
+        fx.host("w1").images.as_mut().unwrap().pop();
+        let ctx = CheckContext {
+            prepull: true,
+            ..fx.ctx()
+        };
+        assert!(prepull_transfers(&ctx).iter().all(|t| t.from.is_none()));
+        assert_eq!(prepull_transfers(&ctx).len(), 2);
+        // A pinned image is pulled even where a node holds it.
+        fx.service("api").image = "api-local:dev@sha256:cd".into();
+        fx.host("w1")
+            .images
+            .as_mut()
+            .unwrap()
+            .push(image("api-local", "dev", "sha256:cd"));
+        let ctx = CheckContext {
+            prepull: true,
+            ..fx.ctx()
+        };
+        let transfers = prepull_transfers(&ctx);
+        assert_eq!(transfers.len(), 1, "{transfers:?}");
+        assert_eq!(transfers[0].from, None);
     }
 
     #[test]

@@ -40,6 +40,7 @@ use std::collections::BTreeMap;
 
 pub(crate) use daemon_config::daemon_json;
 pub use finding::{Finding, Severity};
+pub(crate) use image_availability::prepull_transfers;
 pub(crate) use target_config::validate_args;
 
 use crate::facts::model::{Availability, Facts, HostFacts, NodeFacts, NodeState};
@@ -68,6 +69,9 @@ pub struct CheckContext<'a> {
     /// The nodes the run acts on; the others still count as the swarm
     /// (quorum, room for drained tasks) but are not taken down.
     pub selection: &'a Selection,
+    /// `--prepull`: the images the drains need are put on the receiving
+    /// nodes before the first drain.
+    pub prepull: bool,
 }
 
 /// Checks that judge the target version or what installing it needs: not
@@ -97,6 +101,7 @@ impl<'a> CheckContext<'a> {
             unlock_key_available: false,
             operation: Operation::Upgrade,
             selection: &NO_SELECTION,
+            prepull: false,
         }
     }
 

@@ -277,6 +277,11 @@ pub struct PlanArgs {
     pub max_parallel: u16,
     #[command(flatten)]
     pub canary: CanaryArgs,
+    /// Before the first drain, put the images that drained tasks need on
+    /// the nodes that can receive them (copied from a node that has them,
+    /// else pulled), verified by image ID (check image-availability).
+    #[arg(long)]
+    pub prepull: bool,
     /// The maintenance windows `apply --window` would start nodes in (shown
     /// with the plan). Repeatable.
     #[arg(long, value_name = "WINDOW")]
@@ -416,6 +421,11 @@ pub struct ApplyArgs {
     /// (A run continued keeps its own canaries.)
     #[command(flatten)]
     pub canary: CanaryArgs,
+    /// Before the first drain, put the images that drained tasks need on
+    /// the nodes that can receive them (copied from a node that has them,
+    /// else pulled), verified by image ID (check image-availability).
+    #[arg(long)]
+    pub prepull: bool,
     /// Execute exactly this plan (from `plan --out`); refused if the cluster
     /// no longer matches it.
     #[arg(long, value_name = "PLAN_FILE")]
@@ -446,6 +456,11 @@ pub struct RestartArgs {
     /// Print every remote command the run would execute, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Before the first drain, put the images that drained tasks need on
+    /// the nodes that can receive them (copied from a node that has them,
+    /// else pulled), verified by image ID (check image-availability).
+    #[arg(long)]
+    pub prepull: bool,
     #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]

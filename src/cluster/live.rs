@@ -387,6 +387,25 @@ impl Ops for LiveOps {
         Ok(engine_status(&info))
     }
 
+    async fn image_id(&self, node: &str, image: &str) -> anyhow::Result<Option<String>> {
+        let e = self.engine(node).await?;
+        self.api(node, 1, &format!("GET /images/{image}/json"));
+        e.image_id(image).await
+    }
+
+    async fn copy_image(&self, from: &str, to: &str, image: &str) -> anyhow::Result<()> {
+        let (source, target) = (self.engine(from).await?, self.engine(to).await?);
+        self.api(from, 1, &format!("GET /images/{image}/get"));
+        self.api(to, 1, "POST /images/load");
+        target.load_from(&source, image).await
+    }
+
+    async fn pull_image(&self, node: &str, image: &str) -> anyhow::Result<()> {
+        let e = self.engine(node).await?;
+        self.api(node, 1, &format!("POST /images/create?fromImage={image}"));
+        e.pull(image).await
+    }
+
     async fn run(&self, node: &str, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
         let host = self.host(node)?;
         if let Ok(mut c) = self.counts.lock() {

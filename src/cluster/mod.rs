@@ -185,6 +185,9 @@ pub struct PlanRequest<'a> {
     /// Upgrade to the pin, or restart (the pin then only read the cluster).
     pub operation: plan::Operation,
     pub selection: &'a plan::Selection,
+    /// `--prepull`: put the images drained tasks need on the receiving
+    /// nodes before the first drain.
+    pub prepull: bool,
 }
 
 /// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
@@ -195,6 +198,7 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
     ctx.unlock_key_available = req.unlock_key;
     ctx.operation = req.operation;
     ctx.selection = req.selection;
+    ctx.prepull = req.prepull;
     let mut findings: Vec<Finding> = checks::run_all(&ctx);
     if req.operation.is_upgrade() {
         findings.extend(hazards::evaluate(req.hazards, &ctx));
@@ -217,6 +221,11 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
             canary: req.canary,
             operation: req.operation,
             selection: req.selection.clone(),
+            prepull: if req.prepull {
+                checks::prepull_transfers(&ctx)
+            } else {
+                vec![]
+            },
         },
     )
 }

@@ -5,6 +5,7 @@
 //! API version, so a 20.10 engine (API 1.41) and a 26.1 engine (API 1.45) are
 //! both spoken to in their own version.
 
+mod images;
 pub mod map;
 pub mod raw;
 

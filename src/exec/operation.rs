@@ -21,6 +21,9 @@ pub enum On {
     /// A manager other than the node acted on: the first one, from the end
     /// of the plan's manager order, whose engine answers as a manager.
     Manager,
+    /// The engine of this node (hostname), for a cluster-wide step that
+    /// acts on several nodes (`prepull`).
+    Engine(String),
 }
 
 /// One request, named as the Engine API names it.
@@ -53,6 +56,13 @@ pub enum Call {
     /// `GET` + `POST /configs/{name}/update`: an operator's request
     /// written into the lease (the run pausing itself after its canaries).
     MarkLease(super::lease::Control),
+    /// `GET /images/{name}/json`: whether the engine holds the image, and its ID.
+    InspectImage(String),
+    /// `GET /images/{name}/get` on `from`'s engine, streamed into `POST
+    /// /images/load` on this one.
+    CopyImage { image: String, from: String },
+    /// `POST /images/create?fromImage={name}` (no registry credentials).
+    PullImage(String),
 }
 
 /// One thing done to the cluster.
@@ -193,6 +203,7 @@ impl Operation {
                     (On::Node, _) => format!("{name}'s engine"),
                     (On::Manager, Some(_)) => format!("a manager other than {name}"),
                     (On::Manager, None) => "a manager".to_string(),
+                    (On::Engine(n), _) => format!("{n}'s engine"),
                 };
                 format!("{on}: {}", call.render(id))
             }
@@ -233,6 +244,11 @@ impl Call {
                 "GET /configs/swarm-upgrade-lease, POST /configs/swarm-upgrade-lease/update (label control={})",
                 c.label().unwrap_or("removed")
             ),
+            Call::InspectImage(image) => format!("GET /images/{image}/json"),
+            Call::CopyImage { image, from } => format!(
+                "POST /images/load, streamed from {from}'s engine's GET /images/{image}/get (through this controller)"
+            ),
+            Call::PullImage(image) => format!("POST /images/create?fromImage={image}"),
         }
     }
 }

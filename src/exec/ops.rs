@@ -114,6 +114,30 @@ pub trait Ops: Send + Sync {
         via: &str,
         run_id: &str,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The ID of an image in the node's own engine (`GET
+    /// /images/{name}/json`); `None` when it does not hold it.
+    fn image_id(
+        &self,
+        node: &str,
+        image: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
+    /// Copies an image from one node's engine to another's, streamed
+    /// through the controller (`GET /images/{name}/get` into `POST
+    /// /images/load`): for images no registry serves (built or loaded on
+    /// one node).
+    fn copy_image(
+        &self,
+        from: &str,
+        to: &str,
+        image: &str,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The node's engine pulls the image (`POST /images/create`), with no
+    /// credentials: a registry that needs them answers with an error.
+    fn pull_image(
+        &self,
+        node: &str,
+        image: &str,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Round trips so far, per host name.
     fn traffic(&self) -> std::collections::BTreeMap<String, Traffic>;
 }

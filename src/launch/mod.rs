@@ -73,6 +73,8 @@ pub struct ApplyRequest {
     /// `restart` sets this; `pin` then only reads the cluster.
     pub operation: plan::Operation,
     pub selection: plan::Selection,
+    /// `--prepull` (a saved plan brings its own).
+    pub prepull: bool,
 }
 
 /// The version a restart reads the cluster with: it resolves no package
@@ -145,6 +147,7 @@ pub async fn apply(
             canary: req.canary,
             operation: req.operation,
             selection: &req.selection,
+            prepull: req.prepull || req.saved.as_ref().is_some_and(|p| !p.prepull.is_empty()),
         },
     );
     let plan = match &req.saved {

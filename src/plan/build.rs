@@ -16,7 +16,7 @@ use crate::facts::model::{Availability, Facts, NodeFacts, NodeState, Role};
 use crate::version::resolve::{Resolution, ResolveError};
 use crate::version::{EngineVersion, engine_version_of};
 
-use super::model::{Action, Canary, Operation, PLAN_FORMAT, Plan, PlanNode};
+use super::model::{Action, Canary, ImageTransfer, Operation, PLAN_FORMAT, Plan, PlanNode};
 use super::select::Selection;
 use super::steps::Steps;
 
@@ -31,6 +31,8 @@ pub struct PlanOptions {
     pub canary: Canary,
     pub operation: Operation,
     pub selection: Selection,
+    /// `--prepull`: what the `prepull` step puts where (none: no step).
+    pub prepull: Vec<ImageTransfer>,
 }
 
 impl Default for PlanOptions {
@@ -41,6 +43,7 @@ impl Default for PlanOptions {
             canary: Canary::default(),
             operation: Operation::Upgrade,
             selection: Selection::default(),
+            prepull: vec![],
         }
     }
 }
@@ -104,6 +107,17 @@ pub fn build(
         // (found by the fault matrix).
         Operation::Restart => (Steps::restarting(Canary::default()), &RESTART_STEPS[..]),
     };
+    // Before the first drain: a failure then stops the run with nothing
+    // touched. (Before each drain instead would copy the same images later,
+    // with nodes already down: the sources are what the nodes hold now.)
+    let prepull = if managers.is_empty() && workers.is_empty() {
+        vec![]
+    } else {
+        opts.prepull.clone()
+    };
+    if !prepull.is_empty() {
+        steps.prepull();
+    }
     steps.managers(&managers, node_steps, !workers.is_empty());
     let batch_size = worker_batch_size(facts, workers.len(), opts.max_parallel);
     steps.workers(workers.chunks(batch_size), node_steps);
@@ -146,6 +160,7 @@ pub fn build(
         canary: opts.canary,
         operation: opts.operation,
         selection: opts.selection.clone(),
+        prepull,
     }
 }
 

@@ -19,6 +19,8 @@ pub(crate) mod testutil;
 
 pub use build::{PlanOptions, build};
 pub use file::{digest, load, save};
-pub use model::{Action, Canary, Operation, PLAN_FORMAT, Phase, Plan, PlanNode, Step};
+pub use model::{
+    Action, Canary, ImageTransfer, Operation, PLAN_FORMAT, Phase, Plan, PlanNode, Step,
+};
 pub use render::{TABLE_WIDTH, json, table, table_with_width};
 pub use select::Selection;

@@ -38,6 +38,25 @@ pub struct Plan {
     /// The nodes the operator selected; the others are skipped, with why.
     #[serde(default, skip_serializing_if = "Selection::is_empty")]
     pub selection: Selection,
+    /// `--prepull`: the images the `prepull` step puts on the nodes that
+    /// receive drained tasks (left out when empty: older plans keep their hash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prepull: Vec<ImageTransfer>,
+}
+
+/// One image put on one node by the `prepull` step, before any drain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageTransfer {
+    /// The image as the service's spec names it.
+    pub image: String,
+    /// The receiving node: swarm node ID and hostname.
+    pub node_id: String,
+    pub node: String,
+    /// The node it is copied from (`GET /images/{name}/get` there into
+    /// `POST /images/load` on the receiver, through the controller); none:
+    /// pulled by the receiver's engine (`POST /images/create`).
+    pub from_id: Option<String>,
+    pub from: Option<String>,
 }
 
 /// What happens after each canary (the first manager, the first worker
@@ -159,6 +178,10 @@ pub enum Action {
     /// After a canary (`--pause-after-canary`): the run marks its own lease
     /// paused and waits at the next safe point for `swarm-upgrade continue`.
     Pause,
+    /// `--prepull`, before the first drain: the images that drained tasks
+    /// need put on the nodes that receive them (`Plan::prepull`), each
+    /// verified by image ID. A failure stops the run with nothing drained.
+    Prepull,
 }
 
 impl Action {
@@ -177,6 +200,7 @@ impl Action {
             Action::VerifyServices => "verify-services",
             Action::Soak => "soak",
             Action::Pause => "pause",
+            Action::Prepull => "prepull",
         }
     }
 }

@@ -60,10 +60,28 @@ pub fn table_with_width(plan: &Plan, width: u16) -> String {
     out.push_str("\n\n");
     out.push_str(&steps_text(plan, width));
     out.push('\n');
+    if !plan.prepull.is_empty() {
+        out.push_str(&prepull_text(plan, usize::from(width)));
+        out.push('\n');
+    }
     out.push_str(&findings_text(&plan.findings, width));
     out.push('\n');
     out.push_str(&verdict(plan));
     out.push('\n');
+    out
+}
+
+/// `--prepull`: which image goes to which node, and how.
+fn prepull_text(plan: &Plan, width: usize) -> String {
+    let mut out = "Pre-pull (before any drain; each verified by image ID):\n".to_string();
+    for t in &plan.prepull {
+        let how = match &t.from {
+            Some(from) => format!("copied from {from}"),
+            None => "pulled by its engine (no node holds it)".to_string(),
+        };
+        let line = wrap_words(&format!("{} → {}: {how}", t.image, t.node), width - 4);
+        out.push_str(&format!("  {}\n", line.replace('\n', "\n    ")));
+    }
     out
 }
 
@@ -313,7 +331,10 @@ fn steps_text(plan: &Plan, width: u16) -> String {
     let only = |steps: &[&Step], a: Action| steps.iter().all(|s| s.action == a);
     let verifies = |steps: &[&Step]| only(steps, Action::VerifyServices);
     let counted = |b: &&(Phase, Vec<&Step>)| {
-        !verifies(&b.1) && !only(&b.1, Action::Soak) && !only(&b.1, Action::Pause)
+        !verifies(&b.1)
+            && !only(&b.1, Action::Soak)
+            && !only(&b.1, Action::Pause)
+            && !only(&b.1, Action::Prepull)
     };
     let total = |phase: Phase| {
         batches
@@ -333,6 +354,7 @@ fn steps_text(plan: &Plan, width: u16) -> String {
             _ if verifies(steps) => "verify".to_string(),
             _ if only(steps, Action::Soak) => "canary soak".to_string(),
             _ if only(steps, Action::Pause) => "pause".to_string(),
+            _ if only(steps, Action::Prepull) => "before any drain".to_string(),
             Phase::Managers => format!("managers {nth}/{}", total(Phase::Managers)),
             Phase::Reactivate => "reactivate".to_string(),
             Phase::Workers => format!("workers {nth}/{}", total(Phase::Workers)),
@@ -707,6 +729,12 @@ pub fn json(plan: &Plan) -> Value {
                 serde_json::to_value(&plan.selection).unwrap_or_default(),
             );
         }
+        if !plan.prepull.is_empty() {
+            map.insert(
+                "prepull".into(),
+                serde_json::to_value(&plan.prepull).unwrap_or_default(),
+            );
+        }
     }
     doc
 }
@@ -738,6 +766,59 @@ mod tests {
                 "wider than {width}: {line:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_prepull_step_and_its_transfers_are_shown_before_the_managers() {
+        let facts = crate::plan::testutil::lab_facts();
+        let w = |i: usize| {
+            facts
+                .cluster
+                .nodes
+                .iter()
+                .filter(|n| n.role == Role::Worker)
+                .nth(i)
+        };
+        let (w1, w2) = (w(0).unwrap(), w(1).unwrap());
+        let plan = crate::plan::build(
+            &facts,
+            &crate::plan::testutil::all_resolved(&facts),
+            vec![],
+            &crate::plan::PlanOptions {
+                prepull: vec![crate::plan::ImageTransfer {
+                    image: "app:dev".into(),
+                    node_id: w2.id.clone(),
+                    node: w2.hostname.clone(),
+                    from_id: Some(w1.id.clone()),
+                    from: Some(w1.hostname.clone()),
+                }],
+                ..crate::plan::testutil::opts(1)
+            },
+        );
+        assert_eq!(plan.steps[0].action, Action::Prepull);
+        assert_eq!(plan.steps[0].node, None);
+        assert!(
+            plan.steps[1..]
+                .iter()
+                .all(|s| s.batch > plan.steps[0].batch)
+        );
+        let text = table_with_width(&plan, 100);
+        fits(&text, 100);
+        assert!(
+            text.contains(&format!(
+                "Pre-pull (before any drain; each verified by image ID):\n  app:dev → {}: copied from {}\n",
+                w2.hostname, w1.hostname
+            )),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.contains(" 1  before any drain:")
+                && l.contains("(swarm)")
+                && l.ends_with("prepull")),
+            "{text}"
+        );
+        assert!(text.contains("managers 1/3"), "{text}");
+        assert_eq!(json(&plan)["prepull"][0]["from"], w1.hostname.as_str());
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         canary: Default::default(),
         operation: super::Operation::Upgrade,
         selection: super::Selection::default(),
+        // The images are where the upgrade put them.
+        prepull: vec![],
     }
 }
 

@@ -98,6 +98,12 @@ impl Steps {
         }
     }
 
+    /// `--prepull`: a batch of its own, before anything is drained.
+    pub fn prepull(&mut self) {
+        self.batch += 1;
+        self.push(Phase::Managers, None, Action::Prepull, None);
+    }
+
     /// The canaries' soak, in the current batch (nothing without a soak time).
     fn soak(&mut self, phase: Phase, nodes: &[&PlanNode]) {
         if self.canary.soak_secs == 0 {
