@@ -363,6 +363,17 @@ impl Case {
         canary: plan::Canary,
         operation: swarm_upgrade::plan::Operation,
     ) -> Plan {
+        self.plan_full(max_parallel, canary, operation, false)
+    }
+
+    /// `--reboot` plans too.
+    fn plan_full(
+        &self,
+        max_parallel: usize,
+        canary: plan::Canary,
+        operation: swarm_upgrade::plan::Operation,
+        reboot: bool,
+    ) -> Plan {
         let p = cluster::plan(
             &self.gathered,
             &PlanRequest {
@@ -374,6 +385,7 @@ impl Case {
                 canary,
                 operation,
                 selection: &swarm_upgrade::plan::Selection::default(),
+                reboot,
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);
@@ -530,6 +542,7 @@ fn every_kind() -> Vec<Action> {
         Action::VerifyServices,
         Action::Soak,
         Action::Pause,
+        Action::Reboot,
     ];
     for a in all {
         match a {
@@ -545,7 +558,8 @@ fn every_kind() -> Vec<Action> {
             | Action::Restore
             | Action::VerifyServices
             | Action::Soak
-            | Action::Pause => {}
+            | Action::Pause
+            | Action::Reboot => {}
         }
     }
     all.to_vec()
@@ -579,6 +593,18 @@ async fn every_action_does_what_it_describes_in_an_upgrade_and_its_rollback() {
         .collect();
     let revert = plan::rollback::build(&upgrade, "run-1", &upgraded);
     let out = case.run(&revert, "run-2").await;
+    assert_eq!(out.status, RunStatus::Done);
+    assert_clean(&out.errors);
+    kinds.extend(out.kinds);
+
+    // Then `restart --reboot`: the hosts rebooted instead of the engines restarted.
+    let reboot = case.plan_full(
+        1,
+        Default::default(),
+        swarm_upgrade::plan::Operation::Restart,
+        true,
+    );
+    let out = case.run(&reboot, "run-3").await;
     assert_eq!(out.status, RunStatus::Done);
     assert_clean(&out.errors);
     kinds.extend(out.kinds);

@@ -39,6 +39,7 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
             canary: args.canary.canary(),
             operation,
             selection: &selection,
+            reboot: args.reboot,
         },
     );
     match args.output {

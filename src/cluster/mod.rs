@@ -185,6 +185,8 @@ pub struct PlanRequest<'a> {
     /// Upgrade to the pin, or restart (the pin then only read the cluster).
     pub operation: plan::Operation,
     pub selection: &'a plan::Selection,
+    /// `--reboot`: each host rebooted instead of only its engine restarted.
+    pub reboot: bool,
 }
 
 /// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
@@ -217,6 +219,7 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
             canary: req.canary,
             operation: req.operation,
             selection: req.selection.clone(),
+            reboot: req.reboot,
         },
     )
 }

@@ -73,6 +73,8 @@ pub struct ApplyRequest {
     /// `restart` sets this; `pin` then only reads the cluster.
     pub operation: plan::Operation,
     pub selection: plan::Selection,
+    /// `--reboot`: the hosts rebooted, not only their engines restarted.
+    pub reboot: bool,
 }
 
 /// The version a restart reads the cluster with: it resolves no package
@@ -134,6 +136,12 @@ pub async fn apply(
         }
     }
 
+    // A plan saved with `--reboot` is compared with one made the same way.
+    let reboot = req.reboot
+        || req
+            .saved
+            .as_ref()
+            .is_some_and(|p| p.steps.iter().any(|s| s.action == plan::Action::Reboot));
     let fresh = cluster::plan(
         &reading.gathered,
         &PlanRequest {
@@ -145,6 +153,7 @@ pub async fn apply(
             canary: req.canary,
             operation: req.operation,
             selection: &req.selection,
+            reboot: reboot,
         },
     );
     let plan = match &req.saved {

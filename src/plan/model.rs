@@ -159,6 +159,10 @@ pub enum Action {
     /// After a canary (`--pause-after-canary`): the run marks its own lease
     /// paused and waits at the next safe point for `swarm-upgrade continue`.
     Pause,
+    /// `--reboot`: the host rebooted (after its engine was stopped, and
+    /// installed), then waited for: SSH back with a new boot identity, the
+    /// engine running.
+    Reboot,
 }
 
 impl Action {
@@ -177,6 +181,7 @@ impl Action {
             Action::VerifyServices => "verify-services",
             Action::Soak => "soak",
             Action::Pause => "pause",
+            Action::Reboot => "reboot",
         }
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod drain;
 mod drain_budget;
 pub(crate) mod install;
 pub(crate) mod pause;
+pub(crate) mod reboot;
 pub(crate) mod restore;
 pub(crate) mod restore_availability;
 pub(crate) mod soak;
@@ -56,6 +57,7 @@ pub(crate) fn describe(cx: &Cx<'_>, step: &Step) -> Description {
         A::VerifyServices => verify_services::VerifyServices.describe(cx, step),
         A::Soak => soak::Soak.describe(cx, step),
         A::Pause => pause::Pause.describe(cx, step),
+        A::Reboot => reboot::Reboot.describe(cx, step),
     }
 }
 
@@ -75,6 +77,7 @@ pub(crate) async fn run<O: Ops>(s: &StepCx<'_, '_, O>) -> StepResult {
         A::VerifyServices => verify_services::VerifyServices.run(s).await,
         A::Soak => soak::Soak.run(s).await,
         A::Pause => pause::Pause.run(s).await,
+        A::Reboot => reboot::Reboot.run(s).await,
     }
 }
 
