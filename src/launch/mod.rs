@@ -153,7 +153,7 @@ pub async fn apply(
             canary: req.canary,
             operation: req.operation,
             selection: &req.selection,
-            reboot: reboot,
+            reboot,
         },
     );
     let plan = match &req.saved {
