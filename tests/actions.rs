@@ -615,6 +615,30 @@ async fn every_action_does_what_it_describes_in_an_upgrade_and_its_rollback() {
     assert_eq!(kinds, all, "every action kind ran and was compared");
 }
 
+// The reboot's waits sleep on tokio's paused clock.
+#[tokio::test(start_paused = true)]
+async fn an_upgrade_with_a_reboot_does_what_it_describes() {
+    let case = Case::new(2, None);
+    let p = case.plan_full(
+        1,
+        Default::default(),
+        swarm_upgrade::plan::Operation::Upgrade,
+        true,
+    );
+    let out = case.run(&p, "run-1").await;
+    assert_eq!(out.status, RunStatus::Done);
+    assert_clean(&out.errors);
+    assert!(out.kinds.contains(&Action::Reboot), "{:?}", out.kinds);
+    assert!(!out.kinds.contains(&Action::StartEngine), "{:?}", out.kinds);
+    for n in case.sim.hostnames() {
+        assert_eq!(
+            case.sim.engine(&n).map(|v| v.contains(&pin().to_string())),
+            Some(true),
+            "{n}: the reboot brought up the installed engine"
+        );
+    }
+}
+
 #[tokio::test]
 async fn parallel_drains_wait_for_replicas_elsewhere_as_described() {
     let case = Case::new(4, None);
