@@ -268,6 +268,7 @@ fn sim_journal(dir: &Path) {
             operation: swarm_upgrade::plan::Operation::Upgrade,
             selection: &swarm_upgrade::plan::Selection::default(),
             prepull: false,
+            reboot: false,
         },
     );
     let run = swarm_upgrade::exec::rundir::RunDir {

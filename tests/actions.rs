@@ -411,6 +411,17 @@ impl Case {
         canary: plan::Canary,
         operation: swarm_upgrade::plan::Operation,
     ) -> Plan {
+        self.plan_full(max_parallel, canary, operation, false)
+    }
+
+    /// `--reboot` plans too.
+    fn plan_full(
+        &self,
+        max_parallel: usize,
+        canary: plan::Canary,
+        operation: swarm_upgrade::plan::Operation,
+        reboot: bool,
+    ) -> Plan {
         let p = cluster::plan(
             &self.gathered,
             &PlanRequest {
@@ -423,6 +434,7 @@ impl Case {
                 operation,
                 selection: &swarm_upgrade::plan::Selection::default(),
                 prepull: self.prepull,
+                reboot,
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);
@@ -580,6 +592,7 @@ fn every_kind() -> Vec<Action> {
         Action::Soak,
         Action::Pause,
         Action::Prepull,
+        Action::Reboot,
     ];
     for a in all {
         match a {
@@ -597,6 +610,7 @@ fn every_kind() -> Vec<Action> {
             | Action::Soak
             | Action::Pause
             | Action::Prepull => {}
+            | Action::Reboot => {}
         }
     }
     all.to_vec()
@@ -633,11 +647,47 @@ async fn every_action_does_what_it_describes_in_an_upgrade_and_its_rollback() {
     assert_eq!(out.status, RunStatus::Done);
     assert_clean(&out.errors);
     kinds.extend(out.kinds);
+
+    // Then `restart --reboot`: the hosts rebooted instead of the engines restarted.
+    let reboot = case.plan_full(
+        1,
+        Default::default(),
+        swarm_upgrade::plan::Operation::Restart,
+        true,
+    );
+    let out = case.run(&reboot, "run-3").await;
+    assert_eq!(out.status, RunStatus::Done);
+    assert_clean(&out.errors);
+    kinds.extend(out.kinds);
     kinds.sort_by_key(|a| a.name());
     kinds.dedup();
     let mut all = every_kind();
     all.sort_by_key(|a| a.name());
     assert_eq!(kinds, all, "every action kind ran and was compared");
+}
+
+// The reboot's waits sleep on tokio's paused clock.
+#[tokio::test(start_paused = true)]
+async fn an_upgrade_with_a_reboot_does_what_it_describes() {
+    let case = Case::new(2, None);
+    let p = case.plan_full(
+        1,
+        Default::default(),
+        swarm_upgrade::plan::Operation::Upgrade,
+        true,
+    );
+    let out = case.run(&p, "run-1").await;
+    assert_eq!(out.status, RunStatus::Done);
+    assert_clean(&out.errors);
+    assert!(out.kinds.contains(&Action::Reboot), "{:?}", out.kinds);
+    assert!(!out.kinds.contains(&Action::StartEngine), "{:?}", out.kinds);
+    for n in case.sim.hostnames() {
+        assert_eq!(
+            case.sim.engine(&n).map(|v| v.contains(&pin().to_string())),
+            Some(true),
+            "{n}: the reboot brought up the installed engine"
+        );
+    }
 }
 
 #[tokio::test]

@@ -92,6 +92,7 @@ impl Setup {
                 operation: swarm_upgrade::plan::Operation::Upgrade,
                 selection: &swarm_upgrade::plan::Selection::default(),
                 prepull: false,
+                reboot: false,
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -1038,6 +1039,7 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
             operation: swarm_upgrade::plan::Operation::Upgrade,
             selection: &swarm_upgrade::plan::Selection::default(),
             prepull: false,
+            reboot: false,
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

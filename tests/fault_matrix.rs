@@ -1,6 +1,7 @@
 //! The fault matrix (issue 11): every step of a 3-manager + 3-worker plan
-//! (upgrade at `--max-parallel` 1 and 2, the rollback plan, and the restart
-//! plan at `--max-parallel` 2, issue 14) × every
+//! (upgrade at `--max-parallel` 1 and 2, the rollback plan, the restart
+//! plan at `--max-parallel` 2, issue 14, and the `restart --reboot` plan at
+//! `--max-parallel` 2, where each host reboots) × every
 //! fault, each case run to its end with the operator's follow-up, and the
 //! executor's invariants I1–I6 (README, "What swarm-upgrade promises";
 //! `src/exec/mod.rs`) checked after every event of every run.
@@ -44,7 +45,8 @@
 //! no older engine to go back to (exit 5, like a revert): not a case.
 //!
 //! `FAULT_MATRIX_CASE=Upgrade1:7:AnotherManagerDown` runs one case (plans
-//! `Upgrade1`, `Upgrade2`, `Rollback`, `Restart2`); `FAULT_MATRIX_DEBUG=1` prints its
+//! `Upgrade1`, `Upgrade2`, `Rollback`, `Restart2`, `Reboot2`);
+//! `FAULT_MATRIX_KIND=Reboot2` runs every case of one plan; `FAULT_MATRIX_DEBUG=1` prints its
 //! events. That case fails when the quorum guard is skipped in verify's
 //! engine restart (`src/exec/verify.rs`): m3 is cut off while m2 verifies, the
 //! managers do not see m2 as long as m3 is unreachable, and restarting m2
@@ -85,6 +87,7 @@ enum Kind {
     Upgrade2,
     Rollback,
     Restart2,
+    Reboot2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,11 +105,12 @@ enum Fault {
     Aborted,
 }
 
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 5] = [
     Kind::Upgrade1,
     Kind::Upgrade2,
     Kind::Rollback,
     Kind::Restart2,
+    Kind::Reboot2,
 ];
 const FAULTS: [Fault; 11] = [
     Fault::KilledResumed,
@@ -124,7 +128,7 @@ const FAULTS: [Fault; 11] = [
 
 fn applies(kind: Kind, fault: Fault) -> bool {
     !(kind == Kind::Rollback && matches!(fault, Fault::KilledFreshDir | Fault::EngineFailsToStart)
-        || kind == Kind::Restart2 && fault == Fault::EngineFailsToStart)
+        || matches!(kind, Kind::Restart2 | Kind::Reboot2) && fault == Fault::EngineFailsToStart)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,19 +183,42 @@ fn cluster(kind: Kind) -> SimCluster {
 const LOCAL_SERVICE: &str = "svc2";
 
 fn plan_of(g: &Gathered, max_parallel: usize) -> Plan {
-    plan_for(g, max_parallel, plan::Operation::Upgrade, false)
+    plan_for(g, max_parallel, plan::Operation::Upgrade, Extras::NONE)
 }
 
 /// The plan a kind starts from (or, from another machine, starts again).
 fn kind_plan(kind: Kind, g: &Gathered) -> Plan {
     match kind {
-        Kind::Restart2 => plan_for(g, 2, plan::Operation::Restart, false),
-        Kind::Upgrade2 => plan_for(g, 2, plan::Operation::Upgrade, true),
+        Kind::Restart2 => plan_for(g, 2, plan::Operation::Restart, Extras::NONE),
+        Kind::Reboot2 => plan_for(g, 2, plan::Operation::Restart, Extras::REBOOT),
+        Kind::Upgrade2 => plan_for(g, 2, plan::Operation::Upgrade, Extras::PREPULL),
         Kind::Upgrade1 | Kind::Rollback => plan_of(g, 1),
     }
 }
 
-fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation, prepull: bool) -> Plan {
+/// The options beyond the operation that a kind's plan uses.
+#[derive(Clone, Copy)]
+struct Extras {
+    prepull: bool,
+    reboot: bool,
+}
+
+impl Extras {
+    const NONE: Extras = Extras {
+        prepull: false,
+        reboot: false,
+    };
+    const PREPULL: Extras = Extras {
+        prepull: true,
+        reboot: false,
+    };
+    const REBOOT: Extras = Extras {
+        prepull: false,
+        reboot: true,
+    };
+}
+
+fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation, extras: Extras) -> Plan {
     let plan = cluster::plan(
         g,
         &PlanRequest {
@@ -207,7 +234,8 @@ fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation, prepu
             },
             operation,
             selection: &plan::Selection::default(),
-            prepull,
+            prepull: extras.prepull,
+            reboot: extras.reboot,
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -328,7 +356,7 @@ impl Checker {
         // I6: commands reach only the nodes of the batch in progress.
         let records = sim.records_since(self.records_seen);
         for r in &records {
-            if matches!(r.op, Op::Script(_) | Op::Pgrep | Op::Unlock)
+            if matches!(r.op, Op::Script(_) | Op::Pgrep | Op::Unlock | Op::BootId)
                 && !self.batch_nodes.contains(&r.node)
             {
                 let what = format!(
@@ -464,7 +492,7 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             debug,
             ..Checker::default()
         }),
-        expected: if matches!(case.kind, Kind::Rollback | Kind::Restart2) {
+        expected: if matches!(case.kind, Kind::Rollback | Kind::Restart2 | Kind::Reboot2) {
             OLD
         } else {
             PIN
@@ -476,7 +504,9 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
     // The plan, and for the rollback plan the upgrade it reverts.
     let g = sim.gathered(&pin());
     let (plan, g) = match case.kind {
-        Kind::Upgrade1 | Kind::Upgrade2 | Kind::Restart2 => (kind_plan(case.kind, &g), g),
+        Kind::Upgrade1 | Kind::Upgrade2 | Kind::Restart2 | Kind::Reboot2 => {
+            (kind_plan(case.kind, &g), g)
+        }
         Kind::Rollback => {
             let up = plan_of(&g, 1);
             let state = lab.new_run(&up, "up");
@@ -643,6 +673,19 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             }
         }
     }
+    if case.kind == Kind::Reboot2 {
+        // Every host booted again (its engine with it: checked above as
+        // the version every node runs).
+        for n in sim.hostnames() {
+            if !sim
+                .records()
+                .iter()
+                .any(|r| r.node == n && r.op == Op::Booted)
+            {
+                problems.push(format!("{n}: its host was never rebooted"));
+            }
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -701,6 +744,7 @@ fn step_counts() -> Vec<(Kind, usize)> {
             plan::rollback::build(&up, "up", &upgraded).steps.len(),
         ),
         (Kind::Restart2, kind_plan(Kind::Restart2, &g).steps.len()),
+        (Kind::Reboot2, kind_plan(Kind::Reboot2, &g).steps.len()),
     ]
 }
 
@@ -723,10 +767,12 @@ fn run_cases(cases: Vec<Case>, debug: bool) -> Vec<String> {
 #[test]
 fn fault_matrix() {
     let debug = std::env::var_os("FAULT_MATRIX_DEBUG").is_some();
+    let only = std::env::var("FAULT_MATRIX_KIND").ok();
     let cases: Vec<Case> = match std::env::var("FAULT_MATRIX_CASE") {
         Ok(one) => vec![parse_case(&one)],
         Err(_) => step_counts()
             .into_iter()
+            .filter(|(kind, _)| only.as_ref().is_none_or(|o| *o == format!("{kind:?}")))
             .flat_map(|(kind, steps)| {
                 (1..=steps).flat_map(move |step| {
                     FAULTS

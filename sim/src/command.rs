@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use swarm_upgrade::exec::services;
+use swarm_upgrade::exec::{boot, services};
 use swarm_upgrade::facts::model::{InitSystem, Role};
 use swarm_upgrade::playbook::{Playbooks, Script};
 use swarm_upgrade::transport::{Cmd, CmdOutput};
@@ -16,7 +16,8 @@ use super::SimError;
 use super::record::Op;
 use super::world::{Effect, Ev, World, installed_engine};
 
-const SCRIPTS: [Script; 6] = [
+const SCRIPTS: [Script; 7] = [
+    Script::Reboot,
     Script::Stop,
     Script::Start,
     Script::Logs,
@@ -52,6 +53,7 @@ impl ScriptIndex {
         let argv: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
         match argv.as_slice() {
             ["pgrep", "-x", "dockerd"] => Kind::Pgrep,
+            ["sh", "-c", script] if *script == boot::SCRIPT => Kind::BootId,
             ["docker", "swarm", "unlock", ..] => Kind::Unlock,
             ["sh", "-euc", script] if *script == services::SCRIPT => Kind::VerifyServices,
             ["env", rest @ ..] => {
@@ -97,6 +99,7 @@ struct Env {
 enum Kind {
     Script(Script, Env),
     Pgrep,
+    BootId,
     Unlock,
     VerifyServices,
     Unknown,
@@ -122,6 +125,11 @@ impl World {
         let i = self.node_by_id(id)?;
         self.commands[i] += 1;
         let host = self.nodes[i].hostname.clone();
+        if self.nodes[i].rebooting {
+            return Err(SimError(format!(
+                "host {host}: ssh: connect to host {host} port 22: No route to host (simulated reboot)"
+            )));
+        }
         if self.nodes[i].faults.ssh_lost {
             return Err(SimError(format!(
                 "host {host}: ssh: connect to host {host} port 22: Connection timed out (simulated SSH loss)"
@@ -131,6 +139,7 @@ impl World {
         let (op, duration) = match &kind {
             Kind::Script(s, _) => (Op::Script(*s), self.script_duration(*s)),
             Kind::Pgrep => (Op::Pgrep, self.delays.command),
+            Kind::BootId => (Op::BootId, self.delays.command),
             Kind::Unlock => (Op::Unlock, self.delays.command),
             Kind::VerifyServices => (Op::VerifyServices, self.delays.command),
             Kind::Unknown => (Op::Unknown(cmd.display()), self.delays.command),
@@ -154,7 +163,7 @@ impl World {
             Script::Backup => d.backup,
             Script::Install => d.install,
             Script::Restore => d.restore,
-            Script::Logs => d.command,
+            Script::Logs | Script::Reboot => d.command,
         }
     }
 
@@ -187,6 +196,20 @@ impl World {
                     (out(1, "", ""), None)
                 }
             }
+            // boot_id, PID 1's start, btime: a new boot changes the first two.
+            Kind::BootId => (
+                out(
+                    0,
+                    format!(
+                        "sim-boot-{}-{} {} 1764700000\n",
+                        n.hostname,
+                        n.boot,
+                        100 + n.boot
+                    ),
+                    "",
+                ),
+                None,
+            ),
             Kind::Unlock => {
                 let given = cmd.stdin.as_deref().map(String::from_utf8_lossy);
                 let key = self.autolock_key.as_deref().map(|k| format!("{k}\n"));
@@ -218,6 +241,7 @@ impl World {
             ),
             Kind::Script(s, env) => match s {
                 Script::Stop => (out(0, "", ""), Some(Effect::EngineStop(i))),
+                Script::Reboot => (out(0, "", ""), Some(Effect::Reboot(i))),
                 Script::Start => {
                     if n.engine_up {
                         return (out(0, "", ""), None);

@@ -207,6 +207,8 @@ impl SimCluster {
                 engine_version: spec.engine.clone(),
                 epoch: 0,
                 locked: false,
+                boot: 0,
+                rebooting: false,
                 host,
                 backups: BTreeMap::new(),
                 tasks: vec![],

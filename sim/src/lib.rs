@@ -61,6 +61,8 @@ pub struct Delays {
     pub heartbeat_grace: Duration,
     /// Engine started (or unlocked) until the node is ready and reachable.
     pub rejoin: Duration,
+    /// A host's reboot, from the reboot script's exit until it boots again.
+    pub reboot: Duration,
     /// Drain until a task has stopped.
     pub task_stop: Duration,
     /// Placement until a task runs.
@@ -87,6 +89,7 @@ impl Delays {
             restore: s(10),
             command: Duration::from_millis(50),
             heartbeat_grace: s(5),
+            reboot: s(40),
             ..Delays::zero()
         }
     }

@@ -14,6 +14,10 @@ pub enum Op {
     Script(Script),
     /// `pgrep -x dockerd`.
     Pgrep,
+    /// The boot identity read (`--reboot`).
+    BootId,
+    /// The host came back from a reboot (not a command: the boot itself).
+    Booted,
     /// `docker swarm unlock`.
     Unlock,
     /// The service probe of `verify-services`.

@@ -45,6 +45,10 @@ pub(crate) struct Node {
     pub epoch: u64,
     pub locked: bool,
     // The host.
+    /// Boots so far: the host's boot identity (`--reboot`).
+    pub boot: u64,
+    /// Rebooting: nothing answers on it, SSH included.
+    pub rebooting: bool,
     pub host: HostFacts,
     /// Backups by directory: the packages installed when it was taken.
     pub backups: BTreeMap<String, Vec<(String, String)>>,
@@ -182,6 +186,10 @@ pub(crate) enum Ev {
     TaskShutdown {
         task: usize,
     },
+    /// A rebooting host is up again.
+    Boot {
+        node: usize,
+    },
     /// A partition starts or heals.
     Link {
         node: usize,
@@ -196,6 +204,10 @@ pub(crate) enum Effect {
     Backup(usize, String),
     Restore(usize, String, Vec<String>),
     Unlock(usize),
+    /// The host reboots: everything on it stops, it is away for
+    /// [`Delays::reboot`], then boots again (a new boot identity) and
+    /// starts its engine as its init would.
+    Reboot(usize),
 }
 
 pub(crate) struct World {
@@ -652,6 +664,21 @@ impl World {
                 self.tasks[task].state = TaskState::Shutdown;
             }
             Ev::Link { node, partitioned } => self.set_partitioned(node, partitioned),
+            Ev::Boot { node } => {
+                let n = &mut self.nodes[node];
+                n.rebooting = false;
+                n.boot += 1;
+                let what = format!("{} booted (boot {})", n.hostname, n.boot);
+                // Its init starts the engine, unless the installed one exits at
+                // once (as the start script finds out, in `command`).
+                let version = installed_engine(&n.host.installed).unwrap_or_default();
+                let starts = !n.faults.broken.contains(&version);
+                self.record(node, Op::Booted, None);
+                self.sample(what);
+                if starts {
+                    self.effect(Effect::EngineStart(node));
+                }
+            }
         }
     }
 
@@ -699,6 +726,18 @@ impl World {
                     let d = self.delays.rejoin;
                     self.schedule(d, Ev::Rejoin { node: i, epoch });
                 }
+            }
+            Effect::Reboot(i) => {
+                if self.nodes[i].rebooting {
+                    return;
+                }
+                self.effect(Effect::EngineStop(i));
+                let n = &mut self.nodes[i];
+                n.rebooting = true;
+                let what = format!("{} rebooting", n.hostname);
+                self.sample(what);
+                let d = self.delays.reboot;
+                self.schedule(d, Ev::Boot { node: i });
             }
             Effect::Unlock(i) => {
                 let n = &mut self.nodes[i];

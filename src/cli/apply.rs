@@ -41,6 +41,7 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
         operation: plan::Operation::Upgrade,
         selection: args.select.selection(),
         prepull: args.prepull,
+        reboot: args.reboot,
     };
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))
@@ -60,6 +61,7 @@ pub fn restart(args: &RestartArgs, quiet: bool) -> anyhow::Result<u8> {
         operation: plan::Operation::Restart,
         selection: args.select.selection(),
         prepull: args.prepull,
+        reboot: args.reboot,
     };
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))

@@ -56,6 +56,7 @@ pub fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<u8> {
             operation: crate::plan::Operation::Upgrade,
             selection: &crate::plan::Selection::default(),
             prepull: false,
+            reboot: false,
         },
     );
     let blockers: Vec<String> = plan

@@ -270,6 +270,11 @@ pub struct PlanArgs {
     /// restart` runs it) instead of an upgrade.
     #[arg(long, conflicts_with = "pin")]
     pub restart: bool,
+    /// Plan a reboot of each node's host (kernel and OS patches) instead of only
+    /// restarting its engine: after the engine is stopped (and the new one
+    /// installed), then SSH and the engine are waited for and verified.
+    #[arg(long)]
+    pub reboot: bool,
     #[command(flatten)]
     pub select: SelectArgs,
     /// Most workers upgraded at the same time.
@@ -386,6 +391,10 @@ pub struct RunArgs {
     /// Most time one playbook script (backup, install, ...) may take.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
     pub script_timeout: Duration,
+    /// With --reboot: most time a host may take to come back from its
+    /// reboot (SSH answering with a new boot identity).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub reboot_timeout: Duration,
     /// Progress as bars/lines on stderr (table) or JSON events on stdout (json).
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -430,6 +439,11 @@ pub struct ApplyArgs {
     /// no longer matches it.
     #[arg(long, value_name = "PLAN_FILE")]
     pub plan: Option<PathBuf>,
+    /// Reboot each node's host (kernel and OS patches) instead of only
+    /// restarting its engine: after the engine is stopped (and the new one
+    /// installed), then SSH and the engine are waited for and verified.
+    #[arg(long)]
+    pub reboot: bool,
     /// Start even though this check blocks (recorded in the journal). Repeatable.
     #[arg(long, value_name = "ID")]
     pub ignore_check: Vec<String>,
@@ -446,6 +460,11 @@ pub struct ApplyArgs {
 pub struct RestartArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Reboot each node's host (kernel and OS patches) instead of only
+    /// restarting its engine: after the engine is stopped (and the new one
+    /// installed), then SSH and the engine are waited for and verified.
+    #[arg(long)]
+    pub reboot: bool,
     /// Most workers restarted at the same time [default: 1; when continuing
     /// a run: the run's own, and no other].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -540,6 +559,7 @@ fn launch_options(args: &RunArgs) -> anyhow::Result<LaunchOptions> {
             verify_timeout: args.verify_timeout,
             converge_timeout: args.converge_timeout,
             script_timeout: args.script_timeout,
+            reboot_timeout: args.reboot_timeout,
             break_lock: args.break_lock,
             skip_nodes: args.skip_node.clone(),
             unlock_key: unlock_key(args)?,

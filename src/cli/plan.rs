@@ -40,6 +40,7 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
             operation,
             selection: &selection,
             prepull: args.prepull,
+            reboot: args.reboot,
         },
     );
     match args.output {

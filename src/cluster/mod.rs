@@ -188,6 +188,8 @@ pub struct PlanRequest<'a> {
     /// `--prepull`: put the images drained tasks need on the receiving
     /// nodes before the first drain.
     pub prepull: bool,
+    /// `--reboot`: each host rebooted instead of only its engine restarted.
+    pub reboot: bool,
 }
 
 /// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
@@ -226,6 +228,7 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
             } else {
                 vec![]
             },
+            reboot: req.reboot,
         },
     )
 }

@@ -45,6 +45,7 @@
 //!   matched to nodes).
 
 pub(crate) mod actions;
+pub mod boot;
 pub(crate) mod context;
 mod control;
 pub mod dry_run;

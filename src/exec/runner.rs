@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub windows: Vec<crate::window::Window>,
     /// How often a paused run, or one waiting for its window, looks again.
     pub control_poll: Duration,
+    /// `--reboot`: most time a host may take to come back from its reboot.
+    pub reboot_timeout: Duration,
 }
 
 impl Default for RunOptions {
@@ -68,6 +70,7 @@ impl Default for RunOptions {
             unlock_key: None,
             windows: vec![],
             control_poll: Duration::from_secs(5),
+            reboot_timeout: Duration::from_secs(600),
         }
     }
 }

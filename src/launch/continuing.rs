@@ -150,6 +150,7 @@ pub fn blockers(
             operation: run_plan.operation,
             selection: &run_plan.selection,
             prepull: false,
+            reboot: false,
         },
     );
     fresh
@@ -415,6 +416,7 @@ mod tests {
                 operation: plan::Operation::Upgrade,
                 selection: &plan::Selection::default(),
                 prepull: false,
+                reboot: false,
             },
         );
         assert!(fresh.is_blocked(), "a new run would be blocked");

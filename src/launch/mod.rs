@@ -75,6 +75,8 @@ pub struct ApplyRequest {
     pub selection: plan::Selection,
     /// `--prepull` (a saved plan brings its own).
     pub prepull: bool,
+    /// `--reboot`: the hosts rebooted, not only their engines restarted.
+    pub reboot: bool,
 }
 
 /// The version a restart reads the cluster with: it resolves no package
@@ -136,6 +138,12 @@ pub async fn apply(
         }
     }
 
+    // A plan saved with `--reboot` is compared with one made the same way.
+    let reboot = req.reboot
+        || req
+            .saved
+            .as_ref()
+            .is_some_and(|p| p.steps.iter().any(|s| s.action == plan::Action::Reboot));
     let fresh = cluster::plan(
         &reading.gathered,
         &PlanRequest {
@@ -148,6 +156,7 @@ pub async fn apply(
             operation: req.operation,
             selection: &req.selection,
             prepull: req.prepull || req.saved.as_ref().is_some_and(|p| !p.prepull.is_empty()),
+            reboot,
         },
     );
     let plan = match &req.saved {

@@ -33,6 +33,9 @@ pub struct PlanOptions {
     pub selection: Selection,
     /// `--prepull`: what the `prepull` step puts where (none: no step).
     pub prepull: Vec<ImageTransfer>,
+    /// `--reboot`: each node's host rebooted once its engine is stopped
+    /// (and, in an upgrade, the new one installed).
+    pub reboot: bool,
 }
 
 impl Default for PlanOptions {
@@ -44,6 +47,7 @@ impl Default for PlanOptions {
             operation: Operation::Upgrade,
             selection: Selection::default(),
             prepull: vec![],
+            reboot: false,
         }
     }
 }
@@ -65,6 +69,29 @@ const NODE_STEPS: [Action; 7] = [
     Action::Backup,
     Action::Install,
     Action::StartEngine,
+    Action::Verify,
+];
+
+/// `restart --reboot`: the host rebooted once its engine is stopped (the
+/// stop keeps the quorum guard where it always is, and shuts the engine
+/// down as the playbook does); the engine comes back at boot.
+const REBOOT_STEPS: [Action; 5] = [
+    Action::Drain,
+    Action::WaitDrained,
+    Action::StopEngine,
+    Action::Reboot,
+    Action::Verify,
+];
+
+/// `apply --reboot`: installed with the engine stopped, then the reboot
+/// brings the new engine up (with the new kernel, when one came along).
+const NODE_REBOOT_STEPS: [Action; 7] = [
+    Action::Drain,
+    Action::WaitDrained,
+    Action::StopEngine,
+    Action::Backup,
+    Action::Install,
+    Action::Reboot,
     Action::Verify,
 ];
 
@@ -100,12 +127,14 @@ pub fn build(
         .filter(|n| n.role == Role::Worker && n.skip.is_none())
         .collect();
 
-    let (mut steps, node_steps) = match opts.operation {
-        Operation::Upgrade => (Steps::new(opts.canary), &NODE_STEPS[..]),
+    let (mut steps, node_steps) = match (opts.operation, opts.reboot) {
+        (Operation::Upgrade, false) => (Steps::new(opts.canary), &NODE_STEPS[..]),
+        (Operation::Upgrade, true) => (Steps::new(opts.canary), &NODE_REBOOT_STEPS[..]),
         // No canary soak in a restart yet: the node's restarted label (set at
         // verify) and a soak after it do not resume from an empty state dir
         // (found by the fault matrix).
-        Operation::Restart => (Steps::restarting(Canary::default()), &RESTART_STEPS[..]),
+        (Operation::Restart, false) => (Steps::restarting(Canary::default()), &RESTART_STEPS[..]),
+        (Operation::Restart, true) => (Steps::restarting(Canary::default()), &REBOOT_STEPS[..]),
     };
     // Before the first drain: a failure then stops the run with nothing
     // touched. (Before each drain instead would copy the same images later,

@@ -314,12 +314,12 @@ mod tests {
     fn a_hashed_but_malformed_plan_is_refused() {
         let (_dir, path) = saved(&lab_plan());
         rewrite(&path, |v| {
-            v["plan"]["steps"][0]["action"] = "reboot".into();
+            v["plan"]["steps"][0]["action"] = "reformat-disks".into();
             v["sha256"] = digest_of(&v["plan"]).into();
         });
         let msg = refusal(&path);
         assert!(msg.contains("does not hold a valid format 1 plan"), "{msg}");
-        assert!(msg.contains("reboot"), "{msg}");
+        assert!(msg.contains("reformat-disks"), "{msg}");
     }
 
     #[test]

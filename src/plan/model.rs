@@ -182,6 +182,10 @@ pub enum Action {
     /// need put on the nodes that receive them (`Plan::prepull`), each
     /// verified by image ID. A failure stops the run with nothing drained.
     Prepull,
+    /// `--reboot`: the host rebooted (after its engine was stopped, and
+    /// installed), then waited for: SSH back with a new boot identity, the
+    /// engine running.
+    Reboot,
 }
 
 impl Action {
@@ -201,6 +205,7 @@ impl Action {
             Action::Soak => "soak",
             Action::Pause => "pause",
             Action::Prepull => "prepull",
+            Action::Reboot => "reboot",
         }
     }
 }

@@ -46,6 +46,19 @@ pub fn table_with_width(plan: &Plan, width: u16) -> String {
             plan.cluster_id, plan.target, plan.max_parallel
         )),
     }
+    if plan.steps.iter().any(|s| s.action == Action::Reboot) {
+        let text = format!(
+            "Reboot (--reboot): each host is rebooted once its engine is stopped{}, then waited for (SSH back with a \
+             new boot identity, within --reboot-timeout) and its engine verified.",
+            if plan.operation.is_upgrade() {
+                " and the new one installed"
+            } else {
+                ""
+            }
+        );
+        out.push_str(&wrap_words(&text, usize::from(width)));
+        out.push_str("\n\n");
+    }
     if !plan.selection.is_empty() {
         out.push_str(&format!(
             "Selected: {}\n\n",

@@ -19,6 +19,7 @@ fn plan(operation: Operation, selection: Selection, max_parallel: usize) -> Plan
             operation,
             selection,
             prepull: vec![],
+            reboot: false,
         },
     )
 }
@@ -205,6 +206,7 @@ fn the_checks_still_see_the_whole_swarm() {
             operation: Operation::Restart,
             selection: &sel,
             prepull: false,
+            reboot: false,
         },
     );
     assert!(
@@ -222,4 +224,69 @@ fn the_checks_still_see_the_whole_swarm() {
         "{:#?}",
         p.findings
     );
+}
+
+fn reboot_plan(operation: Operation) -> Plan {
+    let facts = lab_facts();
+    build(
+        &facts,
+        &all_resolved(&facts),
+        vec![],
+        &PlanOptions {
+            pin: pin("26.1.5"),
+            operation,
+            reboot: true,
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn a_reboot_follows_the_stop_and_the_install_and_replaces_the_start() {
+    for (operation, before) in [
+        (Operation::Restart, Action::StopEngine),
+        (Operation::Upgrade, Action::Install),
+    ] {
+        let p = reboot_plan(operation);
+        let planned: Vec<_> = p.nodes.iter().filter(|n| n.order.is_some()).collect();
+        assert_eq!(planned.len(), 5, "{operation:?}");
+        for n in planned {
+            let actions: Vec<Action> = p
+                .steps
+                .iter()
+                .filter(|s| s.node_id.as_deref() == Some(&n.id))
+                .map(|s| s.action)
+                .collect();
+            let at = actions.iter().position(|&a| a == Action::Reboot);
+            let at = at.unwrap_or_else(|| panic!("{operation:?}: {} is not rebooted", n.name));
+            assert_eq!(
+                actions[at - 1],
+                before,
+                "{operation:?} {}: {actions:?}",
+                n.name
+            );
+            assert_eq!(
+                actions[at + 1],
+                Action::Verify,
+                "{operation:?} {}: {actions:?}",
+                n.name
+            );
+            // The stop (with its quorum guard) comes first; the boot starts the engine.
+            assert!(actions[..at].contains(&Action::StopEngine), "{actions:?}");
+            assert!(!actions.contains(&Action::StartEngine), "{actions:?}");
+        }
+        let text = super::render::table(&p);
+        assert!(
+            text.contains("Reboot (--reboot): each host is rebooted"),
+            "{text}"
+        );
+    }
+    insta::assert_snapshot!(
+        "restart_reboot_table",
+        super::render::table(&reboot_plan(Operation::Restart))
+    );
+    // Without --reboot, nothing reboots.
+    let p = plan(Operation::Restart, Selection::default(), 1);
+    assert!(!p.steps.iter().any(|s| s.action == Action::Reboot));
+    assert!(!super::render::table(&p).contains("--reboot"));
 }

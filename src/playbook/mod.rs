@@ -42,7 +42,22 @@ pub struct InitScripts {
     pub stop: String,
     pub start: String,
     pub logs: String,
+    /// Reboots the host (`--reboot`); absent: [`DEFAULT_REBOOT_SYSTEMD`] or
+    /// [`DEFAULT_REBOOT_SYSVINIT`].
+    #[serde(default)]
+    pub reboot: Option<String>,
 }
+
+/// The reboot is detached and delayed: the SSH command that asks for it must
+/// return before sshd goes down, or the step could not tell a reboot that
+/// started from a command that was never delivered. `setsid` takes it out
+/// of the SSH (and sudo) session, so closing that session does not end it.
+pub const DEFAULT_REBOOT_SYSTEMD: &str =
+    "setsid sh -c 'sleep 1; systemctl reboot' </dev/null >/dev/null 2>&1 &\n";
+/// `reboot` talks to whatever init the host has (sysvinit, or an init that
+/// provides its own `reboot`).
+pub const DEFAULT_REBOOT_SYSVINIT: &str =
+    "setsid sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 &\n";
 
 const BUILTIN: [(&str, &str); 3] = [
     (
@@ -97,7 +112,7 @@ impl Playbooks {
 fn parse(text: &str, path: &Path) -> anyhow::Result<Playbook> {
     serde_saphyr::from_str(text).map_err(|e| {
         usage(format!(
-            "{}: {}\n  a playbook has: name, description, engine {{systemd, sysvinit}} {{stop, start, logs}}, backup, install, restore",
+            "{}: {}\n  a playbook has: name, description, engine {{systemd, sysvinit}} {{stop, start, logs, reboot (optional)}}, backup, install, restore",
             path.display(),
             e.to_string().trim_end()
         ))
@@ -122,6 +137,8 @@ pub enum Script {
     Backup,
     Install,
     Restore,
+    /// `--reboot`: reboots the host, detached (see [`DEFAULT_REBOOT_SYSTEMD`]).
+    Reboot,
 }
 
 /// The inputs of a playbook script on one host.
@@ -150,6 +167,10 @@ impl Playbook {
             Script::Stop => &engine.stop,
             Script::Start => &engine.start,
             Script::Logs => &engine.logs,
+            Script::Reboot => engine.reboot.as_deref().unwrap_or(match init {
+                InitSystem::Systemd => DEFAULT_REBOOT_SYSTEMD,
+                _ => DEFAULT_REBOOT_SYSVINIT,
+            }),
             Script::Backup => &self.backup,
             Script::Install => &self.install,
             Script::Restore => &self.restore,
@@ -229,6 +250,7 @@ mod tests {
                 Script::Backup,
                 Script::Install,
                 Script::Restore,
+                Script::Reboot,
             ] {
                 assert!(!pb.script(s, InitSystem::Systemd).trim().is_empty());
                 assert!(!pb.script(s, InitSystem::Sysvinit).trim().is_empty());
@@ -257,6 +279,7 @@ mod tests {
                     Script::Backup,
                     Script::Install,
                     Script::Restore,
+                    Script::Reboot,
                 ] {
                     let script = pbs.get(m).script(s, init);
                     let out = std::process::Command::new("sh")

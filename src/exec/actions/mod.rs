@@ -13,6 +13,7 @@ mod drain_wait;
 pub(crate) mod install;
 pub(crate) mod pause;
 pub(crate) mod prepull;
+pub(crate) mod reboot;
 pub(crate) mod restore;
 pub(crate) mod restore_availability;
 pub(crate) mod soak;
@@ -58,6 +59,7 @@ pub(crate) fn describe(cx: &Cx<'_>, step: &Step) -> Description {
         A::Soak => soak::Soak.describe(cx, step),
         A::Pause => pause::Pause.describe(cx, step),
         A::Prepull => prepull::Prepull.describe(cx, step),
+        A::Reboot => reboot::Reboot.describe(cx, step),
     }
 }
 
@@ -78,6 +80,7 @@ pub(crate) async fn run<O: Ops>(s: &StepCx<'_, '_, O>) -> StepResult {
         A::Soak => soak::Soak.run(s).await,
         A::Pause => pause::Pause.run(s).await,
         A::Prepull => prepull::Prepull.run(s).await,
+        A::Reboot => reboot::Reboot.run(s).await,
     }
 }
 

@@ -94,6 +94,16 @@ install -m 0755 "$INIT" "$ROOTFS/usr/local/sbin/testkit-init"
 install -m 0755 "$BOOT" "$ROOTFS/usr/local/sbin/testkit-boot"
 # A tini of its own: the second hop's docker.io replaces the tini package with tini-static.
 cp "$ROOTFS/usr/bin/tini-static" "$ROOTFS/usr/local/sbin/testkit-tini"
+# A reboot that is real under tini: systemd-sysv's /sbin/reboot asks systemd, which is not
+# PID 1 there. Ending PID 1 ends every process of the node (the PID namespace goes with it),
+# and --restart unless-stopped starts the container again: a new boot of the node. Under
+# systemd (PID 1) the real reboot runs.
+cat > "$ROOTFS/usr/local/sbin/reboot" <<'EOF'
+#!/bin/sh
+if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then exec /sbin/reboot "$@"; fi
+exec kill -TERM 1
+EOF
+chmod 0755 "$ROOTFS/usr/local/sbin/reboot"
 
 step "systemd flavours: host keys at first boot, a ready mark, nothing that needs a console"
 cat > "$ROOTFS/etc/systemd/system/testkit-hostkeys.service" <<'EOF'
