@@ -267,6 +267,7 @@ fn sim_journal(dir: &Path) {
             canary: Default::default(),
             operation: swarm_upgrade::plan::Operation::Upgrade,
             selection: &swarm_upgrade::plan::Selection::default(),
+            hooks: &[],
         },
     );
     let run = swarm_upgrade::exec::rundir::RunDir {

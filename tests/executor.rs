@@ -91,6 +91,7 @@ impl Setup {
                 canary: Default::default(),
                 operation: swarm_upgrade::plan::Operation::Upgrade,
                 selection: &swarm_upgrade::plan::Selection::default(),
+                hooks: &[],
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -1036,6 +1037,7 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
             canary: Default::default(),
             operation: swarm_upgrade::plan::Operation::Upgrade,
             selection: &swarm_upgrade::plan::Selection::default(),
+            hooks: &[],
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

@@ -197,6 +197,7 @@ fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation) -> Pl
             },
             operation,
             selection: &plan::Selection::default(),
+            hooks: &[],
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

@@ -147,6 +147,10 @@ impl Ops for SimCluster {
         Ok(output)
     }
 
+    async fn run_local(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+        Ok(self.with(|w| w.local_command(cmd))?)
+    }
+
     async fn acquire_lease(
         &self,
         via: &str,

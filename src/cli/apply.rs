@@ -40,6 +40,7 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
         canary: args.canary.canary(),
         operation: plan::Operation::Upgrade,
         selection: args.select.selection(),
+        hooks: super::hooks_of(&args.cluster)?,
     };
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))
@@ -58,6 +59,7 @@ pub fn restart(args: &RestartArgs, quiet: bool) -> anyhow::Result<u8> {
         canary: Default::default(),
         operation: plan::Operation::Restart,
         selection: args.select.selection(),
+        hooks: super::hooks_of(&args.cluster)?,
     };
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))

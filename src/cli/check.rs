@@ -55,6 +55,7 @@ pub fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<u8> {
             canary: Default::default(),
             operation: crate::plan::Operation::Upgrade,
             selection: &crate::plan::Selection::default(),
+            hooks: &[],
         },
     );
     let blockers: Vec<String> = plan

@@ -19,10 +19,12 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
         _ => (crate::launch::restart_read_pin(), plan::Operation::Restart),
     };
     let selection = args.select.selection();
+    let hooks = super::hooks_of(&args.cluster)?;
     let gathered = gather(&args.cluster, args.from_facts.as_deref(), &pin, &log)?;
     selection
         .validate(&gathered.facts.cluster.nodes)
         .map_err(crate::error::usage)?;
+    crate::cluster::check_hook_nodes(&hooks, &gathered)?;
     if let Some(path) = &args.save_facts {
         let json = serde_json::to_vec_pretty(&gathered)?;
         crate::files::write_atomic(path, &json)?;
@@ -39,6 +41,7 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
             canary: args.canary.canary(),
             operation,
             selection: &selection,
+            hooks: &hooks,
         },
     );
     match args.output {

@@ -185,6 +185,20 @@ pub struct PlanRequest<'a> {
     /// Upgrade to the pin, or restart (the pin then only read the cluster).
     pub operation: plan::Operation,
     pub selection: &'a plan::Selection,
+    /// The operator's hooks (`crate::hooks`).
+    pub hooks: &'a [crate::hooks::Hook],
+}
+
+/// Hooks naming a node the swarm does not have: bad input (exit 2).
+pub fn check_hook_nodes(hooks: &[crate::hooks::Hook], g: &Gathered) -> anyhow::Result<()> {
+    let names: Vec<&str> = g
+        .facts
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.hostname.as_str())
+        .collect();
+    crate::hooks::check_nodes(hooks, &names).map_err(crate::error::usage)
 }
 
 /// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
@@ -217,6 +231,7 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
             canary: req.canary,
             operation: req.operation,
             selection: req.selection.clone(),
+            hooks: req.hooks.to_vec(),
         },
     )
 }

@@ -149,6 +149,7 @@ pub fn blockers(
             canary: Default::default(),
             operation: run_plan.operation,
             selection: &run_plan.selection,
+            hooks: &[],
         },
     );
     fresh
@@ -413,6 +414,7 @@ mod tests {
                 canary: Default::default(),
                 operation: plan::Operation::Upgrade,
                 selection: &plan::Selection::default(),
+                hooks: &[],
             },
         );
         assert!(fresh.is_blocked(), "a new run would be blocked");

@@ -73,6 +73,8 @@ pub struct ApplyRequest {
     /// `restart` sets this; `pin` then only reads the cluster.
     pub operation: plan::Operation,
     pub selection: plan::Selection,
+    /// The operator's hooks, for a new run (a continued run keeps its plan's).
+    pub hooks: Vec<crate::hooks::Hook>,
 }
 
 /// The version a restart reads the cluster with: it resolves no package
@@ -104,6 +106,10 @@ pub async fn apply(
     {
         reading.close().await;
         return Err(usage(e));
+    }
+    if let Err(e) = cluster::check_hook_nodes(&req.hooks, &reading.gathered) {
+        reading.close().await;
+        return Err(e);
     }
     let dir = ClusterDir::open(&opts.state_base, &reading.gathered.facts.cluster.id)?;
     let _lock = dir.lock()?;
@@ -145,6 +151,7 @@ pub async fn apply(
             canary: req.canary,
             operation: req.operation,
             selection: &req.selection,
+            hooks: &req.hooks,
         },
     );
     let plan = match &req.saved {

@@ -31,6 +31,8 @@ pub struct PlanOptions {
     pub canary: Canary,
     pub operation: Operation,
     pub selection: Selection,
+    /// The operator's hooks (`crate::hooks`).
+    pub hooks: Vec<crate::hooks::Hook>,
 }
 
 impl Default for PlanOptions {
@@ -41,6 +43,7 @@ impl Default for PlanOptions {
             canary: Canary::default(),
             operation: Operation::Upgrade,
             selection: Selection::default(),
+            hooks: vec![],
         }
     }
 }
@@ -104,6 +107,7 @@ pub fn build(
         // (found by the fault matrix).
         Operation::Restart => (Steps::restarting(Canary::default()), &RESTART_STEPS[..]),
     };
+    steps.hooks = opts.hooks.clone();
     steps.managers(&managers, node_steps, !workers.is_empty());
     let batch_size = worker_batch_size(facts, workers.len(), opts.max_parallel);
     steps.workers(workers.chunks(batch_size), node_steps);
@@ -146,6 +150,7 @@ pub fn build(
         canary: opts.canary,
         operation: opts.operation,
         selection: opts.selection.clone(),
+        hooks: opts.hooks.clone(),
     }
 }
 

@@ -38,6 +38,10 @@ pub struct Plan {
     /// The nodes the operator selected; the others are skipped, with why.
     #[serde(default, skip_serializing_if = "Selection::is_empty")]
     pub selection: Selection,
+    /// The operator's hooks; their `hook` steps say where each runs.
+    /// Left out of the file when there are none (older plans keep their hash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hooks::Hook>,
 }
 
 /// What happens after each canary (the first manager, the first worker
@@ -159,6 +163,8 @@ pub enum Action {
     /// After a canary (`--pause-after-canary`): the run marks its own lease
     /// paused and waits at the next safe point for `swarm-upgrade continue`.
     Pause,
+    /// The operator's hooks at one point of the node's steps (`Step::hook`).
+    Hook,
 }
 
 impl Action {
@@ -177,6 +183,7 @@ impl Action {
             Action::VerifyServices => "verify-services",
             Action::Soak => "soak",
             Action::Pause => "pause",
+            Action::Hook => "hook",
         }
     }
 }
@@ -210,4 +217,18 @@ pub struct Step {
     /// For `restore-availability`: the availability to restore.
     #[serde(default)]
     pub availability: Option<Availability>,
+    /// For `hook`: the point whose hooks it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<crate::hooks::HookPoint>,
+}
+
+impl Step {
+    /// The action's name, with the hook point for a hook step
+    /// (`hook pre-drain`).
+    pub fn label(&self) -> String {
+        match self.hook {
+            Some(h) if self.action == Action::Hook => format!("hook {}", h.name()),
+            _ => self.action.name().to_string(),
+        }
+    }
 }

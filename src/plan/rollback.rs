@@ -74,6 +74,8 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         canary: Default::default(),
         operation: super::Operation::Upgrade,
         selection: super::Selection::default(),
+        // A revert runs no hooks: they were written for the upgrade.
+        hooks: vec![],
     }
 }
 

@@ -18,6 +18,7 @@ fn plan(operation: Operation, selection: Selection, max_parallel: usize) -> Plan
             canary: Default::default(),
             operation,
             selection,
+            hooks: vec![],
         },
     )
 }
@@ -203,6 +204,7 @@ fn the_checks_still_see_the_whole_swarm() {
             canary: Default::default(),
             operation: Operation::Restart,
             selection: &sel,
+            hooks: &[],
         },
     );
     assert!(

@@ -10,6 +10,7 @@
 pub(crate) mod backup;
 pub(crate) mod drain;
 mod drain_budget;
+pub(crate) mod hook;
 pub(crate) mod install;
 pub(crate) mod pause;
 pub(crate) mod restore;
@@ -56,6 +57,7 @@ pub(crate) fn describe(cx: &Cx<'_>, step: &Step) -> Description {
         A::VerifyServices => verify_services::VerifyServices.describe(cx, step),
         A::Soak => soak::Soak.describe(cx, step),
         A::Pause => pause::Pause.describe(cx, step),
+        A::Hook => hook::RunHooks.describe(cx, step),
     }
 }
 
@@ -75,6 +77,7 @@ pub(crate) async fn run<O: Ops>(s: &StepCx<'_, '_, O>) -> StepResult {
         A::VerifyServices => verify_services::VerifyServices.run(s).await,
         A::Soak => soak::Soak.run(s).await,
         A::Pause => pause::Pause.run(s).await,
+        A::Hook => hook::RunHooks.run(s).await,
     }
 }
 
