@@ -96,6 +96,9 @@ pub struct Hook {
     pub nodes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// `file:line` it was declared at, for messages (not saved with a plan).
+    #[serde(skip)]
+    pub defined_at: String,
 }
 
 impl Hook {
@@ -178,6 +181,7 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Vec<Hook>> {
             timeout_secs: timeout.as_secs().max(1),
             nodes: h.nodes,
             role: h.role,
+            defined_at: at,
         });
     }
     Ok(hooks)
@@ -189,9 +193,8 @@ pub fn check_nodes(hooks: &[Hook], hostnames: &[&str]) -> Result<(), String> {
     for h in hooks {
         if let Some(bad) = h.nodes.iter().find(|n| !hostnames.contains(&n.as_str())) {
             return Err(format!(
-                "hook {} `{}`: node {bad:?} is not in the swarm (nodes: {})",
-                h.at.name(),
-                h.command,
+                "{}: hook field `nodes`: {bad:?} is not a node of the swarm; use one of {}",
+                h.defined_at,
                 hostnames.join(", ")
             ));
         }
@@ -261,7 +264,10 @@ mod tests {
             p("hooks:\n  - at: pre-drain\n    run: host\n    command: x\n    nodes: [w9]\n")
                 .unwrap();
         let err = check_nodes(&hooks, &["m1", "w1"]).unwrap_err();
-        assert!(err.contains("\"w9\" is not in the swarm"), "{err}");
+        assert!(
+            err.contains("inv.yaml:2: hook field `nodes`: \"w9\" is not a node"),
+            "{err}"
+        );
         assert!(check_nodes(&hooks, &["w9"]).is_ok());
     }
 }

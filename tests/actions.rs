@@ -351,6 +351,7 @@ fn all_hooks() -> Vec<Hook> {
                 timeout_secs: 60,
                 nodes: vec![],
                 role: None,
+                defined_at: String::new(),
             })
         })
         .collect()
