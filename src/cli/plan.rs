@@ -19,8 +19,9 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
         _ => (crate::launch::restart_read_pin(), plan::Operation::Restart),
     };
     let selection = args.select.selection();
-    let hooks = super::hooks_of(&args.cluster)?;
     let gathered = gather(&args.cluster, args.from_facts.as_deref(), &pin, &log)?;
+    // After the inventory is read: its own errors come first.
+    let hooks = super::hooks_of(&args.cluster)?;
     selection
         .validate(&gathered.facts.cluster.nodes)
         .map_err(crate::error::usage)?;
