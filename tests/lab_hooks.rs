@@ -153,7 +153,7 @@ fn a_failing_pre_drain_hook_stops_the_run_before_that_node_is_touched() {
         .lab
         .exec_sh(&worker, &format!("rm -f {MARKER}"))
         .unwrap();
-    let resumed = fresh.run(&["resume"]);
+    let resumed = fresh.run(&["resume", "--yes"]);
     assert_eq!(
         resumed.status.code(),
         Some(0),
