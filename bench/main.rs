@@ -269,6 +269,7 @@ fn sim_journal(dir: &Path) {
             selection: &swarm_upgrade::plan::Selection::default(),
             prepull: false,
             reboot: false,
+            hooks: &[],
         },
     );
     let run = swarm_upgrade::exec::rundir::RunDir {

@@ -40,6 +40,7 @@ mod exit_code;
 pub mod facts;
 mod files;
 pub mod hazards;
+pub mod hooks;
 mod inventory;
 mod launch;
 mod logging;

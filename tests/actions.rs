@@ -23,6 +23,7 @@ use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::{RunState, RunStatus, StepStatus};
 use swarm_upgrade::facts::Gathered;
 use swarm_upgrade::facts::model::{NodeFacts, ServiceFacts, ServiceMode};
+use swarm_upgrade::hooks::{Hook, HookRun};
 use swarm_upgrade::plan::{self, Action, Plan};
 use swarm_upgrade::playbook::Playbooks;
 use swarm_upgrade::transport::{Cmd, CmdOutput};
@@ -148,7 +149,8 @@ impl<'a> Recorder<'a> {
             own
         } else if matches!(
             seen,
-            Seen::OnNode(_, Operation::Command { .. }) | Seen::Via { about: Some(_), .. }
+            Seen::OnNode(_, Operation::Command { .. } | Operation::Local { .. })
+                | Seen::Via { about: Some(_), .. }
         ) {
             log.errors.push(format!(
                 "a call about a node no open step acts on: {seen:?}"
@@ -161,13 +163,34 @@ impl<'a> Recorder<'a> {
                 .collect()
         };
         let mut matched = false;
-        for (scope, node) in candidates {
+        for (scope, node) in &candidates {
             let op = relative(&seen, node.as_deref());
-            if self.description(&scope).distinct().contains(&&op) {
+            if self.description(scope).distinct().contains(&&op) {
                 matched = true;
-                let performed = log.performed.entry(scope).or_default();
+                let performed = log.performed.entry(scope.clone()).or_default();
                 if !performed.contains(&op) {
                     performed.push(op);
+                }
+            }
+        }
+        // A node's own engine asked by a step of another node (which
+        // manager answers), while a step of its own runs alongside (its
+        // hook, in the managers' reactivation batch): any open scope.
+        if !matched && matches!(seen, Seen::OnNode(_, Operation::Api { .. })) {
+            let others: Vec<(Scope, Option<String>)> = log
+                .open
+                .iter()
+                .filter(|(s, _)| !candidates.iter().any(|(c, _)| c == *s))
+                .map(|(s, n)| (s.clone(), n.clone()))
+                .collect();
+            for (scope, node) in others {
+                let op = relative(&seen, node.as_deref());
+                if self.description(&scope).distinct().contains(&&op) {
+                    matched = true;
+                    let performed = log.performed.entry(scope).or_default();
+                    if !performed.contains(&op) {
+                        performed.push(op);
+                    }
                 }
             }
         }
@@ -269,6 +292,16 @@ impl Ops for Recorder<'_> {
         self.saw(Seen::OnNode(node.into(), Operation::command(cmd)));
         self.sim.run(node, cmd).await
     }
+    async fn run_local(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+        // A hook on the controller is about the node its SU_NODE_ID names.
+        let node = cmd
+            .argv
+            .iter()
+            .find_map(|a| a.strip_prefix("SU_NODE_ID="))
+            .unwrap_or("?");
+        self.saw(Seen::OnNode(node.into(), Operation::local(cmd)));
+        self.sim.run_local(cmd).await
+    }
     async fn acquire_lease(
         &self,
         via: &str,
@@ -341,6 +374,24 @@ impl Recorder<'_> {
     }
 }
 
+/// A host hook and a controller hook at every point.
+fn all_hooks() -> Vec<Hook> {
+    swarm_upgrade::hooks::POINTS
+        .iter()
+        .flat_map(|&at| {
+            [HookRun::Host, HookRun::Controller].map(|run| Hook {
+                at,
+                run,
+                command: format!("echo {} \"$SU_NODE\"", at.name()),
+                timeout_secs: 60,
+                nodes: vec![],
+                role: None,
+                defined_at: String::new(),
+            })
+        })
+        .collect()
+}
+
 fn pin() -> EngineVersion {
     "26.1.5".parse().unwrap()
 }
@@ -360,6 +411,8 @@ struct Case {
     dir: tempfile::TempDir,
     /// Plans with `--prepull`.
     prepull: bool,
+    /// The operator's hooks the plans get.
+    hooks: Vec<Hook>,
 }
 
 impl Case {
@@ -380,6 +433,7 @@ impl Case {
             },
             dir: tempfile::tempdir().unwrap(),
             prepull: false,
+            hooks: vec![],
         }
     }
 
@@ -435,6 +489,7 @@ impl Case {
                 selection: &swarm_upgrade::plan::Selection::default(),
                 prepull: self.prepull,
                 reboot,
+                hooks: &self.hooks,
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);
@@ -593,6 +648,7 @@ fn every_kind() -> Vec<Action> {
         Action::Pause,
         Action::Prepull,
         Action::Reboot,
+        Action::Hook,
     ];
     for a in all {
         match a {
@@ -609,8 +665,9 @@ fn every_kind() -> Vec<Action> {
             | Action::VerifyServices
             | Action::Soak
             | Action::Pause
-            | Action::Prepull => {}
-            | Action::Reboot => {}
+            | Action::Prepull
+            | Action::Reboot
+            | Action::Hook => {}
         }
     }
     all.to_vec()
@@ -619,7 +676,9 @@ fn every_kind() -> Vec<Action> {
 // The soak's sleeps on tokio's paused clock.
 #[tokio::test(start_paused = true)]
 async fn every_action_does_what_it_describes_in_an_upgrade_and_its_rollback() {
-    let case = Case::with_local_image(3);
+    let mut case = Case::with_local_image(3);
+    // Hooks at every point, on the hosts and on the controller.
+    case.hooks = all_hooks();
     // Canaries soaked, and paused after (continued at once).
     let upgrade = case.plan_with(
         1,

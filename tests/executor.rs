@@ -93,6 +93,7 @@ impl Setup {
                 selection: &swarm_upgrade::plan::Selection::default(),
                 prepull: false,
                 reboot: false,
+                hooks: &[],
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -1040,6 +1041,7 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
             selection: &swarm_upgrade::plan::Selection::default(),
             prepull: false,
             reboot: false,
+            hooks: &[],
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

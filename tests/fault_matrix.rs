@@ -30,6 +30,11 @@
 //!   and the operator's `continue` lets it finish in the same run.
 //! - `Aborted`: `swarm-upgrade abort`; the run must stop at its next safe
 //!   point (every engine running) and `resume` finishes it.
+//! - `HookFails`: the operator's hooks for the node fail from now until the
+//!   follow-up (plans `Upgrade1` and `Restart2`, which have a hook at every
+//!   point, on the host or the controller). At `pre-drain` the run must stop
+//!   with the node untouched (no run label, its availability as before);
+//!   later it is rolled back.
 //!
 //! The upgrade plans have canaries with a soak (30 s, 3 checks), so every
 //! fault also hits a soak step. `Upgrade2`'s cluster has a service whose
@@ -73,6 +78,7 @@ use swarm_upgrade::exec::state::{RunState, RunStatus};
 use swarm_upgrade::exec::{LABEL_AVAILABILITY, LABEL_RUN};
 use swarm_upgrade::facts::Gathered;
 use swarm_upgrade::facts::model::{Availability, Role};
+use swarm_upgrade::hooks::{Hook, HookRun};
 use swarm_upgrade::plan::{self, Action, Plan};
 use swarm_upgrade::playbook::{Playbooks, Script};
 use swarm_upgrade::version::EngineVersion;
@@ -103,6 +109,7 @@ enum Fault {
     CtrlC,
     Paused,
     Aborted,
+    HookFails,
 }
 
 const KINDS: [Kind; 5] = [
@@ -112,7 +119,7 @@ const KINDS: [Kind; 5] = [
     Kind::Restart2,
     Kind::Reboot2,
 ];
-const FAULTS: [Fault; 11] = [
+const FAULTS: [Fault; 12] = [
     Fault::KilledResumed,
     Fault::KilledFreshDir,
     Fault::SshLost,
@@ -124,11 +131,42 @@ const FAULTS: [Fault; 11] = [
     Fault::CtrlC,
     Fault::Paused,
     Fault::Aborted,
+    Fault::HookFails,
 ];
 
 fn applies(kind: Kind, fault: Fault) -> bool {
     !(kind == Kind::Rollback && matches!(fault, Fault::KilledFreshDir | Fault::EngineFailsToStart)
-        || matches!(kind, Kind::Restart2 | Kind::Reboot2) && fault == Fault::EngineFailsToStart)
+        || matches!(kind, Kind::Restart2 | Kind::Reboot2) && fault == Fault::EngineFailsToStart
+        || fault == Fault::HookFails && !has_hooks(kind))
+}
+
+/// The plans with the operator's hooks (`hooks()`).
+fn has_hooks(kind: Kind) -> bool {
+    matches!(kind, Kind::Upgrade1 | Kind::Restart2)
+}
+
+/// Hooks at every point, on the hosts and on the controller, so that every
+/// fault also hits hook steps (a restart has no post-install).
+fn hooks() -> Vec<Hook> {
+    use swarm_upgrade::hooks::HookPoint as P;
+    [
+        (P::PreDrain, HookRun::Host),
+        (P::PostStop, HookRun::Controller),
+        (P::PostInstall, HookRun::Host),
+        (P::PostVerify, HookRun::Controller),
+        (P::PreRestore, HookRun::Host),
+    ]
+    .into_iter()
+    .map(|(at, run)| Hook {
+        at,
+        run,
+        command: format!("echo {} \"$SU_NODE\"", at.name()),
+        timeout_secs: 60,
+        nodes: vec![],
+        role: None,
+        defined_at: String::new(),
+    })
+    .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,10 +227,11 @@ fn plan_of(g: &Gathered, max_parallel: usize) -> Plan {
 /// The plan a kind starts from (or, from another machine, starts again).
 fn kind_plan(kind: Kind, g: &Gathered) -> Plan {
     match kind {
-        Kind::Restart2 => plan_for(g, 2, plan::Operation::Restart, Extras::NONE),
+        Kind::Restart2 => plan_for(g, 2, plan::Operation::Restart, Extras::HOOKS),
         Kind::Reboot2 => plan_for(g, 2, plan::Operation::Restart, Extras::REBOOT),
+        Kind::Upgrade1 => plan_for(g, 1, plan::Operation::Upgrade, Extras::HOOKS),
         Kind::Upgrade2 => plan_for(g, 2, plan::Operation::Upgrade, Extras::PREPULL),
-        Kind::Upgrade1 | Kind::Rollback => plan_of(g, 1),
+        Kind::Rollback => plan_of(g, 1),
     }
 }
 
@@ -201,24 +240,31 @@ fn kind_plan(kind: Kind, g: &Gathered) -> Plan {
 struct Extras {
     prepull: bool,
     reboot: bool,
+    hooks: bool,
 }
 
 impl Extras {
     const NONE: Extras = Extras {
         prepull: false,
         reboot: false,
+        hooks: false,
     };
     const PREPULL: Extras = Extras {
         prepull: true,
-        reboot: false,
+        ..Extras::NONE
     };
     const REBOOT: Extras = Extras {
-        prepull: false,
         reboot: true,
+        ..Extras::NONE
+    };
+    const HOOKS: Extras = Extras {
+        hooks: true,
+        ..Extras::NONE
     };
 }
 
 fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation, extras: Extras) -> Plan {
+    let hooks = if extras.hooks { hooks() } else { vec![] };
     let plan = cluster::plan(
         g,
         &PlanRequest {
@@ -236,6 +282,7 @@ fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation, extra
             selection: &plan::Selection::default(),
             prepull: extras.prepull,
             reboot: extras.reboot,
+            hooks: &hooks,
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -453,6 +500,7 @@ impl Lab {
             self.sim.lose_ssh(&n, false);
             self.sim.partition(&n, false);
             self.sim.repair_engine(&n);
+            self.sim.fail_hooks(&n, false);
         }
     }
 }
@@ -564,6 +612,7 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             Fault::CtrlC => stop.store(true, Ordering::SeqCst),
             Fault::Paused => sim.control(Control::Pause),
             Fault::Aborted => sim.control(Control::Abort),
+            Fault::HookFails => sim.fail_hooks(node.unwrap_or("m1"), true),
         }
         if matches!(case.fault, Fault::LeaseTaken | Fault::LeaseExpired) {
             let b = plan.steps[case.step - 1].batch;
@@ -581,6 +630,26 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
         .execute(&current_plan, &current_g, &opts, &run_id, state, &inject)
         .await;
     let mut history = vec![format!("{ended:?}")];
+    // A failing pre-drain hook stops the run before its node is touched
+    // (a sibling of a parallel batch already under way is rolled back).
+    let step = &plan.steps[case.step - 1];
+    if case.fault == Fault::HookFails
+        && step.hook == Some(swarm_upgrade::hooks::HookPoint::PreDrain)
+        && let Some(n) = &step.node
+    {
+        let touched = sim.labels(n).contains_key(LABEL_RUN) || sim.availability(n) != before[n];
+        let siblings = plan
+            .steps
+            .iter()
+            .any(|s| s.batch == step.batch && s.node != step.node);
+        let expected = matches!(ended, Ended::Status(RunStatus::Failed))
+            || siblings && matches!(ended, Ended::Status(RunStatus::RolledBack));
+        if touched || !expected {
+            return Err(format!(
+                "a failing pre-drain hook: the run ended {ended:?}, {n} touched: {touched}"
+            ));
+        }
+    }
     for attempt in 2..=4 {
         if debug {
             eprintln!("{case}: attempt {} ended {ended:?}", attempt - 1);
@@ -737,7 +806,7 @@ fn step_counts() -> Vec<(Kind, usize)> {
         p.steps.len()
     };
     vec![
-        (Kind::Upgrade1, up.steps.len()),
+        (Kind::Upgrade1, kind_plan(Kind::Upgrade1, &g).steps.len()),
         (Kind::Upgrade2, prepulled),
         (
             Kind::Rollback,

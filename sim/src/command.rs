@@ -80,6 +80,10 @@ impl ScriptIndex {
                         Some(&s) => Kind::Script(s, env),
                         None => Kind::Unknown,
                     },
+                    ["timeout", "-k", _, _, "sh", "-c", _] => match hook_point(cmd) {
+                        Some(p) => Kind::Hook(p),
+                        None => Kind::Unknown,
+                    },
                     _ => Kind::Unknown,
                 }
             }
@@ -96,7 +100,24 @@ struct Env {
     backup_dir: String,
 }
 
+/// The `SU_HOOK` of an operator's hook command (host or controller).
+pub(crate) fn hook_point(cmd: &Cmd) -> Option<String> {
+    env_var(cmd, "SU_HOOK")
+}
+
+/// An `env NAME=value ...` variable of a command.
+pub(crate) fn env_var(cmd: &Cmd, name: &str) -> Option<String> {
+    let mut argv = cmd.argv.iter();
+    if argv.next().map(String::as_str) != Some("env") {
+        return None;
+    }
+    argv.map_while(|a| a.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
 enum Kind {
+    Hook(String),
     Script(Script, Env),
     Pgrep,
     BootId,
@@ -142,6 +163,13 @@ impl World {
             Kind::BootId => (Op::BootId, self.delays.command),
             Kind::Unlock => (Op::Unlock, self.delays.command),
             Kind::VerifyServices => (Op::VerifyServices, self.delays.command),
+            Kind::Hook(p) => (
+                Op::Hook {
+                    point: p.clone(),
+                    controller: false,
+                },
+                self.delays.command,
+            ),
             Kind::Unknown => (Op::Unknown(cmd.display()), self.delays.command),
         };
         let (output, effect) = match self.injected_failure(i, &kind) {
@@ -153,6 +181,41 @@ impl World {
             self.schedule(duration, Ev::Effect(e));
         }
         Ok((output, duration))
+    }
+
+    /// What an operator's hook for node `i` prints and exits with.
+    pub(crate) fn hook_output(&self, i: usize, point: &str) -> CmdOutput {
+        if self.nodes[i].faults.hooks_fail {
+            out(
+                1,
+                "",
+                format!("sim: {point} hook refuses {}\n", self.nodes[i].hostname),
+            )
+        } else {
+            out(0, format!("sim: {point} hook ok\n"), "")
+        }
+    }
+
+    /// Runs an operator's hook on the controller: for the node it names
+    /// (`SU_NODE`), like on its host, without touching the host.
+    pub(crate) fn local_command(&mut self, cmd: &Cmd) -> Result<CmdOutput, SimError> {
+        let (Some(node), Some(point)) = (env_var(cmd, "SU_NODE"), hook_point(cmd)) else {
+            return Err(SimError(format!(
+                "sim: unknown controller command: {}",
+                cmd.display()
+            )));
+        };
+        let i = self.node_by_name(&node);
+        let output = self.hook_output(i, &point);
+        self.record(
+            i,
+            Op::Hook {
+                point,
+                controller: true,
+            },
+            Some(output.status),
+        );
+        Ok(output)
     }
 
     fn script_duration(&self, s: Script) -> Duration {
@@ -188,6 +251,7 @@ impl World {
             pkgs.iter().map(|(n, v)| format!("{n}={v}\n")).collect()
         };
         match kind {
+            Kind::Hook(p) => (self.hook_output(i, &p), None),
             Kind::VerifyServices => (self.probe_services(i, cmd), None),
             Kind::Pgrep => {
                 if n.engine_up {

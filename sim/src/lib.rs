@@ -309,6 +309,11 @@ impl SimCluster {
         self.with(|w| w.lease = None);
     }
 
+    /// The operator's hooks for this node fail (exit 1) or succeed again.
+    pub fn fail_hooks(&self, name: &str, fail: bool) {
+        self.with_node(name, |w, i| w.nodes[i].faults.hooks_fail = fail);
+    }
+
     /// SSH to this host fails (commands, and its Engine API, tunnelled over SSH).
     pub fn lose_ssh(&self, name: &str, lost: bool) {
         self.with_node(name, |w, i| w.nodes[i].faults.ssh_lost = lost);

@@ -187,6 +187,10 @@ impl Ops for SimCluster {
         })?)
     }
 
+    async fn run_local(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+        Ok(self.with(|w| w.local_command(cmd))?)
+    }
+
     async fn acquire_lease(
         &self,
         via: &str,

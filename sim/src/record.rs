@@ -22,6 +22,9 @@ pub enum Op {
     Unlock,
     /// The service probe of `verify-services`.
     VerifyServices,
+    /// An operator's hook for the node (`SU_HOOK`), on its host or on the
+    /// controller.
+    Hook { point: String, controller: bool },
     /// A command the simulation does not know (exit 127).
     Unknown(String),
     /// An image was loaded into its engine (`POST /images/load`, `--prepull`).

@@ -78,6 +78,9 @@ pub(crate) struct NodeFaults {
     /// Its published ports stop answering while it runs this engine
     /// version (upstream, e.g. `26.1.5`).
     pub closed_ports: Option<String>,
+    /// The operator's hooks for this node (on its host or on the
+    /// controller) exit 1.
+    pub hooks_fail: bool,
 }
 
 impl NodeFaults {

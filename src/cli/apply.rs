@@ -42,6 +42,7 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
         selection: args.select.selection(),
         prepull: args.prepull,
         reboot: args.reboot,
+        hooks: super::hooks_of(&args.cluster)?,
     };
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))
@@ -62,6 +63,7 @@ pub fn restart(args: &RestartArgs, quiet: bool) -> anyhow::Result<u8> {
         selection: args.select.selection(),
         prepull: args.prepull,
         reboot: args.reboot,
+        hooks: super::hooks_of(&args.cluster)?,
     };
     let fe = Terminal::new(args.run.output == Output::Json, quiet);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))

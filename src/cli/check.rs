@@ -57,6 +57,7 @@ pub fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<u8> {
             selection: &crate::plan::Selection::default(),
             prepull: false,
             reboot: false,
+            hooks: &[],
         },
     );
     let blockers: Vec<String> = plan

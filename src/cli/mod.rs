@@ -189,6 +189,11 @@ pub struct ClusterArgs {
     /// installed version instead of the newest one offered. Repeatable.
     #[arg(long, value_name = "PACKAGE")]
     pub keep: Vec<String>,
+    /// Hooks file (a top-level `hooks:` list, as in the inventory): commands
+    /// run per node at pre-drain, post-stop, post-install, post-verify,
+    /// pre-restore. Added to the inventory's own hooks.
+    #[arg(long, value_name = "FILE")]
+    pub hooks: Option<PathBuf>,
     /// SSH connection timeout.
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -659,6 +664,18 @@ fn gather(
             })
         }
     }
+}
+
+/// The hooks of the YAML inventory, then those of `--hooks FILE`.
+fn hooks_of(cluster: &ClusterArgs) -> anyhow::Result<Vec<crate::hooks::Hook>> {
+    let mut hooks = vec![];
+    if let Some(inv) = &cluster.inventory {
+        hooks.extend(crate::hooks::load(inv)?);
+    }
+    if let Some(file) = &cluster.hooks {
+        hooks.extend(crate::hooks::load(file)?);
+    }
+    Ok(hooks)
 }
 
 /// Whether the environment provides a swarm unlock key (`plan` and `check`

@@ -20,9 +20,12 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
     };
     let selection = args.select.selection();
     let gathered = gather(&args.cluster, args.from_facts.as_deref(), &pin, &log)?;
+    // After the inventory is read: its own errors come first.
+    let hooks = super::hooks_of(&args.cluster)?;
     selection
         .validate(&gathered.facts.cluster.nodes)
         .map_err(crate::error::usage)?;
+    crate::cluster::check_hook_nodes(&hooks, &gathered)?;
     if let Some(path) = &args.save_facts {
         let json = serde_json::to_vec_pretty(&gathered)?;
         crate::files::write_atomic(path, &json)?;
@@ -41,6 +44,7 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
             selection: &selection,
             prepull: args.prepull,
             reboot: args.reboot,
+            hooks: &hooks,
         },
     );
     match args.output {

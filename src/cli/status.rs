@@ -237,7 +237,7 @@ fn table(state: &RunState, plan: &Plan, dir: &Path) -> String {
             "  [{:>3}] {:<10} {:<22} {:?}{}\n",
             s.index,
             s.node.as_deref().unwrap_or("swarm"),
-            s.action.name(),
+            s.label(),
             st.status,
             st.error
                 .as_deref()

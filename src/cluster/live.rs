@@ -419,6 +419,10 @@ impl Ops for LiveOps {
         out
     }
 
+    async fn run_local(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+        crate::transport::local::run(cmd).await
+    }
+
     async fn acquire_lease(
         &self,
         via: &str,

@@ -190,6 +190,20 @@ pub struct PlanRequest<'a> {
     pub prepull: bool,
     /// `--reboot`: each host rebooted instead of only its engine restarted.
     pub reboot: bool,
+    /// The operator's hooks (`crate::hooks`).
+    pub hooks: &'a [crate::hooks::Hook],
+}
+
+/// Hooks naming a node the swarm does not have: bad input (exit 2).
+pub fn check_hook_nodes(hooks: &[crate::hooks::Hook], g: &Gathered) -> anyhow::Result<()> {
+    let names: Vec<&str> = g
+        .facts
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.hostname.as_str())
+        .collect();
+    crate::hooks::check_nodes(hooks, &names).map_err(crate::error::usage)
 }
 
 /// Checks and hazards, then the plan (pure). Findings of waived checks are kept, shown
@@ -229,6 +243,7 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
                 vec![]
             },
             reboot: req.reboot,
+            hooks: req.hooks.to_vec(),
         },
     )
 }

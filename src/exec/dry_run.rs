@@ -97,7 +97,7 @@ pub fn render(plan: &Plan, facts: &Facts, playbooks: &Playbooks, opts: &RunOptio
             "[{}] {} {}\n",
             s.index,
             s.node.as_deref().unwrap_or("swarm"),
-            s.action.name()
+            s.label()
         ));
         out.push_str(&d.steps[&s.index].render(node, "  "));
     }

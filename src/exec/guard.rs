@@ -80,6 +80,15 @@ async fn once<O: Ops>(run: &Runner<'_, O>, node: &PlanNode, expect: Expect) -> R
     if me.state != NodeState::Ready && expect == Expect::Ready && !mid_run {
         return Err(format!("{} is {:?}, not ready", me.hostname, me.state));
     }
+    // A manager the others cannot reach would not verify once restarted
+    // (found by the fault matrix: a manager cut off while a hook ran before it).
+    if me.role == Role::Manager && expect == Expect::Ready && !mid_run && !me.is_reachable_manager()
+    {
+        return Err(format!(
+            "{} is not reachable as a manager: not taking it down",
+            me.hostname
+        ));
+    }
     if node.role == Role::Manager || me.role == Role::Manager {
         quorum_guard(&managers, &node.id)?;
     }

@@ -79,11 +79,21 @@ pub enum Operation {
         cmd: String,
         stdin: Option<String>,
     },
+    /// A command on the controller (an operator's hook), as the shell
+    /// would read it.
+    Local {
+        cmd: String,
+    },
 }
 
 impl Operation {
     pub fn api(on: On, call: Call) -> Operation {
         Operation::Api { on, call }
+    }
+
+    /// A command on the controller.
+    pub fn local(cmd: &Cmd) -> Operation {
+        Operation::Local { cmd: cmd.display() }
     }
 
     /// A command, with what goes to its stdin named, never shown.
@@ -198,6 +208,7 @@ impl Operation {
                     None => format!("ssh {host}: {cmd}"),
                 }
             }
+            Operation::Local { cmd } => format!("controller: {cmd}"),
             Operation::Api { on, call } => {
                 let on = match (on, node) {
                     (On::Node, _) => format!("{name}'s engine"),

@@ -88,6 +88,9 @@ pub trait Ops: Send + Sync {
     ) -> impl Future<Output = anyhow::Result<EngineStatus>> + Send;
     /// Runs a command on the node's host.
     fn run(&self, node: &str, cmd: &Cmd) -> impl Future<Output = anyhow::Result<CmdOutput>> + Send;
+    /// Runs a command on the controller, the machine running swarm-upgrade
+    /// (operator hooks); a timeout kills it and is an exit status of 124.
+    fn run_local(&self, cmd: &Cmd) -> impl Future<Output = anyhow::Result<CmdOutput>> + Send;
     fn acquire_lease(
         &self,
         via: &str,

@@ -371,7 +371,7 @@ impl<'a, O: Ops> Runner<'a, O> {
                 st.failure = Some(format!(
                     "step {} ({} {}) failed: {msg}",
                     s.index,
-                    s.action.name(),
+                    s.label(),
                     s.node.as_deref().unwrap_or("cluster")
                 ));
             })

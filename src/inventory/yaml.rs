@@ -33,6 +33,9 @@ struct File {
     defaults: RawDefaults,
     #[serde(default)]
     hosts: Vec<Spanned<RawHost>>,
+    /// Read by `crate::hooks`.
+    #[serde(default, rename = "hooks")]
+    _hooks: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]

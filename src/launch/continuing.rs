@@ -151,6 +151,7 @@ pub fn blockers(
             selection: &run_plan.selection,
             prepull: false,
             reboot: false,
+            hooks: &[],
         },
     );
     fresh
@@ -417,6 +418,7 @@ mod tests {
                 selection: &plan::Selection::default(),
                 prepull: false,
                 reboot: false,
+                hooks: &[],
             },
         );
         assert!(fresh.is_blocked(), "a new run would be blocked");

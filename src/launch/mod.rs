@@ -77,6 +77,8 @@ pub struct ApplyRequest {
     pub prepull: bool,
     /// `--reboot`: the hosts rebooted, not only their engines restarted.
     pub reboot: bool,
+    /// The operator's hooks, for a new run (a continued run keeps its plan's).
+    pub hooks: Vec<crate::hooks::Hook>,
 }
 
 /// The version a restart reads the cluster with: it resolves no package
@@ -108,6 +110,10 @@ pub async fn apply(
     {
         reading.close().await;
         return Err(usage(e));
+    }
+    if let Err(e) = cluster::check_hook_nodes(&req.hooks, &reading.gathered) {
+        reading.close().await;
+        return Err(e);
     }
     let dir = ClusterDir::open(&opts.state_base, &reading.gathered.facts.cluster.id)?;
     let _lock = dir.lock()?;
@@ -157,6 +163,7 @@ pub async fn apply(
             selection: &req.selection,
             prepull: req.prepull || req.saved.as_ref().is_some_and(|p| !p.prepull.is_empty()),
             reboot,
+            hooks: &req.hooks,
         },
     );
     let plan = match &req.saved {

@@ -36,6 +36,8 @@ pub struct PlanOptions {
     /// `--reboot`: each node's host rebooted once its engine is stopped
     /// (and, in an upgrade, the new one installed).
     pub reboot: bool,
+    /// The operator's hooks (`crate::hooks`).
+    pub hooks: Vec<crate::hooks::Hook>,
 }
 
 impl Default for PlanOptions {
@@ -48,6 +50,7 @@ impl Default for PlanOptions {
             selection: Selection::default(),
             prepull: vec![],
             reboot: false,
+            hooks: vec![],
         }
     }
 }
@@ -147,6 +150,7 @@ pub fn build(
     if !prepull.is_empty() {
         steps.prepull();
     }
+    steps.hooks = opts.hooks.clone();
     steps.managers(&managers, node_steps, !workers.is_empty());
     let batch_size = worker_batch_size(facts, workers.len(), opts.max_parallel);
     steps.workers(workers.chunks(batch_size), node_steps);
@@ -190,6 +194,7 @@ pub fn build(
         operation: opts.operation,
         selection: opts.selection.clone(),
         prepull,
+        hooks: opts.hooks.clone(),
     }
 }
 

@@ -42,6 +42,10 @@ pub struct Plan {
     /// receive drained tasks (left out when empty: older plans keep their hash).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prepull: Vec<ImageTransfer>,
+    /// The operator's hooks; their `hook` steps say where each runs.
+    /// Left out of the file when there are none (older plans keep their hash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hooks::Hook>,
 }
 
 /// One image put on one node by the `prepull` step, before any drain.
@@ -186,6 +190,8 @@ pub enum Action {
     /// installed), then waited for: SSH back with a new boot identity, the
     /// engine running.
     Reboot,
+    /// The operator's hooks at one point of the node's steps (`Step::hook`).
+    Hook,
 }
 
 impl Action {
@@ -206,6 +212,7 @@ impl Action {
             Action::Pause => "pause",
             Action::Prepull => "prepull",
             Action::Reboot => "reboot",
+            Action::Hook => "hook",
         }
     }
 }
@@ -239,4 +246,18 @@ pub struct Step {
     /// For `restore-availability`: the availability to restore.
     #[serde(default)]
     pub availability: Option<Availability>,
+    /// For `hook`: the point whose hooks it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<crate::hooks::HookPoint>,
+}
+
+impl Step {
+    /// The action's name, with the hook point for a hook step
+    /// (`hook pre-drain`).
+    pub fn label(&self) -> String {
+        match self.hook {
+            Some(h) if self.action == Action::Hook => format!("hook {}", h.name()),
+            _ => self.action.name().to_string(),
+        }
+    }
 }

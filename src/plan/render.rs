@@ -69,6 +69,10 @@ pub fn table_with_width(plan: &Plan, width: u16) -> String {
         out.push_str(&wrap_words(&c, usize::from(width)));
         out.push_str("\n\n");
     }
+    if !plan.hooks.is_empty() {
+        out.push_str(&hooks_text(plan));
+        out.push('\n');
+    }
     out.push_str(&nodes_table(plan, width));
     out.push_str("\n\n");
     out.push_str(&steps_text(plan, width));
@@ -94,6 +98,33 @@ fn prepull_text(plan: &Plan, width: usize) -> String {
         };
         let line = wrap_words(&format!("{} → {}: {how}", t.image, t.node), width - 4);
         out.push_str(&format!("  {}\n", line.replace('\n', "\n    ")));
+    }
+    out
+}
+
+/// The operator's hooks: where each runs, for which nodes, and its command.
+fn hooks_text(plan: &Plan) -> String {
+    let mut out = String::from("Hooks (each step `hook POINT` runs them in this order):\n");
+    for h in &plan.hooks {
+        let mut scope = vec![];
+        if !h.nodes.is_empty() {
+            scope.push(format!("nodes {}", h.nodes.join(",")));
+        }
+        if let Some(r) = h.role {
+            scope.push(format!("{}s", name_of(&r)));
+        }
+        out.push_str(&format!(
+            "  {:<12} on the {:<10} timeout {:>5}s  {}{}\n",
+            h.at.name(),
+            name_of(&h.run),
+            h.timeout_secs,
+            if scope.is_empty() {
+                String::new()
+            } else {
+                format!("({}) ", scope.join("; "))
+            },
+            h.command
+        ));
     }
     out
 }
@@ -507,7 +538,7 @@ fn action_label(s: &Step) -> String {
         (Action::RestoreAvailability, Some(a)) => {
             format!("{} ({})", s.action.name(), name_of(&a))
         }
-        _ => s.action.name().to_string(),
+        _ => s.label(),
     }
 }
 
@@ -712,6 +743,9 @@ pub fn json(plan: &Plan) -> Value {
             if let (Some(a), Some(map)) = (s.availability, v.as_object_mut()) {
                 map.insert("availability".into(), Value::String(name_of(&a)));
             }
+            if let (Some(h), Some(map)) = (s.hook, v.as_object_mut()) {
+                map.insert("hook".into(), Value::String(h.name().into()));
+            }
             v
         })
         .collect();
@@ -746,6 +780,12 @@ pub fn json(plan: &Plan) -> Value {
             map.insert(
                 "prepull".into(),
                 serde_json::to_value(&plan.prepull).unwrap_or_default(),
+            );
+        }
+        if !plan.hooks.is_empty() {
+            map.insert(
+                "hooks".into(),
+                serde_json::to_value(&plan.hooks).unwrap_or_default(),
             );
         }
     }

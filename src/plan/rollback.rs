@@ -76,6 +76,8 @@ pub fn build(upgrade: &Plan, run_id: &str, upgraded: &[String]) -> Plan {
         selection: super::Selection::default(),
         // The images are where the upgrade put them.
         prepull: vec![],
+        // A revert runs no hooks: they were written for the upgrade.
+        hooks: vec![],
     }
 }
 

@@ -20,6 +20,7 @@ fn plan(operation: Operation, selection: Selection, max_parallel: usize) -> Plan
             selection,
             prepull: vec![],
             reboot: false,
+            hooks: vec![],
         },
     )
 }
@@ -207,6 +208,7 @@ fn the_checks_still_see_the_whole_swarm() {
             selection: &sel,
             prepull: false,
             reboot: false,
+            hooks: &[],
         },
     );
     assert!(

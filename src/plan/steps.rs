@@ -9,6 +9,7 @@
 
 use super::model::{Action, Canary, Phase, PlanNode, Step};
 use crate::facts::model::Availability;
+use crate::hooks::{Hook, HookPoint};
 
 #[derive(Default)]
 pub(super) struct Steps {
@@ -17,6 +18,8 @@ pub(super) struct Steps {
     canary: Canary,
     /// A restart takes down nodes that run their target already.
     restart: bool,
+    /// The operator's hooks: a `hook` step where any applies to the node.
+    pub hooks: Vec<Hook>,
 }
 
 impl Steps {
@@ -147,17 +150,33 @@ impl Steps {
         if (n.at_target() && !self.restart) || n.restarted {
             return;
         }
+        self.hook(phase, n, HookPoint::PreDrain);
         for &action in actions {
             if action == Action::Drain && n.availability == Availability::Drain {
                 continue;
             }
             self.push(phase, Some(n), action, None);
+            match action {
+                Action::StopEngine => self.hook(phase, n, HookPoint::PostStop),
+                Action::Install => self.hook(phase, n, HookPoint::PostInstall),
+                Action::Verify => self.hook(phase, n, HookPoint::PostVerify),
+                _ => {}
+            }
+        }
+    }
+
+    /// One step for the hooks at `at` that apply to the node, if any.
+    fn hook(&mut self, phase: Phase, n: &PlanNode, at: HookPoint) {
+        if self.hooks.iter().any(|h| h.applies(at, &n.name, n.role)) {
+            self.push(phase, Some(n), Action::Hook, None);
+            self.steps.last_mut().expect("just pushed").hook = Some(at);
         }
     }
 
     /// A node drained by its operator stays drained.
     fn restore_availability(&mut self, phase: Phase, n: &PlanNode) {
         if n.availability != Availability::Drain {
+            self.hook(phase, n, HookPoint::PreRestore);
             self.push(
                 phase,
                 Some(n),
@@ -183,6 +202,7 @@ impl Steps {
             phase,
             batch: self.batch,
             availability,
+            hook: None,
         });
     }
 }

@@ -4,6 +4,7 @@
 //! escapes every argument, so a hostname or a version string cannot inject
 //! shell. Scripts that need a shell are passed as one argument to `sh -c`.
 
+pub(crate) mod local;
 pub(crate) mod ssh;
 
 use std::future::Future;

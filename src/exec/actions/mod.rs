@@ -10,6 +10,7 @@
 pub(crate) mod backup;
 pub(crate) mod drain;
 mod drain_wait;
+pub(crate) mod hook;
 pub(crate) mod install;
 pub(crate) mod pause;
 pub(crate) mod prepull;
@@ -60,6 +61,7 @@ pub(crate) fn describe(cx: &Cx<'_>, step: &Step) -> Description {
         A::Pause => pause::Pause.describe(cx, step),
         A::Prepull => prepull::Prepull.describe(cx, step),
         A::Reboot => reboot::Reboot.describe(cx, step),
+        A::Hook => hook::RunHooks.describe(cx, step),
     }
 }
 
@@ -81,6 +83,7 @@ pub(crate) async fn run<O: Ops>(s: &StepCx<'_, '_, O>) -> StepResult {
         A::Pause => pause::Pause.run(s).await,
         A::Prepull => prepull::Prepull.run(s).await,
         A::Reboot => reboot::Reboot.run(s).await,
+        A::Hook => hook::RunHooks.run(s).await,
     }
 }
 
