@@ -83,9 +83,7 @@ pub async fn read_hosts(
     let mut set = JoinSet::new();
     for node in nodes.iter() {
         let (target, matched) = inventory.target_for(&node.hostname, &node.addr);
-        let reuse = manager
-            .filter(|m| target.name == m.target.name)
-            .cloned();
+        let reuse = manager.filter(|m| target.name == m.target.name).cloned();
         let ssh_opts = opts.ssh.clone();
         let (pin, resolve_opts) = (opts.pin.clone(), opts.resolve.clone());
         let timeout = opts.command_timeout;

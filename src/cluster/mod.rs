@@ -114,9 +114,14 @@ impl Cluster {
         pin: &EngineVersion,
         log: Log<'_>,
     ) -> anyhow::Result<Gathered> {
-        let (gathered, hosts) =
-            gather::read_hosts(&self.inventory, cluster, None, &self.gather_options(pin), log)
-                .await?;
+        let (gathered, hosts) = gather::read_hosts(
+            &self.inventory,
+            cluster,
+            None,
+            &self.gather_options(pin),
+            log,
+        )
+        .await?;
         for (_, h) in hosts {
             h.close().await;
         }
