@@ -6,6 +6,7 @@
 //! cargo run --release --example bench -- --sizes 50,500 --budget 30
 //! cargo run --release --example bench -- lab runs/<id>/journal.jsonl
 //! cargo run --release --example bench -- sim-journal DIR   # a simulated journal to try `lab` on
+//! cargo run --release --example bench -- ssh --hosts 100,500,1000 [--forks 20]   # gathering over real SSH
 //! ```
 //! Each size is measured in a fresh child process of this binary
 //! (`plan-child N`, `exec-child N P`) so that its peak RSS is its own, and a
@@ -14,6 +15,7 @@
 mod exec;
 mod lab;
 mod plan;
+mod ssh;
 mod sys;
 
 use std::path::Path;
@@ -21,9 +23,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-fn usage() -> ! {
+pub(crate) fn usage() -> ! {
     eprintln!(
-        "usage: bench [--sizes 50,500,5000] [--budget SECS] [--max-parallel N]\n       bench lab JOURNAL\n       bench sim-journal DIR"
+        "usage: bench [--sizes 50,500,5000] [--budget SECS] [--max-parallel N]\n       bench lab JOURNAL\n       bench sim-journal DIR\n       bench ssh [--hosts 100,500,1000] [--forks 20] [--budget SECS]"
     );
     std::process::exit(2)
 }
@@ -45,6 +47,13 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Some("ssh") => ssh::tables(&args[1..]),
+        Some("ssh-child") => ssh::child(
+            num(1),
+            num(2),
+            Path::new(args.get(3).unwrap_or_else(|| usage())),
+            num(4) as u16,
+        ),
         Some("sim-journal") => sim_journal(Path::new(args.get(1).unwrap_or_else(|| usage()))),
         _ => tables(&args),
     }

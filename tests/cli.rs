@@ -807,3 +807,22 @@ fn a_restart_plan_lists_what_is_out_of_scope_and_is_not_applied_as_an_upgrade() 
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("restart plan"), "{err}");
 }
+
+#[test]
+fn forks_must_be_at_least_one() {
+    let out = swarm_upgrade()
+        .args([
+            "plan",
+            "--pin",
+            "26.1.5",
+            "--inventory",
+            "/nonexistent/inv.yaml",
+            "--forks",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--forks"), "{err}");
+}

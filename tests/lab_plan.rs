@@ -198,3 +198,39 @@ fn a_host_without_passwordless_sudo_blocks_the_plan_by_name() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("sudo") && table.contains(&w), "{table}");
 }
+
+/// `--forks 1` on the 5-host lab: one host read at a time, and every master
+/// but the manager's closed once its host is read (5 hosts > 1 fork). The
+/// facts, and so the plan, are the same as with the default (all at once).
+#[test]
+#[ignore = "lab: needs a running testkit lab (testkit up)"]
+fn forks_one_reads_the_lab_one_host_at_a_time_to_the_same_plan() {
+    let lab = lab();
+    let summary = |extra: &[&str]| {
+        let mut args = vec!["--output", "json"];
+        args.extend_from_slice(extra);
+        let out = plan(&lab.inventory_path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids = |k: &str, f: &str| -> Vec<String> {
+            p[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|x| format!("{}|{}|{}", x[f], x["node"], x["packages"]))
+                .collect()
+        };
+        (
+            ids("nodes", "name"),
+            ids("findings", "id"),
+            ids("steps", "action"),
+            stderr,
+        )
+    };
+    let (nodes, findings, steps, _) = summary(&[]);
+    let (nodes1, findings1, steps1, stderr) = summary(&["--forks", "1"]);
+    assert_eq!(nodes1.len(), 5, "{stderr}");
+    assert_eq!(nodes1, nodes, "{stderr}");
+    assert_eq!(findings1, findings, "{stderr}");
+    assert_eq!(steps1, steps, "{stderr}");
+}

@@ -200,6 +200,11 @@ pub struct ClusterArgs {
     /// Timeout of each fact-gathering command on a host.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
     pub command_timeout: Duration,
+    /// Most hosts read at once (SSH handshakes, fact scripts). In a cluster
+    /// of more hosts, each host's SSH connection is closed once it is read
+    /// and reopened when needed.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub forks: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -548,6 +553,7 @@ fn cluster_options(args: &ClusterArgs) -> anyhow::Result<ClusterOptions> {
         accept_new_host_keys: args.accept_new_host_keys,
         connect_timeout: args.connect_timeout,
         command_timeout: args.command_timeout,
+        forks: args.forks as usize,
         resolve: ResolveOptions {
             static_bundle: args.static_bundle.clone(),
             keep: args.keep.clone(),

@@ -1,12 +1,15 @@
 //! Gathering: inventory → SSH connections → Engine API → facts.
 //!
-//! Reads only. The connections stay open in [`Connections`] for the rest of
-//! the run (one multiplexed SSH master per host).
+//! Reads only, on at most `--forks` hosts at once. The connections are kept
+//! in [`Connections`] for the rest of the run (one multiplexed SSH master per
+//! host, parked between uses in clusters larger than `--forks`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::host;
@@ -25,6 +28,8 @@ use crate::version::resolve::{
 
 pub struct GatherOptions {
     pub ssh: SshOptions,
+    /// Most hosts read at once (`--forks`).
+    pub forks: usize,
     pub pin: EngineVersion,
     pub resolve: ResolveOptions,
     /// Limit for each fact-gathering command.
@@ -50,25 +55,72 @@ pub async fn gather(
     let (manager_ssh, manager) = find_manager(inventory, opts, log).await?;
     log(&format!("reading the swarm through {}", manager.host));
     let cluster = manager.cluster_facts().await?;
+    let (gathered, hosts) = read_hosts(inventory, cluster, Some(&manager_ssh), opts, log).await?;
+    Ok((gathered, Connections { manager, hosts }))
+}
 
-    // Connect to every node's host in parallel, reusing the manager's master.
+/// Reads every node's host of a swarm whose node list is known: connects,
+/// runs the fact script, resolves the pin (apt confirms it with a dry run)
+/// and validates the target configuration, one host after the other on at
+/// most `forks` hosts at once (so at most `forks` SSH handshakes at once).
+/// In a cluster larger than `forks` each host's master is parked once it is
+/// read and reopened when the run needs it: the controller then holds at
+/// most `forks` ssh processes instead of one per host. `manager`'s master
+/// (already open, its Docker socket forwarded) is reused and never parked.
+pub async fn read_hosts(
+    inventory: &Inventory,
+    cluster: crate::facts::model::ClusterFacts,
+    manager: Option<&SshHost>,
+    opts: &GatherOptions,
+    log: Log<'_>,
+) -> anyhow::Result<(Gathered, BTreeMap<String, SshHost>)> {
+    let forks = Arc::new(Semaphore::new(opts.forks.max(1)));
+    let park = cluster.nodes.len() > opts.forks;
+    // Shared: each host's peer list is made only when its turn comes (a
+    // list per host made up front would grow with the square of the cluster).
+    let nodes = Arc::new(cluster.nodes.clone());
+    let validate = super::validate::applies(&opts.pin);
     let mut set = JoinSet::new();
-    for node in &cluster.nodes {
+    for node in nodes.iter() {
         let (target, matched) = inventory.target_for(&node.hostname, &node.addr);
-        let reuse = (target.name == manager_ssh.target.name).then(|| manager_ssh.clone());
+        let reuse = manager.filter(|m| target.name == m.target.name).cloned();
         let ssh_opts = opts.ssh.clone();
+        let (pin, resolve_opts) = (opts.pin.clone(), opts.resolve.clone());
         let timeout = opts.command_timeout;
         let bundles: Vec<String> = opts.resolve.bundle_path(&opts.pin).into_iter().collect();
-        let peers = swarm_peers(&cluster.nodes, &node.id);
-        let node_id = node.id.clone();
+        let (nodes, forks) = (nodes.clone(), forks.clone());
+        let (node_id, running) = (node.id.clone(), node.engine_version.clone());
         set.spawn(async move {
             let result = async {
+                let _permit = forks.acquire_owned().await?;
+                let parkable = reuse.is_none();
                 let ssh = match reuse {
                     Some(s) => s,
                     None => SshHost::connect(&target, &ssh_opts).await?,
                 };
-                let facts = host_facts(&ssh, matched, &bundles, &peers, timeout).await?;
-                Ok::<_, anyhow::Error>((ssh, facts))
+                let peers = swarm_peers(&nodes, &node_id);
+                let read = async {
+                    let mut hf = host_facts(&ssh, matched, &bundles, &peers, timeout).await?;
+                    let res = resolve_host(&ssh, &hf, &running, &pin, &resolve_opts, timeout).await;
+                    if validate
+                        && let Ok(r) = &res
+                        && (!r.packages.is_empty() || r.bundle.is_some())
+                        // Without sudo, dockerd would judge what an
+                        // unprivileged user may read; the `sudo` check
+                        // blocks that host anyway.
+                        && hf.sudo_ok
+                    {
+                        hf.target_validation =
+                            super::validate::validate(&ssh, &hf, r, &pin, timeout).await;
+                    }
+                    Ok::<_, anyhow::Error>((hf, res))
+                }
+                .await;
+                if park && parkable {
+                    ssh.park().await;
+                }
+                let (hf, res) = read?;
+                Ok::<_, anyhow::Error>((ssh, hf, res))
             }
             .await;
             (node_id, target, result)
@@ -79,12 +131,14 @@ pub async fn gather(
         ..Default::default()
     };
     let mut hosts = BTreeMap::new();
+    let mut resolutions = BTreeMap::new();
     while let Some(joined) = set.join_next().await {
         let (node_id, target, result) = joined.context("fact-gathering task panicked")?;
         match result {
-            Ok((ssh, hf)) => {
+            Ok((ssh, hf, res)) => {
                 log(&format!("read host {} ({})", target.name, target.display()));
                 facts.hosts.insert(node_id.clone(), hf);
+                resolutions.insert(node_id.clone(), res);
                 hosts.insert(node_id, ssh);
             }
             Err(e) => {
@@ -93,13 +147,24 @@ pub async fn gather(
             }
         }
     }
+    Ok((Gathered { facts, resolutions }, hosts))
+}
 
-    let resolutions = resolve_all(&facts, &hosts, opts).await;
-    validate_all(&mut facts, &hosts, &resolutions, opts).await;
-    Ok((
-        Gathered { facts, resolutions },
-        Connections { manager, hosts },
-    ))
+/// Resolves the pin on one host; an apt host confirms the set with a dry run.
+async fn resolve_host(
+    ssh: &SshHost,
+    hf: &HostFacts,
+    running: &str,
+    pin: &EngineVersion,
+    opts: &ResolveOptions,
+    timeout: Duration,
+) -> Result<Resolution, ResolveError> {
+    let r = resolve::resolve(hf, running, pin, opts)?;
+    if hf.package_manager == PackageManager::Apt && !r.packages.is_empty() {
+        let sim = simulate_apt(ssh, &r, timeout).await;
+        return with_simulation(r, &sim);
+    }
+    Ok(r)
 }
 
 /// The swarm's cluster ID, read from the first reachable manager (without
@@ -225,77 +290,6 @@ fn swarm_peers(nodes: &[NodeFacts], from: &str) -> Vec<(String, u16)> {
         peers.push((n.addr.clone(), 7946));
     }
     peers
-}
-
-/// Resolves the pin on every host; apt hosts confirm the set with a dry run.
-async fn resolve_all(
-    facts: &Facts,
-    hosts: &BTreeMap<String, SshHost>,
-    opts: &GatherOptions,
-) -> BTreeMap<String, Result<Resolution, ResolveError>> {
-    let mut out = BTreeMap::new();
-    let mut set = JoinSet::new();
-    for node in &facts.cluster.nodes {
-        let Some(hf) = facts.hosts.get(&node.id) else {
-            continue;
-        };
-        let res = resolve::resolve(hf, &node.engine_version, &opts.pin, &opts.resolve);
-        match (res, hosts.get(&node.id)) {
-            (Ok(r), Some(ssh))
-                if hf.package_manager == PackageManager::Apt && !r.packages.is_empty() =>
-            {
-                let ssh = ssh.clone();
-                let id = node.id.clone();
-                let timeout = opts.command_timeout;
-                set.spawn(async move {
-                    let sim = simulate_apt(&ssh, &r, timeout).await;
-                    (id, r, sim)
-                });
-            }
-            (res, _) => {
-                out.insert(node.id.clone(), res);
-            }
-        }
-    }
-    while let Some(Ok((id, r, sim))) = set.join_next().await {
-        out.insert(id, with_simulation(r, &sim));
-    }
-    out
-}
-
-/// Every host to upgrade validates its configuration with the target
-/// dockerd (`target-config`), all hosts at once: one more round trip each.
-async fn validate_all(
-    facts: &mut Facts,
-    hosts: &BTreeMap<String, SshHost>,
-    resolutions: &BTreeMap<String, Result<Resolution, ResolveError>>,
-    opts: &GatherOptions,
-) {
-    if !super::validate::applies(&opts.pin) {
-        return;
-    }
-    let mut set = JoinSet::new();
-    for (id, res) in resolutions {
-        let (Ok(r), Some(ssh), Some(hf)) = (res, hosts.get(id), facts.hosts.get(id)) else {
-            continue;
-        };
-        // Without sudo, dockerd would judge what an unprivileged user may
-        // read; the `sudo` check blocks that host anyway.
-        if (r.packages.is_empty() && r.bundle.is_none()) || !hf.sudo_ok {
-            continue;
-        }
-        let (ssh, hf, r, id) = (ssh.clone(), hf.clone(), r.clone(), id.clone());
-        let (pin, timeout) = (opts.pin.clone(), opts.command_timeout);
-        set.spawn(async move {
-            let v = super::validate::validate(&ssh, &hf, &r, &pin, timeout).await;
-            (id, v)
-        });
-    }
-    while let Some(Ok((id, v))) = set.join_next().await {
-        if let Some(hf) = facts.hosts.get_mut(&id) {
-            hf.target_validation = v;
-        }
-    }
 }
 
 /// `apt-get install -s`: what apt would really do for the resolved set.

@@ -51,6 +51,9 @@ pub struct ClusterOptions {
     pub connect_timeout: Duration,
     /// Limit for each fact-gathering command.
     pub command_timeout: Duration,
+    /// Most hosts read at once, and the most SSH masters kept open while
+    /// reading (`--forks`).
+    pub forks: usize,
     pub resolve: ResolveOptions,
 }
 
@@ -82,6 +85,7 @@ impl Cluster {
                 connect_timeout: self.opts.connect_timeout,
                 runtime_dir: self.runtime.path().to_path_buf(),
             },
+            forks: self.opts.forks,
             pin: pin.clone(),
             resolve: self.opts.resolve.clone(),
             command_timeout: self.opts.command_timeout,
@@ -98,6 +102,30 @@ impl Cluster {
             conns,
             runtime_dir: self.runtime.path(),
         })
+    }
+
+    /// Reads the hosts of a swarm whose nodes are already known (facts
+    /// read earlier, or a simulated swarm: the SSH benchmark), exactly as
+    /// [`Cluster::read`] reads them after asking a manager, then closes the
+    /// connections.
+    pub async fn read_hosts(
+        &self,
+        cluster: crate::facts::model::ClusterFacts,
+        pin: &EngineVersion,
+        log: Log<'_>,
+    ) -> anyhow::Result<Gathered> {
+        let (gathered, hosts) = gather::read_hosts(
+            &self.inventory,
+            cluster,
+            None,
+            &self.gather_options(pin),
+            log,
+        )
+        .await?;
+        for (_, h) in hosts {
+            h.close().await;
+        }
+        Ok(gathered)
     }
 
     /// What the swarm itself records of runs (the lease, the run labels of

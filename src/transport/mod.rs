@@ -7,6 +7,8 @@
 pub(crate) mod local;
 pub(crate) mod ssh;
 
+pub use ssh::{connections_made, handshakes_peak};
+
 use std::future::Future;
 use std::time::Duration;
 

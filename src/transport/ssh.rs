@@ -1,4 +1,6 @@
-//! The SSH transport: one multiplexed OpenSSH connection per host per run.
+//! The SSH transport: one multiplexed OpenSSH connection per host per run,
+//! parked (closed) between uses when the cluster is larger than `--forks`
+//! and reopened on demand with the same options.
 //!
 //! OpenSSH does the SSH: the operator's ~/.ssh/config (ProxyJump, agent,
 //! certificates, keys) applies unchanged. Host keys are checked strictly unless
@@ -7,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,6 +41,33 @@ pub fn connections_made(name: &str) -> u64 {
         .map_or(0, |c| c.get(name).copied().unwrap_or(0))
 }
 
+/// SSH handshakes in progress in this process, and the most seen at once:
+/// measured, so that the SSH benchmark can show that `--forks` bounds them.
+static HANDSHAKES: AtomicUsize = AtomicUsize::new(0);
+static HANDSHAKES_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The most SSH handshakes this process has had in progress at once.
+pub fn handshakes_peak() -> usize {
+    HANDSHAKES_PEAK.load(Ordering::Relaxed)
+}
+
+/// Counts one handshake while it lives (dropped on error or cancellation too).
+struct Handshake;
+
+impl Handshake {
+    fn start() -> Handshake {
+        let now = HANDSHAKES.fetch_add(1, Ordering::Relaxed) + 1;
+        HANDSHAKES_PEAK.fetch_max(now, Ordering::Relaxed);
+        Handshake
+    }
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        HANDSHAKES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A connected host.
 #[derive(Clone)]
 pub struct SshHost {
@@ -50,7 +80,8 @@ pub struct SshHost {
 }
 
 struct Conn {
-    session: Arc<Session>,
+    /// `None` while parked (see [`SshHost::park`]).
+    session: Option<Arc<Session>>,
     /// The local end of the Docker socket forward, made once per master
     /// (requesting the same forward again would leave a dead socket path)
     /// and made again, at the same path, over a new master.
@@ -79,7 +110,7 @@ impl SshHost {
             sudo,
             opts: opts.clone(),
             conn: Arc::new(tokio::sync::RwLock::new(Conn {
-                session: Arc::new(session),
+                session: Some(Arc::new(session)),
                 docker_socket: None,
                 forward_dir: None,
             })),
@@ -87,29 +118,35 @@ impl SshHost {
     }
 
     /// The live master. One that died (a network cut longer than the
-    /// keepalives, or `ControlPersist` idle expiry) is re-established with
-    /// the same options, strict host-key checking included, and the Docker
-    /// socket forwarded again at the same local path; a command is only ever
-    /// sent over a master that answered, so a failure here means it was not
-    /// delivered.
+    /// keepalives, or `ControlPersist` idle expiry) or was parked is
+    /// re-established with the same options, strict host-key checking
+    /// included, and the Docker socket forwarded again at the same local
+    /// path; a command is only ever sent over a master that answered, so a
+    /// failure here means it was not delivered.
     async fn session(&self) -> anyhow::Result<Arc<Session>> {
         let stale = {
             let conn = self.conn.read().await;
-            if conn.session.check().await.is_ok() {
-                return Ok(conn.session.clone());
+            match &conn.session {
+                Some(s) if s.check().await.is_ok() => return Ok(s.clone()),
+                s => s.clone(),
             }
-            conn.session.clone()
         };
         let mut conn = self.conn.write().await;
         // Another task may have reconnected meanwhile.
-        if !Arc::ptr_eq(&conn.session, &stale) && conn.session.check().await.is_ok() {
-            return Ok(conn.session.clone());
+        if let Some(s) = &conn.session
+            && !stale.as_ref().is_some_and(|st| Arc::ptr_eq(s, st))
+            && s.check().await.is_ok()
+        {
+            return Ok(s.clone());
         }
-        let session =
-            Arc::new(open(&self.target, &self.opts).await.with_context(|| {
+        let session = Arc::new(open(&self.target, &self.opts).await.with_context(|| {
+            if stale.is_some() {
                 format!("host {}: the SSH connection was lost", self.target.name)
-            })?);
-        conn.session = session.clone();
+            } else {
+                format!("host {}: reopening the SSH connection", self.target.name)
+            }
+        })?);
+        conn.session = Some(session.clone());
         if let Some(dir) = conn.forward_dir.clone() {
             conn.docker_socket = Some(self.request_docker_forward(&session, &dir).await?);
         }
@@ -122,6 +159,22 @@ impl SshHost {
     /// re-establishing it if it died.
     pub async fn ensure_live(&self) -> anyhow::Result<()> {
         self.session().await.map(|_| ())
+    }
+
+    /// Closes the master until the next command reopens it: a controller
+    /// that kept one master (an ssh process) per host would grow with the
+    /// cluster, so gathering a cluster larger than `--forks` parks each host
+    /// once it is read. A master in use by another task is left open.
+    pub async fn park(&self) {
+        let mut conn = self.conn.write().await;
+        if let Some(s) = conn.session.take() {
+            match Arc::try_unwrap(s) {
+                Ok(s) => {
+                    let _ = s.close().await;
+                }
+                Err(s) => conn.session = Some(s),
+            }
+        }
     }
 }
 
@@ -141,6 +194,7 @@ async fn open(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<Session> 
     ))
     .connect_timeout(opts.connect_timeout)
     .server_alive_interval(Duration::from_secs(15));
+    let _handshake = Handshake::start();
     if let Some(u) = &target.user {
         b.user(u.clone());
     }
@@ -243,7 +297,8 @@ impl SshHost {
     /// Closes the master: explicitly, at the end of the run.
     pub async fn close(self) {
         if let Ok(conn) = Arc::try_unwrap(self.conn)
-            && let Ok(session) = Arc::try_unwrap(conn.into_inner().session)
+            && let Some(session) = conn.into_inner().session
+            && let Ok(session) = Arc::try_unwrap(session)
         {
             let _ = session.close().await;
         }
@@ -436,6 +491,20 @@ mod tests {
             "sudo -n -- docker swarm unlock  (stdin: the swarm unlock key)"
         );
         assert!(!line.contains("SWMKEY"));
+    }
+
+    #[test]
+    fn handshakes_in_progress_are_counted_until_they_end() {
+        let a = Handshake::start();
+        let b = Handshake::start();
+        assert!(handshakes_peak() >= 2);
+        drop((a, b));
+        // Ended handshakes no longer count: two more reach the same peak.
+        let peak = handshakes_peak();
+        let c = Handshake::start();
+        let d = Handshake::start();
+        assert_eq!(handshakes_peak(), peak);
+        drop((c, d));
     }
 
     #[test]
