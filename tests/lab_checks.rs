@@ -7,7 +7,8 @@
 //! through `check` (same exit code, same blockers). One engine-version hazard
 //! is reproduced for real: `oom-score-adjust` in daemon.json, which 26.1.5
 //! refuses (`the_oom_score_adjust_hazard_...`). The checks of issue 18 are
-//! reproduced too: an image that exists only on the node to be drained, a
+//! reproduced too: an image that exists only on the node to be drained (and
+//! one that a real registry serves to the receiving node), a
 //! `DOCKER_OPTS` flag that 26.1.5's own dockerd refuses, and TCP 7946 dropped
 //! by an iptables rule between two workers.
 //!
@@ -1263,10 +1264,139 @@ fn an_image_only_on_the_node_to_be_drained_is_warned_naming_the_node_and_service
         message(f).contains(&format!("or pull it on {w2} before the upgrade")),
         "{f}"
     );
+    // Its registry was asked from w2, for real: nothing listens there.
+    assert!(
+        message(f).contains(&format!("; its registry did not serve it to {w2}: ")),
+        "{f}"
+    );
+    assert!(message(f).contains("connection refused"), "{f}");
 
     undo.done();
     assert_clean(&lab);
     report_time("image only on the drained node", t);
+}
+
+/// A real registry (Debian's docker-registry, the host's binary) on w2's
+/// loopback, where an engine pulls without TLS: the image's registry serves
+/// it to w2, so w2 lacking it is information, not a warning, and draining
+/// w1 then really moves the task there (w2 pulls it).
+#[test]
+#[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
+fn an_image_its_registry_serves_to_the_receiving_node_is_information_and_really_pulled() {
+    let t = Instant::now();
+    let lab = lab();
+    let probe = probe_image(&lab);
+    let (w1, w2) = (lab.workers()[0].name.clone(), lab.workers()[1].name.clone());
+    let image = "localhost:5000/ck-pulled:1";
+    let registry = std::fs::read("/usr/bin/docker-registry")
+        .expect("/usr/bin/docker-registry (testkit installs the host package docker-registry)");
+    let undo = Undo::new(
+        &lab,
+        &format!("service pulled, the registry on {w2}, image {image}"),
+        {
+            let (w1, w2) = (w1.clone(), w2.clone());
+            move |lab| {
+                remove_service(lab, "pulled")?;
+                lab.on_manager(&format!(
+                    "docker node update --availability active {w1} && \
+                     docker node update --availability active {w2}"
+                ))?;
+                for w in [&w1, &w2] {
+                    lab.exec_sh(w, &format!("docker rmi {image} >/dev/null 2>&1 || true"))?;
+                }
+                lab.exec_sh(
+                    &w2,
+                    "pkill -f 'docker-registry serve' || true; \
+                     rm -rf /tmp/ck-registry /tmp/ck-registry.yml /usr/local/bin/docker-registry",
+                )
+                .map(drop)
+            }
+        },
+    );
+    lab.copy_in(&w2, &registry, "/usr/local/bin/docker-registry", 0o755)
+        .unwrap();
+    lab.exec_sh(
+        &w2,
+        "printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/ck-registry\n\
+         http:\n  addr: 127.0.0.1:5000\n' > /tmp/ck-registry.yml && \
+         (setsid docker-registry serve /tmp/ck-registry.yml >/tmp/ck-registry.log 2>&1 &) && \
+         for i in $(seq 50); do (echo > /dev/tcp/127.0.0.1/5000) 2>/dev/null && exit 0; sleep 0.2; done; \
+         cat /tmp/ck-registry.log; exit 1",
+    )
+    .unwrap();
+    // Pushed from w2, then untagged there: w2 lacks it, its registry has it.
+    lab.exec_sh(
+        &w2,
+        &format!("docker tag {probe} {image} && docker push -q {image} >/dev/null && docker rmi {image} >/dev/null"),
+    )
+    .unwrap();
+    // w1 runs the one task from its local copy (its own localhost:5000
+    // refuses connections: the engine falls back to the local image).
+    lab.exec_sh(&w1, &format!("docker tag {probe} {image}"))
+        .unwrap();
+    lab.on_manager(&format!(
+        "docker node update --availability pause {w2} && \
+         docker service create --detach --name pulled --replicas 1 --constraint node.role==worker \
+         --network probe-net --endpoint-mode dnsrr --init --no-resolve-image --stop-grace-period 2s \
+         {image} server --port 8080 >/dev/null"
+    ))
+    .unwrap();
+    wait_converged(&lab, "pulled", 1);
+    lab.on_manager(&format!("docker node update --availability active {w2}"))
+        .unwrap();
+    let on_w2 = lab
+        .exec_sh(&w2, &format!("docker image ls -q {image}"))
+        .unwrap();
+    assert!(on_w2.trim().is_empty(), "{w2} has {image}: {on_w2}");
+
+    let (code, plan) = plan(&lab, &[]);
+    assert_eq!(code, Some(0), "{:#}", plan["findings"]);
+    let findings: Vec<&Value> = findings(&plan)
+        .iter()
+        .filter(|f| f["id"] == "image-availability" && message(f).contains("service pulled"))
+        .collect();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = findings[0];
+    assert_eq!(f["severity"], "info", "{f}");
+    assert_eq!(f["node"], w1.as_str());
+    assert!(
+        message(f).contains(&format!(
+            "{w2} lack its image {image}, and its registry serves it without credentials (asked from {w2}: sha256:"
+        )),
+        "{f}"
+    );
+
+    // What the answer promised: drained, w1's task starts on w2, pulled.
+    lab.on_manager(&format!("docker node update --availability drain {w1}"))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let tasks = lab
+            .on_manager(
+                "docker service ps pulled --filter desired-state=running \
+                 --format '{{.Node}} {{.CurrentState}} {{.Error}}'",
+            )
+            .unwrap();
+        if tasks
+            .lines()
+            .any(|l| l.starts_with(&format!("{w2} Running")))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the task did not start on {w2} within 120 s: {tasks}"
+        );
+        thread::sleep(Duration::from_secs(1));
+    }
+    let on_w2 = lab
+        .exec_sh(&w2, &format!("docker image ls -q {image}"))
+        .unwrap();
+    assert!(!on_w2.trim().is_empty(), "{w2} did not pull {image}");
+
+    undo.done();
+    assert_clean(&lab);
+    report_time("image its registry serves", t);
 }
 
 #[test]

@@ -341,6 +341,8 @@ impl SimCluster {
                 },
                 hosts,
                 unreachable,
+                // Not asked: the simulated registry serves no one.
+                registry: BTreeMap::new(),
             }
         })
     }

@@ -3,17 +3,21 @@
 //! only, or a private image deployed without `--with-registry-auth`, exists
 //! nowhere else: the moved tasks are rejected ("No such image"), the drain
 //! gate waits for replicas that never run, and the run stops mid-upgrade
-//! (seed 001; moby#36045, moby#33219). Only what the nodes hold locally is
-//! known here: whether a registry would serve a node is not tried (the
-//! swarm does not show whether a service carries registry auth), so missing
-//! images warn rather than block. With `--prepull` the run fixes what this
+//! (seed 001; moby#36045, moby#33219). Gathering asks each missing image's
+//! registry once, from a node that lacks it, without credentials
+//! ([`registry_questions`], `Facts::registry`): an image it serves to
+//! anyone is pulled when the tasks move (information). One it refuses
+//! without credentials may still be pulled with the service's registry
+//! auth, which the swarm does not show; one it does not serve at all, or
+//! never asked, cannot be judged either: those warn rather than block. With `--prepull` the run fixes what this
 //! check finds ([`prepull_transfers`]: the same receiving nodes) before the
 //! first drain, and the findings become information.
 
 use super::constraint::Constraint;
 use super::{Check, CheckContext, Finding, Severity, join};
 use crate::facts::model::{
-    Availability, LocalImage, NodeFacts, NodeState, ServiceFacts, ServiceMode,
+    Availability, Facts, LocalImage, NodeFacts, NodeState, RegistryOutcome, ServiceFacts,
+    ServiceMode,
 };
 use crate::plan::ImageTransfer;
 
@@ -104,6 +108,38 @@ impl Check for ImageAvailability {
                 ));
                 continue;
             }
+            let asked = ctx.facts.registry.get(&service.image);
+            if let Some(a) = asked
+                && let RegistryOutcome::Pullable { digest } = &a.outcome
+            {
+                out.push(Finding::info(
+                    ID,
+                    Some(&drained.hostname),
+                    format!(
+                        "service {} has tasks on {}, which the upgrade drains; {lacking} lack its image {}, \
+                         and its registry serves it without credentials (asked from {}: {digest}): they \
+                         pull it when the tasks move",
+                        service.name, drained.hostname, service.image, a.asked_from,
+                    ),
+                ));
+                continue;
+            }
+            let registry = match asked {
+                Some(a) => match &a.outcome {
+                    RegistryOutcome::Unauthorized { error } => format!(
+                        "; its registry wants credentials (asked from {} without any: {error}), which the \
+                         nodes get only from a service deployed or updated with --with-registry-auth (the \
+                         swarm does not show whether it was)",
+                        a.asked_from
+                    ),
+                    RegistryOutcome::Failed { error } => format!(
+                        "; its registry did not serve it to {}: {error}",
+                        a.asked_from
+                    ),
+                    RegistryOutcome::Pullable { .. } => unreachable!("handled above"),
+                },
+                None => String::new(),
+            };
             let pinned = match &image.digest {
                 Some(d) => format!(" at digest {d}"),
                 None => {
@@ -122,7 +158,7 @@ impl Check for ImageAvailability {
                 Some(&drained.hostname),
                 format!(
                     "service {} has tasks on {}, which the upgrade drains; of the nodes that can receive them, \
-                     {lacking} lack its image {}{pinned}{nobody}: unless they can pull it, the moved tasks are \
+                     {lacking} lack its image {}{pinned}{nobody}{registry}: unless they can pull it, the moved tasks are \
                      rejected (\"No such image\") and the run stops at the drain; push the image to a \
                      registry every node reaches and run `docker service update --with-registry-auth \
                      --image {} {}`, or pull it on {lacking} before the upgrade, or run with `--prepull` \
@@ -167,19 +203,7 @@ fn shortfalls<'a>(ctx: &CheckContext<'a>) -> Vec<Shortfall<'a>> {
                 continue;
             }
             let image = ImageRef::parse(&service.image);
-            // A constraint swarm-upgrade cannot read is assumed to match
-            // (drain-feasibility says so).
-            let constraints: Vec<Constraint> = service
-                .constraints
-                .iter()
-                .filter_map(|c| Constraint::parse(c))
-                .collect();
-            let receivers = nodes.iter().filter(|n| {
-                n.id != drained.id
-                    && n.availability == Availability::Active
-                    && n.state == NodeState::Ready
-                    && constraints.iter().all(|c| c.matches(n))
-            });
+            let receivers = receivers(nodes, service).filter(|n| n.id != drained.id);
             let mut known = 0;
             let mut missing: Vec<&NodeFacts> = vec![];
             for n in receivers {
@@ -201,6 +225,60 @@ fn shortfalls<'a>(ctx: &CheckContext<'a>) -> Vec<Shortfall<'a>> {
                     known,
                 });
             }
+        }
+    }
+    out
+}
+
+/// The nodes that can receive a service's tasks: active, ready, matching
+/// its constraints (one swarm-upgrade cannot read is assumed to match:
+/// drain-feasibility says so).
+fn receivers<'a>(
+    nodes: &'a [NodeFacts],
+    service: &ServiceFacts,
+) -> impl Iterator<Item = &'a NodeFacts> {
+    let constraints: Vec<Constraint> = service
+        .constraints
+        .iter()
+        .filter_map(|c| Constraint::parse(c))
+        .collect();
+    nodes.iter().filter(move |n| {
+        n.availability == Availability::Active
+            && n.state == NodeState::Ready
+            && constraints.iter().all(|c| c.matches(n))
+    })
+}
+
+/// What gathering asks the registries (`Facts::registry`): for every image
+/// of a replicated service with running tasks that some node able to
+/// receive them lacks, the first such node (by hostname), once per image.
+/// Asked whatever the run's scope: any drain may move the tasks there, and
+/// one question per image stays cheap at any cluster size.
+pub(crate) fn registry_questions(facts: &Facts) -> Vec<(String, &NodeFacts)> {
+    let mut out: Vec<(String, &NodeFacts)> = vec![];
+    for service in &facts.cluster.services {
+        if !matches!(service.mode, ServiceMode::Replicated { .. })
+            || out.iter().any(|(i, _)| *i == service.image)
+            || !facts
+                .cluster
+                .tasks
+                .iter()
+                .any(|t| t.service_id == service.id)
+        {
+            continue;
+        }
+        let image = ImageRef::parse(&service.image);
+        let lacking = receivers(&facts.cluster.nodes, service)
+            .filter(|n| {
+                facts
+                    .hosts
+                    .get(&n.id)
+                    .and_then(|h| h.images.as_ref())
+                    .is_some_and(|i| !image.held_in(i))
+            })
+            .min_by(|a, b| a.hostname.cmp(&b.hostname));
+        if let Some(n) = lacking {
+            out.push((service.image.clone(), n));
         }
     }
     out
@@ -422,6 +500,124 @@ mod tests {
         assert!(
             !findings.iter().any(|f| f.node.as_deref() == Some("m1")),
             "{findings:#?}"
+        );
+    }
+
+    /// api-local:dev on w1 only: the api tasks of a drained w1 go to w2.
+    fn api_on_w1_only() -> Fixture {
+        let mut fx = everywhere();
+        fx.service("api").image = "api-local:dev".into();
+        fx.host("w1")
+            .images
+            .as_mut()
+            .unwrap()
+            .push(image("api-local", "dev", "<none>"));
+        fx
+    }
+
+    fn answered(fx: &mut Fixture, outcome: RegistryOutcome) {
+        fx.facts.registry.insert(
+            "api-local:dev".into(),
+            crate::facts::model::RegistryAnswer {
+                asked_from: "w2".into(),
+                outcome,
+            },
+        );
+    }
+
+    #[test]
+    fn the_registry_is_asked_once_per_missing_image_from_the_first_node_lacking_it() {
+        let fx = api_on_w1_only();
+        let questions: Vec<(String, &str)> = registry_questions(&fx.facts)
+            .into_iter()
+            .map(|(i, n)| (i, n.hostname.as_str()))
+            .collect();
+        // web and agent are everywhere; api (workers only) lacks on w2.
+        assert_eq!(questions, vec![("api-local:dev".to_string(), "w2")]);
+        // Nothing to ask when every node holds every image, or when the
+        // images were not read.
+        assert!(registry_questions(&everywhere().facts).is_empty());
+        assert!(registry_questions(&Fixture::healthy().facts).is_empty());
+        // Lacking on several nodes (web may go anywhere): still one
+        // question, from the first by hostname; a global service's image is
+        // never asked for.
+        let mut fx = everywhere();
+        for h in ["m2", "w2", "m3"] {
+            fx.host(h).images = Some(vec![]);
+        }
+        let questions: Vec<(String, &str)> = registry_questions(&fx.facts)
+            .into_iter()
+            .map(|(i, n)| (i, n.hostname.as_str()))
+            .collect();
+        assert_eq!(
+            questions,
+            vec![
+                ("registry.example/web:1@sha256:ab".to_string(), "m2"),
+                ("registry.example/api:1@sha256:ab".to_string(), "w2")
+            ],
+            "{questions:?}"
+        );
+    }
+
+    #[test]
+    fn an_image_its_registry_serves_to_anyone_is_information() {
+        let mut fx = api_on_w1_only();
+        answered(
+            &mut fx,
+            RegistryOutcome::Pullable {
+                digest: "sha256:feed".into(),
+            },
+        );
+        let findings = fx.run(&ImageAvailability);
+        assert!(
+            findings.iter().all(|f| f.severity == Severity::Info),
+            "{findings:#?}"
+        );
+        let f = the(&findings, Severity::Info);
+        assert!(
+            f.message.contains(
+                "w2 lack its image api-local:dev, and its registry serves it without credentials \
+                 (asked from w2: sha256:feed): they pull it when the tasks move"
+            ),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn an_image_its_registry_refuses_or_does_not_serve_warns_with_the_answer() {
+        let mut fx = api_on_w1_only();
+        answered(
+            &mut fx,
+            RegistryOutcome::Unauthorized {
+                error: "pull access denied".into(),
+            },
+        );
+        let findings = fx.run(&ImageAvailability);
+        let f = the(&findings, Severity::Warn);
+        assert!(
+            f.message.contains(
+                "its registry wants credentials (asked from w2 without any: pull access denied)"
+            ),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("--with-registry-auth"), "{}", f.message);
+        answered(
+            &mut fx,
+            RegistryOutcome::Failed {
+                error: "dial tcp: lookup registry-1.docker.io: no such host".into(),
+            },
+        );
+        let findings = fx.run(&ImageAvailability);
+        let f = the(&findings, Severity::Warn);
+        assert!(
+            f.message.contains(
+                "; its registry did not serve it to w2: dial tcp: lookup registry-1.docker.io: no such host: \
+                 unless they can pull it"
+            ),
+            "{}",
+            f.message
         );
     }
 }

@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 
 pub(crate) use daemon_config::daemon_json;
 pub use finding::{Finding, Severity};
-pub(crate) use image_availability::prepull_transfers;
+pub(crate) use image_availability::{prepull_transfers, registry_questions};
 pub(crate) use target_config::validate_args;
 
 use crate::facts::model::{Availability, Facts, HostFacts, NodeFacts, NodeState};

@@ -1,4 +1,5 @@
-//! Gathering: inventory → SSH connections → Engine API → facts.
+//! Gathering: inventory → SSH connections → Engine API → facts (and the
+//! registries' answers for the images a drain would move: `registry`).
 //!
 //! Reads only, on at most `--forks` hosts at once. The connections are kept
 //! in [`Connections`] for the rest of the run (one multiplexed SSH master per
@@ -55,7 +56,16 @@ pub async fn gather(
     let (manager_ssh, manager) = find_manager(inventory, opts, log).await?;
     log(&format!("reading the swarm through {}", manager.host));
     let cluster = manager.cluster_facts().await?;
-    let (gathered, hosts) = read_hosts(inventory, cluster, Some(&manager_ssh), opts, log).await?;
+    let (mut gathered, hosts) =
+        read_hosts(inventory, cluster, Some(&manager_ssh), opts, log).await?;
+    gathered.facts.registry = super::registry::ask(
+        &gathered.facts,
+        &hosts,
+        &opts.ssh.runtime_dir,
+        opts.forks,
+        log,
+    )
+    .await;
     Ok((gathered, Connections { manager, hosts }))
 }
 

@@ -2,7 +2,7 @@
 //! SSH-forwarded socket (opened on first use, kept for the run).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -79,16 +79,8 @@ impl LiveOps {
         Ok(e)
     }
 
-    /// The private directory of `node`'s forwarded Docker socket, keyed by
-    /// the swarm node ID: two hosts whose names sanitize alike never share a
-    /// socket. (A host already forwarded keeps its socket: the manager the
-    /// facts were read through.)
     fn socket_dir(&self, node: &str) -> anyhow::Result<PathBuf> {
-        let key: String = node.chars().filter(char::is_ascii_alphanumeric).collect();
-        anyhow::ensure!(!key.is_empty(), "node ID {node:?} has no usable characters");
-        let dir = self.runtime_dir.join(key);
-        crate::files::mkdir_private(&dir)?;
-        Ok(dir)
+        socket_dir(&self.runtime_dir, node)
     }
 
     pub async fn close(self) {
@@ -583,6 +575,18 @@ impl Ops for LiveOps {
             })
             .collect()
     }
+}
+
+/// The private directory of `node`'s forwarded Docker socket, keyed by the
+/// swarm node ID: two hosts whose names sanitize alike never share a socket.
+/// (A host already forwarded keeps its socket: the manager the facts were
+/// read through.)
+pub(super) fn socket_dir(runtime_dir: &Path, node: &str) -> anyhow::Result<PathBuf> {
+    let key: String = node.chars().filter(char::is_ascii_alphanumeric).collect();
+    anyhow::ensure!(!key.is_empty(), "node ID {node:?} has no usable characters");
+    let dir = runtime_dir.join(key);
+    crate::files::mkdir_private(&dir)?;
+    Ok(dir)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub(crate) mod gather;
 pub(crate) mod host;
 pub(crate) mod live;
 pub(crate) mod record;
+mod registry;
 pub(crate) mod validate;
 mod waivers;
 

@@ -9,6 +9,7 @@ use bollard::query_parameters::{CreateImageOptions, ImportImageOptions};
 use futures_util::StreamExt;
 
 use super::Engine;
+use crate::facts::model::RegistryOutcome;
 
 impl Engine {
     /// The image's ID (`sha256:…`); `None` when the engine does not hold it.
@@ -72,5 +73,30 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// What the image's registry answers this engine without credentials
+    /// (`GET /distribution/{image}/json`): the engine resolves the reference
+    /// and asks the registry as a pull would, with its own mirrors, proxy
+    /// and certificate settings; nothing is downloaded.
+    pub async fn registry_answer(&self, image: &str) -> RegistryOutcome {
+        self.log(&format!("GET /distribution/{image}/json"));
+        match self.docker().inspect_registry_image(image, None).await {
+            Ok(d) => RegistryOutcome::Pullable {
+                digest: d.descriptor.digest.unwrap_or_default(),
+            },
+            Err(BollardError::DockerResponseServerError {
+                status_code: 401 | 403,
+                message,
+            }) => RegistryOutcome::Unauthorized { error: message },
+            Err(BollardError::DockerResponseServerError { message, .. }) => {
+                RegistryOutcome::Failed { error: message }
+            }
+            Err(e) => RegistryOutcome::Failed {
+                error: format!("{e}"),
+            },
+        }
     }
 }

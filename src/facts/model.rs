@@ -17,6 +17,32 @@ pub struct Facts {
     /// Per swarm node ID: why its host could not be read over SSH.
     #[serde(default)]
     pub unreachable: BTreeMap<String, String>,
+    /// Per image reference of a service: what its registry answered a node
+    /// that lacks the image and could receive its tasks (asked once per
+    /// image). Empty when not asked.
+    #[serde(default)]
+    pub registry: BTreeMap<String, RegistryAnswer>,
+}
+
+/// What an image's registry answered one node's engine, without credentials
+/// (`GET /distribution/{image}/json`: the engine asks the registry as a pull
+/// would): whether that node could pull the image when tasks move there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegistryAnswer {
+    /// The node whose engine asked (hostname).
+    pub asked_from: String,
+    pub outcome: RegistryOutcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistryOutcome {
+    /// The registry serves the image to anyone: its manifest digest.
+    Pullable { digest: String },
+    /// The registry wants credentials the node's engine does not have.
+    Unauthorized { error: String },
+    /// No answer, or no such image: the engine's error.
+    Failed { error: String },
 }
 
 /// The swarm as the Engine API of a manager describes it.

@@ -18,8 +18,16 @@ use crate::cmd::{self, Cmd};
 use crate::paths;
 
 /// What the host needs besides an engine (see `engine`): debootstrap and dpkg-dev for the
-/// node image, ssh for the lab's real SSH path, iptables for dockerd.
-pub const HOST_PACKAGES: &[&str] = &["debootstrap", "dpkg-dev", "openssh-client", "iptables"];
+/// node image, ssh for the lab's real SSH path, iptables for dockerd, and docker-registry
+/// (Docker's distribution registry, no service started) whose binary a lab test runs in a
+/// node: a real registry, since the lab reaches none.
+pub const HOST_PACKAGES: &[&str] = &[
+    "debootstrap",
+    "dpkg-dev",
+    "openssh-client",
+    "iptables",
+    "docker-registry",
+];
 
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 

@@ -414,6 +414,28 @@ impl Lab {
             .output()
     }
 
+    /// Copies `bytes` into a node as the file `path` (root's, with `mode`).
+    pub fn copy_in(&self, node: &str, bytes: &[u8], path: &str, mode: u32) -> Result<()> {
+        let node = self.node(node)?;
+        cmd::docker()
+            .args([
+                "exec",
+                "-i",
+                &node.name,
+                "sh",
+                "-c",
+                r#"cat > "$1" && chmod "$2" "$1""#,
+                "sh",
+            ])
+            .arg(path)
+            .arg(format!("{mode:o}"))
+            .stdin(bytes.to_vec())
+            .timeout(Duration::from_secs(120))
+            .run()
+            .with_context(|| format!("copying {path} into {}", node.name))
+            .map(drop)
+    }
+
     /// Run a shell script as root in a node; requires success, returns stdout.
     pub fn exec_sh(&self, node: &str, script: &str) -> Result<String> {
         self.exec_sh_timeout(node, script, Duration::from_secs(600))
