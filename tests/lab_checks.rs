@@ -1306,7 +1306,7 @@ fn an_image_its_registry_serves_to_the_receiving_node_is_information_and_really_
                 }
                 lab.exec_sh(
                     &w2,
-                    "pkill -f 'docker-registry serve' || true; \
+                    "pkill -x docker-registry || true; \
                      rm -rf /tmp/ck-registry /tmp/ck-registry.yml /usr/local/bin/docker-registry",
                 )
                 .map(drop)
@@ -1320,7 +1320,7 @@ fn an_image_its_registry_serves_to_the_receiving_node_is_information_and_really_
         "printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/ck-registry\n\
          http:\n  addr: 127.0.0.1:5000\n' > /tmp/ck-registry.yml && \
          (setsid docker-registry serve /tmp/ck-registry.yml >/tmp/ck-registry.log 2>&1 &) && \
-         for i in $(seq 50); do (echo > /dev/tcp/127.0.0.1/5000) 2>/dev/null && exit 0; sleep 0.2; done; \
+         for i in $(seq 50); do grep -q 'listening on' /tmp/ck-registry.log && exit 0; sleep 0.2; done; \
          cat /tmp/ck-registry.log; exit 1",
     )
     .unwrap();

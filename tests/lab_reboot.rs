@@ -4,14 +4,17 @@
 //! every process of the node goes with its PID namespace, and Docker starts
 //! the container again (same address, same volumes): a new boot.
 //!
-//! - `restart_reboot_restarts_every_process_of_the_node_and_the_node_rejoins`:
+//! - `restart_then_apply_reboot_restart_every_process_of_the_node_and_the_node_rejoins`:
 //!   `--dry-run` shows the reboot (the boot identity read, the detached
 //!   reboot script); then the run: each rebooted node's PID 1 started later
 //!   than before, and so did sshd and dockerd; no process of the node is
 //!   older than its new PID 1; the nodes not selected kept their PID 1; the
 //!   nodes rejoin (ready, availability and versions as before); quorum is
 //!   never lost (the manager's stop went through the quorum guard); the
-//!   published probe loses no request.
+//!   published probe loses no request. Then `apply --pin 26.1.5 --reboot`
+//!   over the other worker: the packages are installed, the host reboots
+//!   instead of the engine starting, and the node comes back at 26.1.5 with
+//!   every process new, the others untouched, no request lost.
 //!
 //! 191 s in all (lab up and down included), measured on the 2-core machine
 //! with a warm image cache and another lab running.
@@ -76,7 +79,7 @@ fn starts(fresh: &FreshLab) -> BTreeMap<String, Starts> {
 
 #[test]
 #[ignore = "lab: needs root and the testkit image (run testkit/run-all-tests)"]
-fn restart_reboot_restarts_every_process_of_the_node_and_the_node_rejoins() {
+fn restart_then_apply_reboot_restart_every_process_of_the_node_and_the_node_rejoins() {
     let fresh = FreshLab::up(LAB, SUBNET);
     fresh.lab.deploy_published_probe(PUBLISHED).unwrap();
     let before = fresh.lab.wait_healthy(Duration::from_secs(120)).unwrap();
@@ -180,5 +183,47 @@ fn restart_reboot_restarts_every_process_of_the_node_and_the_node_rejoins() {
     for n in &end.nodes {
         assert_eq!(n.state, "ready", "{n:?}");
     }
+    fresh.assert_no_lost_requests(since);
+
+    // `apply --reboot`: the upgrade's start is a reboot.
+    let other = fresh.lab.workers()[1].name.clone();
+    let was = starts(&fresh);
+    let since = SystemTime::now();
+    let out = fresh.run(&[
+        "apply", "--pin", "26.1.5", "--reboot", "--yes", "--nodes", &other,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "apply --reboot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now = starts(&fresh);
+    for (node, b) in &was {
+        let a = now[node];
+        if *node == other {
+            assert!(
+                a.pid1 > b.pid1 && a.sshd > b.sshd && a.dockerd > b.dockerd && a.oldest >= a.pid1,
+                "{node}: not every process is new after apply --reboot: {b:?} -> {a:?}"
+            );
+        } else {
+            assert_eq!(a.pid1, b.pid1, "{node} was not selected, yet it rebooted");
+        }
+    }
+    let after = fresh.lab.wait_healthy(Duration::from_secs(120)).unwrap();
+    for (node, version) in versions(&after) {
+        if node == other {
+            assert!(
+                version.starts_with("26.1.5"),
+                "{node} at {version} after apply --reboot"
+            );
+        } else {
+            assert!(
+                !version.starts_with("26.1.5"),
+                "{node} was not selected, yet it is at {version}"
+            );
+        }
+    }
+    assert_eq!(availability(&after), availability(&before));
     fresh.assert_no_lost_requests(since);
 }
