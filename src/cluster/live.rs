@@ -367,6 +367,9 @@ impl Ops for LiveOps {
             .lock()
             .map_or(0, |m| m.get(node).copied().unwrap_or(0));
         let limit = Duration::from_secs(1 << in_a_row.min(3));
+        // The limit is for the engine's answer: a master lost meanwhile (a
+        // bastion restarting) is reopened first, within its own bounds.
+        host.ensure_live().await?;
         let dir = self.socket_dir(node)?;
         let get = async {
             let socket = host.forward_docker_socket(&dir).await?;

@@ -187,6 +187,7 @@ impl SshHost {
 async fn open(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<Session> {
     let give_up = std::time::Instant::now() + opts.connect_timeout * 2;
     let mut delay = Duration::from_millis(500);
+    let mut asked_jump_host = false;
     loop {
         match open_once(target, opts).await {
             Ok(s) => return Ok(s),
@@ -194,6 +195,14 @@ async fn open(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<Session> 
                 if ssh_errors::refused_before_handshake(&detail)
                     && std::time::Instant::now() + delay < give_up =>
             {
+                // A jump host's own failure (its host key, our key) reaches us
+                // only as a closed connection: ask it once, directly.
+                if !asked_jump_host {
+                    asked_jump_host = true;
+                    if let Some(e) = jump_host_failure(target, opts).await {
+                        return Err(e);
+                    }
+                }
                 tracing::debug!(host = %target.name, "ssh: refused before the handshake, again in {delay:?}: {detail}");
                 // Jitter, so that connections refused together do not come back together.
                 let jitter = std::time::SystemTime::now()
@@ -269,7 +278,7 @@ async fn connect_error(target: &SshTarget, opts: &SshOptions, detail: &str) -> a
         target.defined_at
     );
     if let Some(host) = ssh_errors::host_key_failure_host(detail)
-        && let Some((jump, hostname)) = resolve_route(target, opts).await
+        && let Some((jump, hostname, _)) = resolve_route(target, opts).await
         && !ssh_errors::is_final_host(host, &hostname, &target.address)
     {
         return anyhow!(
@@ -289,9 +298,65 @@ async fn connect_error(target: &SshTarget, opts: &SshOptions, detail: &str) -> a
     anyhow!("{head}: {detail}{hint}")
 }
 
-/// (jump host, final hostname) of `target` as ssh resolves them (`ssh -G`,
-/// ssh config applied); `None` when there is no jump host.
-async fn resolve_route(target: &SshTarget, opts: &SshOptions) -> Option<(String, String)> {
+/// Connects to `target`'s jump host as its ProxyJump does (`ssh -W` to the
+/// target, stdin closed, same `-F` file): the error when the jump host itself
+/// refuses us for good (its host key, our authentication), naming it.
+async fn jump_host_failure(target: &SshTarget, opts: &SshOptions) -> Option<anyhow::Error> {
+    let (jump, hostname, port) = resolve_route(target, opts).await?;
+    let (earlier, last) = match jump.rsplit_once(',') {
+        Some((a, b)) => (Some(a), b),
+        None => (None, jump.as_str()),
+    };
+    let mut c = tokio::process::Command::new("ssh");
+    if let Some(f) = &opts.config_file {
+        c.arg("-F").arg(f);
+    }
+    if let Some(j) = earlier {
+        c.arg("-J").arg(j);
+    }
+    c.args(["-o", "BatchMode=yes", "-o"])
+        .arg(format!(
+            "ConnectTimeout={}",
+            opts.connect_timeout.as_secs().max(1)
+        ))
+        .arg("-W")
+        .arg(format!("{hostname}:{port}"))
+        .arg("--")
+        .arg(last)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(opts.connect_timeout + Duration::from_secs(5), c.output())
+        .await
+        .ok()?
+        .ok()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let head = format!(
+        "cannot connect to host {} ({}, {}) through the jump host {jump}",
+        target.name,
+        target.display(),
+        target.defined_at
+    );
+    if let Some(host) = ssh_errors::host_key_failure_host(&stderr) {
+        return Some(anyhow!(
+            "{head}: the host key of the jump host {jump} ({host}) is unknown or changed, not the key of {}: {}\n  check the jump host's key, and fix the known_hosts that ssh uses for {jump} (its UserKnownHostsFile in the ssh config)",
+            target.name,
+            stderr.trim()
+        ));
+    }
+    if stderr.contains("Permission denied") {
+        return Some(anyhow!(
+            "{head}: the jump host {jump} refused our authentication: {}\n  check the User and IdentityFile of {jump} in the ssh config (options given for the nodes are not used for their jump host)",
+            stderr.trim()
+        ));
+    }
+    None
+}
+
+/// (jump host, final hostname, port) of `target` as ssh resolves them
+/// (`ssh -G`, ssh config applied); `None` when there is no jump host.
+async fn resolve_route(target: &SshTarget, opts: &SshOptions) -> Option<(String, String, String)> {
     let mut c = tokio::process::Command::new("ssh");
     if let Some(f) = &opts.config_file {
         c.arg("-F").arg(f);
@@ -307,7 +372,8 @@ async fn resolve_route(target: &SshTarget, opts: &SshOptions) -> Option<(String,
     let text = String::from_utf8_lossy(&out.stdout);
     let jump = ssh_errors::ssh_g_field(&text, "proxyjump")?;
     let hostname = ssh_errors::ssh_g_field(&text, "hostname")?;
-    Some((jump.to_string(), hostname.to_string()))
+    let port = ssh_errors::ssh_g_field(&text, "port").unwrap_or("22");
+    Some((jump.to_string(), hostname.to_string(), port.to_string()))
 }
 
 impl SshHost {
