@@ -501,8 +501,14 @@ fn b_rollback_survives_the_bastion_restarting_mid_run() {
         rest.len()
     );
     assert_all_at(&lab, OLD);
+}
 
-    // A changed bastion host key is refused, and the bastion is named.
+#[test]
+#[ignore = "needs the testkit lab (root, the private dockerd); see testkit/README.md"]
+fn bb_a_changed_bastion_host_key_is_refused_naming_the_bastion() {
+    let lab = lab();
+    let inventory = lab.alias_inventory_path();
+    // Refused, and the bastion is named.
     let tampered = tempfile::tempdir().unwrap();
     let (config, _) = with_changed_key(&lab, tampered.path(), &lab.bastion().unwrap().name);
     let out = run(
