@@ -386,6 +386,7 @@ pub fn child(hosts: usize, forks: usize, dir: &Path, port: u16) {
     let gathered = rt.block_on(async {
         let c = Cluster::open(ClusterOptions {
             inventory: InventorySource::Own(inventory.clone()),
+            ssh_config: None,
             accept_new_host_keys: false,
             connect_timeout: Duration::from_secs(15),
             command_timeout: Duration::from_secs(120),

@@ -126,6 +126,7 @@ fn a_mixed_lab_is_upgraded_each_node_by_its_own_method() {
         workers: 3,
         subnet: "172.31.11.0/24".into(),
         flavour: Flavour::Mixed,
+        bastion: None,
     });
     let lab = &fresh.lab;
     let before = fresh.status();
@@ -276,6 +277,7 @@ fn docker_ce_fails_back_to_its_exact_set_then_hops_to_28_and_rolls_back() {
         workers: 2,
         subnet: "172.31.12.0/24".into(),
         flavour: Flavour::SystemdDockerCe,
+        bastion: None,
     });
     let lab = &fresh.lab;
     assert_all_at(&fresh.status(), OLD);

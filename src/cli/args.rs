@@ -158,6 +158,15 @@ pub struct ClusterArgs {
     /// Ansible inventory (INI, YAML, or `ansible-inventory --list` JSON) instead.
     #[arg(long, value_name = "FILE")]
     pub ansible_inventory: Option<PathBuf>,
+    /// ssh config file for every connection, instead of ~/.ssh/config (as
+    /// `ssh -F FILE`; jump hosts read it too).
+    #[arg(
+        long,
+        short = 'F',
+        env = "SWARM_UPGRADE_SSH_CONFIG",
+        value_name = "FILE"
+    )]
+    pub ssh_config: Option<PathBuf>,
     /// Accept and record host keys that are not in known_hosts yet (trust on
     /// first use). Changed keys are always refused.
     #[arg(long)]

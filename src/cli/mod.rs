@@ -38,8 +38,17 @@ fn cluster_options(args: &ClusterArgs) -> anyhow::Result<ClusterOptions> {
             ));
         }
     };
+    if let Some(f) = &args.ssh_config
+        && !f.is_file()
+    {
+        return Err(usage(format!(
+            "--ssh-config {}: no such file (SWARM_UPGRADE_SSH_CONFIG may have set it): give the ssh config file to use, or leave it out for ~/.ssh/config",
+            f.display()
+        )));
+    }
     Ok(ClusterOptions {
         inventory,
+        ssh_config: args.ssh_config.clone(),
         accept_new_host_keys: args.accept_new_host_keys,
         connect_timeout: args.connect_timeout,
         command_timeout: args.command_timeout,

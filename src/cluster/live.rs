@@ -356,6 +356,9 @@ impl Ops for LiveOps {
         // to an engine slowed by a busy host gets its answer in instead of
         // stopping the run or failing a healthy node. A stopped engine
         // refuses at once, so this does not slow noticing one.
+        // The limit is for the engine's answer: a master lost meanwhile (a
+        // bastion restarting) is reopened first, within its own bounds.
+        host.ensure_live().await?;
         let dir = self.socket_dir(node)?;
         let name = &host.target.name;
         let mut tries = 0;

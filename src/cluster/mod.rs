@@ -47,6 +47,8 @@ pub enum InventorySource {
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     pub inventory: InventorySource,
+    /// `ssh -F`: the ssh config file instead of ~/.ssh/config.
+    pub ssh_config: Option<PathBuf>,
     /// Trust host keys not in known_hosts yet (never changed ones).
     pub accept_new_host_keys: bool,
     pub connect_timeout: Duration,
@@ -83,6 +85,7 @@ impl Cluster {
         GatherOptions {
             ssh: SshOptions {
                 accept_new_host_keys: self.opts.accept_new_host_keys,
+                config_file: self.opts.ssh_config.clone(),
                 connect_timeout: self.opts.connect_timeout,
                 runtime_dir: self.runtime.path().to_path_buf(),
             },

@@ -6,6 +6,7 @@
 
 pub(crate) mod local;
 pub(crate) mod ssh;
+mod ssh_errors;
 
 pub use ssh::{connections_made, handshakes_peak};
 

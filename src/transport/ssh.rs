@@ -17,7 +17,7 @@ use anyhow::{Context, anyhow, bail};
 use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder, Socket, Stdio};
 use tokio::io::AsyncWriteExt;
 
-use super::{Cmd, CmdOutput, Transport};
+use super::{Cmd, CmdOutput, Transport, ssh_errors};
 use crate::inventory::{SshTarget, Sudo};
 
 /// Settings shared by every connection of a run.
@@ -25,6 +25,9 @@ use crate::inventory::{SshTarget, Sudo};
 pub struct SshOptions {
     /// Accept (and record) host keys not yet in known_hosts. Off by default.
     pub accept_new_host_keys: bool,
+    /// `ssh -F`: this ssh config instead of ~/.ssh/config (OpenSSH hands it
+    /// on to ProxyJump hops too).
+    pub config_file: Option<PathBuf>,
     pub connect_timeout: Duration,
     /// Short private directory (0700) for control sockets and forwards.
     pub runtime_dir: PathBuf,
@@ -178,8 +181,43 @@ impl SshHost {
     }
 }
 
-/// Opens a master connection to `target`.
+/// Opens a master connection to `target`. A connection refused before any
+/// key exchange (a jump host's sshd dropping a burst beyond its MaxStartups,
+/// or restarting) is tried again for up to twice the connect timeout.
 async fn open(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<Session> {
+    let give_up = std::time::Instant::now() + opts.connect_timeout * 2;
+    let mut delay = Duration::from_millis(500);
+    let mut asked_jump_host = false;
+    loop {
+        match open_once(target, opts).await {
+            Ok(s) => return Ok(s),
+            Err(detail)
+                if ssh_errors::refused_before_handshake(&detail)
+                    && std::time::Instant::now() + delay < give_up =>
+            {
+                // A jump host's own failure (its host key, our key) reaches us
+                // only as a closed connection: ask it once, directly.
+                if !asked_jump_host {
+                    asked_jump_host = true;
+                    if let Some(e) = jump_host_failure(target, opts).await {
+                        return Err(e);
+                    }
+                }
+                tracing::debug!(host = %target.name, "ssh: refused before the handshake, again in {delay:?}: {detail}");
+                // Jitter, so that connections refused together do not come back together.
+                let jitter = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos() % 250);
+                tokio::time::sleep(delay + Duration::from_millis(jitter.into())).await;
+                delay = (delay * 2).min(Duration::from_secs(4));
+            }
+            Err(detail) => return Err(connect_error(target, opts, &detail).await),
+        }
+    }
+}
+
+/// One attempt; the error is ssh's own message (with the crate's).
+async fn open_once(target: &SshTarget, opts: &SshOptions) -> Result<Session, String> {
     tracing::debug!(host = %target.name, "ssh: opening a connection");
     let mut b = SessionBuilder::default();
     b.known_hosts_check(if opts.accept_new_host_keys {
@@ -194,6 +232,9 @@ async fn open(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<Session> 
     ))
     .connect_timeout(opts.connect_timeout)
     .server_alive_interval(Duration::from_secs(15));
+    if let Some(f) = &opts.config_file {
+        b.config_file(f);
+    }
     let _handshake = Handshake::start();
     if let Some(u) = &target.user {
         b.user(u.clone());
@@ -211,34 +252,128 @@ async fn open(target: &SshTarget, opts: &SshOptions) -> anyhow::Result<Session> 
         b.jump_hosts(j.split(',').map(str::trim).filter(|s| !s.is_empty()));
     }
     let session = b.connect_mux(&target.address).await.map_err(|e| {
-            // The reason (ssh's own message) is in the error's sources.
-            let mut detail = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                detail.push_str(": ");
-                detail.push_str(s.to_string().trim());
-                source = s.source();
-            }
-            let hint = if detail.contains("Host key verification failed")
-                || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
-            {
-                "\n  the host key is unknown or changed: check it, add it to known_hosts (ssh-keyscan), or pass --accept-new-host-keys to trust a NEW key on first use"
-            } else if detail.contains("Permission denied") {
-                "\n  authentication failed: check the user and identity_file in the inventory, or your ssh-agent"
-            } else {
-                ""
-            };
-            anyhow!(
-                "cannot connect to host {} ({}, {}): {detail}{hint}",
-                target.name,
-                target.display(),
-                target.defined_at
-            )
-        })?;
+        // The reason (ssh's own message) is in the error's sources.
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(s.to_string().trim());
+            source = s.source();
+        }
+        detail
+    })?;
     if let Ok(mut c) = CONNECTIONS.lock() {
         *c.entry(target.name.clone()).or_default() += 1;
     }
     Ok(session)
+}
+
+/// The error for a connection that failed: ssh's message, and what to do.
+/// A host key failure on a jump host names the jump host.
+async fn connect_error(target: &SshTarget, opts: &SshOptions, detail: &str) -> anyhow::Error {
+    let head = format!(
+        "cannot connect to host {} ({}, {})",
+        target.name,
+        target.display(),
+        target.defined_at
+    );
+    if let Some(host) = ssh_errors::host_key_failure_host(detail)
+        && let Some((jump, hostname, _)) = resolve_route(target, opts).await
+        && !ssh_errors::is_final_host(host, &hostname, &target.address)
+    {
+        return anyhow!(
+            "{head}: the host key of the jump host {jump} ({host}) is unknown or changed, not the key of {}: {detail}\n  check the jump host's key, and fix the known_hosts that ssh uses for {jump} (its UserKnownHostsFile in the ssh config)",
+            target.name
+        );
+    }
+    let hint = if detail.contains("Host key verification failed")
+        || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+    {
+        "\n  the host key is unknown or changed: check it, add it to known_hosts (ssh-keyscan), or pass --accept-new-host-keys to trust a NEW key on first use"
+    } else if detail.contains("Permission denied") {
+        "\n  authentication failed: check the user and identity_file in the inventory, or your ssh-agent"
+    } else {
+        ""
+    };
+    anyhow!("{head}: {detail}{hint}")
+}
+
+/// Connects to `target`'s jump host as its ProxyJump does (`ssh -W` to the
+/// target, stdin closed, same `-F` file): the error when the jump host itself
+/// refuses us for good (its host key, our authentication), naming it.
+async fn jump_host_failure(target: &SshTarget, opts: &SshOptions) -> Option<anyhow::Error> {
+    let (jump, hostname, port) = resolve_route(target, opts).await?;
+    let (earlier, last) = match jump.rsplit_once(',') {
+        Some((a, b)) => (Some(a), b),
+        None => (None, jump.as_str()),
+    };
+    let mut c = tokio::process::Command::new("ssh");
+    if let Some(f) = &opts.config_file {
+        c.arg("-F").arg(f);
+    }
+    if let Some(j) = earlier {
+        c.arg("-J").arg(j);
+    }
+    c.args(["-o", "BatchMode=yes", "-o"])
+        .arg(format!(
+            "ConnectTimeout={}",
+            opts.connect_timeout.as_secs().max(1)
+        ))
+        .arg("-W")
+        .arg(format!("{hostname}:{port}"))
+        .arg("--")
+        .arg(last)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(opts.connect_timeout + Duration::from_secs(5), c.output())
+        .await
+        .ok()?
+        .ok()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let head = format!(
+        "cannot connect to host {} ({}, {}) through the jump host {jump}",
+        target.name,
+        target.display(),
+        target.defined_at
+    );
+    if let Some(host) = ssh_errors::host_key_failure_host(&stderr) {
+        return Some(anyhow!(
+            "{head}: the host key of the jump host {jump} ({host}) is unknown or changed, not the key of {}: {}\n  check the jump host's key, and fix the known_hosts that ssh uses for {jump} (its UserKnownHostsFile in the ssh config)",
+            target.name,
+            stderr.trim()
+        ));
+    }
+    if stderr.contains("Permission denied") {
+        return Some(anyhow!(
+            "{head}: the jump host {jump} refused our authentication: {}\n  check the User and IdentityFile of {jump} in the ssh config (options given for the nodes are not used for their jump host)",
+            stderr.trim()
+        ));
+    }
+    None
+}
+
+/// (jump host, final hostname, port) of `target` as ssh resolves them
+/// (`ssh -G`, ssh config applied); `None` when there is no jump host.
+async fn resolve_route(target: &SshTarget, opts: &SshOptions) -> Option<(String, String, String)> {
+    let mut c = tokio::process::Command::new("ssh");
+    if let Some(f) = &opts.config_file {
+        c.arg("-F").arg(f);
+    }
+    if let Some(j) = &target.jump {
+        c.arg("-J").arg(j);
+    }
+    if let Some(p) = target.port {
+        c.arg("-p").arg(p.to_string());
+    }
+    c.arg("-G").arg("--").arg(&target.address);
+    let out = c.output().await.ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let jump = ssh_errors::ssh_g_field(&text, "proxyjump")?;
+    let hostname = ssh_errors::ssh_g_field(&text, "hostname")?;
+    let port = ssh_errors::ssh_g_field(&text, "port").unwrap_or("22");
+    Some((jump.to_string(), hostname.to_string(), port.to_string()))
 }
 
 impl SshHost {
@@ -306,7 +441,22 @@ impl SshHost {
 }
 
 impl Transport for SshHost {
+    /// A command whose master died between its check and the command (a
+    /// jump host restarting cuts every master through it) never reached the
+    /// host: it is sent once more, over a new master.
     async fn run(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+        match self.run_once(cmd).await {
+            Err(e) if ssh_errors::mux_not_delivered(&format!("{e:#}")) => {
+                tracing::debug!(host = %self.target.name, "ssh: the master was gone before the command reached it, reconnecting: {e:#}");
+                self.run_once(cmd).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl SshHost {
+    async fn run_once(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
         let argv = argv_for(cmd, self.sudo);
         let (program, args) = argv.split_first().context("empty command")?;
         let session = self.session().await?;

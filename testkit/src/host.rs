@@ -20,13 +20,15 @@ use crate::paths;
 /// What the host needs besides an engine (see `engine`): debootstrap and dpkg-dev for the
 /// node image, ssh for the lab's real SSH path, iptables for dockerd, and docker-registry
 /// (Docker's distribution registry, no service started) whose binary a lab test runs in a
-/// node: a real registry, since the lab reaches none.
+/// node: a real registry, since the lab reaches none; python3-venv for the bastion test's
+/// ansible-core (installed from PyPI into a venv).
 pub const HOST_PACKAGES: &[&str] = &[
     "debootstrap",
     "dpkg-dev",
     "openssh-client",
     "iptables",
     "docker-registry",
+    "python3-venv",
 ];
 
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";

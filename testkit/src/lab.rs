@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::bastion::{self, BastionInfo};
 use crate::cmd::{self, Cmd};
 use crate::fault::Fault;
 use crate::flavour::Flavour;
@@ -79,6 +80,8 @@ pub struct UpOptions {
     pub subnet: String,
     /// How the nodes' engines are installed and started (`mixed`: spread over the others).
     pub flavour: Flavour,
+    /// A bastion in front of the lab, on this controller-facing /24 (see [`bastion`]).
+    pub bastion: Option<String>,
 }
 
 impl Default for UpOptions {
@@ -89,6 +92,7 @@ impl Default for UpOptions {
             workers: 2,
             subnet: DEFAULT_SUBNET.to_string(),
             flavour: Flavour::default(),
+            bastion: None,
         }
     }
 }
@@ -106,10 +110,13 @@ struct LabConfig {
     /// Absent in labs made before flavours existed: those are sysv-docker.io.
     #[serde(default)]
     flavour: Flavour,
+    /// The bastion's controller-facing /24; absent: no bastion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bastion_subnet: Option<String>,
 }
 
 /// First three octets of a /24.
-fn subnet_prefix(subnet: &str) -> Result<[u8; 3]> {
+pub(crate) fn subnet_prefix(subnet: &str) -> Result<[u8; 3]> {
     let (net, len) = subnet
         .split_once('/')
         .with_context(|| format!("subnet {subnet:?} is not a.b.c.0/24"))?;
@@ -316,6 +323,32 @@ impl Lab {
         format!("{}-net", self.config.name)
     }
 
+    /// The bastion, when the lab was brought up with one.
+    pub fn bastion(&self) -> Option<BastionInfo> {
+        let subnet = self.config.bastion_subnet.as_deref()?;
+        Some(
+            bastion::plan(&self.config.name, &self.config.subnet, subnet)
+                .expect("lab.json was validated when the lab was created"),
+        )
+    }
+
+    /// The ssh config of a lab with a bastion (aliases, ProxyJump).
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.dir.join(bastion::SSH_CONFIG_FILE)
+    }
+
+    /// The swarm-upgrade inventory naming only the ssh config's aliases.
+    pub fn alias_inventory_path(&self) -> PathBuf {
+        self.dir.join(bastion::ALIAS_INVENTORY_FILE)
+    }
+
+    /// The Ansible INI inventory (group_vars next to it).
+    pub fn ansible_inventory_path(&self) -> PathBuf {
+        self.dir
+            .join(bastion::ANSIBLE_DIR)
+            .join(bastion::ANSIBLE_INI_FILE)
+    }
+
     pub fn node_image(&self) -> &str {
         &self.config.node_image
     }
@@ -473,8 +506,20 @@ impl Lab {
                 "ConnectTimeout=10",
                 "-o",
                 "LogLevel=ERROR",
-            ])
-            .arg(format!("upgrader@{}", node.address));
+            ]);
+        if let Some(b) = self.bastion() {
+            // The host has no route to the nodes: through the bastion, checked against the
+            // lab's known_hosts whatever `known_hosts` the node is checked against.
+            c.arg("-o").arg(format!(
+                "ProxyCommand=ssh -F /dev/null -i {} -o UserKnownHostsFile={} \
+                 -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes \
+                 -o IdentitiesOnly=yes -o ConnectTimeout=10 -o LogLevel=ERROR -W %h:%p upgrader@{}",
+                self.identity_file().display(),
+                self.known_hosts_file().display(),
+                b.address
+            ));
+        }
+        c.arg(format!("upgrader@{}", node.address));
         Ok(c)
     }
 
@@ -640,6 +685,9 @@ impl Lab {
         let start = Instant::now();
         validate_name(&opts.name)?;
         let nodes = plan_nodes(&opts.name, opts.managers, opts.workers, &opts.subnet)?;
+        if let Some(subnet) = &opts.bastion {
+            bastion::plan(&opts.name, &opts.subnet, subnet)?;
+        }
         let _lock = host::lock_host("up")?;
         host::prepare()?;
         progress(start, "host ready (packages, private dockerd)");
@@ -677,16 +725,29 @@ impl Lab {
                 probe_image: None,
                 created_at: report::rfc3339(SystemTime::now()),
                 flavour: opts.flavour,
+                bastion_subnet: opts.bastion.clone(),
             },
             dir,
         };
         // Saved first, so that `down` can clean up after an `up` that failed half way.
         lab.save()?;
         lab.create_nodes(&nodes)?;
+        if let Some(b) = lab.bastion() {
+            lab.create_bastion(&b)?;
+        }
         progress(start, &format!("{} node containers started", nodes.len()));
         lab.wait_nodes_booted(&nodes)?;
         progress(start, "sshd and dockerd up in every node");
         lab.setup_ssh(&nodes)?;
+        if let Some(b) = lab.bastion() {
+            lab.setup_bastion_ssh(&b)?;
+            lab.block_direct_route(&opts.subnet)?;
+            lab.write_bastion_files(&b)?;
+            progress(
+                start,
+                &format!("bastion {} up; no direct route to the nodes", b.name),
+            );
+        }
         lab.check_ssh()?;
         progress(start, "SSH key installed, known_hosts written, ssh checked");
         lab.form_swarm()?;
@@ -700,6 +761,14 @@ impl Lab {
         println!("{}", status.render_text());
         println!("{text}");
         println!("inventory: {}", lab.inventory_path().display());
+        if lab.bastion().is_some() {
+            println!(
+                "behind the bastion: ssh config {}, inventory {}, Ansible inventory {}",
+                lab.ssh_config_path().display(),
+                lab.alias_inventory_path().display(),
+                lab.ansible_inventory_path().display()
+            );
+        }
         eprintln!(
             "testkit: lab {:?} up in {}",
             lab.name(),
@@ -1103,6 +1172,8 @@ impl Lab {
         let start = Instant::now();
         validate_name(name)?;
         let _lock = host::lock_host("down")?;
+        // A bastion lab's rule on the host goes first, whatever else is left.
+        bastion::remove_block_rules(name)?;
         let daemon = host::Daemon::new();
         let dir = paths::lab_dir(name);
         if daemon.pid().is_none() {

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod apt;
+pub mod bastion;
 pub mod cmd;
 pub mod engine;
 pub mod fault;

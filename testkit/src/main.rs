@@ -56,6 +56,14 @@ enum Command {
         /// systemd-docker.io, systemd-docker-ce, static, or mixed (spread over the others).
         #[arg(long, default_value = "sysv-docker.io", value_parser = Flavour::parse)]
         flavour: Flavour,
+        /// Put a bastion (sshd only, MaxStartups 3) in front of the lab: the nodes are then
+        /// reachable only through it. Also writes an ssh config, an alias inventory and an
+        /// Ansible inventory in the lab directory.
+        #[arg(long)]
+        bastion: bool,
+        /// The bastion's controller-facing /24 (default: the /24 after --subnet).
+        #[arg(long, requires = "bastion")]
+        bastion_subnet: Option<String>,
     },
     /// The swarm's view of the lab: nodes and services.
     Status {
@@ -153,13 +161,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             workers,
             subnet,
             flavour,
+            bastion,
+            bastion_subnet,
         } => {
+            let bastion = match (bastion, bastion_subnet) {
+                (false, _) => None,
+                (true, Some(s)) => Some(s),
+                (true, None) => Some(testkit::bastion::default_subnet(&subnet)?),
+            };
             Lab::up(&UpOptions {
                 name,
                 managers,
                 workers,
                 subnet,
                 flavour,
+                bastion,
             })?;
         }
         Command::Status { output } => {
