@@ -1109,22 +1109,32 @@ impl Lab {
         )?;
         self.exec_sh(
             &m1,
-            &format!(
-                "docker service create --detach --name {PROBE_SERVER} --replicas 3 \
-                 --endpoint-mode dnsrr --network {PROBE_NETWORK} --init --no-resolve-image \
-                 --stop-grace-period 5s {tag} server --port 8080"
+            &create_service(
+                PROBE_SERVER,
+                tag,
+                &format!(
+                    "--replicas 3 --endpoint-mode dnsrr --network {PROBE_NETWORK} --init \
+                     --no-resolve-image --stop-grace-period 5s"
+                ),
+                "server --port 8080",
             ),
         )?;
         self.wait_service(PROBE_SERVER, Duration::from_secs(180))?;
         // Clients start once servers answer, so that a fresh lab's report starts clean.
         self.exec_sh(
             &m1,
-            &format!(
-                "docker service create --detach --name {PROBE_CLIENT} --replicas 2 \
-                 --endpoint-mode dnsrr --network {PROBE_NETWORK} --init --no-resolve-image \
-                 --stop-grace-period 5s --env 'PROBE_SLOT={{{{.Task.Slot}}}}' \
-                 --mount type=volume,source=probe-data,target=/data \
-                 {tag} client --target {PROBE_SERVER}:8080 --timeout-ms {PROBE_TIMEOUT_MS} --dir /data"
+            &create_service(
+                PROBE_CLIENT,
+                tag,
+                &format!(
+                    "--replicas 2 --endpoint-mode dnsrr --network {PROBE_NETWORK} --init \
+                     --no-resolve-image --stop-grace-period 5s \
+                     --env 'PROBE_SLOT={{{{.Task.Slot}}}}' \
+                     --mount type=volume,source=probe-data,target=/data"
+                ),
+                &format!(
+                    "client --target {PROBE_SERVER}:8080 --timeout-ms {PROBE_TIMEOUT_MS} --dir /data"
+                ),
             ),
         )?;
         self.wait_service(PROBE_CLIENT, Duration::from_secs(180))?;
@@ -1141,11 +1151,15 @@ impl Lab {
             .probe_image
             .clone()
             .context("the lab has no probe image")?;
-        self.on_manager(&format!(
-            "docker service create --detach --name {PROBE_PUBLISHED} --mode global \
-             --publish mode=host,published={port},target=8080 \
-             --endpoint-mode dnsrr --network {PROBE_NETWORK} --init --no-resolve-image \
-             --stop-grace-period 5s {tag} server --port 8080"
+        self.on_manager(&create_service(
+            PROBE_PUBLISHED,
+            &tag,
+            &format!(
+                "--mode global --publish mode=host,published={port},target=8080 \
+                 --endpoint-mode dnsrr --network {PROBE_NETWORK} --init --no-resolve-image \
+                 --stop-grace-period 5s"
+            ),
+            "server --port 8080",
         ))?;
         self.wait_service(PROBE_PUBLISHED, Duration::from_secs(180))
     }
@@ -1287,6 +1301,19 @@ pub fn split_dump(dump: &str) -> Result<Vec<(String, String)>> {
         rest = &after[len..];
     }
     Ok(files)
+}
+
+/// A script that creates service `name` from `image`, and that also succeeds when the
+/// service is already there with that image. A busy manager has answered a create with
+/// "name conflicts with an existing object" for the service that very create made (CI,
+/// stop 22: every manager then said so); asking again must not fail a lab test.
+fn create_service(name: &str, image: &str, options: &str, args: &str) -> String {
+    let image_q = cmd::shell_quote(image);
+    format!(
+        "docker service create --detach --name {name} {options} {image_q} {args} \
+         || docker service inspect --format '{{{{.Spec.TaskTemplate.ContainerSpec.Image}}}}' {name} \
+            | grep -qxF {image_q}"
+    )
 }
 
 #[cfg(test)]
