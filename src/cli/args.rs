@@ -159,7 +159,7 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "FILE")]
     pub ansible_inventory: Option<PathBuf>,
     /// ssh config file for every connection, instead of ~/.ssh/config (as
-    /// `ssh -F FILE`; jump hosts read it too).
+    /// `ssh -F FILE`; jump hosts read it too; /dev/null for none).
     #[arg(
         long,
         short = 'F',

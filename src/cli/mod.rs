@@ -38,8 +38,9 @@ fn cluster_options(args: &ClusterArgs) -> anyhow::Result<ClusterOptions> {
             ));
         }
     };
+    // Not only regular files: `-F /dev/null` (no config at all) is ssh's own idiom.
     if let Some(f) = &args.ssh_config
-        && !f.is_file()
+        && (!f.exists() || f.is_dir())
     {
         return Err(usage(format!(
             "--ssh-config {}: no such file (SWARM_UPGRADE_SSH_CONFIG may have set it): give the ssh config file to use, or leave it out for ~/.ssh/config",
