@@ -33,7 +33,10 @@
 //!   precondition failure: nothing happened, nothing is rolled back
 //!   (`StepError::Halt`); the run stops resumable (exit 6) and the step runs
 //!   again once the host is reachable. SSH masters that died are
-//!   re-established (same options, strict host keys) before the next command.
+//!   re-established (same options, strict host keys) before the next command;
+//!   a command cut while it ran is sent again by the transport (every command
+//!   of ours can run twice), a hook (`Cmd::at_most_once`) is not: its
+//!   transport error halts here like one not delivered.
 //! - **I4** `--dry-run` changes nothing: it only renders the actions'
 //!   descriptions ([`dry_run`] takes no [`ops::Ops`]).
 //! - **I5** One live run per swarm: the lease is renewed at every batch

@@ -24,6 +24,12 @@ pub struct Cmd {
     pub stdin: Option<Vec<u8>>,
     /// What the stdin bytes are, shown instead of them (dry run, logs).
     pub stdin_is: Option<&'static str>,
+    /// Must not run twice (an operator's hook): when the connection is lost
+    /// while it runs, its outcome is reported as unknown instead of running
+    /// it again. Every command swarm-upgrade writes itself can run again
+    /// (the playbooks' scripts wait for a package run left behind, writes
+    /// are idempotent), so this is the exception.
+    pub at_most_once: bool,
 }
 
 impl Cmd {
@@ -38,6 +44,7 @@ impl Cmd {
             timeout: Duration::from_secs(60),
             stdin: None,
             stdin_is: None,
+            at_most_once: false,
         }
     }
 
@@ -53,6 +60,12 @@ impl Cmd {
 
     pub fn timeout(mut self, t: Duration) -> Cmd {
         self.timeout = t;
+        self
+    }
+
+    /// See [`Cmd::at_most_once`](Cmd#structfield.at_most_once).
+    pub fn at_most_once(mut self) -> Cmd {
+        self.at_most_once = true;
         self
     }
 

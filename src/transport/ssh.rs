@@ -443,23 +443,58 @@ impl SshHost {
 impl Transport for SshHost {
     /// A command whose master died between its check and the command (a
     /// jump host restarting cuts every master through it) never reached the
-    /// host: it is sent once more, over a new master.
+    /// host: it is sent once more, over a new master. One whose master died
+    /// while it ran may or may not have run to its end: it runs once more
+    /// over a new master too, unless it must run at most once (a hook),
+    /// which is then reported as cut with its outcome unknown.
     async fn run(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
-        match self.run_once(cmd).await {
-            Err(e) if ssh_errors::mux_not_delivered(&format!("{e:#}")) => {
-                tracing::debug!(host = %self.target.name, "ssh: the master was gone before the command reached it, reconnecting: {e:#}");
-                self.run_once(cmd).await
+        let session = self.session().await?;
+        let e = match self.run_on(&session, cmd).await {
+            Ok(out) if !out_of_a_lost_master(&out) || session.check().await.is_ok() => {
+                return Ok(out);
             }
-            other => other,
+            Ok(out) => anyhow!(
+                "exit status {} ({})",
+                out.status,
+                out.stderr.lines().last().unwrap_or("no output")
+            ),
+            Err(e) => e,
+        };
+        let chain = format!("{e:#}");
+        let host = &self.target.name;
+        let master_lost = session.check().await.is_err();
+        match ssh_errors::after_failure(&chain, master_lost, cmd.at_most_once) {
+            ssh_errors::Next::Resend => {
+                tracing::debug!(host = %host, "ssh: the master was gone before the command reached it, reconnecting: {chain}");
+            }
+            ssh_errors::Next::RunAgain => {
+                tracing::warn!(host = %host, "ssh: the connection was lost while `{}` ran; running it again over a new connection: {chain}", cmd.display());
+            }
+            ssh_errors::Next::OutcomeUnknown => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "host {host}: the SSH connection was lost while `{}` ran: whether it ran to its end is not known, and it must not run twice",
+                        cmd.display()
+                    )
+                });
+            }
+            ssh_errors::Next::Fail => return Err(e),
         }
+        let session = self.session().await?;
+        self.run_on(&session, cmd).await
     }
 }
 
+/// What a command cut by its master's death can look like: no exit status
+/// (the crate saw no exit), or ssh's own 255.
+fn out_of_a_lost_master(out: &CmdOutput) -> bool {
+    out.status == -1 || out.status == 255
+}
+
 impl SshHost {
-    async fn run_once(&self, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+    async fn run_on(&self, session: &Session, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
         let argv = argv_for(cmd, self.sudo);
         let (program, args) = argv.split_first().context("empty command")?;
-        let session = self.session().await?;
         let mut command = session.command(program.as_str());
         command.args(args.iter().map(String::as_str));
         let host = &self.target.name;

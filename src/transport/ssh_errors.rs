@@ -84,6 +84,34 @@ pub fn mux_not_delivered(error_chain: &str) -> bool {
         .any(|w| error_chain.contains(w))
 }
 
+/// What to do with a command that failed on the way or on the host.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// It never reached the host: send it again over a new master.
+    Resend,
+    /// Its master died while it ran: it may have run to its end or not; run
+    /// it again over a new master (it can run twice).
+    RunAgain,
+    /// Its master died while it ran and it must not run twice.
+    OutcomeUnknown,
+    /// A failure of its own (a timeout, the host's answer): report it.
+    Fail,
+}
+
+/// The decision after a failed command, from its error chain and whether
+/// its master is still alive.
+pub fn after_failure(error_chain: &str, master_lost: bool, at_most_once: bool) -> Next {
+    if mux_not_delivered(error_chain) {
+        Next::Resend
+    } else if !master_lost {
+        Next::Fail
+    } else if at_most_once {
+        Next::OutcomeUnknown
+    } else {
+        Next::RunAgain
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +185,16 @@ mod tests {
         assert_eq!(ssh_g_field(g, "hostname"), Some("172.31.61.11"));
         assert_eq!(ssh_g_field(g, "proxyjump"), Some("bst-bastion"));
         assert_eq!(ssh_g_field(g, "proxycommand"), None);
+    }
+
+    #[test]
+    fn a_command_cut_in_flight_runs_again_unless_it_must_run_at_most_once() {
+        let refused = "failed to connect to the ssh multiplex server: Connection refused";
+        let cut = "host m1: running `sh -c x`: the remote process was terminated";
+        assert_eq!(after_failure(refused, true, true), Next::Resend);
+        assert_eq!(after_failure(cut, true, false), Next::RunAgain);
+        assert_eq!(after_failure(cut, true, true), Next::OutcomeUnknown);
+        // The master is fine: the failure is the command's own (a timeout).
+        assert_eq!(after_failure(cut, false, false), Next::Fail);
     }
 }

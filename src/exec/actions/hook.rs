@@ -12,7 +12,8 @@
 //! nothing was done to the node, and the run stops resumable. At any later
 //! point it fails the step, and the node is rolled back like after a failed
 //! install or verify. A host hook not delivered halts the run (I3), as every
-//! other remote command does.
+//! other remote command does; so does one whose SSH connection is lost while
+//! it runs: an operator's command is never run twice (`Cmd::at_most_once`).
 
 use super::{Action, StepResult};
 use crate::exec::context::{Cx, StepCx, StepError};
@@ -62,11 +63,14 @@ fn command(h: &Hook, at: HookPoint, n: &PlanNode, run_id: &str) -> Cmd {
             let secs = h.timeout_secs.to_string();
             argv.extend(["timeout", "-k", "5", &secs].map(String::from));
             argv.extend(["sh".to_string(), "-c".to_string(), h.command.clone()]);
-            Cmd::new(argv).timeout(h.timeout() + std::time::Duration::from_secs(GRACE_SECS))
+            // An operator's command may not be safe to run twice.
+            Cmd::new(argv)
+                .timeout(h.timeout() + std::time::Duration::from_secs(GRACE_SECS))
+                .at_most_once()
         }
         HookRun::Controller => {
             argv.extend(["sh".to_string(), "-c".to_string(), h.command.clone()]);
-            Cmd::new(argv).timeout(h.timeout())
+            Cmd::new(argv).timeout(h.timeout()).at_most_once()
         }
     }
 }
