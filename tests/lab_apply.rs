@@ -342,22 +342,7 @@ fn the_happy_path_keeps_quorum_and_service_with_parallel_workers_and_a_lock() {
     assert_notified_and_measured(&hook, &metrics, &shown);
 
     let samples = sampler.finish();
-    assert!(
-        samples.len() > 10,
-        "too few quorum samples: {}",
-        samples.len()
-    );
-    for (i, (reachable, leaders, err)) in samples.iter().enumerate() {
-        assert!(
-            err.is_empty() || *reachable > 0,
-            "sample {i}: no manager answered: {err}"
-        );
-        assert!(
-            *reachable >= 2,
-            "sample {i}: quorum lost ({reachable} of 3 managers reachable)"
-        );
-        assert!(*leaders <= 1, "sample {i}: {leaders} leaders");
-    }
+    common::assert_quorum_kept(&samples);
 
     let end = fresh
         .lab

@@ -109,22 +109,7 @@ fn a_restart_keeps_quorum_and_the_probe_while_every_engine_restarts() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    assert!(
-        samples.len() > 10,
-        "too few quorum samples: {}",
-        samples.len()
-    );
-    for (i, (reachable, leaders, err)) in samples.iter().enumerate() {
-        assert!(
-            err.is_empty() || *reachable > 0,
-            "sample {i}: no manager answered: {err}"
-        );
-        assert!(
-            *reachable >= 2,
-            "sample {i}: quorum lost ({reachable} of 3 managers reachable)"
-        );
-        assert!(*leaders <= 1, "sample {i}: {leaders} leaders");
-    }
+    common::assert_quorum_kept(&samples);
     let after = engine_starts(&lab);
     for (node, was) in &starts {
         assert!(

@@ -122,18 +122,7 @@ fn restart_then_apply_reboot_restart_every_process_of_the_node_and_the_node_rejo
     );
 
     // Quorum kept while the manager was down (the guard let it go only then).
-    assert!(
-        samples.len() > 10,
-        "too few quorum samples: {}",
-        samples.len()
-    );
-    for (i, (reachable, leaders, err)) in samples.iter().enumerate() {
-        assert!(
-            *reachable >= 2,
-            "sample {i}: quorum lost ({reachable} of 3 managers reachable) {err}"
-        );
-        assert!(*leaders <= 1, "sample {i}: {leaders} leaders");
-    }
+    common::assert_quorum_kept(&samples);
 
     // Every process of each rebooted node is new; the others kept theirs.
     let now = starts(&fresh);

@@ -167,6 +167,39 @@ pub fn blockers(
         .collect()
 }
 
+/// What stops a rollback plan from starting: the checks that always apply
+/// (an unreadable host, sudo, autolock, ...), for the nodes it reverts and
+/// for the swarm as a whole; a node it leaves alone may be unreachable.
+pub fn rollback_blockers(
+    g: &Gathered,
+    revert: &Plan,
+    unlock_key: bool,
+    hazards: &Catalogue,
+) -> Vec<Finding> {
+    let mut found = blockers(g, revert, &[], unlock_key, hazards);
+    found.retain(|f| {
+        f.node
+            .as_deref()
+            .is_none_or(|n| revert.steps.iter().any(|s| s.node.as_deref() == Some(n)))
+    });
+    found
+}
+
+/// The error for a rollback that cannot start.
+pub fn rollback_blocked(reverted: &RunState, blockers: &[Finding]) -> anyhow::Error {
+    let lines: Vec<String> = blockers
+        .iter()
+        .map(|f| format!("  [{}] {}", f.id, f.message))
+        .collect();
+    Error::Blocked(format!(
+        "the rollback of run {} cannot start: nothing was changed (fix these, then run \
+         `swarm-upgrade rollback` again):\n{}",
+        reverted.run_id,
+        lines.join("\n")
+    ))
+    .into()
+}
+
 /// Whether `node` is one the run has taken over (it carries the run's label): what the
 /// target-version checks see there may be the run's own half-done install (a run killed
 /// inside `install` leaves dockerd owned by no package), which its steps redo; its
@@ -348,6 +381,47 @@ mod tests {
         assert!(
             blockers(&g, &plan, &[], true, &Catalogue::default()).is_empty(),
             "with the key"
+        );
+    }
+
+    #[test]
+    fn a_rollback_is_refused_when_a_node_it_reverts_cannot_be_read() {
+        let plan = lab_plan();
+        let id_of = |g: &Gathered, name: &str| {
+            g.facts
+                .cluster
+                .nodes
+                .iter()
+                .find(|n| n.hostname == name)
+                .unwrap()
+                .id
+                .clone()
+        };
+        let mut g = lab_gathered();
+        let w1 = id_of(&g, "lab-w1");
+        let revert = plan::rollback::build(&plan, "r1", std::slice::from_ref(&w1));
+        let none = rollback_blockers(&g, &revert, false, &Catalogue::default());
+        assert!(none.is_empty(), "{none:?}");
+
+        // A node it leaves alone may be out of reach.
+        let w2 = id_of(&g, "lab-w2");
+        g.facts.unreachable.insert(w2, "connection refused".into());
+        let none = rollback_blockers(&g, &revert, false, &Catalogue::default());
+        assert!(none.is_empty(), "{none:?}");
+
+        g.facts.unreachable.insert(w1, "banner exchange".into());
+        let b = rollback_blockers(&g, &revert, false, &Catalogue::default());
+        assert_eq!(
+            b.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+            ["ssh-reachable"],
+            "{b:?}"
+        );
+        let err = rollback_blocked(&state_of(&plan), &b);
+        assert_eq!(crate::error::exit_code_of(&err), 3);
+        let text = err.to_string();
+        assert!(
+            text.contains("nothing was changed") && text.contains("lab-w1"),
+            "{text}"
         );
     }
 

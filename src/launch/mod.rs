@@ -373,6 +373,19 @@ pub async fn rollback(
     }
     let revert = plan::rollback::build(&last_plan, &last_state.run_id, &upgraded);
     let reading = cluster.read(&last_plan.target, &|l| fe.log(l)).await?;
+    // A node to revert whose host cannot be read (SSH) would be drained
+    // through the manager, then found unreachable at its first command:
+    // refused before anything changes, as `resume` refuses it.
+    let blockers = continuing::rollback_blockers(
+        &reading.gathered,
+        &revert,
+        opts.run.unlock_key.is_some(),
+        &opts.hazards,
+    );
+    if !blockers.is_empty() {
+        reading.close().await;
+        return Err(continuing::rollback_blocked(&last_state, &blockers));
+    }
     fe.plan(&revert);
     if !opts.yes {
         fe.confirm(&revert)?;
