@@ -20,6 +20,8 @@ pub struct Terminal {
     ui: Ui,
     json: bool,
     quiet: bool,
+    /// `--wide`: the plan with every node and step, none grouped.
+    wide: bool,
 }
 
 impl Terminal {
@@ -28,7 +30,12 @@ impl Terminal {
             ui: Ui::new(json, quiet),
             json,
             quiet,
+            wide: false,
         }
+    }
+
+    pub fn wide(self, wide: bool) -> Terminal {
+        Terminal { wide, ..self }
     }
 }
 
@@ -47,7 +54,7 @@ impl Frontend for Terminal {
                 println!("{s}");
             }
         } else if !self.quiet {
-            eprint!("{}", plan::render::table(plan));
+            eprint!("{}", plan::render::table_for(plan, self.wide));
         }
     }
 
@@ -59,7 +66,7 @@ impl Frontend for Terminal {
         }
         if self.quiet {
             // Quiet left the plan out; nobody confirms what they have not seen.
-            eprint!("{}", plan::render::table(plan));
+            eprint!("{}", plan::render::table_for(plan, self.wide));
         }
         let revert = plan.reverts_run.is_some();
         let restart = !plan.operation.is_upgrade();

@@ -44,7 +44,7 @@ pub fn apply(args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
         reboot: args.reboot,
         hooks: super::hooks_of(&args.cluster)?,
     };
-    let fe = Terminal::new(args.run.output == Output::Json, quiet);
+    let fe = Terminal::new(args.run.output == Output::Json, quiet).wide(args.run.wide);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))
 }
 
@@ -65,7 +65,7 @@ pub fn restart(args: &RestartArgs, quiet: bool) -> anyhow::Result<u8> {
         reboot: args.reboot,
         hooks: super::hooks_of(&args.cluster)?,
     };
-    let fe = Terminal::new(args.run.output == Output::Json, quiet);
+    let fe = Terminal::new(args.run.output == Output::Json, quiet).wide(args.run.wide);
     runtime()?.block_on(launch::apply(&cluster, &opts, &req, &fe))
 }
 
@@ -73,7 +73,7 @@ pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
     let opts = launch_options(&args.run)?;
     crate::cluster::validate_waivers(&args.ignore_check, &opts.hazards)?;
     let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
-    let fe = Terminal::new(args.run.output == Output::Json, quiet);
+    let fe = Terminal::new(args.run.output == Output::Json, quiet).wide(args.run.wide);
     let req = ResumeRequest {
         ignore_checks: args.ignore_check.clone(),
         dry_run: args.dry_run,
@@ -84,6 +84,6 @@ pub fn resume(args: &ResumeArgs, quiet: bool) -> anyhow::Result<u8> {
 pub fn rollback(args: &RollbackArgs, quiet: bool) -> anyhow::Result<u8> {
     let opts = launch_options(&args.run)?;
     let cluster = Cluster::open(cluster_options(&args.cluster)?)?;
-    let fe = Terminal::new(args.run.output == Output::Json, quiet);
+    let fe = Terminal::new(args.run.output == Output::Json, quiet).wide(args.run.wide);
     runtime()?.block_on(launch::rollback(&cluster, &opts, &fe))
 }

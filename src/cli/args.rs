@@ -295,6 +295,10 @@ pub struct PlanArgs {
     /// Table for people, or JSON (stdout carries JSON only, errors included).
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// List every node and every step in the table (by default, runs of 3
+    /// or more alike nodes and batches are shown once). JSON always lists all.
+    #[arg(long)]
+    pub wide: bool,
     /// Also save the plan, with a content hash, for `apply --plan`.
     #[arg(long, value_name = "PLAN_FILE")]
     pub out: Option<PathBuf>,
@@ -399,6 +403,10 @@ pub struct RunArgs {
     /// Progress as bars/lines on stderr (table) or JSON events on stdout (json).
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// List every node and every step in the plan shown before the run (by
+    /// default, runs of 3 or more alike nodes and batches are shown once).
+    #[arg(long)]
+    pub wide: bool,
     /// POST a JSON document to this http:// URL at each run and node event
     /// (its `text` field is what Slack/Mattermost-compatible webhooks show).
     /// Repeatable. A URL holding a token is a secret: prefer the

@@ -49,7 +49,7 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
     );
     match args.output {
         Output::Table => {
-            print!("{}", plan::render::table(&plan));
+            print!("{}", plan::render::table_for(&plan, args.wide));
             if !args.window.is_empty() {
                 println!(
                     "Maintenance windows: {}. Each node starts only within one; a node started is finished after it closes.",

@@ -207,3 +207,41 @@ pub fn blocked_plan() -> Plan {
     ];
     build(&facts, &resolutions, findings, &opts(2))
 }
+
+/// A cluster at scale: `managers` managers (`m1` leads) and `workers`
+/// workers (`w0001`, ...), all alike, each resolving like a bookworm lab
+/// host: the plan output's grouping and its speed at 2,000 nodes.
+pub fn scale_facts(managers: usize, workers: usize) -> Facts {
+    use Availability::Active;
+    let mut nodes: Vec<NodeFacts> = (1..=managers)
+        .map(|i| {
+            let name = format!("m{i}");
+            node(
+                &format!("{name}id"),
+                &name,
+                Role::Manager,
+                i == 1,
+                Active,
+                BOOKWORM_ENGINE,
+            )
+        })
+        .collect();
+    nodes.extend((1..=workers).map(|i| {
+        let name = format!("w{i:04}");
+        node(
+            &format!("{name}id"),
+            &name,
+            Role::Worker,
+            false,
+            Active,
+            BOOKWORM_ENGINE,
+        )
+    }));
+    facts_of(LAB_CLUSTER_ID, nodes)
+}
+
+/// The plan of [`scale_facts`] with `max_parallel`.
+pub fn scale_plan(managers: usize, workers: usize, max_parallel: usize) -> Plan {
+    let facts = scale_facts(managers, workers);
+    build(&facts, &all_resolved(&facts), vec![], &opts(max_parallel))
+}

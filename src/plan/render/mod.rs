@@ -3,7 +3,8 @@
 //! [`table`] prints it like `kubeadm upgrade plan`: the nodes, the order of
 //! the steps, the findings and a verdict. [`json`] gives it a stable shape for
 //! scripts (`plan --json`). Both are pure and deterministic: no colours, no
-//! terminal detection, a fixed width.
+//! terminal detection, a fixed width. At scale the table groups alike nodes
+//! ([`group`]); `--wide` ([`table_for`]) lists every one, JSON always does.
 
 use comfy_table::{
     Cell, ColumnConstraint, ContentArrangement, ContentLineStyle, LineStyle, Table, TableStyle,
@@ -17,6 +18,7 @@ use crate::facts::model::{Availability, Role};
 
 use super::model::{Action, Plan, PlanNode};
 
+mod group;
 mod json;
 mod steps;
 
@@ -26,14 +28,25 @@ use steps::steps_text;
 /// Width of [`table`]: fixed, so the output does not depend on the terminal.
 pub const TABLE_WIDTH: u16 = 120;
 
-/// The plan as text for an operator, [`TABLE_WIDTH`] columns wide.
+/// The plan as text for an operator, [`TABLE_WIDTH`] columns wide, alike
+/// nodes grouped.
 pub fn table(plan: &Plan) -> String {
-    table_with_width(plan, TABLE_WIDTH)
+    table_with(plan, TABLE_WIDTH, false)
+}
+
+/// [`table`], or with `wide` every node on its own row and steps (`--wide`).
+pub fn table_for(plan: &Plan, wide: bool) -> String {
+    table_with(plan, TABLE_WIDTH, wide)
 }
 
 /// [`table`] for a given width (at least 80 is sensible; long names and
 /// messages wrap, nothing is cut).
 pub fn table_with_width(plan: &Plan, width: u16) -> String {
+    table_with(plan, width, false)
+}
+
+/// [`table_for`] for a given width.
+pub fn table_with(plan: &Plan, width: u16, wide: bool) -> String {
     let width = width.max(40);
     let mut out = String::new();
     match &plan.reverts_run {
@@ -77,9 +90,9 @@ pub fn table_with_width(plan: &Plan, width: u16) -> String {
         out.push_str(&hooks_text(plan));
         out.push('\n');
     }
-    out.push_str(&nodes_table(plan, width));
+    out.push_str(&nodes_table(plan, width, wide));
     out.push_str("\n\n");
-    out.push_str(&steps_text(plan, width));
+    out.push_str(&steps_text(plan, width, wide));
     out.push('\n');
     if !plan.prepull.is_empty() {
         out.push_str(&prepull_text(plan, usize::from(width)));
@@ -246,7 +259,7 @@ fn column_width<'a>(cells: impl Iterator<Item = &'a str>) -> usize {
         .unwrap_or(0)
 }
 
-fn nodes_table(plan: &Plan, width: u16) -> String {
+fn nodes_table(plan: &Plan, width: u16, wide: bool) -> String {
     const HEADER: [&str; 8] = [
         "ORDER",
         "NODE",
@@ -258,14 +271,21 @@ fn nodes_table(plan: &Plan, width: u16) -> String {
         "PACKAGES",
     ];
     let dash = || "-".to_string();
-    let rows: Vec<[String; 7]> = plan
-        .nodes
+    let groups = group::node_rows(plan, wide);
+    let rows: Vec<[String; 7]> = groups
         .iter()
-        .map(|n| {
+        .map(|r| {
+            let nodes = &plan.nodes[r.clone()];
+            let n = &nodes[0];
             let upgraded = n.skip.is_none();
+            let (order, name) = if nodes.len() == 1 {
+                (n.order.map_or_else(dash, |o| o.to_string()), n.name.clone())
+            } else {
+                (group::orders(nodes), group::names(nodes))
+            };
             [
-                n.order.map_or_else(dash, |o| o.to_string()),
-                n.name.clone(),
+                order,
+                name,
                 role_label(n).to_string(),
                 name_of(&n.availability),
                 n.current.clone(),
@@ -285,16 +305,24 @@ fn nodes_table(plan: &Plan, width: u16) -> String {
         .collect();
     let mut t = new_table(width, &HEADER);
     let room = last_column_room(&mut t, &widths, width, 24);
-    for (n, row) in plan.nodes.iter().zip(rows) {
+    for (r, row) in groups.iter().zip(rows) {
         let mut cells: Vec<Cell> = row.into_iter().map(Cell::new).collect();
         cells.push(Cell::new(packages_cell(
-            n,
+            &plan.nodes[r.start],
             room,
             !plan.operation.is_upgrade(),
         )));
         t.add_row(cells);
     }
-    trim_lines(&t.to_string())
+    let mut out = trim_lines(&t.to_string());
+    let grouped: usize = groups.iter().filter(|r| r.len() > 1).map(|r| r.len()).sum();
+    if grouped > 0 {
+        out.push_str(&format!(
+            "\n{} nodes grouped; --wide lists every node",
+            group::thousands(grouped)
+        ));
+    }
+    out
 }
 
 /// Lets the leading columns (content `widths`) keep their width when the

@@ -1,5 +1,8 @@
 //! The step listing of the plan table: steps grouped by phase and batch,
-//! each node's actions chained with arrows and wrapped to the width.
+//! each node's actions chained with arrows and wrapped to the width. At
+//! scale, consecutive batches that do the same (a worker batch, its
+//! convergence, its verification) are shown once, as a template; `--wide`
+//! lists every batch.
 
 use std::collections::BTreeMap;
 
@@ -7,16 +10,30 @@ use super::super::model::{Action, Phase, Plan, PlanNode, Step};
 use super::*;
 
 /// One line of the step listing.
+#[derive(Clone)]
 struct Line {
     /// Step indexes, `3-9`; empty for notes that are not steps.
     range: String,
     label: String,
     node: String,
+    /// Whether it is a node's line (not the swarm's, not a note).
+    is_node: bool,
     /// Actions, joined with arrows (and wrapped there).
     chain: Vec<String>,
 }
 
-pub(super) fn steps_text(plan: &Plan, width: u16) -> String {
+/// The lines of one batch, and what grouping needs to know of it.
+struct Block<'a> {
+    phase: Phase,
+    /// Counted as a batch of its phase (`workers 3/9`), not a verification,
+    /// soak or pause that follows one.
+    counted: bool,
+    nth: usize,
+    steps: Vec<&'a Step>,
+    lines: Vec<Line>,
+}
+
+pub(super) fn steps_text(plan: &Plan, width: u16, wide: bool) -> String {
     if plan.steps.is_empty() {
         return "Steps: none, no node is upgraded.\n".to_string();
     }
@@ -40,8 +57,9 @@ pub(super) fn steps_text(plan: &Plan, width: u16) -> String {
             .filter(|b| b.0 == phase)
             .count()
     };
-    let mut lines = vec![];
+    let mut blocks: Vec<Block> = vec![];
     for (i, (phase, steps)) in batches.iter().enumerate() {
+        let mut lines = vec![];
         let nth = batches[..=i]
             .iter()
             .filter(counted)
@@ -93,6 +111,7 @@ pub(super) fn steps_text(plan: &Plan, width: u16) -> String {
                     (None, Some(_)) => own[0].node.clone().unwrap_or_default(),
                     (None, None) => "(swarm)".to_string(),
                 },
+                is_node: key.is_some(),
                 chain,
             });
         }
@@ -108,12 +127,26 @@ pub(super) fn steps_text(plan: &Plan, width: u16) -> String {
                         range: String::new(),
                         label: String::new(),
                         node: n.name.clone(),
+                        is_node: false,
                         chain: vec!["stays drained (drained before the run)".to_string()],
                     },
                 );
             }
         }
+        blocks.push(Block {
+            phase: *phase,
+            counted: counted(&&batches[i]),
+            nth,
+            steps: steps.clone(),
+            lines,
+        });
     }
+    let alone = super::group::alone(plan);
+    let (lines, grouped) = if wide {
+        (blocks.into_iter().flat_map(|b| b.lines).collect(), 0)
+    } else {
+        group_rounds(blocks, &alone, &nodes)
+    };
     let w_range = lines.iter().map(|l| l.range.len()).max().unwrap_or(0);
     let w_label = lines.iter().map(|l| l.label.len()).max().unwrap_or(0) + 1;
     let w_node = lines
@@ -160,6 +193,200 @@ pub(super) fn steps_text(plan: &Plan, width: u16) -> String {
             l.range, l.node
         );
         out.push_str(&wrap_chain(&prefix, &l.chain, usize::from(width)));
+    }
+    if grouped > 0 {
+        out.push_str(&format!(
+            "{} batches grouped; --wide lists every step\n",
+            super::group::thousands(grouped)
+        ));
+    }
+    out
+}
+
+/// A batch of managers or workers and the verifications, soak or pause
+/// that follow it.
+type Round<'a> = Vec<Block<'a>>;
+
+/// What a round shows but its nodes' names and step numbers: per batch, its
+/// kind and its lines (node lines as one, since all must be alike).
+type RoundKey = Vec<(String, Vec<(bool, Vec<String>)>)>;
+
+/// The lines of `blocks`, runs of at least [`super::group::MIN_RUN`] alike
+/// rounds shown once; and how many batches were grouped.
+fn group_rounds(
+    blocks: Vec<Block>,
+    alone: &std::collections::BTreeSet<&str>,
+    nodes: &BTreeMap<&str, &PlanNode>,
+) -> (Vec<Line>, usize) {
+    let mut rounds: Vec<Round> = vec![];
+    for b in blocks {
+        match rounds.last_mut() {
+            Some(r) if !b.counted && r[0].counted => r.push(b),
+            _ => rounds.push(vec![b]),
+        }
+    }
+    let keys: Vec<Option<RoundKey>> = rounds.iter().map(|r| round_key(r, alone)).collect();
+    let (mut lines, mut grouped) = (vec![], 0);
+    let mut i = 0;
+    while i < rounds.len() {
+        let mut j = i + 1;
+        if keys[i].is_some() {
+            while j < rounds.len() && keys[j] == keys[i] {
+                j += 1;
+            }
+        }
+        if j - i >= super::group::MIN_RUN {
+            lines.extend(template(&rounds[i..j], nodes));
+            grouped += j - i;
+        } else {
+            for r in &rounds[i..j] {
+                lines.extend(r.iter().flat_map(|b| b.lines.iter().cloned()));
+            }
+        }
+        i = j;
+    }
+    (lines, grouped)
+}
+
+/// The [`RoundKey`] of a round; none when it must be shown as it is: not a manager or worker batch, a canary or the
+/// leader in it, or nodes of one batch doing different things.
+fn round_key(r: &Round, alone: &std::collections::BTreeSet<&str>) -> Option<RoundKey> {
+    let head = &r[0];
+    if !head.counted || head.phase == Phase::Reactivate {
+        return None;
+    }
+    let mut key = vec![];
+    for (i, b) in r.iter().enumerate() {
+        if b.steps
+            .iter()
+            .any(|s| s.node_id.as_deref().is_some_and(|id| alone.contains(id)))
+        {
+            return None;
+        }
+        let mut lines: Vec<(bool, Vec<String>)> = vec![];
+        for l in &b.lines {
+            if l.is_node
+                && let Some(first) = lines.iter().find(|(is_node, _)| *is_node)
+            {
+                if first.1 != l.chain {
+                    return None;
+                }
+                continue;
+            }
+            lines.push((l.is_node, l.chain.clone()));
+        }
+        let label = if i == 0 {
+            format!("{:?}", b.phase)
+        } else {
+            b.lines.first().map(|l| l.label.clone()).unwrap_or_default()
+        };
+        key.push((label, lines));
+    }
+    Some(key)
+}
+
+/// A run of alike rounds: one line that says which batches and nodes, then
+/// the first round's lines with `each node` for its nodes.
+fn template(rounds: &[Round], nodes: &BTreeMap<&str, &PlanNode>) -> Vec<Line> {
+    use super::group::thousands;
+    let head = &rounds[0][0];
+    let last = &rounds[rounds.len() - 1][0];
+    let steps = || rounds.iter().flatten().flat_map(|b| b.steps.iter());
+    let first_step = steps().map(|s| s.index).min().unwrap_or(0);
+    let last_step = steps().map(|s| s.index).max().unwrap_or(0);
+    let name = |s: &&Step| {
+        s.node_id
+            .as_deref()
+            .and_then(|id| nodes.get(id))
+            .map(|n| n.name.clone())
+    };
+    let names: Vec<String> = rounds
+        .iter()
+        .flat_map(|r| r[0].steps.iter().filter_map(name))
+        .fold(vec![], |mut v, n| {
+            if v.last() != Some(&n) {
+                v.push(n);
+            }
+            v
+        });
+    let sizes: Vec<usize> = rounds
+        .iter()
+        .map(|r| {
+            let mut ids: Vec<&str> = r[0]
+                .steps
+                .iter()
+                .filter_map(|s| s.node_id.as_deref())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len()
+        })
+        .collect();
+    let count: usize = sizes.iter().sum();
+    let (min, max) = (
+        sizes.iter().min().copied().unwrap_or(0),
+        sizes.iter().max().copied().unwrap_or(0),
+    );
+    let role = match head.phase {
+        Phase::Managers => "managers",
+        _ => "workers",
+    };
+    let how = if max == 1 {
+        "one at a time, each:".to_string()
+    } else if min == max {
+        format!(
+            "in {} batches of {max}, each batch:",
+            thousands(rounds.len())
+        )
+    } else {
+        format!(
+            "in {} batches of {min}–{max}, each batch:",
+            thousands(rounds.len())
+        )
+    };
+    let total = head
+        .lines
+        .first()
+        .and_then(|l| l.label.rsplit_once('/'))
+        .map(|(_, t)| t.to_string())
+        .unwrap_or_default();
+    let phase = match head.phase {
+        Phase::Managers => "managers",
+        _ => "workers",
+    };
+    let mut out = vec![Line {
+        range: format!("{first_step}-{last_step}"),
+        label: format!("{phase} {}–{}/{total}", head.nth, last.nth),
+        node: match (names.first(), names.last()) {
+            (Some(a), Some(b)) => format!("{a} … {b}"),
+            _ => String::new(),
+        },
+        is_node: false,
+        chain: vec![format!("{} {role} {how}", thousands(count))],
+    }];
+    for (i, b) in rounds[0].iter().enumerate() {
+        let mut label = if i == 0 {
+            String::new()
+        } else {
+            b.lines.first().map(|l| l.label.clone()).unwrap_or_default()
+        };
+        let mut node_shown = false;
+        for l in &b.lines {
+            if l.is_node && std::mem::replace(&mut node_shown, true) {
+                continue;
+            }
+            out.push(Line {
+                range: String::new(),
+                label: std::mem::take(&mut label),
+                node: if l.is_node {
+                    "each node".to_string()
+                } else {
+                    l.node.clone()
+                },
+                is_node: l.is_node,
+                chain: l.chain.clone(),
+            });
+        }
     }
     out
 }
