@@ -294,18 +294,29 @@ fn install_engine(lab: &Lab, node: &str, packages: &[String]) {
     ok(&format!("engine install on {node}"), out);
 }
 
+/// 240 s: a CI run under load (3 labs on 2 cores) once took over 120 s to see a
+/// downgraded worker ready again; what the swarm last said is in the failure.
 fn wait_engine(lab: &Lab, node: &str, version_prefix: &str) {
-    wait_until(
-        &format!("{node} to be ready at engine {version_prefix}"),
-        Duration::from_secs(120),
-        || {
-            lab.status().ok().is_some_and(|s| {
-                s.node(node).is_some_and(|n| {
-                    n.state == "ready" && n.engine_version.starts_with(version_prefix)
-                })
-            })
-        },
-    );
+    let start = Instant::now();
+    let timeout = Duration::from_secs(240);
+    loop {
+        let seen = match lab.status() {
+            Ok(s) => match s.node(node) {
+                Some(n) if n.state == "ready" && n.engine_version.starts_with(version_prefix) => {
+                    return;
+                }
+                Some(n) => format!("{} at engine {}", n.state, n.engine_version),
+                None => "not in the swarm".into(),
+            },
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {node} to be ready at engine \
+             {version_prefix}; last seen: {seen}"
+        );
+        sleep(Duration::from_millis(500));
+    }
 }
 
 /// The original engine of a node, as a package set: bookworm's docker.io (with the CLI in
