@@ -187,17 +187,22 @@ pub fn rollback_blockers(
 
 /// The error for a rollback that cannot start.
 pub fn rollback_blocked(reverted: &RunState, blockers: &[Finding]) -> anyhow::Error {
-    let lines: Vec<String> = blockers
-        .iter()
-        .map(|f| format!("  [{}] {}", f.id, f.message))
-        .collect();
     Error::Blocked(format!(
         "the rollback of run {} cannot start: nothing was changed (fix these, then run \
          `swarm-upgrade rollback` again):\n{}",
         reverted.run_id,
-        lines.join("\n")
+        listed(blockers)
     ))
     .into()
+}
+
+/// One finding per line, with its check's ID (what `--ignore-check` takes).
+fn listed(blockers: &[Finding]) -> String {
+    blockers
+        .iter()
+        .map(|f| format!("  [{}] {}", f.id, f.message))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether `node` is one the run has taken over (it carries the run's label): what the
@@ -215,15 +220,11 @@ fn in_the_run(g: &Gathered, node: Option<&str>) -> bool {
 
 /// The error that stops a continuation on `blockers` (exit 3).
 pub fn blocked(state: &RunState, blockers: &[Finding]) -> anyhow::Error {
-    let lines: Vec<String> = blockers
-        .iter()
-        .map(|f| format!("  [{}] {}", f.id, f.message))
-        .collect();
     Error::Blocked(format!(
         "run {} cannot continue: nothing was changed (fix these, or waive one with \
          --ignore-check ID if you accept the risk):\n{}",
         state.run_id,
-        lines.join("\n")
+        listed(blockers)
     ))
     .into()
 }
