@@ -199,6 +199,16 @@ mod tests {
     use crate::checks::Finding;
     use crate::plan::testutil::{lab_plan, scale_facts, scale_plan};
 
+    /// The plan of `facts` (every node resolved, no findings) with `opts`.
+    fn build_for(facts: &crate::facts::model::Facts, opts: &crate::plan::PlanOptions) -> Plan {
+        crate::plan::build(
+            facts,
+            &crate::plan::testutil::all_resolved(facts),
+            vec![],
+            opts,
+        )
+    }
+
     /// The rows as `first..last` node names, one string per row.
     fn rows(plan: &Plan) -> Vec<String> {
         node_rows(plan, false)
@@ -249,10 +259,8 @@ mod tests {
         );
         // With a soak, the canaries are the nodes soaked: the same ones.
         let facts = scale_facts(6, 10);
-        let soaked = crate::plan::build(
+        let soaked = build_for(
             &facts,
-            &crate::plan::testutil::all_resolved(&facts),
-            vec![],
             &crate::plan::PlanOptions {
                 canary: crate::plan::Canary {
                     soak_secs: 30,
@@ -331,12 +339,7 @@ mod tests {
                 n.availability = Availability::Drain;
             }
         }
-        let plan = crate::plan::build(
-            &facts,
-            &crate::plan::testutil::all_resolved(&facts),
-            vec![],
-            &crate::plan::testutil::opts(1),
-        );
+        let plan = build_for(&facts, &crate::plan::testutil::opts(1));
         assert_eq!(
             rows(&plan),
             [
@@ -368,10 +371,8 @@ mod tests {
     #[test]
     fn nodes_out_of_scope_are_grouped_without_an_order() {
         let facts = scale_facts(3, 6);
-        let plan = crate::plan::build(
+        let plan = build_for(
             &facts,
-            &crate::plan::testutil::all_resolved(&facts),
-            vec![],
             &crate::plan::PlanOptions {
                 selection: crate::plan::Selection {
                     selectors: vec!["role=manager".into()],
