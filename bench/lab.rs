@@ -14,6 +14,11 @@
 //!   (`swarm_upgrade::exec::poll::Backoff`).
 //! - gaps: time inside a node's (or the run's) span when none of its steps
 //!   ran: the executor's own overhead between steps.
+//! - out-of-service window, per node: its drain step's start to the end of
+//!   its restore-availability (the time the swarm could not schedule on
+//!   it), next to its floor: stop-engine + install + start-engine + verify
+//!   (what an upgrade cannot do without), and their ratio. Staging (the
+//!   `stage` step, before the drain) is outside the window by design.
 //! - round trips: the run's `traffic` record (SSH connections, commands and
 //!   Engine API requests per host, counted by the live transport).
 
@@ -111,7 +116,8 @@ fn fmt(s: f64) -> String {
 }
 
 const WAITS: [&str; 3] = ["wait-drained", "verify", "wait-converged"];
-const ACTIONS: [&str; 9] = [
+const ACTIONS: [&str; 10] = [
+    "stage",
     "drain",
     "wait-drained",
     "stop-engine",
@@ -218,6 +224,12 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     per_node(&steps, measured);
     println!();
     per_action(&steps, measured);
+    println!();
+    let phase_of: HashMap<usize, Phase> = plan
+        .iter()
+        .flat_map(|p| p.steps.iter().map(|s| (s.index, s.phase)))
+        .collect();
+    windows(&steps, &phase_of);
     println!();
     let union = covered(steps.iter().map(|s| (s.start, s.end)).collect());
     let polling: f64 = steps.iter().map(|s| s.polling(measured)).sum();
@@ -343,7 +355,8 @@ fn per_node(steps: &[Step], measured: bool) {
             .push(s);
     }
     let short = [
-        "drain", "w-drain", "stop", "backup", "install", "start", "verify", "restore", "converge",
+        "stage", "drain", "w-drain", "stop", "backup", "install", "start", "verify", "restore",
+        "converge",
     ];
     print!(
         "{:<14} {:>5} {:>8} {:>8} {:>8} {:>8}",
@@ -407,6 +420,113 @@ fn per_node(steps: &[Step], measured: bool) {
     println!("  polling: upper bound of the polling delay in its wait steps; `!`: a step failed.");
 }
 
+/// The actions an upgrade cannot do without while the node is out.
+const FLOOR: [&str; 4] = ["stop-engine", "install", "start-engine", "verify"];
+/// The goal for a worker's window (issue 15): at most this times its floor.
+const WORKER_GOAL: f64 = 1.3;
+
+/// A node's out-of-service window and its floor, from its last run of
+/// steps (the last record of each index counts).
+struct Window {
+    node: String,
+    window: f64,
+    floor: f64,
+    worker: bool,
+}
+
+/// `phase_of`: each step's phase, from the plan (empty without one: a node
+/// whose availability comes back within a few steps of its verify is taken
+/// for a worker).
+fn node_windows(steps: &[Step], phase_of: &HashMap<usize, Phase>) -> Vec<Window> {
+    let mut by_index: BTreeMap<usize, &Step> = BTreeMap::new();
+    for s in steps {
+        by_index.insert(s.index, s);
+    }
+    let mut by_node: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
+    for s in by_index.values() {
+        if let Some(n) = s.node.as_deref() {
+            by_node.entry(n).or_default().push(s);
+        }
+    }
+    by_node
+        .into_iter()
+        .filter_map(|(node, list)| {
+            let drain = list.iter().find(|s| s.action == "drain")?;
+            let back = list
+                .iter()
+                .rev()
+                .find(|s| s.action == "restore-availability" && !s.failed)?;
+            let floor: f64 = list
+                .iter()
+                .filter(|s| FLOOR.contains(&s.action.as_str()))
+                .map(|s| s.secs())
+                .sum();
+            // A worker's availability comes back in its own batch; a
+            // manager's only once every manager is verified.
+            let verified = list
+                .iter()
+                .filter(|s| s.action == "verify")
+                .map(|s| s.index)
+                .max()
+                .unwrap_or(0);
+            let worker = match phase_of.get(&back.index) {
+                Some(p) => *p == Phase::Workers,
+                None => back.index <= verified + 3,
+            };
+            Some(Window {
+                node: node.to_string(),
+                window: back.end - drain.start,
+                floor,
+                worker,
+            })
+        })
+        .collect()
+}
+
+/// Per node: the window (drain to availability back), its floor, the ratio.
+fn windows(steps: &[Step], phase_of: &HashMap<usize, Phase>) {
+    let list = node_windows(steps, phase_of);
+    if list.is_empty() {
+        return;
+    }
+    println!(
+        "{:<14} {:>8} {:>9} {:>9} {:>7}",
+        "node", "role", "window", "floor", "ratio"
+    );
+    for w in &list {
+        println!(
+            "{:<14} {:>8} {:>9} {:>9} {:>7}",
+            w.node,
+            if w.worker { "worker" } else { "manager" },
+            fmt(w.window),
+            fmt(w.floor),
+            format!("{:.2}", w.window / w.floor.max(1e-9))
+        );
+    }
+    println!(
+        "  window: drain start to restore-availability end (out of service); floor: {}.",
+        FLOOR.join(" + ")
+    );
+    let workers: Vec<&Window> = list.iter().filter(|w| w.worker).collect();
+    if let Some(worst) = workers
+        .iter()
+        .map(|w| w.window / w.floor.max(1e-9))
+        .max_by(f64::total_cmp)
+    {
+        println!(
+            "  workers: at most {worst:.2} x their floor (goal {WORKER_GOAL} x): {}",
+            if worst <= WORKER_GOAL {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
+    println!(
+        "  a manager's window also holds the other managers' upgrades: its availability comes back once all are verified."
+    );
+}
+
 fn per_action(steps: &[Step], measured: bool) {
     println!(
         "{:<22} {:>6} {:>9} {:>9} {:>9} {:>9}",
@@ -452,5 +572,38 @@ mod tests {
             polling_bound(1.0)
         );
         assert_eq!(covered(vec![(0.0, 2.0), (1.0, 3.0), (5.0, 6.0)]), 4.0);
+    }
+
+    fn step(index: usize, node: &str, action: &str, start: f64, end: f64) -> Step {
+        Step {
+            index,
+            node: Some(node.into()),
+            action: action.into(),
+            start,
+            end,
+            failed: false,
+            detect: None,
+            last_poll: None,
+        }
+    }
+
+    #[test]
+    fn a_window_runs_from_the_drain_to_the_availability_back() {
+        let steps = vec![
+            step(1, "w1", "stage", 0.0, 10.0),
+            step(2, "w1", "drain", 10.0, 10.5),
+            step(3, "w1", "wait-drained", 10.5, 12.0),
+            step(4, "w1", "stop-engine", 12.0, 14.0),
+            step(5, "w1", "backup", 14.0, 14.5),
+            step(6, "w1", "install", 14.5, 24.0),
+            step(7, "w1", "start-engine", 24.0, 26.0),
+            step(8, "w1", "verify", 26.0, 28.0),
+            step(9, "w1", "restore-availability", 28.0, 28.2),
+        ];
+        let w = node_windows(&steps, &HashMap::new());
+        assert_eq!(w.len(), 1);
+        assert!(w[0].worker);
+        assert!((w[0].window - 18.2).abs() < 1e-9, "{}", w[0].window);
+        assert!((w[0].floor - 15.5).abs() < 1e-9, "{}", w[0].floor);
     }
 }

@@ -279,6 +279,7 @@ fn sim_journal(dir: &Path) {
             prepull: false,
             reboot: false,
             hooks: &[],
+            staged: &[],
         },
     );
     let run = swarm_upgrade::exec::rundir::RunDir {

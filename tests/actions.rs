@@ -25,7 +25,7 @@ use swarm_upgrade::facts::Gathered;
 use swarm_upgrade::facts::model::{NodeFacts, ServiceFacts, ServiceMode};
 use swarm_upgrade::hooks::{Hook, HookRun};
 use swarm_upgrade::plan::{self, Action, Plan};
-use swarm_upgrade::playbook::Playbooks;
+use swarm_upgrade::playbook::{Playbooks, Script};
 use swarm_upgrade::transport::{Cmd, CmdOutput};
 use swarm_upgrade::version::EngineVersion;
 use swarm_upgrade_sim::{Delays, Op, SimCluster};
@@ -490,6 +490,7 @@ impl Case {
                 prepull: self.prepull,
                 reboot,
                 hooks: &self.hooks,
+                staged: &self.playbooks.staged(),
             },
         );
         assert!(!p.is_blocked(), "{:#?}", p.findings);
@@ -649,6 +650,7 @@ fn every_kind() -> Vec<Action> {
         Action::Prepull,
         Action::Reboot,
         Action::Hook,
+        Action::Stage,
     ];
     for a in all {
         match a {
@@ -667,7 +669,8 @@ fn every_kind() -> Vec<Action> {
             | Action::Pause
             | Action::Prepull
             | Action::Reboot
-            | Action::Hook => {}
+            | Action::Hook
+            | Action::Stage => {}
         }
     }
     all.to_vec()
@@ -853,7 +856,8 @@ async fn prepull_copies_an_image_built_on_one_node_to_its_receivers_before_any_d
     let built = case.sim.image_on("w1", image).expect("built on w1");
     let p = case.plan(1);
     assert_eq!(p.steps[0].action, Action::Prepull, "{:#?}", p.steps[0]);
-    assert_eq!(p.steps[1].action, Action::Drain);
+    assert_eq!(p.steps[1].action, Action::Stage);
+    assert_eq!(p.steps[2].action, Action::Drain);
     let mut receivers: Vec<&str> = p.prepull.iter().map(|t| t.node.as_str()).collect();
     receivers.sort_unstable();
     assert_eq!(receivers, ["m1", "m2", "m3", "w2"]);
@@ -919,4 +923,155 @@ fn without_prepull_the_image_built_on_one_node_is_warned_naming_prepull() {
         .expect("warned");
     assert_eq!(finding.severity, swarm_upgrade::checks::Severity::Warn);
     assert!(finding.message.contains("--prepull"), "{}", finding.message);
+}
+
+/// A worker whose repository does not answer: its `stage` step fails before
+/// it is drained, the run stops resumable (not rolled back), nothing of its
+/// batch was drained; with the repository back, the same run finishes.
+/// Staged packages install with the repository gone (from the cache).
+#[tokio::test(start_paused = true)]
+async fn a_failed_download_stops_the_run_before_its_node_is_drained() {
+    let case = Case::new(3, None);
+    let p = case.plan(2);
+    // Each stage batch comes right before the batch that drains its nodes.
+    for s in p.steps.iter().filter(|s| s.action == Action::Stage) {
+        let drain = p
+            .steps
+            .iter()
+            .find(|d| d.action == Action::Drain && d.node == s.node)
+            .expect("a staged node is drained");
+        assert_eq!(drain.batch, s.batch + 1, "{s:?} then {drain:?}");
+        assert!(
+            p.steps
+                .iter()
+                .filter(|o| o.batch == s.batch)
+                .all(|o| o.action == Action::Stage)
+        );
+    }
+    let stage_w = |w: &str| {
+        p.steps
+            .iter()
+            .find(|s| s.action == Action::Stage && s.node.as_deref() == Some(w))
+            .unwrap_or_else(|| panic!("{w} is staged"))
+            .batch
+    };
+    assert_eq!(
+        stage_w("w1"),
+        stage_w("w2"),
+        "a worker batch is staged together"
+    );
+
+    case.sim.cut_repo("w2", true);
+    let out = case.run(&p, "run-1").await;
+    assert_clean(&out.errors);
+    assert_eq!(
+        out.status,
+        RunStatus::Failed,
+        "stopped resumable, not rolled back"
+    );
+    for w in ["w1", "w2"] {
+        assert_eq!(
+            case.sim.availability(w),
+            swarm_upgrade::facts::model::Availability::Active,
+            "{w}"
+        );
+        assert!(
+            case.sim.labels(w).is_empty(),
+            "{w}: {:?}",
+            case.sim.labels(w)
+        );
+        assert!(
+            !case.sim.records().iter().any(
+                |r| r.node == w && matches!(r.op, Op::Update { .. } | Op::Script(Script::Stop))
+            ),
+            "{w} was never drained nor stopped"
+        );
+    }
+    let state = RunDir {
+        path: case.dir.path().join("run-1"),
+    }
+    .load_state()
+    .unwrap();
+    let failure = state.failure.clone().unwrap_or_default();
+    assert!(
+        failure.contains("could not be staged on w2") && failure.contains("Failed to fetch"),
+        "{failure}"
+    );
+    assert!(state.rolled_back.is_empty(), "{:?}", state.rolled_back);
+
+    // Resumed once the repository answers again: the run finishes.
+    case.sim.cut_repo("w2", false);
+    let runner_state = state;
+    let run = RunDir {
+        path: case.dir.path().join("run-1"),
+    };
+    let emit = |_: &Event| {};
+    let runner = Runner::new(
+        &case.sim,
+        &p,
+        &case.gathered.facts,
+        &case.playbooks,
+        &case.opts,
+        run,
+        runner_state,
+        &emit,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    let status = case.sim.drive(runner.execute()).await.unwrap();
+    assert_eq!(status, RunStatus::Done);
+    for n in case.sim.hostnames() {
+        assert_eq!(case.sim.engine(&n).as_deref(), Some("26.1.5"), "{n}");
+    }
+}
+
+/// Packages staged before the drain install with the repository gone.
+#[tokio::test(start_paused = true)]
+async fn staged_packages_install_without_the_repository() {
+    let case = Case::new(1, None);
+    let p = case.plan(1);
+    let cut = std::sync::atomic::AtomicBool::new(false);
+    // The repository of w1 goes away as soon as w1 is staged.
+    let stage_w1 = p
+        .steps
+        .iter()
+        .find(|s| s.action == Action::Stage && s.node.as_deref() == Some("w1"))
+        .unwrap()
+        .index;
+    let run = RunDir {
+        path: case.dir.path().join("run-1"),
+    };
+    run.create().unwrap();
+    let state = RunState::new(
+        "run-1".into(),
+        p.cluster_id.clone(),
+        pin(),
+        plan::digest(&p).unwrap(),
+        p.steps.len(),
+        vec![],
+    );
+    run.save_state(&state).unwrap();
+    let emit = |e: &Event| {
+        if matches!(e, Event::StepFinished { index, .. } if *index == stage_w1)
+            && !cut.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            case.sim.cut_repo("w1", true);
+        }
+    };
+    let runner = Runner::new(
+        &case.sim,
+        &p,
+        &case.gathered.facts,
+        &case.playbooks,
+        &case.opts,
+        run,
+        state,
+        &emit,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    let status = case.sim.drive(runner.execute()).await.unwrap();
+    assert!(cut.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(status, RunStatus::Done);
+    assert_eq!(case.sim.engine("w1").as_deref(), Some("26.1.5"));
 }

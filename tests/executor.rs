@@ -94,6 +94,7 @@ impl Setup {
                 prepull: false,
                 reboot: false,
                 hooks: &[],
+                staged: &[],
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -1042,6 +1043,7 @@ async fn a_run_is_finished_from_an_empty_state_directory_by_reading_the_labels()
             prepull: false,
             reboot: false,
             hooks: &[],
+            staged: &[],
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);

@@ -36,6 +36,13 @@
 //!   with the node untouched (no run label, its availability as before);
 //!   later it is rolled back.
 //!
+//! - `StageFails`: the node's package repository stops answering until the
+//!   follow-up (upgrade plans, whose nodes are staged before their drain).
+//!   When the node's `stage` step is still to come, that step fails: the
+//!   run must stop resumable (not rolled back) with every node of the stage
+//!   batch untouched (no run label, its availability as before). Once the
+//!   node is staged, its install needs no repository (from its cache).
+//!
 //! The upgrade plans have canaries with a soak (30 s, 3 checks), so every
 //! fault also hits a soak step. `Upgrade2`'s cluster has a service whose
 //! image was built on m1 and w1 only, planned with `--prepull`: every fault also
@@ -110,6 +117,7 @@ enum Fault {
     Paused,
     Aborted,
     HookFails,
+    StageFails,
 }
 
 const KINDS: [Kind; 5] = [
@@ -119,7 +127,7 @@ const KINDS: [Kind; 5] = [
     Kind::Restart2,
     Kind::Reboot2,
 ];
-const FAULTS: [Fault; 12] = [
+const FAULTS: [Fault; 13] = [
     Fault::KilledResumed,
     Fault::KilledFreshDir,
     Fault::SshLost,
@@ -132,12 +140,14 @@ const FAULTS: [Fault; 12] = [
     Fault::Paused,
     Fault::Aborted,
     Fault::HookFails,
+    Fault::StageFails,
 ];
 
 fn applies(kind: Kind, fault: Fault) -> bool {
     !(kind == Kind::Rollback && matches!(fault, Fault::KilledFreshDir | Fault::EngineFailsToStart)
         || matches!(kind, Kind::Restart2 | Kind::Reboot2) && fault == Fault::EngineFailsToStart
-        || fault == Fault::HookFails && !has_hooks(kind))
+        || fault == Fault::HookFails && !has_hooks(kind)
+        || fault == Fault::StageFails && !matches!(kind, Kind::Upgrade1 | Kind::Upgrade2))
 }
 
 /// The plans with the operator's hooks (`hooks()`).
@@ -283,6 +293,7 @@ fn plan_for(g: &Gathered, max_parallel: usize, operation: plan::Operation, extra
             prepull: extras.prepull,
             reboot: extras.reboot,
             hooks: &hooks,
+            staged: &Playbooks::builtin().staged(),
         },
     );
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -312,6 +323,10 @@ struct Checker {
     lease_lost_in_batch: Option<usize>,
     /// Nodes whose step was not delivered in this run (I3).
     not_delivered: Vec<String>,
+    /// The batch of a `stage` step that failed in this run, and whether
+    /// any node was rolled back in it.
+    stage_failed: Option<usize>,
+    rollbacks: usize,
     debug: bool,
 }
 
@@ -360,6 +375,9 @@ impl Checker {
         for v in unrecorded {
             self.violation(v);
         }
+        if matches!(e, Event::RollbackStarted { .. }) {
+            self.rollbacks += 1;
+        }
         match e {
             Event::StepStarted { index, .. } => {
                 let step = &plan.steps[index - 1];
@@ -380,6 +398,9 @@ impl Checker {
             }
             Event::StepFailed { node, error, .. } if error.contains("not delivered") => {
                 self.not_delivered.extend(node.clone());
+            }
+            Event::StepFailed { index, action, .. } if *action == Action::Stage => {
+                self.stage_failed = Some(plan.steps[index - 1].batch);
             }
             Event::RollbackStarted { node, .. } if self.not_delivered.contains(node) => {
                 self.violation(format!(
@@ -501,6 +522,7 @@ impl Lab {
             self.sim.partition(&n, false);
             self.sim.repair_engine(&n);
             self.sim.fail_hooks(&n, false);
+            self.sim.cut_repo(&n, false);
         }
     }
 }
@@ -613,6 +635,7 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             Fault::Paused => sim.control(Control::Pause),
             Fault::Aborted => sim.control(Control::Abort),
             Fault::HookFails => sim.fail_hooks(node.unwrap_or("m1"), true),
+            Fault::StageFails => sim.cut_repo(node.unwrap_or("m1"), true),
         }
         if matches!(case.fault, Fault::LeaseTaken | Fault::LeaseExpired) {
             let b = plan.steps[case.step - 1].batch;
@@ -650,6 +673,9 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             ));
         }
     }
+    if case.fault == Fault::StageFails {
+        stage_fails_before_the_drain(&plan, case, node.as_deref(), &lab, &ended, &before)?;
+    }
     for attempt in 2..=4 {
         if debug {
             eprintln!("{case}: attempt {} ended {ended:?}", attempt - 1);
@@ -673,6 +699,7 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
         sim.advance(Duration::from_secs(120));
         lab.checker.lock().unwrap().lease_lost_in_batch = None;
         lab.checker.lock().unwrap().not_delivered.clear();
+        lab.checker.lock().unwrap().stage_failed = None;
         let mut o = opts.clone();
         let state = if matches!(ended, Ended::Crashed) && case.fault == Fault::KilledFreshDir {
             // Another machine: only the swarm. The dead run's lease expires.
@@ -762,6 +789,52 @@ async fn run_case(case: Case, debug: bool) -> Result<(), String> {
             eprintln!("timeline:{}", lines(sim.timeline()));
         }
         Err(format!("{} (runs: {history:?})", problems.join("; ")))
+    }
+}
+
+/// A node whose repository is cut before its `stage` step: that step
+/// fails, the run stops resumable without a rollback, and no node of the
+/// stage batch was drained or labelled.
+fn stage_fails_before_the_drain(
+    plan: &Plan,
+    case: Case,
+    node: Option<&str>,
+    lab: &Lab,
+    ended: &Ended,
+    before: &BTreeMap<String, Availability>,
+) -> Result<(), String> {
+    let sim = &lab.sim;
+    let c = lab.checker.lock().unwrap();
+    let still_to_stage = plan
+        .steps
+        .iter()
+        .any(|s| s.action == Action::Stage && s.node.as_deref() == node && s.index >= case.step);
+    match c.stage_failed {
+        None if still_to_stage => Err(format!(
+            "{node:?}'s repository is cut, yet no stage step failed: {ended:?}"
+        )),
+        None => Ok(()),
+        Some(batch) => {
+            if !matches!(ended, Ended::Status(RunStatus::Failed)) || c.rollbacks > 0 {
+                return Err(format!(
+                    "a failed stage step: the run ended {ended:?} after {} rollback(s); expected exit 6, none",
+                    c.rollbacks
+                ));
+            }
+            for n in plan
+                .steps
+                .iter()
+                .filter(|s| s.batch == batch)
+                .filter_map(|s| s.node.as_deref())
+            {
+                if sim.labels(n).contains_key(LABEL_RUN) || sim.availability(n) != before[n] {
+                    return Err(format!(
+                        "a failed stage step, yet {n} was drained or labelled"
+                    ));
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -16,7 +16,8 @@ use super::SimError;
 use super::record::Op;
 use super::world::{Effect, Ev, World, installed_engine};
 
-const SCRIPTS: [Script; 7] = [
+const SCRIPTS: [Script; 8] = [
+    Script::Stage,
     Script::Reboot,
     Script::Stop,
     Script::Start,
@@ -224,6 +225,7 @@ impl World {
             Script::Stop => d.stop,
             Script::Start => d.start,
             Script::Backup => d.backup,
+            Script::Stage => d.stage,
             Script::Install => d.install,
             Script::Restore => d.restore,
             Script::Logs | Script::Reboot => d.command,
@@ -350,13 +352,27 @@ impl World {
                     }
                     (out(0, stdout, ""), Some(Effect::Backup(i, env.backup_dir)))
                 }
-                Script::Install => {
+                Script::Stage | Script::Install => {
                     for (name, version) in &env.packages {
                         let offered = n
                             .host
                             .available
                             .get(name)
                             .is_some_and(|v| v.contains(version));
+                        let cached = s == Script::Install
+                            && n.cached.contains(&(name.clone(), version.clone()));
+                        if n.faults.repo_down && !cached {
+                            return (
+                                out(
+                                    100,
+                                    "",
+                                    format!(
+                                        "E: Failed to fetch http://deb.sim/pool/{name}_{version}_amd64.deb  Could not connect to deb.sim:80 (10.0.0.1), connection timed out\nE: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?\n"
+                                    ),
+                                ),
+                                None,
+                            );
+                        }
                         if !offered {
                             return (
                                 out(
@@ -367,6 +383,17 @@ impl World {
                                 None,
                             );
                         }
+                    }
+                    if s == Script::Stage {
+                        let staged: Vec<String> = env
+                            .packages
+                            .iter()
+                            .map(|(n, v)| format!("{n}={v}"))
+                            .collect();
+                        return (
+                            out(0, format!("staged: {}\n", staged.join(" ")), ""),
+                            Some(Effect::Stage(i, env.backup_dir, env.packages)),
+                        );
                     }
                     let text = lines(&env.packages);
                     (out(0, text, ""), Some(Effect::Install(i, env.packages)))

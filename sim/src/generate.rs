@@ -211,6 +211,7 @@ impl SimCluster {
                 rebooting: false,
                 host,
                 backups: BTreeMap::new(),
+                cached: Default::default(),
                 tasks: vec![],
                 faults: NodeFaults::default(),
                 images: BTreeMap::new(),

@@ -52,6 +52,8 @@ pub struct Delays {
     // Playbook scripts, start to exit.
     pub stop: Duration,
     pub backup: Duration,
+    /// The `stage` script (its downloads), before the drain.
+    pub stage: Duration,
     pub install: Duration,
     pub start: Duration,
     pub restore: Duration,
@@ -84,6 +86,7 @@ impl Delays {
         Delays {
             stop: s(2),
             backup: s(1),
+            stage: s(15),
             install: s(20),
             start: s(3),
             restore: s(10),
@@ -257,6 +260,13 @@ impl SimCluster {
                 times,
             });
         });
+    }
+
+    /// The node's package repository stops (or starts again) answering:
+    /// staging there fails, and so does an install of packages that were
+    /// not staged into its cache.
+    pub fn cut_repo(&self, name: &str, down: bool) {
+        self.with_node(name, |w, i| w.nodes[i].faults.repo_down = down);
     }
 
     /// The engine starts cleanly again (undoes [`Self::break_engine`]).

@@ -155,3 +155,39 @@ async fn install_and_restore_follow_the_su_environment() {
     let unknown = sim.run(&w1, &Cmd::new(["reboot"])).await.unwrap();
     assert_eq!(unknown.status, 127);
 }
+
+#[tokio::test]
+async fn staged_packages_install_without_the_repository_and_a_cut_one_fails_the_stage() {
+    let sim = SimCluster::generate(3, 1, 0, 0, 0, 1);
+    let pbs = Playbooks::load(&[] as &[&std::path::Path]).unwrap();
+    let pb = pbs.get(Method::DebianApt);
+    let env = swarm_upgrade::playbook::ScriptEnv {
+        packages: vec![format!("docker-ce={}", deb_version("26.1.5"))],
+        old_packages: vec![format!("docker-ce={}", deb_version("25.0.5"))],
+        backup_dir: "/var/lib/swarm-upgrade/backups/r1".into(),
+        ..Default::default()
+    };
+    let run = |s: Script| pb.command(s, InitSystem::Systemd, &env).unwrap();
+    // w1: its repository cut before staging: the stage fails, as apt does.
+    let w1 = sim.id("w1");
+    sim.cut_repo("w1", true);
+    let out = sim.run(&w1, &run(Script::Stage)).await.unwrap();
+    assert_eq!(out.status, 100, "{out:?}");
+    assert!(out.stderr.contains("Failed to fetch"), "{out:?}");
+    // w2: staged, then its repository cut: the install comes from the cache.
+    let w2 = sim.id("w2");
+    let out = sim.run(&w2, &run(Script::Stage)).await.unwrap();
+    assert!(
+        out.success() && out.stdout.starts_with("staged: "),
+        "{out:?}"
+    );
+    sim.advance(Duration::from_secs(60));
+    sim.cut_repo("w2", true);
+    for s in [Script::Stop, Script::Backup, Script::Install, Script::Start] {
+        assert!(sim.run(&w2, &run(s)).await.unwrap().success(), "{s:?}");
+    }
+    assert_eq!(sim.engine("w2").as_deref(), Some("26.1.5"));
+    // w1 without staging cannot install either.
+    let out = sim.run(&w1, &run(Script::Install)).await.unwrap();
+    assert_eq!(out.status, 100, "{out:?}");
+}

@@ -52,6 +52,9 @@ pub(crate) struct Node {
     pub host: HostFacts,
     /// Backups by directory: the packages installed when it was taken.
     pub backups: BTreeMap<String, Vec<(String, String)>>,
+    /// Packages in the host's package cache (`stage`): installed without
+    /// its repository.
+    pub cached: BTreeSet<(String, String)>,
     /// Indices of every task ever assigned here (any state).
     pub tasks: Vec<usize>,
     pub faults: NodeFaults,
@@ -81,6 +84,9 @@ pub(crate) struct NodeFaults {
     /// The operator's hooks for this node (on its host or on the
     /// controller) exit 1.
     pub hooks_fail: bool,
+    /// Its package repository does not answer: a download (stage, or an
+    /// install of what is not in its cache) fails.
+    pub repo_down: bool,
 }
 
 impl NodeFaults {
@@ -205,6 +211,9 @@ pub(crate) enum Effect {
     EngineStart(usize),
     Install(usize, Vec<(String, String)>),
     Backup(usize, String),
+    /// The target packages downloaded into the cache; the installed ones
+    /// secured in the backup directory (as [`Effect::Backup`]).
+    Stage(usize, String, Vec<(String, String)>),
     Restore(usize, String, Vec<String>),
     Unlock(usize),
     /// The host reboots: everything on it stops, it is away for
@@ -764,6 +773,12 @@ impl World {
                 let n = &mut self.nodes[i];
                 let installed = n.host.installed.clone().into_iter().collect();
                 n.backups.entry(dir).or_insert(installed);
+            }
+            Effect::Stage(i, dir, packages) => {
+                let n = &mut self.nodes[i];
+                let installed = n.host.installed.clone().into_iter().collect();
+                n.backups.entry(dir).or_insert(installed);
+                n.cached.extend(packages);
             }
             Effect::Restore(i, dir, added) => {
                 let n = &mut self.nodes[i];

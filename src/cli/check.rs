@@ -58,6 +58,7 @@ pub fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<u8> {
             prepull: false,
             reboot: false,
             hooks: &[],
+            staged: &[],
         },
     );
     let blockers: Vec<String> = plan

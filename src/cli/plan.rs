@@ -45,6 +45,7 @@ pub fn run(args: &PlanArgs, quiet: bool) -> anyhow::Result<u8> {
             prepull: args.prepull,
             reboot: args.reboot,
             hooks: &hooks,
+            staged: &crate::playbook::Playbooks::builtin().staged(),
         },
     );
     match args.output {

@@ -224,6 +224,9 @@ pub struct PlanRequest<'a> {
     pub reboot: bool,
     /// The operator's hooks (`crate::hooks`).
     pub hooks: &'a [crate::hooks::Hook],
+    /// The methods whose playbook stages packages before the drain
+    /// (`Playbooks::staged`).
+    pub staged: &'a [crate::version::resolve::Method],
 }
 
 /// Hooks naming a node the swarm does not have: bad input (exit 2).
@@ -276,6 +279,7 @@ pub fn plan(g: &Gathered, req: &PlanRequest<'_>) -> Plan {
             },
             reboot: req.reboot,
             hooks: req.hooks.to_vec(),
+            staged: req.staged.to_vec(),
         },
     )
 }

@@ -107,11 +107,13 @@ impl<O: Ops> Runner<'_, O> {
     async fn starts_a_node(&self, batch: &[&Step]) -> bool {
         let st = self.state.lock().await;
         let started = |id: &str| {
+            // Staging (before the drain) does not take the node down.
             self.cx.steps_of(id).iter().any(|s| {
-                matches!(
-                    st.step(s.index).status,
-                    StepStatus::Done | StepStatus::Running | StepStatus::Failed
-                )
+                s.action != Action::Stage
+                    && matches!(
+                        st.step(s.index).status,
+                        StepStatus::Done | StepStatus::Running | StepStatus::Failed
+                    )
             })
         };
         batch.iter().any(|s| {

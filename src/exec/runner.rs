@@ -338,8 +338,9 @@ impl<'a, O: Ops> Runner<'a, O> {
                 self.fail_step(s, &e).await;
                 // Not delivered, or undoing needs a manager the guard keeps
                 // up: nothing is undone; the swarm's labels say what to
-                // restore, and `resume` runs this step again.
-                if matches!(e, StepError::Halt(_)) {
+                // restore, and `resume` runs this step again. A stage step
+                // runs before its node is drained: nothing to undo either.
+                if matches!(e, StepError::Halt(_)) || s.action == Action::Stage {
                     return Err(RunStatus::Failed);
                 }
                 let precondition = matches!(e, StepError::Precondition(_));

@@ -152,6 +152,7 @@ pub fn blockers(
             prepull: false,
             reboot: false,
             hooks: &[],
+            staged: &[],
         },
     );
     fresh
@@ -494,6 +495,7 @@ mod tests {
                 prepull: false,
                 reboot: false,
                 hooks: &[],
+                staged: &[],
             },
         );
         assert!(fresh.is_blocked(), "a new run would be blocked");

@@ -164,6 +164,7 @@ pub async fn apply(
             prepull: req.prepull || req.saved.as_ref().is_some_and(|p| !p.prepull.is_empty()),
             reboot,
             hooks: &req.hooks,
+            staged: &opts.playbooks.staged(),
         },
     );
     let plan = match &req.saved {

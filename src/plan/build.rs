@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::checks::Finding;
 use crate::facts::model::{Availability, Facts, NodeFacts, NodeState, Role};
-use crate::version::resolve::{Resolution, ResolveError};
+use crate::version::resolve::{Method, Resolution, ResolveError};
 use crate::version::{EngineVersion, engine_version_of};
 
 use super::model::{Action, Canary, ImageTransfer, Operation, PLAN_FORMAT, Plan, PlanNode};
@@ -38,6 +38,9 @@ pub struct PlanOptions {
     pub reboot: bool,
     /// The operator's hooks (`crate::hooks`).
     pub hooks: Vec<crate::hooks::Hook>,
+    /// The methods whose playbook has a `stage` script
+    /// (`Playbooks::staged`): their nodes are staged before their drain.
+    pub staged: Vec<Method>,
 }
 
 impl Default for PlanOptions {
@@ -51,6 +54,7 @@ impl Default for PlanOptions {
             prepull: vec![],
             reboot: false,
             hooks: vec![],
+            staged: vec![],
         }
     }
 }
@@ -151,6 +155,9 @@ pub fn build(
         steps.prepull();
     }
     steps.hooks = opts.hooks.clone();
+    if opts.operation.is_upgrade() {
+        steps.staged = opts.staged.clone();
+    }
     steps.managers(&managers, node_steps, !workers.is_empty());
     let batch_size = worker_batch_size(facts, workers.len(), opts.max_parallel);
     steps.workers(workers.chunks(batch_size), node_steps);
@@ -357,4 +364,92 @@ pub fn bound_to_workers(s: &crate::facts::model::ServiceFacts) -> bool {
         let c: String = c.chars().filter(|ch| !ch.is_whitespace()).collect();
         c == "node.role==worker" || c == "node.role!=manager"
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::testutil::{all_resolved, lab_facts, opts};
+
+    fn staged_plan(max_parallel: usize, operation: Operation) -> Plan {
+        let mut facts = lab_facts();
+        // lab-m3 runs the pin already: nothing to stage there.
+        for n in &mut facts.cluster.nodes {
+            if n.hostname == "lab-m3" {
+                n.engine_version = "26.1.5".into();
+            }
+        }
+        let o = PlanOptions {
+            operation,
+            staged: vec![Method::DebianApt],
+            ..opts(max_parallel)
+        };
+        build(&facts, &all_resolved(&facts), vec![], &o)
+    }
+
+    /// Every upgraded node is staged once, in a batch of stage steps only,
+    /// right before the batch that drains it; a worker batch together.
+    #[test]
+    fn each_node_is_staged_in_the_batch_before_its_drain() {
+        for max_parallel in [1, 2] {
+            let p = staged_plan(max_parallel, Operation::Upgrade);
+            let upgraded: Vec<&str> = p
+                .steps
+                .iter()
+                .filter(|s| s.action == Action::Install)
+                .filter_map(|s| s.node.as_deref())
+                .collect();
+            assert_eq!(upgraded.len(), 4, "{upgraded:?}");
+            for n in &upgraded {
+                let of = |a: Action| {
+                    p.steps
+                        .iter()
+                        .filter(|s| s.action == a && s.node.as_deref() == Some(n))
+                        .collect::<Vec<_>>()
+                };
+                let (stage, drain) = (of(Action::Stage), of(Action::Drain));
+                assert_eq!(stage.len(), 1, "{n}");
+                assert_eq!(stage[0].batch + 1, drain[0].batch, "{n}");
+                assert!(
+                    p.steps
+                        .iter()
+                        .filter(|s| s.batch == stage[0].batch)
+                        .all(|s| s.action == Action::Stage)
+                );
+                // Its drain batch's nodes are all staged in that batch.
+                for other in p.steps.iter().filter(|s| s.batch == drain[0].batch) {
+                    if let Some(o) = other.node.as_deref() {
+                        assert!(
+                            p.steps
+                                .iter()
+                                .any(|s| s.batch == stage[0].batch && s.node.as_deref() == Some(o)),
+                            "{o} drained in batch {} without being staged before",
+                            drain[0].batch
+                        );
+                    }
+                }
+            }
+            assert!(
+                !p.steps
+                    .iter()
+                    .any(|s| s.action == Action::Stage && s.node.as_deref() == Some("lab-m3")),
+                "a node at the pin is not staged"
+            );
+        }
+    }
+
+    #[test]
+    fn restarts_and_unstaged_methods_have_no_stage_step() {
+        let p = staged_plan(1, Operation::Restart);
+        assert!(!p.steps.iter().any(|s| s.action == Action::Stage));
+        let facts = lab_facts();
+        let p = build(&facts, &all_resolved(&facts), vec![], &opts(1));
+        assert!(!p.steps.iter().any(|s| s.action == Action::Stage));
+        let rollback = crate::plan::rollback::build(
+            &staged_plan(1, Operation::Upgrade),
+            "r1",
+            &["m1lab".to_string()],
+        );
+        assert!(!rollback.steps.iter().any(|s| s.action == Action::Stage));
+    }
 }

@@ -192,6 +192,11 @@ pub enum Action {
     Reboot,
     /// The operator's hooks at one point of the node's steps (`Step::hook`).
     Hook,
+    /// Before the node's drain, in a batch of its own: the playbook's
+    /// `stage` script downloads the target packages into the host's cache
+    /// and secures the old ones, so that the drained window only unpacks.
+    /// A failure stops the run with the node (and its batch) undrained.
+    Stage,
 }
 
 impl Action {
@@ -213,6 +218,7 @@ impl Action {
             Action::Prepull => "prepull",
             Action::Reboot => "reboot",
             Action::Hook => "hook",
+            Action::Stage => "stage",
         }
     }
 }

@@ -21,6 +21,7 @@ fn plan(operation: Operation, selection: Selection, max_parallel: usize) -> Plan
             prepull: vec![],
             reboot: false,
             hooks: vec![],
+            staged: vec![],
         },
     )
 }
@@ -209,6 +210,7 @@ fn the_checks_still_see_the_whole_swarm() {
             prepull: false,
             reboot: false,
             hooks: &[],
+            staged: &[],
         },
     );
     assert!(

@@ -5,11 +5,14 @@
 //! runs tasks again (after its batch converged), its services are verified
 //! in a batch of their own. The canaries (the first manager, the first
 //! worker batch) are soaked after they are verified, and the run pauses
-//! after each when asked. Pure.
+//! after each when asked. A node whose method stages its packages gets a
+//! `stage` step in a batch of its own right before the batch that drains
+//! it (the workers of a batch staged together). Pure.
 
 use super::model::{Action, Canary, Phase, PlanNode, Step};
 use crate::facts::model::Availability;
 use crate::hooks::{Hook, HookPoint};
+use crate::version::resolve::Method;
 
 #[derive(Default)]
 pub(super) struct Steps {
@@ -20,6 +23,8 @@ pub(super) struct Steps {
     restart: bool,
     /// The operator's hooks: a `hook` step where any applies to the node.
     pub hooks: Vec<Hook>,
+    /// The methods whose playbook has a `stage` script (upgrades only).
+    pub staged: Vec<Method>,
 }
 
 impl Steps {
@@ -44,6 +49,7 @@ impl Steps {
     /// whether a pause after the canary has anything left to hold back.
     pub fn managers(&mut self, managers: &[&PlanNode], actions: &[Action], workers_follow: bool) {
         for (i, m) in managers.iter().enumerate() {
+            self.stage(Phase::Managers, &[m]);
             self.batch += 1;
             self.node(Phase::Managers, m, actions);
             if i == 0 && (!m.at_target() || self.restart) {
@@ -74,6 +80,7 @@ impl Steps {
         let mut batches = batches.peekable();
         let mut first = true;
         while let Some(batch) = batches.next() {
+            self.stage(Phase::Workers, batch);
             self.batch += 1;
             for w in batch {
                 self.node(Phase::Workers, w, actions);
@@ -105,6 +112,27 @@ impl Steps {
     pub fn prepull(&mut self) {
         self.batch += 1;
         self.push(Phase::Managers, None, Action::Prepull, None);
+    }
+
+    /// Before the batch that drains `nodes`: a batch of its own staging
+    /// those whose method stages (none: no batch). A download that fails
+    /// then stops the run before any node of the drain batch is touched;
+    /// staging during the previous batch instead would mix that failure
+    /// with a node down (a failed batch rolls its nodes back).
+    fn stage(&mut self, phase: Phase, nodes: &[&PlanNode]) {
+        let staged: Vec<&PlanNode> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !self.restart && !n.at_target() && !n.restarted)
+            .filter(|n| n.method.is_some_and(|m| self.staged.contains(&m)))
+            .collect();
+        if staged.is_empty() {
+            return;
+        }
+        self.batch += 1;
+        for n in staged {
+            self.push(phase, Some(n), Action::Stage, None);
+        }
     }
 
     /// The canaries' soak, in the current batch (nothing without a soak time).

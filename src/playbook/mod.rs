@@ -24,6 +24,12 @@ pub struct Playbook {
     pub name: String,
     pub description: String,
     pub engine: EngineScripts,
+    /// Runs before the node is drained, its engine untouched: downloads the
+    /// target packages into the host's cache and secures the old ones, so
+    /// that the drained window only unpacks (the `stage` step). Absent: no
+    /// such step for this method.
+    #[serde(default)]
+    pub stage: Option<String>,
     pub backup: String,
     pub install: String,
     pub restore: String,
@@ -102,17 +108,31 @@ impl Playbooks {
         Ok(Playbooks { by_name })
     }
 
+    /// The built-in playbooks alone (`plan`, which takes no `--playbook`).
+    pub fn builtin() -> Playbooks {
+        Playbooks::load(&[] as &[&Path]).expect("the built-in playbooks parse")
+    }
+
     pub fn get(&self, method: Method) -> &Playbook {
         self.by_name
             .get(method.name())
             .expect("every method has a built-in playbook")
+    }
+
+    /// The methods whose playbook has a `stage` script: the planner gives
+    /// their nodes a `stage` step before the drain.
+    pub fn staged(&self) -> Vec<Method> {
+        [Method::DebianApt, Method::RhelDnf, Method::StaticBinaries]
+            .into_iter()
+            .filter(|m| self.get(*m).has_stage())
+            .collect()
     }
 }
 
 fn parse(text: &str, path: &Path) -> anyhow::Result<Playbook> {
     serde_saphyr::from_str(text).map_err(|e| {
         usage(format!(
-            "{}: {}\n  a playbook has: name, description, engine {{systemd, sysvinit}} {{stop, start, logs, reboot (optional)}}, backup, install, restore",
+            "{}: {}\n  a playbook has: name, description, engine {{systemd, sysvinit}} {{stop, start, logs, reboot (optional)}}, stage (optional), backup, install, restore",
             path.display(),
             e.to_string().trim_end()
         ))
@@ -139,6 +159,9 @@ pub enum Script {
     Restore,
     /// `--reboot`: reboots the host, detached (see [`DEFAULT_REBOOT_SYSTEMD`]).
     Reboot,
+    /// Before the drain: the target packages downloaded, the old ones
+    /// secured (optional: [`Playbook::stage`]; empty when absent).
+    Stage,
 }
 
 /// The inputs of a playbook script on one host.
@@ -156,6 +179,11 @@ pub struct ScriptEnv {
 }
 
 impl Playbook {
+    /// Whether it stages packages before the drain (a non-blank `stage`).
+    pub fn has_stage(&self) -> bool {
+        self.stage.as_deref().is_some_and(|s| !s.trim().is_empty())
+    }
+
     pub fn script(&self, which: Script, init: InitSystem) -> &str {
         // A host whose init system is not recognised is driven like sysvinit:
         // `service docker stop/start` also works through systemd's compat layer.
@@ -171,6 +199,7 @@ impl Playbook {
                 InitSystem::Systemd => DEFAULT_REBOOT_SYSTEMD,
                 _ => DEFAULT_REBOOT_SYSVINIT,
             }),
+            Script::Stage => self.stage.as_deref().unwrap_or(""),
             Script::Backup => &self.backup,
             Script::Install => &self.install,
             Script::Restore => &self.restore,
@@ -265,6 +294,33 @@ mod tests {
         assert!(pbs.get(Method::DebianApt).install.contains("apt-mark hold"));
         assert!(pbs.get(Method::RhelDnf).install.contains("versionlock add"));
         assert!(pbs.get(Method::DebianApt).install.contains("policy-rc.d"));
+        // Staging downloads with install's options, so install only unpacks.
+        let stage = pbs.get(Method::DebianApt).stage.as_deref().unwrap();
+        assert!(stage.contains("--download-only"), "{stage}");
+        assert!(stage.contains("--allow-downgrades"), "{stage}");
+        assert!(stage.contains("DPkg::Lock::Timeout"), "{stage}");
+        let stage = pbs.get(Method::RhelDnf).stage.as_deref().unwrap();
+        assert!(stage.contains("--downloadonly"), "{stage}");
+        // The bundle of static-binaries is on the host already.
+        assert_eq!(pbs.staged(), vec![Method::DebianApt, Method::RhelDnf]);
+        assert_eq!(
+            pbs.get(Method::StaticBinaries)
+                .script(Script::Stage, InitSystem::Systemd),
+            ""
+        );
+    }
+
+    #[test]
+    fn a_playbook_without_a_stage_script_is_not_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("apt.yaml");
+        let text = include_str!("../../playbooks/debian-apt.yaml");
+        let start = text.find("\nstage: |").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        std::fs::write(&p, format!("{}{}", &text[..start], &text[end..])).unwrap();
+        let pbs = Playbooks::load(&[&p]).unwrap();
+        assert_eq!(pbs.get(Method::DebianApt).stage, None);
+        assert_eq!(pbs.staged(), vec![Method::RhelDnf]);
     }
 
     #[test]
@@ -280,6 +336,7 @@ mod tests {
                     Script::Install,
                     Script::Restore,
                     Script::Reboot,
+                    Script::Stage,
                 ] {
                     let script = pbs.get(m).script(s, init);
                     let out = std::process::Command::new("sh")
@@ -356,5 +413,6 @@ mod tests {
         std::fs::write(&p, "name: debian-apt\n").unwrap();
         let err = Playbooks::load(&[&p]).unwrap_err().to_string();
         assert!(err.contains("mine.yaml"), "{err}");
+        assert!(err.contains("stage (optional)"), "{err}");
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod reboot;
 pub(crate) mod restore;
 pub(crate) mod restore_availability;
 pub(crate) mod soak;
+pub(crate) mod stage;
 pub(crate) mod start_engine;
 pub(crate) mod stop_engine;
 pub(crate) mod verify;
@@ -62,6 +63,7 @@ pub(crate) fn describe(cx: &Cx<'_>, step: &Step) -> Description {
         A::Prepull => prepull::Prepull.describe(cx, step),
         A::Reboot => reboot::Reboot.describe(cx, step),
         A::Hook => hook::RunHooks.describe(cx, step),
+        A::Stage => stage::Stage.describe(cx, step),
     }
 }
 
@@ -84,6 +86,7 @@ pub(crate) async fn run<O: Ops>(s: &StepCx<'_, '_, O>) -> StepResult {
         A::Prepull => prepull::Prepull.run(s).await,
         A::Reboot => reboot::Reboot.run(s).await,
         A::Hook => hook::RunHooks.run(s).await,
+        A::Stage => stage::Stage.run(s).await,
     }
 }
 
