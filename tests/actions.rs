@@ -581,11 +581,12 @@ impl Case {
                 }
             }
             if !log.overlapped.contains(scope) {
+                let ordered = self_description(&described, scope).ordered();
                 let order: Vec<&Operation> =
-                    performed.iter().filter(|op| certain.contains(op)).collect();
-                if order != certain {
+                    performed.iter().filter(|op| ordered.contains(op)).collect();
+                if order != ordered {
                     errors.push(format!(
-                        "{scope:?}: performed in another order than described:\n  performed {order:?}\n  described {certain:?}"
+                        "{scope:?}: performed in another order than described:\n  performed {order:?}\n  described {ordered:?}"
                     ));
                 }
             }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::operation::On;
-use super::ops::Ops;
+use super::ops::{NodeUpdate, Ops};
 use super::runner::{RunOptions, Runner};
 use crate::facts::model::{Facts, InitSystem, Role};
 use crate::plan::{Plan, PlanNode, Step};
@@ -173,6 +173,10 @@ pub(crate) fn script_env(n: &PlanNode, run_id: &str) -> ScriptEnv {
     }
 }
 
+/// When a wait's poll asks a manager whether it is one before its question
+/// (see [`crate::exec::runner::Runner::via_recent`]).
+pub(crate) const VIA_STALE: &str = "no manager answered as one in the last 2 s";
+
 /// One step being run: the runner (cluster, state, journal) and the step.
 pub(crate) struct StepCx<'r, 'a, O: Ops> {
     pub run: &'r Runner<'a, O>,
@@ -209,6 +213,41 @@ impl<'a, O: Ops> StepCx<'_, 'a, O> {
             .via(self.step.node_id.as_deref())
             .await
             .map_err(|e| StepError::Precondition(format!("{e:#}")))
+    }
+
+    /// [`StepCx::via`] for the polls of a wait: the manager that answered
+    /// last, if it did within [`crate::exec::runner::VIA_TRUSTED`].
+    pub async fn via_recent(&self) -> Result<String, StepError> {
+        self.run
+            .via_recent(self.step.node_id.as_deref())
+            .await
+            .map_err(|e| StepError::Precondition(format!("{e:#}")))
+    }
+
+    /// Updates this step's node through the manager that answered last (see
+    /// [`StepCx::via_recent`]); when that fails, once more through a manager
+    /// probed now. An update sets what it sets: sent twice, it is the same.
+    pub async fn update_node(&self, update: &NodeUpdate) -> Result<(), StepError> {
+        let via = self.via_recent().await?;
+        if self
+            .ops()
+            .update_node(&via, self.id(), update)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.forget_via();
+        let via = self.via().await?;
+        self.ops()
+            .update_node(&via, self.id(), update)
+            .await
+            .map_err(StepError::failed)
+    }
+
+    /// A poll's question went unanswered: the next poll probes the managers.
+    pub fn forget_via(&self) {
+        self.run.forget_via();
     }
 
     /// Runs a playbook script on this step's node; a non-zero exit fails

@@ -178,6 +178,25 @@ impl Description {
         out
     }
 
+    /// Of [`Description::certain`], those whose first mention is not
+    /// conditional: an operation that may happen earlier (a wait's probe of
+    /// a manager, before the probe that always comes) has no certain place
+    /// in the order.
+    pub fn ordered(&self) -> Vec<&Operation> {
+        let mut out: Vec<&Operation> = vec![];
+        let mut seen: Vec<&Operation> = vec![];
+        for d in &self.0 {
+            if seen.contains(&&d.op) {
+                continue;
+            }
+            seen.push(&d.op);
+            if !matches!(d.when, When::If(_)) {
+                out.push(&d.op);
+            }
+        }
+        out
+    }
+
     /// As `--dry-run` prints it, each line indented by `indent`, for the
     /// node `node` (IDs and names filled in).
     pub fn render(&self, node: Option<&PlanNode>, indent: &str) -> String {

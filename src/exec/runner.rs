@@ -93,7 +93,14 @@ pub struct Runner<'a, O: Ops> {
     pub(super) lease_renewed: Mutex<Instant>,
     /// Why the lease is no longer this run's, once it is not.
     pub(super) lease_lost: std::sync::Mutex<Option<String>>,
+    /// The manager that last answered as one, and when (see
+    /// [`Runner::via_recent`]).
+    via_seen: std::sync::Mutex<Option<(String, Instant)>>,
 }
+
+/// How long a manager that answered as one is asked again by the polls of a
+/// wait without probing it first.
+pub(crate) const VIA_TRUSTED: Duration = Duration::from_secs(2);
 
 impl<'a, O: Ops> Runner<'a, O> {
     #[allow(clippy::too_many_arguments)]
@@ -121,6 +128,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             drain_gate: Mutex::new(()),
             lease_renewed: Mutex::new(Instant::now()),
             lease_lost: std::sync::Mutex::new(None),
+            via_seen: std::sync::Mutex::new(None),
         })
     }
 
@@ -549,7 +557,10 @@ impl<'a, O: Ops> Runner<'a, O> {
         let candidates = managers.iter().rev().filter(|n| Some(n.id.as_str()) != not);
         for m in candidates {
             match self.ops.engine_status(&m.id).await {
-                Ok(st) if st.control_available => return Ok(m.id.clone()),
+                Ok(st) if st.control_available => {
+                    self.saw_via(&m.id);
+                    return Ok(m.id.clone());
+                }
                 Ok(st) => errors.push(format!("{}: swarm state {}", m.name, st.swarm_state)),
                 Err(e) => errors.push(format!("{}: {e:#}", m.name)),
             }
@@ -560,7 +571,10 @@ impl<'a, O: Ops> Runner<'a, O> {
             && managers.len() == 1
         {
             match self.ops.engine_status(me).await {
-                Ok(st) if st.control_available => return Ok(me.to_string()),
+                Ok(st) if st.control_available => {
+                    self.saw_via(me);
+                    return Ok(me.to_string());
+                }
                 Ok(st) => errors.push(format!("the only manager: swarm state {}", st.swarm_state)),
                 Err(e) => errors.push(format!("the only manager: {e:#}")),
             }
@@ -573,6 +587,38 @@ impl<'a, O: Ops> Runner<'a, O> {
                 errors.join("; ")
             }
         ))
+    }
+}
+
+impl<O: Ops> Runner<'_, O> {
+    /// For the polls of a wait: the manager that answered as one within
+    /// [`VIA_TRUSTED`], not probed again. A probe before every poll doubled
+    /// the requests of every wait, and a poll is repeated anyway: one whose
+    /// question the manager does not answer calls [`Runner::forget_via`],
+    /// and the next poll probes. Changes to the swarm always probe
+    /// ([`Runner::via`]).
+    pub(crate) async fn via_recent(&self, not: Option<&str>) -> anyhow::Result<String> {
+        let seen = self.via_seen.lock().ok().and_then(|v| v.clone());
+        if let Some((id, at)) = seen
+            && Some(id.as_str()) != not
+            && at.elapsed() < VIA_TRUSTED
+        {
+            return Ok(id);
+        }
+        self.via(not).await
+    }
+
+    /// The manager asked last did not answer: the next poll probes.
+    pub(crate) fn forget_via(&self) {
+        if let Ok(mut v) = self.via_seen.lock() {
+            *v = None;
+        }
+    }
+
+    fn saw_via(&self, id: &str) {
+        if let Ok(mut v) = self.via_seen.lock() {
+            *v = Some((id.to_string(), Instant::now()));
+        }
     }
 }
 

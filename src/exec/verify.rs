@@ -7,7 +7,7 @@
 use std::time::Duration;
 use tokio::time::Instant;
 
-use super::context::{Cx, StepError};
+use super::context::{Cx, StepError, VIA_STALE};
 use super::guard::{self, Expect, node_and_managers};
 use super::operation::{Call, Description, On, Operation};
 use super::ops::Ops;
@@ -45,7 +45,7 @@ pub(crate) fn describe(cx: &Cx<'_>, node: &PlanNode) -> Description {
     let mut d = Description::default();
     d.until(VERIFIED, Operation::api(On::Node, Call::Info));
     let on = cx.asked(Some(node));
-    d.until(VERIFIED, Operation::api(on.clone(), Call::Info));
+    d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
     let (role_call, other) = match node.role {
         Role::Manager => (Call::ListManagers, Call::InspectNode),
         Role::Worker => (Call::InspectNode, Call::ListManagers),
@@ -240,10 +240,12 @@ async fn seen_from_other_manager<O: Ops>(
     target: &EngineVersion,
 ) -> Result<(), String> {
     let via = run
-        .via(Some(&node.id))
+        .via_recent(Some(&node.id))
         .await
         .map_err(|e| format!("{e:#}"))?;
-    let (me, managers) = node_and_managers(run.ops, &via, &node.id, node.role).await?;
+    let (me, managers) = node_and_managers(run.ops, &via, &node.id, node.role)
+        .await
+        .inspect_err(|_| run.forget_via())?;
     verified_from_outside(&me, &managers, target)
 }
 

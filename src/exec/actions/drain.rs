@@ -6,7 +6,7 @@
 //! ([`super::drain_wait`]: replicas elsewhere, disruption budgets).
 
 use super::{Action, StepResult, drain_wait};
-use crate::exec::context::{Cx, StepCx, StepError};
+use crate::exec::context::{Cx, StepCx, VIA_STALE};
 use crate::exec::guard::{self, Expect};
 use crate::exec::operation::{Call, Description, Operation};
 use crate::exec::ops::{NodeUpdate, Ops};
@@ -37,7 +37,7 @@ impl Action for Drain {
         let on = cx.asked(Some(n));
         drain_wait::describe(cx, n, &drain_wait::conditions(cx, step), &mut d);
         d.extend(guard::describe(cx, n));
-        d.once(Operation::api(on.clone(), Call::Info));
+        d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
         d.once(Operation::api(on, Call::UpdateNode(update(n, &cx.run_id))));
         d
     }
@@ -53,11 +53,7 @@ impl Action for Drain {
         };
         drain_wait::wait(s, &drain_wait::conditions(s.cx(), s.step)).await?;
         guard::check(s.run, n, Expect::Ready).await?;
-        let via = s.via().await?;
-        s.ops()
-            .update_node(&via, &n.id, &update(n, &s.cx().run_id))
-            .await
-            .map_err(StepError::failed)?;
+        s.update_node(&update(n, &s.cx().run_id)).await?;
         Ok(None)
     }
 }

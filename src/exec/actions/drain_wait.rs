@@ -16,7 +16,7 @@
 //! condition, within the drain timeout; then the node is left untouched and
 //! the run stops resumable.
 
-use crate::exec::context::{Cx, StepCx, StepError};
+use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
 use crate::exec::operation::{Call, Description, Operation};
 use crate::exec::ops::{Ops, Task};
 use crate::exec::poll::{self, Attempt, Unmet};
@@ -126,7 +126,7 @@ pub(super) fn conditions(cx: &Cx<'_>, step: &Step) -> Vec<Condition> {
 pub(super) fn describe(cx: &Cx<'_>, n: &PlanNode, conditions: &[Condition], d: &mut Description) {
     let on = cx.asked(Some(n));
     for c in conditions {
-        d.until(c.holds(), Operation::api(on.clone(), Call::Info));
+        d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
         d.until(c.holds(), Operation::api(on.clone(), Call::NodeTasks));
         d.when(
             "the node runs tasks",
@@ -153,13 +153,16 @@ pub(super) async fn wait<O: Ops>(
     let mut last: Option<Condition> = None;
     let result = poll::until(s.cx().opts.drain_timeout, async || {
         let down = drained_in_batch(s).await;
-        let via = match s.via().await {
+        let via = match s.via_recent().await {
             Ok(v) => v,
             Err(e) => return Attempt::Fail(e),
         };
         let (services, tasks) = match services_on(s.ops(), &via, node_id).await {
             Ok(x) => x,
-            Err(e) => return Attempt::NotYet(format!("{e:#}")),
+            Err(e) => {
+                s.forget_via();
+                return Attempt::NotYet(format!("{e:#}"));
+            }
         };
         for &c in conditions {
             let unmet = match c.unmet(node_id, &services, &tasks, &down) {

@@ -3,7 +3,7 @@
 //! manager is verified (the plan's order).
 
 use super::{Action, StepResult};
-use crate::exec::context::{Cx, StepCx, StepError};
+use crate::exec::context::{Cx, StepCx, VIA_STALE};
 use crate::exec::operation::{Call, Description, Operation};
 use crate::exec::ops::{NodeUpdate, Ops};
 use crate::exec::{LABEL_AVAILABILITY, LABEL_RUN};
@@ -27,18 +27,14 @@ impl Action for RestoreAvailability {
             return d;
         };
         let on = cx.asked(Some(n));
-        d.once(Operation::api(on.clone(), Call::Info));
+        d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
         d.once(Operation::api(on, Call::UpdateNode(update(n))));
         d
     }
 
     async fn run<O: Ops>(&self, s: &StepCx<'_, '_, O>) -> StepResult {
         let n = s.node();
-        let via = s.via().await?;
-        s.ops()
-            .update_node(&via, &n.id, &update(n))
-            .await
-            .map_err(StepError::failed)?;
+        s.update_node(&update(n)).await?;
         Ok(None)
     }
 }

@@ -2,7 +2,7 @@
 //! [`crate::exec::verify`]), then labelled as done with that version.
 
 use super::{Action, StepResult};
-use crate::exec::context::{Cx, StepCx, StepError};
+use crate::exec::context::{Cx, StepCx, VIA_STALE};
 use crate::exec::operation::{Call, Description, Operation};
 use crate::exec::ops::{NodeUpdate, Ops};
 use crate::exec::verify;
@@ -30,7 +30,7 @@ impl Action for Verify {
         };
         d.extend(verify::describe(cx, n));
         let on = cx.asked(Some(n));
-        d.once(Operation::api(on.clone(), Call::Info));
+        d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
         d.once(Operation::api(on, Call::UpdateNode(done_label(cx, n))));
         d
     }
@@ -39,11 +39,7 @@ impl Action for Verify {
         // The node's own target: a rollback plan verifies old versions.
         let n = s.node();
         let polled = verify::verify(s.run, s.step, n, &n.target).await?;
-        let via = s.via().await?;
-        s.ops()
-            .update_node(&via, &n.id, &done_label(s.cx(), n))
-            .await
-            .map_err(StepError::failed)?;
+        s.update_node(&done_label(s.cx(), n)).await?;
         Ok(Some(polled))
     }
 }

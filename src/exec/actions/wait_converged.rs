@@ -3,7 +3,7 @@
 //! mapped to their known causes (V6).
 
 use super::{Action, StepResult};
-use crate::exec::context::{Cx, StepCx, StepError};
+use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
 use crate::exec::operation::{Call, Description, On, Operation};
 use crate::exec::ops::Ops;
 use crate::exec::poll::{self, Attempt, Unmet};
@@ -17,7 +17,7 @@ const CONVERGED: &str = "every service runs its desired tasks";
 impl Action for WaitConverged {
     fn describe(&self, _cx: &Cx<'_>, _step: &Step) -> Description {
         let mut d = Description::default();
-        d.until(CONVERGED, Operation::api(On::Manager, Call::Info));
+        d.when(VIA_STALE, Operation::api(On::Manager, Call::Info));
         d.until(
             CONVERGED,
             Operation::api(On::Manager, Call::Services { all: true }),
@@ -32,7 +32,7 @@ impl Action for WaitConverged {
     async fn run<O: Ops>(&self, s: &StepCx<'_, '_, O>) -> StepResult {
         let timeout = s.cx().opts.converge_timeout;
         let result = poll::until(timeout, async || {
-            let via = match s.via().await {
+            let via = match s.via_recent().await {
                 Ok(v) => v,
                 Err(e) => return Attempt::Fail(e),
             };
@@ -45,7 +45,10 @@ impl Action for WaitConverged {
                         Attempt::NotYet(lagging.join(", "))
                     }
                 }
-                Err(e) => Attempt::NotYet(format!("{e:#}")),
+                Err(e) => {
+                    s.forget_via();
+                    Attempt::NotYet(format!("{e:#}"))
+                }
             }
         })
         .await;

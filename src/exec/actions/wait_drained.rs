@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Action, StepResult};
-use crate::exec::context::{Cx, StepCx, StepError};
+use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
 use crate::exec::operation::{Call, Description, Operation};
 use crate::exec::ops::{Ops, Task};
 use crate::exec::poll::{self, Attempt, Unmet};
@@ -19,7 +19,7 @@ impl Action for WaitDrained {
     fn describe(&self, cx: &Cx<'_>, step: &Step) -> Description {
         let on = cx.asked(cx.node_of(step));
         let mut d = Description::default();
-        d.until(EMPTY, Operation::api(on.clone(), Call::Info));
+        d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
         d.until(EMPTY, Operation::api(on, Call::NodeTasks));
         d
     }
@@ -27,11 +27,15 @@ impl Action for WaitDrained {
     async fn run<O: Ops>(&self, s: &StepCx<'_, '_, O>) -> StepResult {
         let timeout = s.cx().opts.drain_timeout;
         let result = poll::until(timeout, async || {
-            let via = match s.via().await {
+            let via = match s.via_recent().await {
                 Ok(v) => v,
                 Err(e) => return Attempt::Fail(e),
             };
-            emptied(s.ops().node_tasks(&via, s.id()).await, timeout)
+            let tasks = s.ops().node_tasks(&via, s.id()).await;
+            if tasks.is_err() {
+                s.forget_via();
+            }
+            emptied(tasks, timeout)
         })
         .await;
         match result {

@@ -28,6 +28,8 @@ struct Block<'a> {
     /// Counted as a batch of its phase (`workers 3/9`), not a verification,
     /// soak or pause that follows one.
     counted: bool,
+    /// Stages the nodes of the batch that follows it, and is listed with it.
+    stage: bool,
     nth: usize,
     steps: Vec<&'a Step>,
     lines: Vec<Line>,
@@ -49,6 +51,7 @@ pub(super) fn steps_text(plan: &Plan, width: u16, wide: bool) -> String {
             && !only(&b.1, Action::Soak)
             && !only(&b.1, Action::Pause)
             && !only(&b.1, Action::Prepull)
+            && !only(&b.1, Action::Stage)
     };
     let total = |phase: Phase| {
         batches
@@ -65,7 +68,16 @@ pub(super) fn steps_text(plan: &Plan, width: u16, wide: bool) -> String {
             .filter(counted)
             .filter(|b| b.0 == *phase)
             .count();
+        let stage = only(steps, Action::Stage);
+        // A node's stage batch carries the label of the batch that drains it,
+        // which follows unlabelled: the two read as one.
+        let staged_before = i > 0 && only(&batches[i - 1].1, Action::Stage);
         let mut label = match phase {
+            _ if stage && *phase == Phase::Managers => {
+                format!("managers {}/{}", nth + 1, total(Phase::Managers))
+            }
+            _ if stage => format!("workers {}/{}", nth + 1, total(Phase::Workers)),
+            _ if staged_before => String::new(),
             _ if verifies(steps) => "verify".to_string(),
             _ if only(steps, Action::Soak) => "canary soak".to_string(),
             _ if only(steps, Action::Pause) => "pause".to_string(),
@@ -136,6 +148,7 @@ pub(super) fn steps_text(plan: &Plan, width: u16, wide: bool) -> String {
         blocks.push(Block {
             phase: *phase,
             counted: counted(&&batches[i]),
+            stage,
             nth,
             steps: steps.clone(),
             lines,
@@ -221,7 +234,9 @@ fn group_rounds(
     let mut rounds: Vec<Round> = vec![];
     for b in blocks {
         match rounds.last_mut() {
-            Some(r) if !b.counted && r[0].counted => r.push(b),
+            // The batch a stage batch prepares joins its round.
+            Some(r) if b.counted && r.iter().all(|x| x.stage) => r.push(b),
+            Some(r) if !b.counted && !b.stage && r.iter().any(|x| x.counted) => r.push(b),
             _ => rounds.push(vec![b]),
         }
     }
@@ -251,12 +266,12 @@ fn group_rounds(
 /// The [`RoundKey`] of a round; none when it must be shown as it is: not a manager or worker batch, a canary or the
 /// leader in it, or nodes of one batch doing different things.
 fn round_key(r: &Round, alone: &std::collections::BTreeSet<&str>) -> Option<RoundKey> {
-    let head = &r[0];
-    if !head.counted || head.phase == Phase::Reactivate {
+    let head = r.iter().find(|b| b.counted)?;
+    if head.phase == Phase::Reactivate {
         return None;
     }
     let mut key = vec![];
-    for (i, b) in r.iter().enumerate() {
+    for b in r {
         if b.steps
             .iter()
             .any(|s| s.node_id.as_deref().is_some_and(|id| alone.contains(id)))
@@ -275,8 +290,8 @@ fn round_key(r: &Round, alone: &std::collections::BTreeSet<&str>) -> Option<Roun
             }
             lines.push((l.is_node, l.chain.clone()));
         }
-        let label = if i == 0 {
-            format!("{:?}", b.phase)
+        let label = if b.counted || b.stage {
+            format!("{:?}{}", b.phase, if b.stage { " stage" } else { "" })
         } else {
             b.lines.first().map(|l| l.label.clone()).unwrap_or_default()
         };
@@ -287,10 +302,12 @@ fn round_key(r: &Round, alone: &std::collections::BTreeSet<&str>) -> Option<Roun
 
 /// A run of alike rounds: one line that says which batches and nodes, then
 /// the first round's lines with `each node` for its nodes.
-fn template(rounds: &[Round], nodes: &BTreeMap<&str, &PlanNode>) -> Vec<Line> {
+fn template<'a>(rounds: &'a [Round], nodes: &BTreeMap<&str, &PlanNode>) -> Vec<Line> {
     use super::group::thousands;
-    let head = &rounds[0][0];
-    let last = &rounds[rounds.len() - 1][0];
+    // The counted batch of a round (after its stage batch, if any).
+    let head_of = |r: &'a Round| r.iter().find(|b| b.counted).unwrap_or(&r[0]);
+    let head = head_of(&rounds[0]);
+    let last = head_of(&rounds[rounds.len() - 1]);
     let steps = || rounds.iter().flatten().flat_map(|b| b.steps.iter());
     let first_step = steps().map(|s| s.index).min().unwrap_or(0);
     let last_step = steps().map(|s| s.index).max().unwrap_or(0);
@@ -302,7 +319,7 @@ fn template(rounds: &[Round], nodes: &BTreeMap<&str, &PlanNode>) -> Vec<Line> {
     };
     let names: Vec<String> = rounds
         .iter()
-        .flat_map(|r| r[0].steps.iter().filter_map(name))
+        .flat_map(|r| head_of(r).steps.iter().filter_map(name))
         .fold(vec![], |mut v, n| {
             if v.last() != Some(&n) {
                 v.push(n);
@@ -312,7 +329,7 @@ fn template(rounds: &[Round], nodes: &BTreeMap<&str, &PlanNode>) -> Vec<Line> {
     let sizes: Vec<usize> = rounds
         .iter()
         .map(|r| {
-            let mut ids: Vec<&str> = r[0]
+            let mut ids: Vec<&str> = head_of(r)
                 .steps
                 .iter()
                 .filter_map(|s| s.node_id.as_deref())
@@ -365,7 +382,7 @@ fn template(rounds: &[Round], nodes: &BTreeMap<&str, &PlanNode>) -> Vec<Line> {
         chain: vec![format!("{} {role} {how}", thousands(count))],
     }];
     for (i, b) in rounds[0].iter().enumerate() {
-        let mut label = if i == 0 {
+        let mut label = if i == 0 || b.counted {
             String::new()
         } else {
             b.lines.first().map(|l| l.label.clone()).unwrap_or_default()
