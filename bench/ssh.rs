@@ -13,11 +13,14 @@
 //! The simulated hosts all run on this machine's 2 cores, which real hosts
 //! would not: so that the benchmark measures the controller and not N copies
 //! of the hosts' own work, the hosts' `docker` is a stub that answers nothing
-//! (the swarm's answers come from the simulator anyway), apt keeps its
-//! package cache (as on a Debian host) and the nodes have no
+//! (the swarm's answers come from the simulator anyway), `apt-cache` and
+//! `apt-get` answer each question as the real ones did the first time it
+//! was asked here (a recording replayed: ~3 s of apt CPU per host otherwise,
+//! which a real host spends on its own CPU; `--real-apt` runs apt on every
+//! host, with its package cache as on a Debian host), and the nodes have no
 //! swarm address (each host would otherwise probe the swarm ports of every
 //! other host: N² probes from the same 2 cores). The rest of the fact script
-//! (dpkg, apt, df, ...) runs as it is. The sshd's CPU (handshakes and every
+//! (dpkg, df, ...) runs as it is. The sshd's CPU (handshakes and every
 //! command the hosts ran) is measured apart from the controller's.
 //!
 //! Each size runs in its own child process (`ssh-child`), whose memory is
@@ -44,6 +47,8 @@ pub struct Options {
     pub hosts: Vec<usize>,
     pub forks: usize,
     pub budget: Duration,
+    /// Every host runs apt itself, as a real host would on its own CPU.
+    pub real_apt: bool,
 }
 
 pub fn options(args: &[String]) -> Options {
@@ -51,6 +56,7 @@ pub fn options(args: &[String]) -> Options {
         hosts: vec![100, 500, 1000],
         forks: 20,
         budget: Duration::from_secs(300),
+        real_apt: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -63,6 +69,7 @@ pub fn options(args: &[String]) -> Options {
                     .collect();
             }
             "--forks" => o.forks = value().parse().unwrap_or_else(|_| super::usage()),
+            "--real-apt" => o.real_apt = true,
             "--budget" => {
                 o.budget = Duration::from_secs(value().parse().unwrap_or_else(|_| super::usage()))
             }
@@ -112,6 +119,25 @@ fn keygen(path: &Path) -> anyhow::Result<()> {
     .map(|_| ())
 }
 
+/// A stand-in for `tool` that runs the real one the first time it is asked
+/// a question (its arguments) and replays that answer, output and exit code,
+/// after: what every host of one package source would answer.
+fn replay_script(tool: &str, rec: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+r="{rec}/{tool}-$(printf '%s\n' "$@" | md5sum | cut -c1-32)"
+if [ ! -f "$r.rc" ]; then
+  /usr/bin/{tool} "$@" >"$r.out.$$" 2>"$r.err.$$"
+  echo $? >"$r.rc.$$"
+  mv "$r.out.$$" "$r.out"; mv "$r.err.$$" "$r.err"; mv "$r.rc.$$" "$r.rc"
+fi
+cat "$r.out"; cat "$r.err" >&2
+exit "$(cat "$r.rc")"
+"#,
+        rec = rec.display()
+    )
+}
+
 fn sshd_binary() -> anyhow::Result<PathBuf> {
     ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
         .iter()
@@ -125,7 +151,7 @@ fn sshd_binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Sshd {
-    fn start(max_startups: usize) -> anyhow::Result<Sshd> {
+    fn start(max_startups: usize, real_apt: bool) -> anyhow::Result<Sshd> {
         let sshd = sshd_binary()?;
         // Short: the ssh control sockets live under it (108-byte limit).
         let dir = tempfile::Builder::new().prefix("swb-").tempdir_in("/tmp")?;
@@ -138,6 +164,17 @@ impl Sshd {
         std::fs::write(d.join("bin/docker"), "#!/bin/sh\nexit 1\n")?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(d.join("bin/docker"), std::fs::Permissions::from_mode(0o755))?;
+        if !real_apt {
+            // apt-cache and apt-get answer as the real ones did the first
+            // time they were asked the same question here (see the module
+            // docs): the hosts' apt CPU, ~3 s each, is not the controller's.
+            std::fs::create_dir(d.join("rec"))?;
+            for tool in ["apt-cache", "apt-get"] {
+                let path = d.join("bin").join(tool);
+                std::fs::write(&path, replay_script(tool, &d.join("rec")))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+            }
+        }
         // Apt with its package cache, as on a Debian host (this machine's
         // container image turns it off, so that every apt-cache call would
         // parse every package list again: a second of CPU per host).
@@ -212,7 +249,7 @@ fn clock_ticks() -> f64 {
 
 pub fn tables(args: &[String]) {
     let o = options(args);
-    let sshd = match Sshd::start(o.forks.max(10) * 4) {
+    let sshd = match Sshd::start(o.forks.max(10) * 4, o.real_apt) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot start the benchmark's sshd: {e:#}");
@@ -220,8 +257,10 @@ pub fn tables(args: &[String]) {
         }
     };
     println!(
-        "SSH GATHERING: real sshd on 127.0.0.1:{}, --forks {} (goal: 1,000 hosts < 30 s, < 1 GB, handshakes <= forks)",
-        sshd.port, o.forks
+        "SSH GATHERING: real sshd on 127.0.0.1:{}, --forks {}, hosts' apt {} (goal: 1,000 hosts < 30 s, < 1 GB, handshakes <= forks)",
+        sshd.port,
+        o.forks,
+        if o.real_apt { "real" } else { "replayed" }
     );
     println!(
         "{:>6} {:>6} | {:>8} {:>8} {:>8} | {:>9} {:>7} {:>9} | {:>10} {:>10} | {:>10}",
