@@ -150,7 +150,7 @@ pub(super) fn alone(plan: &Plan) -> BTreeSet<&str> {
 }
 
 /// `1,995`: counts at scale are read, not parsed.
-pub(super) fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -437,6 +437,21 @@ mod tests {
     fn batches_table() {
         let text = table_with(&scale_plan(5, 14, 3), 120, false);
         fits(&text);
+        insta::assert_snapshot!(text);
+    }
+
+    /// Staged (debian-apt): each stage batch is listed, and grouped, with
+    /// the batch it prepares; the counts are of those batches only.
+    #[test]
+    fn staged_batches_table() {
+        let facts = scale_facts(5, 14);
+        let opts = crate::plan::PlanOptions {
+            staged: vec![crate::version::resolve::Method::DebianApt],
+            ..crate::plan::testutil::opts(3)
+        };
+        let text = table_with(&build_for(&facts, &opts), 120, false);
+        fits(&text);
+        assert!(text.contains("managers 2–4/5"), "{text}");
         insta::assert_snapshot!(text);
     }
 }

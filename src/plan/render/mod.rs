@@ -18,7 +18,7 @@ use crate::facts::model::{Availability, Role};
 
 use super::model::{Action, Plan, PlanNode};
 
-mod group;
+pub(crate) mod group;
 mod json;
 mod steps;
 

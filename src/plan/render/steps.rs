@@ -361,10 +361,11 @@ fn template<'a>(rounds: &'a [Round], nodes: &BTreeMap<&str, &PlanNode>) -> Vec<L
             thousands(rounds.len())
         )
     };
-    let total = head
-        .lines
-        .first()
-        .and_then(|l| l.label.rsplit_once('/'))
+    // From the counted label: the head's, or its stage batch's before it.
+    let total = rounds[0]
+        .iter()
+        .filter_map(|b| b.lines.first())
+        .find_map(|l| l.label.rsplit_once('/'))
         .map(|(_, t)| t.to_string())
         .unwrap_or_default();
     let phase = match head.phase {
