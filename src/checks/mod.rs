@@ -220,6 +220,38 @@ fn join<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
         .join(", ")
 }
 
+/// `names` joined; at scale (more than 10), "all N hosts" when they are all
+/// `of` of them, or the first 8 and how many: a finding stays a line or two
+/// in a 2,000-node plan.
+pub(crate) fn some_of(names: &[&str], of: usize) -> String {
+    match names.len() {
+        n if n <= 10 => join(names),
+        n if n == of => format!("all {} hosts", crate::plan::render::group::thousands(n)),
+        n => format!(
+            "{}, … ({} hosts)",
+            join(&names[..8]),
+            crate::plan::render::group::thousands(n)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod some_of_tests {
+    use super::some_of;
+
+    #[test]
+    fn few_are_named_many_are_counted() {
+        assert_eq!(some_of(&["a", "b"], 5), "a, b");
+        let many: Vec<String> = (1..=2000).map(|i| format!("w{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(some_of(&many, 2000), "all 2,000 hosts");
+        assert_eq!(
+            some_of(&many[..12], 2000),
+            "w1, w2, w3, w4, w5, w6, w7, w8, … (12 hosts)"
+        );
+    }
+}
+
 /// Bytes in binary units, one decimal: `512.0 MiB`, `1.5 GiB`.
 fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -2,7 +2,7 @@
 //! have broken swarm nodes (moby#48179, docker/for-linux#813). The run holds
 //! the engine packages at the pin when it is done; this says what changes.
 
-use super::{Check, CheckContext, Finding, Severity, join};
+use super::{Check, CheckContext, Finding, Severity, join, some_of};
 use crate::facts::model::PackageManager;
 
 pub struct PackageHold;
@@ -25,11 +25,13 @@ impl Check for PackageHold {
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Finding> {
         let mut held_everywhere = vec![];
         let mut findings = vec![];
+        let mut with_packages = 0;
         for (node, host) in ctx.hosts_to_upgrade() {
             // Static binaries have no packages to hold.
             if host.installed.is_empty() {
                 continue;
             }
+            with_packages += 1;
             let unheld: Vec<&str> = host
                 .installed
                 .keys()
@@ -85,7 +87,7 @@ impl Check for PackageHold {
                 None,
                 format!(
                     "engine packages are held on {}: the run releases and re-applies the hold",
-                    join(&held_everywhere)
+                    some_of(&held_everywhere, with_packages)
                 ),
             ));
         }
