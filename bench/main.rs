@@ -25,7 +25,7 @@ use serde_json::Value;
 
 pub(crate) fn usage() -> ! {
     eprintln!(
-        "usage: bench [--sizes 50,500,5000] [--budget SECS] [--max-parallel N]\n       bench lab JOURNAL\n       bench sim-journal DIR\n       bench ssh [--hosts 100,500,1000] [--forks 20] [--budget SECS] [--real-apt]"
+        "usage: bench [--sizes 50,500,5000] [--budget SECS] [--max-parallel N]\n       bench lab JOURNAL\n       bench sim-journal DIR\n       bench ssh [--hosts 100,500,1000] [--forks 20] [--budget SECS] [--real-hosts] [--kex ALGORITHMS]"
     );
     std::process::exit(2)
 }

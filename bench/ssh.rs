@@ -11,17 +11,21 @@
 //! grows with the cluster, the SSH fan-out to every host is.
 //!
 //! The simulated hosts all run on this machine's 2 cores, which real hosts
-//! would not: so that the benchmark measures the controller and not N copies
-//! of the hosts' own work, the hosts' `docker` is a stub that answers nothing
-//! (the swarm's answers come from the simulator anyway), `apt-cache` and
-//! `apt-get` answer each question as the real ones did the first time it
-//! was asked here (a recording replayed: ~3 s of apt CPU per host otherwise,
-//! which a real host spends on its own CPU; `--real-apt` runs apt on every
-//! host, with its package cache as on a Debian host), and the nodes have no
-//! swarm address (each host would otherwise probe the swarm ports of every
-//! other host: N² probes from the same 2 cores). The rest of the fact script
-//! (dpkg, df, ...) runs as it is. The sshd's CPU (handshakes and every
-//! command the hosts ran) is measured apart from the controller's.
+//! would not: so that the benchmark measures the controller and SSH, not N
+//! copies of the hosts' own work, every host answers a command as the first
+//! host did (sshd's `ForceCommand` runs a replayer: the command runs for
+//! real once, its output and exit code are replayed after). The fact script
+//! costs about 3 s of CPU per host on this machine, mostly apt (`apt-cache
+//! madison`, `apt-mark showhold`, `apt-get -s install`) and `dpkg -S`;
+//! `--real-hosts` runs every command on every "host" (apt with its package
+//! cache, as on a Debian host). The hosts' `docker` is a stub that answers
+//! nothing (the swarm's answers come from the simulator), and the nodes have
+//! no swarm address (each host would otherwise probe the swarm ports of every
+//! other host: N² probes from the same 2 cores). The sessions' HOME is the
+//! benchmark's directory: this machine's root has a ~/.bashrc (pyenv) that
+//! bash would run for every SSH session, ~0.4 s of CPU each, which a
+//! cluster host's login does not. The sshd's CPU (handshakes,
+//! sessions and what they ran) is measured apart from the controller's.
 //!
 //! Each size runs in its own child process (`ssh-child`), whose memory is
 //! sampled from /proc with that of its ssh processes (found by the private
@@ -47,8 +51,12 @@ pub struct Options {
     pub hosts: Vec<usize>,
     pub forks: usize,
     pub budget: Duration,
-    /// Every host runs apt itself, as a real host would on its own CPU.
-    pub real_apt: bool,
+    /// Every host runs every command itself, as a real host would on its
+    /// own CPU (by default each answers as the first did).
+    pub real_hosts: bool,
+    /// The key exchange the controller's ssh offers (`KexAlgorithms` in an
+    /// ssh config, as an operator would set it); none: OpenSSH's default.
+    pub kex: Option<String>,
 }
 
 pub fn options(args: &[String]) -> Options {
@@ -56,7 +64,8 @@ pub fn options(args: &[String]) -> Options {
         hosts: vec![100, 500, 1000],
         forks: 20,
         budget: Duration::from_secs(300),
-        real_apt: false,
+        real_hosts: false,
+        kex: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -69,7 +78,8 @@ pub fn options(args: &[String]) -> Options {
                     .collect();
             }
             "--forks" => o.forks = value().parse().unwrap_or_else(|_| super::usage()),
-            "--real-apt" => o.real_apt = true,
+            "--real-hosts" => o.real_hosts = true,
+            "--kex" => o.kex = Some(value()),
             "--budget" => {
                 o.budget = Duration::from_secs(value().parse().unwrap_or_else(|_| super::usage()))
             }
@@ -119,17 +129,22 @@ fn keygen(path: &Path) -> anyhow::Result<()> {
     .map(|_| ())
 }
 
-/// A stand-in for `tool` that runs the real one the first time it is asked
-/// a question (its arguments) and replays that answer, output and exit code,
-/// after: what every host of one package source would answer.
-fn replay_script(tool: &str, rec: &Path) -> String {
+/// sshd's `ForceCommand` for the benchmark's hosts: a command runs for real
+/// the first time it is asked (once: the hosts asked meanwhile wait), and its answer (output and exit code) is
+/// replayed after, for every host: what a cluster of identical hosts would
+/// answer, without N copies of the hosts' work on this machine's 2 cores.
+fn replay_script(rec: &Path) -> String {
     format!(
         r#"#!/bin/sh
-r="{rec}/{tool}-$(printf '%s\n' "$@" | md5sum | cut -c1-32)"
+r="{rec}/$(printf '%s' "$SSH_ORIGINAL_COMMAND" | md5sum | cut -c1-32)"
 if [ ! -f "$r.rc" ]; then
-  /usr/bin/{tool} "$@" >"$r.out.$$" 2>"$r.err.$$"
-  echo $? >"$r.rc.$$"
-  mv "$r.out.$$" "$r.out"; mv "$r.err.$$" "$r.err"; mv "$r.rc.$$" "$r.rc"
+  exec 9>"$r.lock"; flock 9
+  if [ ! -f "$r.rc" ]; then
+    sh -c "$SSH_ORIGINAL_COMMAND" >"$r.out.$$" 2>"$r.err.$$"
+    echo $? >"$r.rc.$$"
+    mv "$r.out.$$" "$r.out"; mv "$r.err.$$" "$r.err"; mv "$r.rc.$$" "$r.rc"
+  fi
+  exec 9>&-
 fi
 cat "$r.out"; cat "$r.err" >&2
 exit "$(cat "$r.rc")"
@@ -151,7 +166,7 @@ fn sshd_binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Sshd {
-    fn start(max_startups: usize, real_apt: bool) -> anyhow::Result<Sshd> {
+    fn start(max_startups: usize, real_hosts: bool) -> anyhow::Result<Sshd> {
         let sshd = sshd_binary()?;
         // Short: the ssh control sockets live under it (108-byte limit).
         let dir = tempfile::Builder::new().prefix("swb-").tempdir_in("/tmp")?;
@@ -164,17 +179,16 @@ impl Sshd {
         std::fs::write(d.join("bin/docker"), "#!/bin/sh\nexit 1\n")?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(d.join("bin/docker"), std::fs::Permissions::from_mode(0o755))?;
-        if !real_apt {
-            // apt-cache and apt-get answer as the real ones did the first
-            // time they were asked the same question here (see the module
-            // docs): the hosts' apt CPU, ~3 s each, is not the controller's.
+        // Every host's commands answered as the first host's were (see
+        // the module docs): sshd runs this instead of the command.
+        let force = if real_hosts {
+            String::new()
+        } else {
             std::fs::create_dir(d.join("rec"))?;
-            for tool in ["apt-cache", "apt-get"] {
-                let path = d.join("bin").join(tool);
-                std::fs::write(&path, replay_script(tool, &d.join("rec")))?;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-            }
-        }
+            std::fs::write(d.join("replay"), replay_script(&d.join("rec")))?;
+            std::fs::set_permissions(d.join("replay"), std::fs::Permissions::from_mode(0o755))?;
+            format!("ForceCommand {}/replay\n", d.display())
+        };
         // Apt with its package cache, as on a Debian host (this machine's
         // container image turns it off, so that every apt-cache call would
         // parse every package list again: a second of CPU per host).
@@ -199,8 +213,8 @@ impl Sshd {
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
              PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nUseDNS no\n\
              MaxStartups {max_startups}\nMaxSessions 100\nAllowStreamLocalForwarding yes\n\
-             SetEnv PATH={d}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin APT_CONFIG={d}/apt.conf\n\
-             LogLevel ERROR\n",
+             SetEnv PATH={d}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin APT_CONFIG={d}/apt.conf HOME={d}\n\
+             LogLevel ERROR\n{force}",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config)?;
@@ -242,6 +256,28 @@ impl Sshd {
     }
 }
 
+/// CPU seconds the whole machine has been busy (all cores, /proc/stat).
+fn machine_busy_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    let busy: f64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .take(7)
+        .map(|(_, t)| t)
+        .sum();
+    busy / clock_ticks()
+}
+
 fn clock_ticks() -> f64 {
     // getconf CLK_TCK is 100 on every Linux this runs on.
     100.0
@@ -249,21 +285,36 @@ fn clock_ticks() -> f64 {
 
 pub fn tables(args: &[String]) {
     let o = options(args);
-    let sshd = match Sshd::start(o.forks.max(10) * 4, o.real_apt) {
+    let sshd = match Sshd::start(o.forks.max(10) * 4, o.real_hosts) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot start the benchmark's sshd: {e:#}");
             std::process::exit(1);
         }
     };
+    // The child reads the ssh config from the benchmark's directory.
+    if let Some(kex) = &o.kex
+        && let Err(e) = std::fs::write(
+            sshd.dir.path().join("ssh_config"),
+            format!("Host *\n  KexAlgorithms {kex}\n"),
+        )
+    {
+        eprintln!("error: cannot write the ssh config: {e}");
+        std::process::exit(1);
+    }
     println!(
-        "SSH GATHERING: real sshd on 127.0.0.1:{}, --forks {}, hosts' apt {} (goal: 1,000 hosts < 30 s, < 1 GB, handshakes <= forks)",
+        "SSH GATHERING: real sshd on 127.0.0.1:{}, --forks {}, key exchange {}, hosts {} (goal: 1,000 hosts < 30 s, < 1 GB, handshakes <= forks)",
         sshd.port,
         o.forks,
-        if o.real_apt { "real" } else { "replayed" }
+        o.kex.as_deref().unwrap_or("OpenSSH's default"),
+        if o.real_hosts {
+            "run every command"
+        } else {
+            "replay the first answer"
+        }
     );
     println!(
-        "{:>6} {:>6} | {:>8} {:>8} {:>8} | {:>9} {:>7} {:>9} | {:>10} {:>10} | {:>10}",
+        "{:>6} {:>6} | {:>8} {:>8} {:>8} | {:>9} {:>7} {:>9} | {:>10} {:>10} | {:>10} {:>10}",
         "hosts",
         "read",
         "wall",
@@ -274,7 +325,8 @@ pub fn tables(args: &[String]) {
         "max ssh",
         "max hs",
         "conns",
-        "sshd CPU"
+        "sshd CPU",
+        "rest CPU"
     );
     let mut summary = vec![];
     for &n in &o.hosts {
@@ -300,7 +352,7 @@ pub fn tables(args: &[String]) {
         };
         let g = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{:>6} {:>6} | {:>6.1} s {:>5.0} ms {:>8.1} | {:>9.0} {:>7.0} {:>9} | {:>10} {:>10} | {:>8.1} s",
+            "{:>6} {:>6} | {:>6.1} s {:>5.0} ms {:>8.1} | {:>9.0} {:>7.0} {:>9} | {:>10} {:>10} | {:>8.1} s {:>8.1} s",
             n,
             g("read"),
             g("wall_s"),
@@ -311,7 +363,8 @@ pub fn tables(args: &[String]) {
             g("max_ssh"),
             g("max_handshakes"),
             g("connections"),
-            sshd_cpu
+            sshd_cpu,
+            g("machine_cpu_s") - sshd_cpu
         );
         if let Some(e) = v["first_error"].as_str() {
             println!("       first unreadable host: {e}");
@@ -325,7 +378,7 @@ pub fn tables(args: &[String]) {
         ));
     }
     println!(
-        "\nread: hosts whose facts were read; peak MB: the controller with its ssh processes (sum of RSS, sampled every 50 ms); of ssh: their share;\nmax ssh: most ssh processes at once; max hs: most SSH handshakes in progress at once; conns: SSH connections opened; sshd CPU: the hosts' side (handshakes, fact scripts)\n"
+        "\nread: hosts whose facts were read; peak MB: the controller with its ssh processes (sum of RSS, sampled every 50 ms); of ssh: their share;\nmax ssh: most ssh processes at once; max hs: most SSH handshakes in progress at once; conns: SSH connections opened; sshd CPU: the hosts' side (handshakes, fact scripts);\nrest CPU: the machine's CPU while gathering less the sshd's: the controller and its ssh processes (and anything else running)\n"
     );
     for s in summary {
         println!("{s}");
@@ -422,10 +475,11 @@ pub fn child(hosts: usize, forks: usize, dir: &Path, port: u16) {
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
     let started = Instant::now();
     let cpu0 = sys::cpu_time();
+    let machine0 = machine_busy_s();
     let gathered = rt.block_on(async {
         let c = Cluster::open(ClusterOptions {
             inventory: InventorySource::Own(inventory.clone()),
-            ssh_config: None,
+            ssh_config: Some(dir.join("ssh_config")).filter(|p| p.exists()),
             accept_new_host_keys: false,
             connect_timeout: Duration::from_secs(15),
             command_timeout: Duration::from_secs(120),
@@ -436,6 +490,7 @@ pub fn child(hosts: usize, forks: usize, dir: &Path, port: u16) {
     });
     let wall = started.elapsed().as_secs_f64();
     let cpu = (sys::cpu_time() - cpu0).as_secs_f64();
+    let machine_cpu = machine_busy_s() - machine0;
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.join().unwrap_or_default();
     let g = match gathered {
@@ -469,6 +524,7 @@ pub fn child(hosts: usize, forks: usize, dir: &Path, port: u16) {
             "read": g.facts.hosts.len(),
             "wall_s": wall,
             "cpu_s": cpu,
+            "machine_cpu_s": machine_cpu,
             "peak_mb": peak.total_kib.max(sys::peak_rss_mib() as u64 * 1024) as f64 / 1024.0,
             "peak_ssh_mb": peak.ssh_kib as f64 / 1024.0,
             "self_peak_mb": sys::peak_rss_mib(),
