@@ -57,9 +57,28 @@ fn plan_reads_the_real_lab() {
     let leader = status.nodes.iter().find(|n| n.leader).unwrap();
     assert_eq!(nodes[2]["name"], leader.name.as_str());
     // 3 managers of 7 steps + their reactivation (4) + 3 service checks,
-    // 2 workers of 8 steps + a wait and a service check each, and the canaries' soaks (the
-    // first manager, the first worker batch).
-    assert_eq!(p["steps"].as_array().unwrap().len(), 50);
+    // 2 workers of 8 steps + a wait and a service check each, the canaries' soaks (the
+    // first manager, the first worker batch), and each node staged before its drain
+    // (debian-apt stages).
+    let steps = p["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 55);
+    for n in nodes.iter() {
+        let of = |action: &str| {
+            steps
+                .iter()
+                .filter(|s| s["node"] == n["name"] && s["action"] == action)
+                .map(|s| s["batch"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let (stage, drain) = (of("stage"), of("drain"));
+        assert_eq!(stage.len(), 1, "{}: {steps:?}", n["name"]);
+        assert_eq!(
+            stage[0] + 1,
+            drain[0],
+            "{}: staged in the batch before its drain",
+            n["name"]
+        );
+    }
     let soaked: Vec<&str> = p["steps"]
         .as_array()
         .unwrap()

@@ -106,7 +106,9 @@ fn prepull_copies_an_image_built_on_the_drained_node_to_the_receiving_node_befor
     assert_eq!(out.status.code(), Some(0));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["steps"][0]["action"], "prepull", "{:#}", plan["steps"]);
-    assert_eq!(plan["steps"][1]["action"], "drain");
+    // The node is staged (debian-apt) in the batch before its drain.
+    assert_eq!(plan["steps"][1]["action"], "stage");
+    assert_eq!(plan["steps"][2]["action"], "drain");
     let transfers = plan["prepull"].as_array().expect("plan.prepull");
     assert_eq!(transfers.len(), 1, "{transfers:#?}");
     assert_eq!(transfers[0]["image"], local);
