@@ -497,6 +497,51 @@ impl Case {
         p
     }
 
+    /// A new run of `plan`: its directory made and its first state saved.
+    fn new_run(&self, plan: &Plan, run_id: &str) -> (RunDir, RunState) {
+        let run = RunDir {
+            path: self.dir.path().join(run_id),
+        };
+        run.create().unwrap();
+        let state = RunState::new(
+            run_id.into(),
+            plan.cluster_id.clone(),
+            pin(),
+            plan::digest(plan).unwrap(),
+            plan.steps.len(),
+            vec![],
+        );
+        run.save_state(&state).unwrap();
+        (run, state)
+    }
+
+    /// Runs `plan` from `state` in run `run_id` against the simulation
+    /// (no recorder), with `emit` seeing its events.
+    async fn execute(
+        &self,
+        plan: &Plan,
+        run_id: &str,
+        state: RunState,
+        emit: &(dyn Fn(&Event) + Sync),
+    ) -> RunStatus {
+        let run = RunDir {
+            path: self.dir.path().join(run_id),
+        };
+        let runner = Runner::new(
+            &self.sim,
+            plan,
+            &self.gathered.facts,
+            &self.playbooks,
+            &self.opts,
+            run,
+            state,
+            emit,
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        self.sim.drive(runner.execute()).await.unwrap()
+    }
+
     /// Runs `plan` through the recorder; returns how it ended, the kinds of
     /// steps it ran, the comparison's errors, and what was performed.
     async fn run(&self, plan: &Plan, run_id: &str) -> Outcome {
@@ -513,19 +558,7 @@ impl Case {
             described: &described,
             log: Mutex::new(Log::default()),
         };
-        let run = RunDir {
-            path: self.dir.path().join(run_id),
-        };
-        run.create().unwrap();
-        let state = RunState::new(
-            run_id.into(),
-            plan.cluster_id.clone(),
-            pin(),
-            plan::digest(plan).unwrap(),
-            plan.steps.len(),
-            vec![],
-        );
-        run.save_state(&state).unwrap();
+        let (run, state) = self.new_run(plan, run_id);
         // The operator continues a paused run (`--pause-after-canary`) at once.
         let emit = |e: &Event| {
             if matches!(e, Event::Paused) {
@@ -1002,24 +1035,7 @@ async fn a_failed_download_stops_the_run_before_its_node_is_drained() {
 
     // Resumed once the repository answers again: the run finishes.
     case.sim.cut_repo("w2", false);
-    let runner_state = state;
-    let run = RunDir {
-        path: case.dir.path().join("run-1"),
-    };
-    let emit = |_: &Event| {};
-    let runner = Runner::new(
-        &case.sim,
-        &p,
-        &case.gathered.facts,
-        &case.playbooks,
-        &case.opts,
-        run,
-        runner_state,
-        &emit,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
-    let status = case.sim.drive(runner.execute()).await.unwrap();
+    let status = case.execute(&p, "run-1", state, &|_: &Event| {}).await;
     assert_eq!(status, RunStatus::Done);
     for n in case.sim.hostnames() {
         assert_eq!(case.sim.engine(&n).as_deref(), Some("26.1.5"), "{n}");
@@ -1039,19 +1055,7 @@ async fn staged_packages_install_without_the_repository() {
         .find(|s| s.action == Action::Stage && s.node.as_deref() == Some("w1"))
         .unwrap()
         .index;
-    let run = RunDir {
-        path: case.dir.path().join("run-1"),
-    };
-    run.create().unwrap();
-    let state = RunState::new(
-        "run-1".into(),
-        p.cluster_id.clone(),
-        pin(),
-        plan::digest(&p).unwrap(),
-        p.steps.len(),
-        vec![],
-    );
-    run.save_state(&state).unwrap();
+    let (_, state) = case.new_run(&p, "run-1");
     let emit = |e: &Event| {
         if matches!(e, Event::StepFinished { index, .. } if *index == stage_w1)
             && !cut.swap(true, std::sync::atomic::Ordering::SeqCst)
@@ -1059,19 +1063,7 @@ async fn staged_packages_install_without_the_repository() {
             case.sim.cut_repo("w1", true);
         }
     };
-    let runner = Runner::new(
-        &case.sim,
-        &p,
-        &case.gathered.facts,
-        &case.playbooks,
-        &case.opts,
-        run,
-        state,
-        &emit,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
-    let status = case.sim.drive(runner.execute()).await.unwrap();
+    let status = case.execute(&p, "run-1", state, &emit).await;
     assert!(cut.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(status, RunStatus::Done);
     assert_eq!(case.sim.engine("w1").as_deref(), Some("26.1.5"));
