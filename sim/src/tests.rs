@@ -127,19 +127,26 @@ async fn scripts_take_virtual_time_and_the_swarm_notices_after_the_grace() {
     );
 }
 
-#[tokio::test]
-async fn install_and_restore_follow_the_su_environment() {
-    let sim = SimCluster::generate(2, 1, 0, 0, 0, 1);
-    let w1 = sim.id("w1");
+/// The built-in debian-apt playbook's `s` for docker-ce 25.0.5 → 26.1.5
+/// on systemd.
+fn apt_command(s: Script) -> Cmd {
     let pbs = Playbooks::load(&[] as &[&std::path::Path]).unwrap();
-    let pb = pbs.get(Method::DebianApt);
     let env = swarm_upgrade::playbook::ScriptEnv {
         packages: vec![format!("docker-ce={}", deb_version("26.1.5"))],
         old_packages: vec![format!("docker-ce={}", deb_version("25.0.5"))],
         backup_dir: "/var/lib/swarm-upgrade/backups/r1".into(),
         ..Default::default()
     };
-    let run = |s: Script| pb.command(s, InitSystem::Systemd, &env).unwrap();
+    pbs.get(Method::DebianApt)
+        .command(s, InitSystem::Systemd, &env)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn install_and_restore_follow_the_su_environment() {
+    let sim = SimCluster::generate(2, 1, 0, 0, 0, 1);
+    let w1 = sim.id("w1");
+    let run = apt_command;
     let before = sim.installed("w1");
     let out = sim.run(&w1, &run(Script::Restore)).await.unwrap();
     assert_eq!(out.status, 100, "no backup yet: {out:?}");
@@ -159,15 +166,7 @@ async fn install_and_restore_follow_the_su_environment() {
 #[tokio::test]
 async fn staged_packages_install_without_the_repository_and_a_cut_one_fails_the_stage() {
     let sim = SimCluster::generate(3, 1, 0, 0, 0, 1);
-    let pbs = Playbooks::load(&[] as &[&std::path::Path]).unwrap();
-    let pb = pbs.get(Method::DebianApt);
-    let env = swarm_upgrade::playbook::ScriptEnv {
-        packages: vec![format!("docker-ce={}", deb_version("26.1.5"))],
-        old_packages: vec![format!("docker-ce={}", deb_version("25.0.5"))],
-        backup_dir: "/var/lib/swarm-upgrade/backups/r1".into(),
-        ..Default::default()
-    };
-    let run = |s: Script| pb.command(s, InitSystem::Systemd, &env).unwrap();
+    let run = apt_command;
     // w1: its repository cut before staging: the stage fails, as apt does.
     let w1 = sim.id("w1");
     sim.cut_repo("w1", true);
