@@ -194,14 +194,7 @@ fn a_node_whose_download_fails_is_never_drained_and_resume_finishes() {
 /// The run's journal and plan, kept past the lab for `bench lab`
 /// (target/tmp/lab_stage/: each node's window next to its floor).
 fn keep_run(fresh: &FreshLab) {
-    let cluster = std::fs::read_dir(fresh.state_dir.path())
-        .unwrap()
-        .next()
-        .expect("a cluster dir")
-        .unwrap()
-        .path();
-    let run = std::fs::read_to_string(cluster.join("current")).unwrap();
-    let from = cluster.join("runs").join(run.trim());
+    let from = fresh.current_run_dir();
     let to = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab_stage");
     std::fs::create_dir_all(&to).unwrap();
     for f in ["journal.jsonl", "plan.json"] {

@@ -108,17 +108,20 @@ impl FreshLab {
         self.lab.status().expect("lab status")
     }
 
-    pub fn journal(&self) -> Vec<serde_json::Value> {
-        let current = std::fs::read_dir(self.state_dir.path())
+    /// The directory of the cluster's current run (its journal, plan, state).
+    pub fn current_run_dir(&self) -> std::path::PathBuf {
+        let cluster = std::fs::read_dir(self.state_dir.path())
             .unwrap()
             .next()
             .expect("a cluster dir")
             .unwrap()
             .path();
-        let run = std::fs::read_to_string(current.join("current")).unwrap();
-        let text =
-            std::fs::read_to_string(current.join("runs").join(run.trim()).join("journal.jsonl"))
-                .unwrap();
+        let run = std::fs::read_to_string(cluster.join("current")).unwrap();
+        cluster.join("runs").join(run.trim())
+    }
+
+    pub fn journal(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.current_run_dir().join("journal.jsonl")).unwrap();
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
