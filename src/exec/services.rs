@@ -22,12 +22,22 @@ use crate::version::resolve::PackageChange;
 /// to tell this node's routing mesh from the cluster's, and a line with the
 /// node's own swarm address: ports are tried there, as clients reach them,
 /// not on 127.0.0.1 (which only the userland proxy serves; many hosts turn it
-/// off). Output: one `key value...` line per finding.
+/// off), and a line with the seconds a port or name may take to answer.
+/// Output: one `key value...` line per finding (an open port with the
+/// seconds it took to answer).
+///
+/// A task counts as running once its process starts, before it listens or
+/// its name is served (a service without a health check): a port refused or
+/// a name not found is tried again, once a second, until the grace runs out
+/// (one deadline for all of them). Only a failing node waits that long.
 pub const SCRIPT: &str = r#"# swarm-upgrade: verify services
 read -r ports || true
 read -r services || true
 read -r peer || true
 read -r self || true
+read -r grace || true
+deadline=$(( $(date +%s) + ${grace:-0} ))
+again() { [ "$(date +%s)" -lt "$deadline" ] && sleep 1; }
 printf 'containerd-version %s\n' "$(containerd --version 2>/dev/null | head -n 1 || true)"
 printf 'runc-version %s\n' "$(runc --version 2>/dev/null | head -n 1 || true)"
 if pgrep -x containerd >/dev/null 2>&1; then echo 'containerd-running yes'; else echo 'containerd-running no'; fi
@@ -36,28 +46,37 @@ answers() { timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' sh "$1" "$2" 2>/dev/nul
 for pm in $ports; do
   p=${pm%%:*}; mode=${pm#*:}
   if ! command -v bash >/dev/null 2>&1; then echo "port $p untested"; continue; fi
-  if answers "${self:-127.0.0.1}" "$p"; then echo "port $p ok"; continue; fi
-  if [ "$mode" = ingress ] && [ -n "$peer" ]; then
-    if answers "$peer" "$p"; then echo "port $p closed elsewhere-ok"; else echo "port $p closed elsewhere-closed"; fi
-  else
-    echo "port $p closed"
-  fi
+  t=$(date +%s)
+  while :; do
+    if answers "${self:-127.0.0.1}" "$p"; then echo "port $p ok $(( $(date +%s) - t ))"; break; fi
+    if [ "$mode" = ingress ] && [ -n "$peer" ]; then
+      # Closed on every node is the routing mesh, not this node: no wait.
+      if ! answers "$peer" "$p"; then echo "port $p closed elsewhere-closed"; break; fi
+      again || { echo "port $p closed elsewhere-ok"; break; }
+    else
+      again || { echo "port $p closed"; break; }
+    fi
+  done
 done
 for s in $services; do
   c=$(docker ps -q --filter "label=com.docker.swarm.service.name=$s" 2>/dev/null | head -n 1)
   if [ -z "$c" ]; then echo "dns $s no-task"; continue; fi
-  rc=0
-  docker exec "$c" sh -c 'if command -v getent >/dev/null 2>&1; then getent hosts "$1"; elif command -v nslookup >/dev/null 2>&1; then nslookup "$1"; else exit 3; fi' sh "$s" >/dev/null 2>&1 || rc=$?
-  if [ "$rc" = 3 ] || [ "$rc" = 126 ] || [ "$rc" = 127 ]; then
-    # No resolver in the image: ask the engine's DNS server in the task's
-    # network namespace with the host's own resolver.
-    pid=$(docker inspect -f '{{.State.Pid}}' "$c" 2>/dev/null || echo 0)
-    if [ "$pid" -gt 0 ] && command -v nsenter >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
-      rc=0
-      nsenter -n -t "$pid" unshare -m sh -c 'f=$(mktemp) && echo "nameserver 127.0.0.11" >"$f" && mount --bind "$f" /etc/resolv.conf && getent hosts "$1"; r=$?; rm -f "$f"; exit $r' sh "$s" >/dev/null 2>&1 || rc=$?
-      [ "$rc" = 0 ] || rc=1
+  while :; do
+    rc=0
+    docker exec "$c" sh -c 'if command -v getent >/dev/null 2>&1; then getent hosts "$1"; elif command -v nslookup >/dev/null 2>&1; then nslookup "$1"; else exit 3; fi' sh "$s" >/dev/null 2>&1 || rc=$?
+    if [ "$rc" = 3 ] || [ "$rc" = 126 ] || [ "$rc" = 127 ]; then
+      # No resolver in the image: ask the engine's DNS server in the task's
+      # network namespace with the host's own resolver.
+      pid=$(docker inspect -f '{{.State.Pid}}' "$c" 2>/dev/null || echo 0)
+      if [ "$pid" -gt 0 ] && command -v nsenter >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
+        rc=0
+        nsenter -n -t "$pid" unshare -m sh -c 'f=$(mktemp) && echo "nameserver 127.0.0.11" >"$f" && mount --bind "$f" /etc/resolv.conf && getent hosts "$1"; r=$?; rm -f "$f"; exit $r' sh "$s" >/dev/null 2>&1 || rc=$?
+        [ "$rc" = 0 ] || rc=1
+      fi
     fi
-  fi
+    case $rc in 0|3|126|127) break ;; esac
+    again || break
+  done
   case $rc in
     0) echo "dns $s ok" ;;
     3|126|127) echo "dns $s untested" ;;
@@ -77,6 +96,11 @@ pub fn command(stdin: Vec<u8>) -> Cmd {
         .timeout(Duration::from_secs(180))
 }
 
+/// How long a published port or a service name may take to answer once its
+/// task runs. An application slower than this to listen should have a
+/// health check: the swarm then reports its task running only once healthy.
+pub const GRACE: Duration = Duration::from_secs(30);
+
 /// The probe's input lines. Every value is a number, a plain word or an IP
 /// address (see [`to_check`]), so the script's word splitting is safe.
 pub fn stdin(
@@ -84,6 +108,7 @@ pub fn stdin(
     services: &[String],
     peer: Option<IpAddr>,
     own: Option<IpAddr>,
+    grace: Duration,
 ) -> Vec<u8> {
     let ports: Vec<String> = ports
         .iter()
@@ -91,11 +116,12 @@ pub fn stdin(
         .collect();
     let addr = |a: Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
     format!(
-        "{}\n{}\n{}\n{}\n",
+        "{}\n{}\n{}\n{}\n{}\n",
         ports.join(" "),
         services.join(" "),
         addr(peer),
-        addr(own)
+        addr(own),
+        grace.as_secs()
     )
     .into_bytes()
 }
@@ -162,11 +188,22 @@ pub struct Report {
     /// what runs when containerd is a service of its own that was not
     /// restarted after its package changed.
     pub containerd_daemon: String,
-    /// Port → answered here (`None`: could not be tested), and for an
-    /// ingress port that did not, whether it answered on the peer.
-    pub ports: Vec<(u16, Option<bool>, Option<bool>)>,
+    pub ports: Vec<PortReport>,
     /// Service → resolved (`None`: no task to ask, or no resolver in its image).
     pub dns: Vec<(String, Option<bool>)>,
+}
+
+/// What the probe found of one published port.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PortReport {
+    pub port: u16,
+    /// Answered on the node (`None`: could not be tested).
+    pub answered: Option<bool>,
+    /// For an ingress port that did not answer here: whether it answered on
+    /// the peer.
+    pub elsewhere: Option<bool>,
+    /// Seconds it took to answer (a task that had only just started).
+    pub waited_s: u64,
 }
 
 pub fn parse(stdout: &str) -> Report {
@@ -184,10 +221,14 @@ pub fn parse(stdout: &str) -> Report {
                 if let (Some(p), Some(v)) = (w.next(), w.next())
                     && let Ok(p) = p.parse()
                 {
-                    let elsewhere = w
-                        .next()
-                        .and_then(|e| outcome(e, "elsewhere-ok", "elsewhere-closed"));
-                    r.ports.push((p, outcome(v, "ok", "closed"), elsewhere));
+                    let third = w.next();
+                    r.ports.push(PortReport {
+                        port: p,
+                        answered: outcome(v, "ok", "closed"),
+                        elsewhere: third
+                            .and_then(|e| outcome(e, "elsewhere-ok", "elsewhere-closed")),
+                        waited_s: third.and_then(|t| t.parse().ok()).unwrap_or(0),
+                    });
                 }
             }
             "dns" => {
@@ -303,17 +344,17 @@ pub fn judge(
         ));
     }
     for p in ports {
-        let (answered, elsewhere) = r
-            .ports
-            .iter()
-            .find(|(n, ..)| *n == p.port)
-            .map_or((None, None), |(_, a, e)| (*a, *e));
+        let found = r.ports.iter().find(|f| f.port == p.port);
+        let found = found.cloned().unwrap_or_default();
         let what = format!("port {} ({} mode of service {})", p.port, p.mode, p.service);
-        match answered {
+        match found.answered {
+            Some(true) if found.waited_s > 0 => {
+                done.push(format!("{what} answers (after {} s)", found.waited_s))
+            }
             Some(true) => done.push(format!("{what} answers")),
-            Some(false) if p.mode == "ingress" && elsewhere == Some(false) => done.push(format!(
-                "{what} answers on no node (the routing mesh, not this node)"
-            )),
+            Some(false) if p.mode == "ingress" && found.elsewhere == Some(false) => done.push(
+                format!("{what} answers on no node (the routing mesh, not this node)"),
+            ),
             Some(false) => problems.push(format!("published {what} does not answer on the node")),
             None => done.push(format!("{what} untested (no bash on the host)")),
         }
@@ -402,10 +443,21 @@ mod tests {
         let r = parse(LAB);
         assert!(r.containerd_running);
         assert_eq!(r.runc, "runc version 1.1.5+ds1");
+        let port = |port, answered, elsewhere, waited_s| PortReport {
+            port,
+            answered,
+            elsewhere,
+            waited_s,
+        };
         assert_eq!(
             r.ports,
-            vec![(8081, Some(true), None), (8080, Some(false), Some(false))]
+            vec![
+                port(8081, Some(true), None, 0),
+                port(8080, Some(false), Some(false), 0)
+            ]
         );
+        let late = parse("port 8081 ok 3\n");
+        assert_eq!(late.ports, vec![port(8081, Some(true), None, 3)]);
         assert_eq!(
             r.dns,
             vec![("probe".into(), Some(true)), ("web".into(), None)]
@@ -427,6 +479,18 @@ mod tests {
         assert_eq!(
             err,
             "published port 8080 (host mode of service probe) does not answer on the node"
+        );
+    }
+
+    #[test]
+    fn a_port_that_answered_late_says_how_late() {
+        let r = parse(
+            "containerd-version containerd 1.6.20\nrunc-version runc version 1.1.5\ncontainerd-running yes\nport 8081 ok 3\n",
+        );
+        let ok = judge(&r, &[port(8081, "host")], &(None, None)).unwrap();
+        assert!(
+            ok.ends_with("port 8081 (host mode of service probe) answers (after 3 s)"),
+            "{ok}"
         );
     }
 
@@ -622,20 +686,137 @@ mod stdin_tests {
     use super::*;
 
     #[test]
-    fn inputs_are_three_lines_of_plain_words() {
+    fn inputs_are_five_lines_of_plain_words() {
         let p = PortToCheck {
             port: 8080,
             service: "web".into(),
             mode: "ingress".into(),
         };
         let peer = "10.0.0.2".parse().ok();
+        let own = "10.0.0.5".parse().ok();
         assert_eq!(
-            String::from_utf8(stdin(&[p], &["web".into()], peer, "10.0.0.5".parse().ok())).unwrap(),
-            "8080:ingress\nweb\n10.0.0.2\n10.0.0.5\n"
+            String::from_utf8(stdin(&[p], &["web".into()], peer, own, GRACE)).unwrap(),
+            "8080:ingress\nweb\n10.0.0.2\n10.0.0.5\n30\n"
         );
         assert_eq!(
-            String::from_utf8(stdin(&[], &[], None, None)).unwrap(),
-            "\n\n\n\n"
+            String::from_utf8(stdin(&[], &[], None, None, Duration::ZERO)).unwrap(),
+            "\n\n\n\n0\n"
         );
+    }
+}
+
+/// The probe script itself, run by this machine's `sh` against ports on
+/// 127.0.0.1: what it waits for and what it does not.
+#[cfg(test)]
+mod script_tests {
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A port nothing listens on (yet).
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// The probe's `port` lines and how long it took.
+    fn probe(
+        ports: &[(u16, &str)],
+        peer: Option<&str>,
+        grace: Duration,
+    ) -> (Vec<String>, Duration) {
+        let ports: Vec<PortToCheck> = ports
+            .iter()
+            .map(|(p, mode)| PortToCheck {
+                port: *p,
+                service: "web".into(),
+                mode: mode.to_string(),
+            })
+            .collect();
+        let local = "127.0.0.1".parse().ok();
+        let input = stdin(&ports, &[], peer.and_then(|p| p.parse().ok()), local, grace);
+        let start = Instant::now();
+        let mut child = Command::new("sh")
+            .args(["-euc", SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh runs");
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "the probe exits 0: {out:?}");
+        let lines = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("port "))
+            .map(str::to_string)
+            .collect();
+        (lines, start.elapsed())
+    }
+
+    #[test]
+    fn a_port_that_starts_listening_within_the_grace_answers() {
+        let port = free_port();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+            // Keep listening until the probe has connected.
+            let _ = l.accept();
+        });
+        let (lines, took) = probe(&[(port, "host")], None, Duration::from_secs(20));
+        late.join().unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let waited: u64 = (lines[0].strip_prefix(&format!("port {port} ok ")))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("{lines:?}"));
+        assert!((1..=3).contains(&waited), "{lines:?}");
+        assert!(
+            took >= Duration::from_secs(1),
+            "it waited for the listener: {took:?}"
+        );
+    }
+
+    #[test]
+    fn a_port_still_closed_when_the_grace_runs_out_is_closed() {
+        let port = free_port();
+        let (lines, took) = probe(&[(port, "host")], None, Duration::from_secs(2));
+        assert_eq!(lines, vec![format!("port {port} closed")]);
+        // The deadline is counted in whole seconds of the clock.
+        assert!(
+            took >= Duration::from_secs(1),
+            "it waited the grace: {took:?}"
+        );
+        assert!(took < Duration::from_secs(10), "and no longer: {took:?}");
+    }
+
+    #[test]
+    fn an_ingress_port_closed_everywhere_does_not_wait() {
+        let port = free_port();
+        let (lines, took) = probe(
+            &[(port, "ingress")],
+            Some("127.0.0.1"),
+            Duration::from_secs(30),
+        );
+        assert_eq!(lines, vec![format!("port {port} closed elsewhere-closed")]);
+        assert!(
+            took < Duration::from_secs(10),
+            "the mesh is not waited for: {took:?}"
+        );
+    }
+
+    #[test]
+    fn a_listening_port_answers_at_once() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (lines, took) = probe(&[(port, "host")], None, Duration::from_secs(30));
+        assert_eq!(lines, vec![format!("port {port} ok 0")]);
+        assert!(took < Duration::from_secs(10), "{took:?}");
     }
 }

@@ -84,7 +84,13 @@ impl Action for VerifyServices {
                 .map_err(|e| halt(format!("{e:#}")))?
         };
         let (ports, names) = services::to_check(&running);
-        let stdin = services::stdin(&ports, &names, peer(s.cx(), n), addr_of(s.cx(), &n.id));
+        let stdin = services::stdin(
+            &ports,
+            &names,
+            peer(s.cx(), n),
+            addr_of(s.cx(), &n.id),
+            services::GRACE,
+        );
         let out = s
             .ops()
             .run(s.id(), &services::command(stdin))
