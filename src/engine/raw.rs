@@ -1,6 +1,7 @@
 //! One GET over a Unix socket with hyper, for the Engine API fields bollard
-//! does not model, and for polling an engine that restarts (a fresh
-//! connection each time: pooled ones lead to the old engine and hang).
+//! does not model, for polling an engine that restarts (a fresh
+//! connection each time: pooled ones lead to the old engine and hang), and
+//! for reading a stream (`/events`) as it comes.
 //! The path and every query value are percent-encoded here, so that callers
 //! pass plain values (JSON filters included).
 
@@ -55,25 +56,9 @@ pub async fn get_json(
 }
 
 pub async fn get(socket: &Path, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Vec<u8>> {
-    let uri = target(path, query);
     let exchange = async {
-        let stream = tokio::net::UnixStream::connect(socket)
-            .await
-            .with_context(|| format!("connecting to {}", socket.display()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP handshake")?;
-        // The connection is driven beside the request, and ends with it.
-        let driver = tokio::spawn(conn);
-        let request = hyper::Request::get(uri.as_str())
-            .header(hyper::header::HOST, "docker")
-            .body(Empty::<Bytes>::new())
-            .context("building the request")?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        drop(sender);
-        driver.abort();
+        let (status, mut chunks) = request(socket, path, query).await?;
+        let body = chunks.rest().await?;
         Ok::<_, anyhow::Error>((status, body))
     };
     let (status, body) = tokio::time::timeout(Duration::from_secs(60), exchange)
@@ -86,7 +71,114 @@ pub async fn get(socket: &Path, path: &str, query: &[(&str, &str)]) -> anyhow::R
             String::from_utf8_lossy(&body).trim()
         );
     }
-    Ok(body.to_vec())
+    Ok(body)
+}
+
+/// A GET whose answer streams (`/events`), read chunk by chunk. The
+/// connection closes when it is dropped.
+pub struct Chunks {
+    body: hyper::body::Incoming,
+    _sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    driver: tokio::task::JoinHandle<hyper::Result<()>>,
+}
+
+/// Sends the GET on a fresh connection and returns once the headers are in.
+async fn request(
+    socket: &Path,
+    path: &str,
+    query: &[(&str, &str)],
+) -> anyhow::Result<(hyper::StatusCode, Chunks)> {
+    let uri = target(path, query);
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .with_context(|| format!("connecting to {}", socket.display()))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP handshake")?;
+    // The connection is driven beside the request, and ends with it.
+    let driver = tokio::spawn(conn);
+    let request = hyper::Request::get(uri.as_str())
+        .header(hyper::header::HOST, "docker")
+        .body(Empty::<Bytes>::new())
+        .context("building the request");
+    let response = match request {
+        Ok(r) => sender.send_request(r).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match response {
+        Ok(response) => Ok((
+            response.status(),
+            Chunks {
+                body: response.into_body(),
+                _sender: sender,
+                driver,
+            },
+        )),
+        Err(e) => {
+            driver.abort();
+            Err(e)
+        }
+    }
+}
+
+/// Sends the GET and returns once the headers are in: the engine flushes
+/// them when it starts listening, so nothing after this is missed.
+pub async fn open_stream(
+    socket: &Path,
+    path: &str,
+    query: &[(&str, &str)],
+) -> anyhow::Result<Chunks> {
+    let (status, mut chunks) =
+        tokio::time::timeout(Duration::from_secs(10), request(socket, path, query))
+            .await
+            .context("no answer within 10 s")??;
+    if !status.is_success() {
+        let body = tokio::time::timeout(Duration::from_secs(5), chunks.rest())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        bail!(
+            "HTTP {}: {}",
+            status.as_u16(),
+            String::from_utf8_lossy(&body).trim()
+        );
+    }
+    Ok(chunks)
+}
+
+impl Chunks {
+    /// The next piece of the answer; `None` once it ended.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rest of the answer, to its end.
+    async fn rest(&mut self) -> anyhow::Result<Vec<u8>> {
+        let mut all = vec![];
+        while let Some(chunk) = self.next().await? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all)
+    }
+}
+
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 #[cfg(test)]
@@ -171,7 +263,96 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_error_status_is_an_error_with_the_body() {
+    async fn a_stream_yields_each_chunk_as_it_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let (go, ready) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut c, _) = listener.accept().await.unwrap();
+            let mut req = vec![0u8; 4096];
+            let n = c.read(&mut req).await.unwrap();
+            c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            ready.await.unwrap();
+            c.write_all(b"8\r\n{\"a\":1}\n\r\n").await.unwrap();
+            // Held open, as the engine holds /events, until the client closes it.
+            let _ = c.read(&mut [0u8; 1]).await;
+            String::from_utf8_lossy(&req[..n]).into_owned()
+        });
+        let mut chunks = open_stream(
+            &sock,
+            "/events",
+            &[("filters", r#"{"type":["container"]}"#)],
+        )
+        .await
+        .unwrap();
+        // Nothing yet: the headers alone opened it.
+        let none = tokio::time::timeout(Duration::from_millis(200), chunks.next()).await;
+        assert!(none.is_err(), "no chunk before the server sends one");
+        go.send(()).unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(5), chunks.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(&chunk[..], b"{\"a\":1}\n");
+        drop(chunks);
+        let req = server.await.unwrap();
+        assert!(req.starts_with("GET /events?filters="), "{req}");
+    }
+
+    /// The real engine streams a task container's `die` as it happens, and
+    /// nothing for a container that is not a task's: testkit's private
+    /// dockerd, running a node image's `true` with and without a task label.
+    #[tokio::test]
+    #[ignore = "lab test: needs testkit's private dockerd"]
+    async fn a_real_dockerd_streams_a_task_containers_death() {
+        let sock = testkit::paths::daemon_socket();
+        let images = testkit::cmd::docker()
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .run()
+            .unwrap_or_else(|e| panic!("{e:#} (is the lab up?)"));
+        let image = images
+            .lines()
+            .find(|i| i.starts_with("swarm-upgrade-testkit/node:"))
+            .unwrap_or_else(|| panic!("no node image in the private dockerd: {images}"))
+            .to_string();
+        let filter = crate::exec::operation::TASK_STOPS;
+        let mut chunks = open_stream(&sock, "/events", &[("filters", filter)])
+            .await
+            .unwrap();
+        let run = |labels: &[&str]| {
+            let mut c = testkit::cmd::docker();
+            c.args(["run", "--rm", "--network", "none", "--entrypoint", "true"]);
+            for l in labels {
+                c.args(["--label", l]);
+            }
+            c.arg(&image).run().unwrap();
+        };
+        run(&["swarm-upgrade.test=not-a-task"]);
+        let none = tokio::time::timeout(Duration::from_millis(500), chunks.next()).await;
+        assert!(
+            none.is_err(),
+            "a plain container's death is filtered out: {none:?}"
+        );
+        run(&["com.docker.swarm.task.id=raw-test-task"]);
+        let chunk = tokio::time::timeout(Duration::from_secs(10), chunks.next())
+            .await
+            .expect("the task container's death streams within 10 s")
+            .unwrap()
+            .expect("an event, not the end of the stream");
+        let event: serde_json::Value = serde_json::from_slice(&chunk).unwrap();
+        assert_eq!(event["Action"], "die", "{event}");
+        assert_eq!(
+            event["Actor"]["Attributes"]["com.docker.swarm.task.id"], "raw-test-task",
+            "{event}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_status_is_an_error_with_the_body_for_a_get_and_a_stream() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("s");
         let _server = serve_once(
@@ -181,5 +362,14 @@ mod tests {
         .await;
         let err = get(&sock, "/swarm", &[]).await.unwrap_err();
         assert_eq!(format!("{err:#}"), r#"HTTP 503: {"message":"no swarm"}"#);
+        // A stream refused says why the same way.
+        let sock = dir.path().join("events");
+        let _server = serve_once(
+            &sock,
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 24\r\n\r\n{\"message\":\"bad filter\"}",
+        )
+        .await;
+        let err = open_stream(&sock, "/events", &[]).await.err().unwrap();
+        assert_eq!(format!("{err:#}"), r#"HTTP 400: {"message":"bad filter"}"#);
     }
 }
