@@ -17,7 +17,7 @@ use swarm_upgrade::exec::dry_run::{self, RunDescription};
 use swarm_upgrade::exec::events::Event;
 use swarm_upgrade::exec::lease::{Control, Lease, LeaseOutcome};
 use swarm_upgrade::exec::operation::{Call, Description, On, Operation};
-use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
+use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, TaskStops, Traffic};
 use swarm_upgrade::exec::rundir::RunDir;
 use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::{RunState, RunStatus, StepStatus};
@@ -280,6 +280,13 @@ impl Ops for Recorder<'_> {
             call: Call::Tasks { all: ids.is_none() },
         });
         self.sim.tasks(via, ids).await
+    }
+    async fn task_stops<'a>(&'a self, node: &str) -> anyhow::Result<TaskStops<'a>> {
+        self.saw(Seen::OnNode(
+            node.into(),
+            Operation::api(On::Node, Call::TaskStops),
+        ));
+        self.sim.task_stops(node).await
     }
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         self.saw(Seen::OnNode(

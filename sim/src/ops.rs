@@ -3,13 +3,15 @@
 
 use swarm_upgrade::exec::lease::expired;
 use swarm_upgrade::exec::lease::{Control, Lease, LeaseLost, LeaseOutcome};
-use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
+use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, TaskStops, Traffic};
+use swarm_upgrade::exec::poll::Backoff;
 use swarm_upgrade::facts::model::{NodeFacts, Role, ServiceFacts};
 use swarm_upgrade::transport::{Cmd, CmdOutput};
 
 use super::SimCluster;
 use super::SimError;
 use super::record::Op;
+use super::world::World;
 
 impl Ops for SimCluster {
     fn traffic(&self) -> std::collections::BTreeMap<String, Traffic> {
@@ -105,6 +107,41 @@ impl Ops for SimCluster {
         })?)
     }
 
+    async fn task_stops<'a>(&'a self, node: &str) -> anyhow::Result<TaskStops<'a>> {
+        // Containers of the node's tasks, as its engine would count them.
+        let containers = |w: &World, i: usize| {
+            w.nodes[i]
+                .tasks
+                .iter()
+                .filter(|&&t| matches!(w.task_facts(t).state.as_str(), "starting" | "running"))
+                .count()
+        };
+        let (i, running) = self.with(|w| {
+            let i = w.node_by_id(node)?;
+            w.api_requests[i] += 1;
+            let n = &w.nodes[i];
+            if n.faults.ssh_lost || !n.engine_up {
+                return Err(SimError(format!(
+                    "host {}: the engine's event stream cannot open (simulated)",
+                    n.hostname
+                )));
+            }
+            Ok((i, containers(w, i)))
+        })?;
+        // An event each time fewer of them run; looked at on the executor's
+        // own timer, which lets the simulated swarm move on meanwhile.
+        let stops = futures_util::stream::unfold(running, move |mut before| async move {
+            loop {
+                tokio::time::sleep(Backoff::FIRST).await;
+                let now = self.with(|w| containers(w, i));
+                if now < before {
+                    return Some((Ok(()), now));
+                }
+                before = now;
+            }
+        });
+        Ok(TaskStops::new(stops))
+    }
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         Ok(self.with(|w| {
             let i = w.node_by_id(node)?;

@@ -17,7 +17,8 @@ use crate::engine::{Engine, map, raw};
 use crate::exec::lease::{
     Control, LEASE_NAME, Lease, LeaseLost, LeaseOutcome, expired_on_swarm_clock,
 };
-use crate::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, Traffic};
+use crate::exec::operation::TASK_STOPS;
+use crate::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, TaskStops, Traffic};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts};
 use crate::transport::ssh::SshHost;
 use crate::transport::{Cmd, CmdOutput, Transport};
@@ -342,6 +343,29 @@ impl Ops for LiveOps {
         Ok(v.as_array()
             .map(|a| a.iter().map(map::task).collect())
             .unwrap_or_default())
+    }
+
+    async fn task_stops<'a>(&'a self, node: &str) -> anyhow::Result<TaskStops<'a>> {
+        // On a fresh connection over the forwarded socket, like /info: the
+        // pooled API client's connections are for short requests.
+        let host = self.host(node)?;
+        host.ensure_live().await?;
+        let socket = host.forward_docker_socket(&self.socket_dir(node)?).await?;
+        self.api(node, 1, "GET /events (task containers dying, held open)");
+        let chunks = raw::open_stream(&socket, "/events", &[("filters", TASK_STOPS)]).await?;
+        // Each chunk is one or more events; the stream ends with the
+        // connection (the engine stopped).
+        Ok(TaskStops::new(futures_util::stream::unfold(
+            Some(chunks),
+            |chunks| async move {
+                let mut chunks = chunks?;
+                match chunks.next().await {
+                    Ok(Some(_)) => Some((Ok(()), Some(chunks))),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e), None)),
+                }
+            },
+        )))
     }
 
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {

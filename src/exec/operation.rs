@@ -26,6 +26,10 @@ pub enum On {
     Engine(String),
 }
 
+/// The filter of [`Call::TaskStops`]: containers of swarm tasks dying.
+pub const TASK_STOPS: &str =
+    r#"{"type":["container"],"event":["die"],"label":["com.docker.swarm.task.id"]}"#;
+
 /// One request, named as the Engine API names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
@@ -40,6 +44,9 @@ pub enum Call {
     UpdateNode(NodeUpdate),
     /// `GET /tasks?filters={"node":[id]}` of the node acted on.
     NodeTasks,
+    /// `GET /events` filtered by [`TASK_STOPS`], on the node's own engine,
+    /// held open while a wait lasts.
+    TaskStops,
     /// `GET /services?status=true`, of every service or of those running a
     /// task on the node acted on.
     Services { all: bool },
@@ -249,6 +256,7 @@ impl Call {
             Call::ListManagers => r#"GET /nodes?filters={"role":["manager"]}"#.into(),
             Call::UpdateNode(u) => format!("POST /nodes/{id}/update {u}"),
             Call::NodeTasks => format!(r#"GET /tasks?filters={{"node":["{id}"]}}"#),
+            Call::TaskStops => format!("GET /events?filters={TASK_STOPS} (held open)"),
             Call::Services { all: true } => "GET /services?status=true".into(),
             Call::Services { all: false } => {
                 "GET /services?status=true&filters={\"id\":[services with a task on the node]}"

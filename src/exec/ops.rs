@@ -2,6 +2,10 @@
 //! Engine API) implements it, and so can an in-process simulation.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
 
 use super::lease::{Control, Lease, LeaseOutcome};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts, TaskFacts};
@@ -40,6 +44,30 @@ pub struct Traffic {
 
 /// A task as far as draining is concerned.
 pub type Task = TaskFacts;
+
+/// A node's own engine saying when a container of a swarm task stops (its
+/// `die` events), so that a wait asks the manager then instead of every
+/// quarter second.
+pub struct TaskStops<'a>(Pin<Box<dyn Stream<Item = anyhow::Result<()>> + Send + 'a>>);
+
+impl<'a> TaskStops<'a> {
+    /// Each item: at least one task's container stopped.
+    pub fn new(stops: impl Stream<Item = anyhow::Result<()>> + Send + 'a) -> TaskStops<'a> {
+        TaskStops(Box::pin(stops))
+    }
+
+    /// Waits up to `within` for the next stop: `Ok(true)` one came,
+    /// `Ok(false)` none did. `Err`: the stream failed or ended (the engine
+    /// went away); the caller polls instead.
+    pub async fn next(&mut self, within: Duration) -> anyhow::Result<bool> {
+        match tokio::time::timeout(within, self.0.next()).await {
+            Err(_) => Ok(false),
+            Ok(Some(Ok(()))) => Ok(true),
+            Ok(Some(Err(e))) => Err(e),
+            Ok(None) => Err(anyhow::anyhow!("the engine's event stream ended")),
+        }
+    }
+}
 
 /// Node IDs identify nodes everywhere; `via` is the node ID of the manager
 /// whose Engine API answers the question (never the node being restarted).
@@ -81,6 +109,13 @@ pub trait Ops: Send + Sync {
         via: &str,
         services: Option<&[String]>,
     ) -> impl Future<Output = anyhow::Result<Vec<Task>>> + Send;
+    /// Starts listening to the node's own engine for its swarm tasks'
+    /// containers stopping (`GET /events`, held open); listening from the
+    /// moment this returns.
+    fn task_stops<'a>(
+        &'a self,
+        node: &str,
+    ) -> impl Future<Output = anyhow::Result<TaskStops<'a>>> + Send;
     /// The node's own engine (fails while it is stopped).
     fn engine_status(
         &self,

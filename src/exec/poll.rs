@@ -38,6 +38,20 @@ impl Backoff {
         self.slept = Some(self.poll_started - t);
     }
 
+    /// Woken other than by its own sleep, after `waited`: by an event
+    /// (`event`: the change is likely now, so the polls after it start fast
+    /// again and the detection bound is the time since the event), or by a
+    /// bound on that wait (the change may have come any time in it).
+    pub fn woke(&mut self, waited: Duration, event: bool) {
+        self.poll_started = Instant::now();
+        if event {
+            self.next = Self::FIRST;
+            self.slept = Some(Duration::ZERO);
+        } else {
+            self.slept = Some(waited);
+        }
+    }
+
     /// Called right after the poll that saw the change.
     pub fn polled(&self) -> Polled {
         Polled {
@@ -126,6 +140,22 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(b.polled().last_poll >= Duration::from_millis(50));
         assert_eq!(b.polled().detection, Some(d));
+    }
+
+    #[tokio::test]
+    async fn woken_by_an_event_the_polls_start_fast_and_detection_is_the_time_since() {
+        let mut b = Backoff::new();
+        b.sleep().await;
+        b.sleep().await;
+        b.sleep().await;
+        b.woke(Duration::from_millis(1500), true);
+        assert_eq!(b.polled().detection, Some(Duration::ZERO));
+        let t = Instant::now();
+        b.sleep().await;
+        assert!(t.elapsed() < Backoff::CAP, "fast again: {:?}", t.elapsed());
+        // Woken by the bound on the wait: the change may be as old as the wait.
+        b.woke(Duration::from_secs(2), false);
+        assert_eq!(b.polled().detection, Some(Duration::from_secs(2)));
     }
 
     #[tokio::test]

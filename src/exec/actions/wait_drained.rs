@@ -1,13 +1,17 @@
 //! `wait-drained`: a swarm drain does not wait; this step does, until no
-//! task of the node is still (or about to be) running.
+//! task of the node is still (or about to be) running. The manager is asked
+//! when the node's own engine says one of its task containers stopped, not
+//! every quarter second of the seconds the swarm takes to stop them.
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::{Action, StepResult};
 use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
-use crate::exec::operation::{Call, Description, Operation};
-use crate::exec::ops::{Ops, Task};
-use crate::exec::poll::{self, Attempt, Unmet};
+use crate::exec::operation::{Call, Description, On, Operation};
+use crate::exec::ops::{Ops, Task, TaskStops};
+use crate::exec::poll::{Attempt, Backoff};
 use crate::exec::wait;
 use crate::plan::Step;
 
@@ -20,31 +24,80 @@ impl Action for WaitDrained {
         let on = cx.asked(cx.node_of(step));
         let mut d = Description::default();
         d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
+        d.when(
+            "a task of the node is still active",
+            Operation::api(On::Node, Call::TaskStops),
+        );
         d.until(EMPTY, Operation::api(on, Call::NodeTasks));
         d
     }
 
     async fn run<O: Ops>(&self, s: &StepCx<'_, '_, O>) -> StepResult {
         let timeout = s.cx().opts.drain_timeout;
-        let result = poll::until(timeout, async || {
+        let deadline = Instant::now() + timeout;
+        let mut backoff = Backoff::new();
+        // Opened after the first "not yet" (a node with no task needs none);
+        // `None` once it failed: the wait then polls as every wait does.
+        let mut stops: Option<TaskStops<'_>> = None;
+        let mut tried_stops = false;
+        let mut last_stop: Option<Instant> = None;
+        loop {
             let via = match s.via_recent().await {
                 Ok(v) => v,
-                Err(e) => return Attempt::Fail(e),
+                Err(e) => return Err(e),
             };
             let tasks = s.ops().node_tasks(&via, s.id()).await;
             if tasks.is_err() {
                 s.forget_via();
             }
-            emptied(tasks, timeout)
-        })
-        .await;
-        match result {
-            Ok(((), polled)) => Ok(Some(polled)),
-            Err(Unmet::Failed(e)) => Err(e),
-            Err(Unmet::TimedOut(why)) => Err(StepError::Failed(why)),
+            match emptied::<StepError>(tasks, timeout) {
+                Attempt::Done(()) => return Ok(Some(backoff.polled())),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::NotYet(why) if Instant::now() >= deadline => {
+                    return Err(StepError::Failed(why));
+                }
+                Attempt::NotYet(_) => {}
+            }
+            if !tried_stops {
+                tried_stops = true;
+                stops = s.ops().task_stops(s.id()).await.ok();
+            }
+            // Right after a container stopped, the manager may not have its
+            // task's new state yet: polled fast for a moment, as without
+            // events.
+            let settling = last_stop.is_some_and(|t| t.elapsed() < SETTLE);
+            match stops.as_mut() {
+                Some(st) if !settling => {
+                    let started = Instant::now();
+                    let within = WAKE.min(deadline.saturating_duration_since(started));
+                    match st.next(within).await {
+                        Ok(event) => {
+                            if event {
+                                last_stop = Some(Instant::now());
+                            }
+                            backoff.woke(started.elapsed(), event);
+                        }
+                        Err(_) => {
+                            stops = None;
+                            backoff.sleep().await;
+                        }
+                    }
+                }
+                _ => backoff.sleep().await,
+            }
         }
     }
 }
+
+/// The longest a wait goes without asking the manager while no container
+/// of the node stops: a task that has none (still being prepared) stops
+/// without an event, and an event can come between a poll and the stream's
+/// start.
+const WAKE: Duration = Duration::from_secs(2);
+
+/// How long after a container stopped the wait polls fast (the manager
+/// hears of the task's new state from the node's agent shortly after).
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// One poll's verdict on "no task of the node is active" (also the undo's
 /// drain of a failed node).
