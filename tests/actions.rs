@@ -534,8 +534,21 @@ impl Case {
         let run = RunDir {
             path: self.dir.path().join(run_id),
         };
-        let runner = Runner::new(
-            &self.sim,
+        let runner = self.runner(&self.sim, plan, run, state, emit);
+        self.sim.drive(runner.execute()).await.unwrap()
+    }
+
+    /// A runner of `plan` over `ops` with this case's facts and options.
+    fn runner<'a, O: Ops>(
+        &'a self,
+        ops: &'a O,
+        plan: &'a Plan,
+        run: RunDir,
+        state: RunState,
+        emit: &'a (dyn Fn(&Event) + Sync),
+    ) -> Runner<'a, O> {
+        Runner::new(
+            ops,
             plan,
             &self.gathered.facts,
             &self.playbooks,
@@ -545,8 +558,7 @@ impl Case {
             emit,
             Arc::new(AtomicBool::new(false)),
         )
-        .unwrap();
-        self.sim.drive(runner.execute()).await.unwrap()
+        .unwrap()
     }
 
     /// Runs `plan` through the recorder; returns how it ended, the kinds of
@@ -573,18 +585,7 @@ impl Case {
             }
             rec.event(e)
         };
-        let runner = Runner::new(
-            &rec,
-            plan,
-            &self.gathered.facts,
-            &self.playbooks,
-            &self.opts,
-            run,
-            state,
-            &emit,
-            Arc::new(AtomicBool::new(false)),
-        )
-        .unwrap();
+        let runner = self.runner(&rec, plan, run, state, &emit);
         let status = self.sim.drive(runner.execute()).await.unwrap();
         let state = runner.state().await;
         drop(runner);
