@@ -103,7 +103,21 @@ pub(crate) enum Unmet<E> {
 /// or `timeout` has passed since the first poll.
 pub(crate) async fn until<T, E>(
     timeout: Duration,
+    attempt: impl AsyncFnMut() -> Attempt<T, E>,
+) -> Result<(T, Polled), Unmet<E>> {
+    until_woken(timeout, attempt, async |backoff: &mut Backoff, _| {
+        backoff.sleep().await
+    })
+    .await
+}
+
+/// As [`until`], but between two polls `wait` waits, given the backoff
+/// and the time left: for an event that makes the next poll worth it
+/// ([`Backoff::woke`]), or else the backoff's sleep.
+pub(crate) async fn until_woken<T, E>(
+    timeout: Duration,
     mut attempt: impl AsyncFnMut() -> Attempt<T, E>,
+    mut wait: impl AsyncFnMut(&mut Backoff, Duration),
 ) -> Result<(T, Polled), Unmet<E>> {
     let deadline = Instant::now() + timeout;
     let mut backoff = Backoff::new();
@@ -117,7 +131,11 @@ pub(crate) async fn until<T, E>(
                 }
             }
         }
-        backoff.sleep().await;
+        wait(
+            &mut backoff,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await;
     }
 }
 

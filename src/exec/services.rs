@@ -344,8 +344,9 @@ pub fn judge(
         ));
     }
     for p in ports {
-        let found = r.ports.iter().find(|f| f.port == p.port);
-        let found = found.cloned().unwrap_or_default();
+        let found = (r.ports.iter().find(|f| f.port == p.port))
+            .cloned()
+            .unwrap_or_default();
         let what = format!("port {} ({} mode of service {})", p.port, p.mode, p.service);
         match found.answered {
             Some(true) if found.waited_s > 0 => {

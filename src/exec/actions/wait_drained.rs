@@ -11,7 +11,7 @@ use super::{Action, StepResult};
 use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
 use crate::exec::operation::{Call, Description, On, Operation};
 use crate::exec::ops::{Ops, Task, TaskStops};
-use crate::exec::poll::{Attempt, Backoff};
+use crate::exec::poll::{self, Attempt, Backoff, Unmet};
 use crate::exec::wait;
 use crate::plan::Step;
 
@@ -34,30 +34,23 @@ impl Action for WaitDrained {
 
     async fn run<O: Ops>(&self, s: &StepCx<'_, '_, O>) -> StepResult {
         let timeout = s.cx().opts.drain_timeout;
-        let deadline = Instant::now() + timeout;
-        let mut backoff = Backoff::new();
         // Opened after the first "not yet" (a node with no task needs none);
-        // `None` once it failed: the wait then polls as every wait does.
+        // `None` once it failed: the wait then sleeps as every wait does.
         let mut stops: Option<TaskStops<'_>> = None;
         let mut tried_stops = false;
         let mut last_stop: Option<Instant> = None;
-        loop {
+        let poll = async || {
             let via = match s.via_recent().await {
                 Ok(v) => v,
-                Err(e) => return Err(e),
+                Err(e) => return Attempt::Fail(e),
             };
             let tasks = s.ops().node_tasks(&via, s.id()).await;
             if tasks.is_err() {
                 s.forget_via();
             }
-            match emptied::<StepError>(tasks, timeout) {
-                Attempt::Done(()) => return Ok(Some(backoff.polled())),
-                Attempt::Fail(e) => return Err(e),
-                Attempt::NotYet(why) if Instant::now() >= deadline => {
-                    return Err(StepError::Failed(why));
-                }
-                Attempt::NotYet(_) => {}
-            }
+            emptied(tasks, timeout)
+        };
+        let wait = async |backoff: &mut Backoff, left: Duration| {
             if !tried_stops {
                 tried_stops = true;
                 stops = s.ops().task_stops(s.id()).await.ok();
@@ -66,25 +59,27 @@ impl Action for WaitDrained {
             // task's new state yet: polled fast for a moment, as without
             // events.
             let settling = last_stop.is_some_and(|t| t.elapsed() < SETTLE);
-            match stops.as_mut() {
-                Some(st) if !settling => {
-                    let started = Instant::now();
-                    let within = WAKE.min(deadline.saturating_duration_since(started));
-                    match st.next(within).await {
-                        Ok(event) => {
-                            if event {
-                                last_stop = Some(Instant::now());
-                            }
-                            backoff.woke(started.elapsed(), event);
-                        }
-                        Err(_) => {
-                            stops = None;
-                            backoff.sleep().await;
-                        }
+            let Some(st) = stops.as_mut().filter(|_| !settling) else {
+                return backoff.sleep().await;
+            };
+            let started = Instant::now();
+            match st.next(WAKE.min(left)).await {
+                Ok(event) => {
+                    if event {
+                        last_stop = Some(Instant::now());
                     }
+                    backoff.woke(started.elapsed(), event);
                 }
-                _ => backoff.sleep().await,
+                Err(_) => {
+                    stops = None;
+                    backoff.sleep().await;
+                }
             }
+        };
+        match poll::until_woken(timeout, poll, wait).await {
+            Ok(((), polled)) => Ok(Some(polled)),
+            Err(Unmet::Failed(e)) => Err(e),
+            Err(Unmet::TimedOut(why)) => Err(StepError::Failed(why)),
         }
     }
 }
