@@ -330,6 +330,14 @@ impl Ops for Recorder<'_> {
         });
         self.sim.renew_lease(via, lease).await
     }
+    async fn read_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<Control> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::ReadLease,
+        });
+        self.sim.read_lease(via, lease).await
+    }
     async fn mark_lease(&self, via: &str, run_id: &str, control: Control) -> anyhow::Result<()> {
         self.saw(Seen::Via {
             via: via.into(),

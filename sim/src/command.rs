@@ -56,7 +56,6 @@ impl ScriptIndex {
             ["pgrep", "-x", "dockerd"] => Kind::Pgrep,
             ["sh", "-c", script] if *script == boot::SCRIPT => Kind::BootId,
             ["docker", "swarm", "unlock", ..] => Kind::Unlock,
-            ["sh", "-euc", script] if *script == services::SCRIPT => Kind::VerifyServices,
             ["env", rest @ ..] => {
                 let mut env = Env::default();
                 let mut i = 0;
@@ -77,10 +76,17 @@ impl ScriptIndex {
                     i += 1;
                 }
                 match &rest[i..] {
-                    ["sh", "-euc", script] => match self.by_text.get(*script) {
-                        Some(&s) => Kind::Script(s, env),
-                        None => Kind::Unknown,
-                    },
+                    ["sh", "-euc", script] => {
+                        // The service probe runs before the `logs` script.
+                        let probe = script.strip_prefix(services::before_logs().as_str());
+                        match probe.map_or(self.by_text.get(*script), |logs| {
+                            self.by_text.get(logs).filter(|s| **s == Script::Logs)
+                        }) {
+                            Some(_) if probe.is_some() => Kind::VerifyServices,
+                            Some(&s) => Kind::Script(s, env),
+                            None => Kind::Unknown,
+                        }
+                    }
                     ["timeout", "-k", _, _, "sh", "-c", _] => match hook_point(cmd) {
                         Some(p) => Kind::Hook(p),
                         None => Kind::Unknown,
@@ -330,16 +336,7 @@ impl World {
                         _ => (out(0, "Starting Docker: docker.\n", ""), None),
                     }
                 }
-                Script::Logs => {
-                    let version = installed_engine(&n.host.installed).unwrap_or_default();
-                    let mut log = format!("sim: dockerd {version} on {}\n", n.hostname);
-                    if n.faults.broken.contains(&version) {
-                        log.push_str(&format!(
-                            "sim: deliberately broken dockerd {version}: exit status 1\n"
-                        ));
-                    }
-                    (out(0, log, ""), None)
-                }
+                Script::Logs => (out(0, self.engine_log(i), ""), None),
                 Script::Backup => {
                     let mut stdout: String = n
                         .host
@@ -448,11 +445,16 @@ impl World {
                 .map_or("1.7.0".to_string(), |v| services::upstream(v).to_string())
         };
         let mut text = format!(
-            "containerd-version containerd sim {}\nrunc-version runc version {}\ncontainerd-running {}\n",
+            "engine-answers {}\ncontainerd-version containerd sim {}\nrunc-version runc version {}\ncontainerd-running {}\n",
+            if n.engine_up { "yes" } else { "no" },
             installed(&["containerd", "containerd.io"]),
             installed(&["runc"]),
             if n.engine_up { "yes" } else { "no" }
         );
+        let log = format!("{}\n{}", services::LOG_MARK, self.engine_log(i));
+        if !n.engine_up {
+            return out(0, text + &log, "");
+        }
         let closed = n
             .faults
             .closed_ports
@@ -460,16 +462,28 @@ impl World {
             .is_some_and(|v| upstream(&n.engine_version) == *v);
         for pm in ports.split_whitespace() {
             let p = pm.split(':').next().unwrap_or(pm);
-            if !n.engine_up || closed {
+            if closed {
                 text.push_str(&format!("port {p} closed elsewhere-ok\n"));
             } else {
                 text.push_str(&format!("port {p} ok\n"));
             }
         }
         for s in names.split_whitespace() {
-            let ok = if n.engine_up { "ok" } else { "no-task" };
-            text.push_str(&format!("dns {s} {ok}\n"));
+            text.push_str(&format!("dns {s} ok\n"));
         }
-        out(0, text, "")
+        out(0, text + &log, "")
+    }
+
+    /// What the playbook's `logs` script prints on node `i`.
+    fn engine_log(&self, i: usize) -> String {
+        let n = &self.nodes[i];
+        let version = installed_engine(&n.host.installed).unwrap_or_default();
+        let mut log = format!("sim: dockerd {version} on {}\n", n.hostname);
+        if n.faults.broken.contains(&version) {
+            log.push_str(&format!(
+                "sim: deliberately broken dockerd {version}: exit status 1\n"
+            ));
+        }
+        log
     }
 }

@@ -252,47 +252,37 @@ impl Ops for SimCluster {
     }
 
     async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<Control> {
-        let lost = self.with(|w| {
+        let renewed = self.with(|w| {
             w.api(via)?;
-            Ok::<_, SimError>(match &w.lease {
-                Some(held) if held.run_id == lease.run_id => {
-                    let control = held.control;
-                    w.lease = Some(Lease {
-                        control,
-                        ..lease.clone()
-                    });
-                    w.lease_renewals += 1;
-                    Ok(control)
-                }
-                Some(other) => Err(format!(
-                    "it now belongs to run {} ({})",
-                    other.run_id, other.owner
-                )),
-                None => Err("it is gone from the swarm (expired and removed)".to_string()),
-            })
+            Ok::<_, SimError>(held_by(w, &lease.run_id).inspect(|&control| {
+                w.lease = Some(Lease {
+                    control,
+                    ..lease.clone()
+                });
+                w.lease_renewals += 1;
+            }))
         })?;
-        lost.map_err(|why| LeaseLost(why).into())
+        renewed.map_err(|why| LeaseLost(why).into())
+    }
+
+    async fn read_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<Control> {
+        let read = self.with(|w| {
+            w.api(via)?;
+            Ok::<_, SimError>(held_by(w, &lease.run_id))
+        })?;
+        read.map_err(|why| LeaseLost(why).into())
     }
 
     async fn mark_lease(&self, via: &str, run_id: &str, control: Control) -> anyhow::Result<()> {
-        let lost = self.with(|w| {
+        let marked = self.with(|w| {
             w.api(via)?;
-            Ok::<_, SimError>(match &mut w.lease {
-                Some(held) if held.run_id == run_id => {
+            Ok::<_, SimError>(held_by(w, run_id).map(|_| {
+                if let Some(held) = &mut w.lease {
                     held.control = control;
-                    None
                 }
-                Some(other) => Some(format!(
-                    "it now belongs to run {} ({})",
-                    other.run_id, other.owner
-                )),
-                None => Some("it is gone from the swarm (expired and removed)".to_string()),
-            })
+            }))
         })?;
-        match lost {
-            None => Ok(()),
-            Some(why) => Err(LeaseLost(why).into()),
-        }
+        marked.map_err(|why| LeaseLost(why).into())
     }
 
     async fn release_lease(&self, via: &str, run_id: &str) -> anyhow::Result<()> {
@@ -303,5 +293,18 @@ impl Ops for SimCluster {
             }
             Ok::<_, SimError>(())
         })?)
+    }
+}
+
+/// The operator's request in the lease when run `run_id` holds it; else why
+/// the run lost it.
+fn held_by(w: &World, run_id: &str) -> Result<Control, String> {
+    match &w.lease {
+        Some(held) if held.run_id == run_id => Ok(held.control),
+        Some(other) => Err(format!(
+            "it now belongs to run {} ({})",
+            other.run_id, other.owner
+        )),
+        None => Err("it is gone from the swarm (expired and removed)".to_string()),
     }
 }

@@ -211,6 +211,35 @@ fn same_node(host: &str, node: &str, info: &serde_json::Value) -> anyhow::Result
 }
 
 /// The fields of `GET /info` the executor polls.
+/// The lease as the swarm holds it, when it is still `lease`'s run's: its
+/// version (to update it by), its spec and what its labels say.
+async fn held_lease(
+    d: &bollard::Docker,
+    lease: &Lease,
+) -> anyhow::Result<(u64, bollard::models::ConfigSpec, Lease)> {
+    let c = match d.inspect_config(LEASE_NAME).await {
+        Ok(c) => c,
+        Err(err) if is_not_found(&err) => {
+            return Err(LeaseLost("it is gone from the swarm (expired and removed)".into()).into());
+        }
+        Err(err) => return Err(anyhow::Error::from(err).context("reading the run lease")),
+    };
+    let version = c
+        .version
+        .and_then(|v| v.index)
+        .context("lease has no version")?;
+    let spec = c.spec.context("lease has no spec")?;
+    let held = lease_from(&spec.labels.clone().unwrap_or_default());
+    if held.run_id != lease.run_id {
+        return Err(LeaseLost(format!(
+            "it now belongs to run {} ({})",
+            held.run_id, held.owner
+        ))
+        .into());
+    }
+    Ok((version, spec, held))
+}
+
 fn engine_status(info: &serde_json::Value) -> EngineStatus {
     let swarm = &info["Swarm"];
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
@@ -522,34 +551,12 @@ impl Ops for LiveOps {
     async fn renew_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<Control> {
         let e = self.engine(via).await?;
         let d = e.docker();
-        // Inspect, then update.
         self.api(
             via,
             2,
             "GET /configs/{LEASE_NAME} + POST /configs/{id}/update (renew the run lease)",
         );
-        let c = match d.inspect_config(LEASE_NAME).await {
-            Ok(c) => c,
-            Err(err) if is_not_found(&err) => {
-                return Err(
-                    LeaseLost("it is gone from the swarm (expired and removed)".into()).into(),
-                );
-            }
-            Err(err) => return Err(anyhow::Error::from(err).context("reading the run lease")),
-        };
-        let version = c
-            .version
-            .and_then(|v| v.index)
-            .context("lease has no version")?;
-        let mut spec = c.spec.context("lease has no spec")?;
-        let held = lease_from(&spec.labels.clone().unwrap_or_default());
-        if held.run_id != lease.run_id {
-            return Err(LeaseLost(format!(
-                "it now belongs to run {} ({})",
-                held.run_id, held.owner
-            ))
-            .into());
-        }
+        let (version, mut spec, held) = held_lease(d, lease).await?;
         // The operator's request stays until `continue` clears it; the
         // update is by version index, so a request written meanwhile makes
         // this renewal fail (tried again) rather than vanish.
@@ -567,6 +574,13 @@ impl Ops for LiveOps {
         )
         .await
         .context("renewing the run lease")?;
+        Ok(held.control)
+    }
+
+    async fn read_lease(&self, via: &str, lease: &Lease) -> anyhow::Result<Control> {
+        let e = self.engine(via).await?;
+        self.api(via, 1, "GET /configs/{LEASE_NAME} (read the run lease)");
+        let (_, _, held) = held_lease(e.docker(), lease).await?;
         Ok(held.control)
     }
 

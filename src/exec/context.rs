@@ -137,6 +137,16 @@ impl<'a> Cx<'a> {
 
     /// The command of one playbook script for a node.
     pub fn script_cmd(&self, n: &PlanNode, which: Script) -> anyhow::Result<Cmd> {
+        self.script_cmd_after(n, which, "")
+    }
+
+    /// [`Cx::script_cmd`] with `before` run first in the same command.
+    pub fn script_cmd_after(
+        &self,
+        n: &PlanNode,
+        which: Script,
+        before: &str,
+    ) -> anyhow::Result<Cmd> {
         let init = self
             .facts
             .hosts
@@ -144,7 +154,7 @@ impl<'a> Cx<'a> {
             .map_or(InitSystem::Unknown, |h| h.init);
         self.playbooks
             .get(n.method.unwrap_or(Method::DebianApt))
-            .command(which, init, &script_env(n, self.backup_run()))
+            .command_after(which, init, &script_env(n, self.backup_run()), before)
             .map(|c| c.timeout(self.opts.script_timeout))
     }
 }
@@ -173,9 +183,10 @@ pub(crate) fn script_env(n: &PlanNode, run_id: &str) -> ScriptEnv {
     }
 }
 
-/// When a wait's poll asks a manager whether it is one before its question
-/// (see [`crate::exec::runner::Runner::via_recent`]).
-pub(crate) const VIA_STALE: &str = "no manager answered as one in the last 2 s";
+/// When a question to a manager is preceded by asking a manager whether it
+/// is one (see [`crate::exec::runner::Runner::via_last`]).
+pub(crate) const VIA_STALE: &str =
+    "no manager has answered yet, or the one asked last did not answer";
 
 /// One step being run: the runner (cluster, state, journal) and the step.
 pub(crate) struct StepCx<'r, 'a, O: Ops> {
@@ -216,32 +227,33 @@ impl<'a, O: Ops> StepCx<'_, 'a, O> {
     }
 
     /// [`StepCx::via`] for the polls of a wait: the manager that answered
-    /// last, if it did within [`crate::exec::runner::VIA_TRUSTED`].
-    pub async fn via_recent(&self) -> Result<String, StepError> {
+    /// last (see [`crate::exec::runner::Runner::via_last`]).
+    pub async fn via_last(&self) -> Result<String, StepError> {
         self.run
-            .via_recent(self.step.node_id.as_deref())
+            .via_last(self.step.node_id.as_deref())
             .await
             .map_err(|e| StepError::Precondition(format!("{e:#}")))
     }
 
-    /// Updates this step's node through the manager that answered last (see
-    /// [`StepCx::via_recent`]); when that fails, once more through a manager
-    /// probed now. An update sets what it sets: sent twice, it is the same.
+    /// Asks a manager about this step's node (see
+    /// [`crate::exec::runner::Runner::ask`]): `Err` when no manager answers
+    /// as one, else the question's own answer.
+    pub async fn ask<T>(
+        &self,
+        question: impl AsyncFn(&str) -> anyhow::Result<T>,
+    ) -> Result<anyhow::Result<T>, StepError> {
+        self.run
+            .ask(self.step.node_id.as_deref(), question)
+            .await
+            .map_err(|e| StepError::Precondition(format!("{e:#}")))
+    }
+
+    /// Updates this step's node through the manager that answered last;
+    /// when that fails, once more through a manager probed now. An update
+    /// sets what it sets: sent twice, it is the same.
     pub async fn update_node(&self, update: &NodeUpdate) -> Result<(), StepError> {
-        let via = self.via_recent().await?;
-        if self
-            .ops()
-            .update_node(&via, self.id(), update)
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        self.forget_via();
-        let via = self.via().await?;
-        self.ops()
-            .update_node(&via, self.id(), update)
-            .await
+        self.ask(async |via| self.ops().update_node(via, self.id(), update).await)
+            .await?
             .map_err(StepError::failed)
     }
 

@@ -31,7 +31,7 @@ impl<O: Ops> Runner<'_, O> {
         let mut paused = false;
         let mut waiting = false;
         loop {
-            let control = match self.renew_lease().await {
+            let control = match self.read_lease().await {
                 Ok(c) => c,
                 Err(reason) => {
                     self.lease_lost(reason).await;

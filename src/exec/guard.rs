@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use super::context::{Cx, StepError};
+use super::context::{Cx, StepError, VIA_STALE};
 use super::operation::{Call, Description, Operation};
 use super::ops::Ops;
 use super::poll::{self, Attempt, Unmet};
@@ -27,7 +27,7 @@ const HOLDS: &str = "every manager is reachable, one leads, and quorum survives 
 pub(crate) fn describe(cx: &Cx<'_>, node: &PlanNode) -> Description {
     let on = cx.asked(Some(node));
     let mut d = Description::default();
-    d.until(HOLDS, Operation::api(on.clone(), Call::Info));
+    d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
     match node.role {
         Role::Manager => {
             d.until(HOLDS, Operation::api(on.clone(), Call::ListManagers));
@@ -69,11 +69,15 @@ pub(crate) async fn check<O: Ops>(
 }
 
 async fn once<O: Ops>(run: &Runner<'_, O>, node: &PlanNode, expect: Expect) -> Result<(), String> {
-    let via = run
-        .via(Some(&node.id))
+    let (me, managers) = run
+        .ask(Some(&node.id), async |via| {
+            node_and_managers(run.ops, via, &node.id, node.role)
+                .await
+                .map_err(anyhow::Error::msg)
+        })
         .await
+        .and_then(|answer| answer)
         .map_err(|e| format!("{e:#}"))?;
-    let (me, managers) = node_and_managers(run.ops, &via, &node.id, node.role).await?;
     // A node an unfinished run drained (perhaps down mid-upgrade) is the
     // one this run continues with: it may be down.
     let mid_run = me.labels.contains_key(crate::exec::LABEL_RUN);

@@ -1,7 +1,8 @@
-//! The run's lease while it runs: renewed at every batch boundary and by a
-//! background heartbeat every third of its TTL (a script may take 15
-//! minutes, a drain 5), and, once it is another run's or gone, the run stops
-//! at its next safe point with the reason journaled (I5).
+//! The run's lease while it runs: read at every batch boundary (the
+//! operator's pause or abort), renewed there once a third of its TTL has
+//! passed and by a background heartbeat every third of its TTL (a script may
+//! take 15 minutes, a drain 5), and, once it is another run's or gone, the
+//! run stops at its next safe point with the reason journaled (I5).
 
 use tokio::time::Instant;
 
@@ -17,15 +18,33 @@ impl<O: Ops> Runner<'_, O> {
     /// it is lost: taken by another run, gone from the swarm, or not renewed
     /// for a whole TTL (no manager answered).
     pub(super) async fn renew_lease(&self) -> Result<Option<Control>, String> {
+        self.lease_control(true).await
+    }
+
+    /// At a safe point: the operator's request, read from the lease, which
+    /// is renewed only when a third of its TTL has passed since it was (the
+    /// heartbeat renews it meanwhile): one request instead of two at every
+    /// batch boundary. `Err` as for [`Runner::renew_lease`].
+    pub(super) async fn read_lease(&self) -> Result<Option<Control>, String> {
+        let due = self.lease_renewed.lock().await.elapsed() >= self.cx.opts.lease_ttl / 3;
+        self.lease_control(due).await
+    }
+
+    async fn lease_control(&self, renew: bool) -> Result<Option<Control>, String> {
         let mut last = self.lease_renewed.lock().await;
         let lease = self.lease(&*self.state.lock().await);
-        let renewed = match self.via(None).await {
-            Ok(via) => self.ops.renew_lease(&via, &lease).await,
-            Err(e) => Err(e),
-        };
-        match renewed {
+        let answer = self
+            .ask(None, async |via| match renew {
+                true => self.ops.renew_lease(via, &lease).await,
+                false => self.ops.read_lease(via, &lease).await,
+            })
+            .await
+            .and_then(|answer| answer);
+        match answer {
             Ok(control) => {
-                *last = Instant::now();
+                if renew {
+                    *last = Instant::now();
+                }
                 Ok(Some(control))
             }
             Err(e) => match e.downcast_ref::<LeaseLost>() {
@@ -68,32 +87,27 @@ impl<O: Ops> Runner<'_, O> {
 }
 
 /// What the run does around its steps: the lease taken at the start (after
-/// finding a manager to ask), renewed between batches, released at the end.
+/// finding a manager to ask), read between batches and renewed when due,
+/// released at the end.
 pub(crate) fn describe_lease() -> [(&'static str, Description); 3] {
-    let lease = |call: Call, when: Option<&str>| {
-        let mut d = Description::default();
-        for op in [
+    let probe = |d: &mut Description| {
+        d.when(
+            super::context::VIA_STALE,
             Operation::api(On::Manager, Call::Info),
-            Operation::api(On::Manager, call),
-        ] {
-            match when {
-                Some(w) => d.when(w, op),
-                None => d.once(op),
-            };
-        }
-        d
+        );
     };
-    [
-        ("start", lease(Call::AcquireLease, None)),
-        (
-            "between batches",
-            lease(
-                Call::RenewLease,
-                Some(
-                    "the run is at a batch boundary, or a third of the lease TTL passed since its renewal",
-                ),
-            ),
-        ),
-        ("end", lease(Call::ReleaseLease, None)),
-    ]
+    let mut start = Description::default();
+    start.once(Operation::api(On::Manager, Call::Info));
+    start.once(Operation::api(On::Manager, Call::AcquireLease));
+    let mut between = Description::default();
+    probe(&mut between);
+    between.once(Operation::api(On::Manager, Call::ReadLease));
+    between.when(
+        "a third of the lease TTL passed since its renewal (instead of the read)",
+        Operation::api(On::Manager, Call::RenewLease),
+    );
+    let mut end = Description::default();
+    probe(&mut end);
+    end.once(Operation::api(On::Manager, Call::ReleaseLease));
+    [("start", start), ("between batches", between), ("end", end)]
 }

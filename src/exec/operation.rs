@@ -58,6 +58,8 @@ pub enum Call {
     AcquireLease,
     /// `GET` + `POST /configs/{name}/update`.
     RenewLease,
+    /// `GET /configs/{name}`: still this run's, and the operator's request.
+    ReadLease,
     /// `GET` + `DELETE /configs/{name}` when it is this run's.
     ReleaseLease,
     /// `GET` + `POST /configs/{name}/update`: an operator's request
@@ -274,6 +276,9 @@ impl Call {
             }
             Call::RenewLease => {
                 "GET /configs/swarm-upgrade-lease, POST /configs/swarm-upgrade-lease/update (new expiry)".into()
+            }
+            Call::ReadLease => {
+                "GET /configs/swarm-upgrade-lease (still this run's; pause or abort asked)".into()
             }
             Call::ReleaseLease => {
                 "GET /configs/swarm-upgrade-lease, DELETE it when it is this run's".into()

@@ -139,6 +139,14 @@ pub trait Ops: Send + Sync {
         via: &str,
         lease: &Lease,
     ) -> impl Future<Output = anyhow::Result<Control>> + Send;
+    /// Reads the lease without writing it: the operator's request it holds,
+    /// or [`crate::exec::lease::LeaseLost`] when it is not this run's any
+    /// more. One request where a renewal makes two.
+    fn read_lease(
+        &self,
+        via: &str,
+        lease: &Lease,
+    ) -> impl Future<Output = anyhow::Result<Control>> + Send;
     /// Writes a request into the lease of run `run_id` (the run pausing
     /// itself after its canaries).
     fn mark_lease(

@@ -93,14 +93,9 @@ pub struct Runner<'a, O: Ops> {
     pub(super) lease_renewed: Mutex<Instant>,
     /// Why the lease is no longer this run's, once it is not.
     pub(super) lease_lost: std::sync::Mutex<Option<String>>,
-    /// The manager that last answered as one, and when (see
-    /// [`Runner::via_recent`]).
-    via_seen: std::sync::Mutex<Option<(String, Instant)>>,
+    /// The manager that last answered as one (see [`Runner::via_last`]).
+    via_seen: std::sync::Mutex<Option<String>>,
 }
-
-/// How long a manager that answered as one is asked again by the polls of a
-/// wait without probing it first.
-pub(crate) const VIA_TRUSTED: Duration = Duration::from_secs(2);
 
 impl<'a, O: Ops> Runner<'a, O> {
     #[allow(clippy::too_many_arguments)]
@@ -235,9 +230,11 @@ impl<'a, O: Ops> Runner<'a, O> {
         // The lease guards a running process; the run's record stays in the
         // state file (and a failed node's labels in the swarm) for the next one.
         // Released by run ID: a lease lost to another run stays its own.
-        if let Ok(via) = self.via(None).await {
-            let _ = self.ops.release_lease(&via, &self.cx.run_id).await;
-        }
+        let _ = self
+            .ask(None, async |via| {
+                self.ops.release_lease(via, &self.cx.run_id).await
+            })
+            .await;
         let _ = self
             .record(Event::Traffic {
                 hosts: self.ops.traffic(),
@@ -591,24 +588,44 @@ impl<'a, O: Ops> Runner<'a, O> {
 }
 
 impl<O: Ops> Runner<'_, O> {
-    /// For the polls of a wait: the manager that answered as one within
-    /// [`VIA_TRUSTED`], not probed again. A probe before every poll doubled
-    /// the requests of every wait, and a poll is repeated anyway: one whose
-    /// question the manager does not answer calls [`Runner::forget_via`],
-    /// and the next poll probes. Changes to the swarm always probe
-    /// ([`Runner::via`]).
-    pub(crate) async fn via_recent(&self, not: Option<&str>) -> anyhow::Result<String> {
+    /// The manager that answered last, not probed again; a manager probed
+    /// now when there is none or it is `not`. Probing before every question
+    /// (`GET /info`) doubled the requests of a run, and told nothing the
+    /// question does not: an engine that is down, no longer a manager or
+    /// cut off from the leader fails the question itself. So every caller
+    /// calls [`Runner::forget_via`] when its question goes unanswered and
+    /// asks again ([`Runner::ask`] does both), and a wait's next poll probes.
+    pub(crate) async fn via_last(&self, not: Option<&str>) -> anyhow::Result<String> {
         let seen = self.via_seen.lock().ok().and_then(|v| v.clone());
-        if let Some((id, at)) = seen
+        if let Some(id) = seen
             && Some(id.as_str()) != not
-            && at.elapsed() < VIA_TRUSTED
         {
             return Ok(id);
         }
         self.via(not).await
     }
 
-    /// The manager asked last did not answer: the next poll probes.
+    /// Asks a manager (never `not`): the one that answered last, and when it
+    /// does not answer, once more a manager probed now. For questions that
+    /// may be asked twice: reads, and updates that set what they set. `Err`
+    /// when no manager answers as one; else the question's own answer.
+    pub(crate) async fn ask<T>(
+        &self,
+        not: Option<&str>,
+        question: impl AsyncFn(&str) -> anyhow::Result<T>,
+    ) -> anyhow::Result<anyhow::Result<T>> {
+        let known = self.via_seen.lock().ok().and_then(|v| v.clone());
+        if let Some(via) = known.filter(|id| Some(id.as_str()) != not) {
+            match question(&via).await {
+                Ok(answer) => return Ok(Ok(answer)),
+                Err(_) => self.forget_via(),
+            }
+        }
+        let via = self.via(not).await?;
+        Ok(question(&via).await)
+    }
+
+    /// The manager asked last did not answer: the next question probes.
     pub(crate) fn forget_via(&self) {
         if let Ok(mut v) = self.via_seen.lock() {
             *v = None;
@@ -617,7 +634,7 @@ impl<O: Ops> Runner<'_, O> {
 
     fn saw_via(&self, id: &str) {
         if let Ok(mut v) = self.via_seen.lock() {
-            *v = Some((id.to_string(), Instant::now()));
+            *v = Some(id.to_string());
         }
     }
 }

@@ -41,7 +41,15 @@ again() { [ "$(date +%s)" -lt "$deadline" ] && sleep 1; }
 printf 'containerd-version %s\n' "$(containerd --version 2>/dev/null | head -n 1 || true)"
 printf 'runc-version %s\n' "$(runc --version 2>/dev/null | head -n 1 || true)"
 if pgrep -x containerd >/dev/null 2>&1; then echo 'containerd-running yes'; else echo 'containerd-running no'; fi
-printf 'containerd-daemon %s\n' "$(docker version --format '{{range .Server.Components}}{{if eq .Name "containerd"}}{{.Version}}{{end}}{{end}}' 2>/dev/null || true)"
+# The engine answering its own CLI: when it does not, nothing below can be
+# told (its tasks' ports, names), and the run stops without judging.
+engine=unknown; daemon=
+if command -v docker >/dev/null 2>&1; then
+  if daemon=$(docker version --format '{{range .Server.Components}}{{if eq .Name "containerd"}}{{.Version}}{{end}}{{end}}' 2>/dev/null); then engine=yes; else engine=no; daemon=; fi
+fi
+echo "engine-answers $engine"
+printf 'containerd-daemon %s\n' "$daemon"
+[ "$engine" != no ] || exit 0
 answers() { timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' sh "$1" "$2" 2>/dev/null; }
 for pm in $ports; do
   p=${pm%%:*}; mode=${pm#*:}
@@ -85,15 +93,30 @@ for s in $services; do
 done
 "#;
 
+/// The line between the probe's findings and the engine's log, when the
+/// playbook's `logs` script runs after it in the same command ([`command`]).
+pub const LOG_MARK: &str = "### swarm-upgrade: engine log";
+
 /// What the probe's stdin says it checks.
 pub const INPUTS: &str = "the published ports, service names and a peer address to check";
 
-/// The command running [`SCRIPT`] (its inputs: [`stdin`]).
-pub fn command(stdin: Vec<u8>) -> Cmd {
-    Cmd::new(["sh", "-euc", SCRIPT])
-        .privileged()
-        .stdin(INPUTS, stdin)
-        .timeout(Duration::from_secs(180))
+/// The command running [`SCRIPT`] (its inputs: [`stdin`]), then, in the
+/// same round trip after [`LOG_MARK`], the playbook's `logs` script (the
+/// command [`crate::playbook::Playbook::command_after`] makes of it).
+pub fn command(logs: Cmd, stdin: Vec<u8>) -> Cmd {
+    logs.stdin(INPUTS, stdin).timeout(Duration::from_secs(180))
+}
+
+/// What runs before the `logs` script: the probe, then the mark.
+pub fn before_logs() -> String {
+    format!("{SCRIPT}echo '{LOG_MARK}'\n")
+}
+
+/// The probe's findings and the engine's log, from the command's output.
+pub fn split_log(stdout: &str) -> (&str, &str) {
+    stdout
+        .split_once(&format!("{LOG_MARK}\n"))
+        .unwrap_or((stdout, ""))
 }
 
 /// How long a published port or a service name may take to answer once its
@@ -180,6 +203,8 @@ pub fn to_check(services: &[ServiceFacts]) -> (Vec<PortToCheck>, Vec<String>) {
 /// The probe's output, read.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// The engine answered the node's own CLI (`None`: no CLI on the host).
+    pub engine_answers: Option<bool>,
     pub containerd: String,
     pub runc: String,
     pub containerd_running: bool,
@@ -212,6 +237,7 @@ pub fn parse(stdout: &str) -> Report {
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
         let rest = rest.trim();
         match key {
+            "engine-answers" => r.engine_answers = outcome(rest, "yes", "no"),
             "containerd-version" => r.containerd = rest.to_string(),
             "runc-version" => r.runc = rest.to_string(),
             "containerd-running" => r.containerd_running = rest == "yes",
@@ -726,12 +752,27 @@ mod script_tests {
             .port()
     }
 
-    /// The probe's `port` lines and how long it took.
-    fn probe(
+    /// The probe with `docker` a stand-in that exits `docker_exit` (this
+    /// machine's engine is not the node's), then `logs` as the playbook's
+    /// script: its whole output, and how long it took.
+    fn run(
         ports: &[(u16, &str)],
         peer: Option<&str>,
         grace: Duration,
-    ) -> (Vec<String>, Duration) {
+        docker_exit: u8,
+        logs: &str,
+    ) -> (String, Duration) {
+        let bin = tempfile::tempdir().unwrap();
+        let docker = bin.path().join("docker");
+        std::fs::write(&docker, format!("#!/bin/sh\nexit {docker_exit}\n")).unwrap();
+        let mut perms = std::fs::metadata(&docker).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&docker, perms).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let ports: Vec<PortToCheck> = ports
             .iter()
             .map(|(p, mode)| PortToCheck {
@@ -744,7 +785,8 @@ mod script_tests {
         let input = stdin(&ports, &[], peer.and_then(|p| p.parse().ok()), local, grace);
         let start = Instant::now();
         let mut child = Command::new("sh")
-            .args(["-euc", SCRIPT])
+            .args(["-euc", &format!("{}{logs}", before_logs())])
+            .env("PATH", path)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -753,13 +795,56 @@ mod script_tests {
         child.stdin.take().unwrap().write_all(&input).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "the probe exits 0: {out:?}");
-        let lines = String::from_utf8(out.stdout)
-            .unwrap()
+        (String::from_utf8(out.stdout).unwrap(), start.elapsed())
+    }
+
+    /// The probe's `port` lines and how long it took.
+    fn probe(
+        ports: &[(u16, &str)],
+        peer: Option<&str>,
+        grace: Duration,
+    ) -> (Vec<String>, Duration) {
+        let (out, took) = run(ports, peer, grace, 0, "");
+        let lines = out
             .lines()
             .filter(|l| l.starts_with("port "))
             .map(str::to_string)
             .collect();
-        (lines, start.elapsed())
+        (lines, took)
+    }
+
+    #[test]
+    fn the_engines_log_follows_the_findings_in_the_same_command() {
+        let port = free_port();
+        let (out, _) = run(
+            &[(port, "host")],
+            None,
+            Duration::ZERO,
+            0,
+            "echo 'level=info msg=\"hello\"'\n",
+        );
+        let (probe, log) = split_log(&out);
+        let report = parse(probe);
+        assert_eq!(report.engine_answers, Some(true), "{out}");
+        assert_eq!(report.ports.len(), 1, "{out}");
+        assert_eq!(log, "level=info msg=\"hello\"\n");
+    }
+
+    #[test]
+    fn an_engine_that_does_not_answer_its_cli_ends_the_probe_at_once() {
+        let port = free_port();
+        let (out, took) = run(
+            &[(port, "host")],
+            None,
+            Duration::from_secs(20),
+            1,
+            "echo log\n",
+        );
+        let (probe, _) = split_log(&out);
+        let report = parse(probe);
+        assert_eq!(report.engine_answers, Some(false), "{out}");
+        assert!(report.ports.is_empty(), "nothing tried: {out}");
+        assert!(took < Duration::from_secs(5), "no grace waited: {took:?}");
     }
 
     #[test]

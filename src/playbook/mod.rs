@@ -208,6 +208,18 @@ impl Playbook {
 
     /// The command running one script as root with its inputs in the environment.
     pub fn command(&self, which: Script, init: InitSystem, env: &ScriptEnv) -> anyhow::Result<Cmd> {
+        self.command_after(which, init, env, "")
+    }
+
+    /// [`Playbook::command`] with `before` run first in the same shell (one
+    /// round trip for two things, e.g. the service probe and the log).
+    pub fn command_after(
+        &self,
+        which: Script,
+        init: InitSystem,
+        env: &ScriptEnv,
+        before: &str,
+    ) -> anyhow::Result<Cmd> {
         let names: Vec<String> = env
             .packages
             .iter()
@@ -238,7 +250,7 @@ impl Playbook {
         argv.extend([
             "sh".into(),
             "-euc".into(),
-            self.script(which, init).to_string(),
+            format!("{before}{}", self.script(which, init)),
         ]);
         Ok(Cmd::new(argv).privileged())
     }

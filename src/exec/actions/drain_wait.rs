@@ -153,7 +153,7 @@ pub(super) async fn wait<O: Ops>(
     let mut last: Option<Condition> = None;
     let result = poll::until(s.cx().opts.drain_timeout, async || {
         let down = drained_in_batch(s).await;
-        let via = match s.via_recent().await {
+        let via = match s.via_last().await {
             Ok(v) => v,
             Err(e) => return Attempt::Fail(e),
         };

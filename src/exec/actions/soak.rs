@@ -5,7 +5,7 @@
 //! step, so the canary is rolled back and the run stops, like any node.
 
 use super::{Action, StepResult, verify_services::VerifyServices};
-use crate::exec::context::{Cx, StepCx, StepError};
+use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
 use crate::exec::operation::{Call, Described, Description, On, Operation, When};
 use crate::exec::ops::Ops;
 use crate::exec::verify;
@@ -32,7 +32,7 @@ impl Action for Soak {
         );
         let on = cx.asked(Some(n));
         d.until(&until, Operation::api(On::Node, Call::Info));
-        d.until(&until, Operation::api(on.clone(), Call::Info));
+        d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
         let role_call = match n.role {
             Role::Manager => Call::ListManagers,
             Role::Worker => Call::InspectNode,

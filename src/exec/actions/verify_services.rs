@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use super::{Action, StepResult};
-use crate::exec::context::{Cx, StepCx, StepError};
-use crate::exec::operation::{Call, Description, On, Operation};
+use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
+use crate::exec::operation::{Call, Description, Operation};
 use crate::exec::ops::Ops;
 use crate::exec::services;
 use crate::exec::wait;
@@ -36,16 +36,14 @@ impl Action for VerifyServices {
             return d;
         };
         let on = cx.asked(Some(n));
-        d.once(Operation::api(On::Node, Call::Info));
-        d.once(Operation::api(on.clone(), Call::Info));
+        d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
         d.once(Operation::api(on.clone(), Call::NodeTasks));
         d.when(
             "a task runs on the node",
             Operation::api(on, Call::Services { all: false }),
         );
-        d.once(Operation::command(&services::command(vec![])));
-        if let Ok(cmd) = cx.script_cmd(n, Script::Logs) {
-            d.once(Operation::command(&cmd));
+        if let Ok(logs) = cx.script_cmd_after(n, Script::Logs, &services::before_logs()) {
+            d.once(Operation::command(&services::command(logs, vec![])));
         }
         d
     }
@@ -59,30 +57,24 @@ impl Action for VerifyServices {
         // safely; resume verifies again.
         let halt =
             |e: String| StepError::Halt(format!("cannot verify the services of {}: {e}", n.name));
-        if let Err(e) = s.ops().engine_status(s.id()).await {
-            return Err(halt(format!("its engine does not answer: {e:#}")));
-        }
-        let via = s.via().await.map_err(|e| halt(e.message().to_string()))?;
-        let tasks = s
-            .ops()
-            .node_tasks(&via, s.id())
+        let running = s
+            .ask(async |via| {
+                let tasks = s.ops().node_tasks(via, s.id()).await?;
+                let mut ids: Vec<String> = tasks
+                    .iter()
+                    .filter(|t| wait::task_active(&t.state))
+                    .map(|t| t.service_id.clone())
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                if ids.is_empty() {
+                    return Ok(vec![]);
+                }
+                s.ops().services(via, Some(&ids)).await
+            })
             .await
+            .map_err(|e| halt(e.message().to_string()))?
             .map_err(|e| halt(format!("{e:#}")))?;
-        let mut ids: Vec<String> = tasks
-            .iter()
-            .filter(|t| wait::task_active(&t.state))
-            .map(|t| t.service_id.clone())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        let running = if ids.is_empty() {
-            vec![]
-        } else {
-            s.ops()
-                .services(&via, Some(&ids))
-                .await
-                .map_err(|e| halt(format!("{e:#}")))?
-        };
         let (ports, names) = services::to_check(&running);
         let stdin = services::stdin(
             &ports,
@@ -91,9 +83,13 @@ impl Action for VerifyServices {
             addr_of(s.cx(), &n.id),
             services::GRACE,
         );
+        let logs = s
+            .cx()
+            .script_cmd_after(n, Script::Logs, &services::before_logs())
+            .map_err(|e| StepError::Failed(format!("{e:#}")))?;
         let out = s
             .ops()
-            .run(s.id(), &services::command(stdin))
+            .run(s.id(), &services::command(logs, stdin))
             .await
             .map_err(|e| StepError::not_delivered(&n.host, e))?;
         if !out.success() {
@@ -103,11 +99,14 @@ impl Action for VerifyServices {
                 out.stderr.trim()
             )));
         }
-        let report = services::parse(&out.stdout);
+        let (probe, log) = services::split_log(&out.stdout);
+        let report = services::parse(probe);
+        if report.engine_answers == Some(false) {
+            return Err(halt("its engine does not answer".to_string()));
+        }
         let expected = services::expected_runtime(&n.packages, s.cx().plan.reverts_run.is_some());
         let verdict = services::judge(&report, &ports, &expected);
-        let log = s.script(Script::Logs).await?;
-        let log_problems = services::log_problems(&log.stdout);
+        let log_problems = services::log_problems(log);
         match verdict {
             Ok(summary) if log_problems.is_empty() => {
                 let summary = if running.is_empty() {

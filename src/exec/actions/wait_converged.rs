@@ -32,7 +32,7 @@ impl Action for WaitConverged {
     async fn run<O: Ops>(&self, s: &StepCx<'_, '_, O>) -> StepResult {
         let timeout = s.cx().opts.converge_timeout;
         let result = poll::until(timeout, async || {
-            let via = match s.via_recent().await {
+            let via = match s.via_last().await {
                 Ok(v) => v,
                 Err(e) => return Attempt::Fail(e),
             };

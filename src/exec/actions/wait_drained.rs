@@ -40,7 +40,7 @@ impl Action for WaitDrained {
         let mut tried_stops = false;
         let mut last_stop: Option<Instant> = None;
         let poll = async || {
-            let via = match s.via_recent().await {
+            let via = match s.via_last().await {
                 Ok(v) => v,
                 Err(e) => return Attempt::Fail(e),
             };
