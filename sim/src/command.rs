@@ -76,15 +76,16 @@ impl ScriptIndex {
                     i += 1;
                 }
                 match &rest[i..] {
+                    // The service probe runs before the `logs` script.
                     ["sh", "-euc", script] => {
-                        // The service probe runs before the `logs` script.
-                        let probe = script.strip_prefix(services::before_logs().as_str());
-                        match probe.map_or(self.by_text.get(*script), |logs| {
-                            self.by_text.get(logs).filter(|s| **s == Script::Logs)
-                        }) {
-                            Some(_) if probe.is_some() => Kind::VerifyServices,
-                            Some(&s) => Kind::Script(s, env),
-                            None => Kind::Unknown,
+                        match script.strip_prefix(services::before_logs().as_str()) {
+                            Some(logs) if self.by_text.get(logs) == Some(&Script::Logs) => {
+                                Kind::VerifyServices
+                            }
+                            _ => match self.by_text.get(*script) {
+                                Some(&s) => Kind::Script(s, env),
+                                None => Kind::Unknown,
+                            },
                         }
                     }
                     ["timeout", "-k", _, _, "sh", "-c", _] => match hook_point(cmd) {

@@ -210,7 +210,6 @@ fn same_node(host: &str, node: &str, info: &serde_json::Value) -> anyhow::Result
     Ok(())
 }
 
-/// The fields of `GET /info` the executor polls.
 /// The lease as the swarm holds it, when it is still `lease`'s run's: its
 /// version (to update it by), its spec and what its labels say.
 async fn held_lease(
@@ -240,6 +239,7 @@ async fn held_lease(
     Ok((version, spec, held))
 }
 
+/// The fields of `GET /info` the executor polls.
 fn engine_status(info: &serde_json::Value) -> EngineStatus {
     let swarm = &info["Swarm"];
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();

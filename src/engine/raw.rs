@@ -97,14 +97,14 @@ async fn request(
         .context("HTTP handshake")?;
     // The connection is driven beside the request, and ends with it.
     let driver = tokio::spawn(conn);
-    let request = hyper::Request::get(uri.as_str())
-        .header(hyper::header::HOST, "docker")
-        .body(Empty::<Bytes>::new())
-        .context("building the request");
-    let response = match request {
-        Ok(r) => sender.send_request(r).await.map_err(anyhow::Error::from),
-        Err(e) => Err(e),
-    };
+    let response = async {
+        let request = hyper::Request::get(uri.as_str())
+            .header(hyper::header::HOST, "docker")
+            .body(Empty::<Bytes>::new())
+            .context("building the request")?;
+        anyhow::Ok(sender.send_request(request).await?)
+    }
+    .await;
     match response {
         Ok(response) => Ok((
             response.status(),

@@ -69,15 +69,7 @@ pub(crate) async fn check<O: Ops>(
 }
 
 async fn once<O: Ops>(run: &Runner<'_, O>, node: &PlanNode, expect: Expect) -> Result<(), String> {
-    let (me, managers) = run
-        .ask(Some(&node.id), async |via| {
-            node_and_managers(run.ops, via, &node.id, node.role)
-                .await
-                .map_err(anyhow::Error::msg)
-        })
-        .await
-        .and_then(|answer| answer)
-        .map_err(|e| format!("{e:#}"))?;
+    let (me, managers) = node_and_managers(run, node).await?;
     // A node an unfinished run drained (perhaps down mid-upgrade) is the
     // one this run continues with: it may be down.
     let mid_run = me.labels.contains_key(crate::exec::LABEL_RUN);
@@ -100,8 +92,23 @@ async fn once<O: Ops>(run: &Runner<'_, O>, node: &PlanNode, expect: Expect) -> R
 }
 
 /// The node as the swarm sees it, and the managers when it is one (or has
-/// become one): one request either way.
+/// become one), asked of another manager (see [`Runner::ask`]).
 pub(crate) async fn node_and_managers<O: Ops>(
+    run: &Runner<'_, O>,
+    node: &PlanNode,
+) -> Result<(NodeFacts, Vec<NodeFacts>), String> {
+    run.ask(Some(&node.id), async |via| {
+        node_and_managers_via(run.ops, via, &node.id, node.role)
+            .await
+            .map_err(anyhow::Error::msg)
+    })
+    .await
+    .and_then(|answer| answer)
+    .map_err(|e| format!("{e:#}"))
+}
+
+/// [`node_and_managers`] asked of `via`: one request either way.
+async fn node_and_managers_via<O: Ops>(
     ops: &O,
     via: &str,
     node_id: &str,

@@ -596,13 +596,16 @@ impl<O: Ops> Runner<'_, O> {
     /// calls [`Runner::forget_via`] when its question goes unanswered and
     /// asks again ([`Runner::ask`] does both), and a wait's next poll probes.
     pub(crate) async fn via_last(&self, not: Option<&str>) -> anyhow::Result<String> {
-        let seen = self.via_seen.lock().ok().and_then(|v| v.clone());
-        if let Some(id) = seen
-            && Some(id.as_str()) != not
-        {
-            return Ok(id);
+        match self.known_via(not) {
+            Some(id) => Ok(id),
+            None => self.via(not).await,
         }
-        self.via(not).await
+    }
+
+    /// The manager that answered last, unless it is `not`.
+    fn known_via(&self, not: Option<&str>) -> Option<String> {
+        let seen = self.via_seen.lock().ok().and_then(|v| v.clone());
+        seen.filter(|id| Some(id.as_str()) != not)
     }
 
     /// Asks a manager (never `not`): the one that answered last, and when it
@@ -614,8 +617,7 @@ impl<O: Ops> Runner<'_, O> {
         not: Option<&str>,
         question: impl AsyncFn(&str) -> anyhow::Result<T>,
     ) -> anyhow::Result<anyhow::Result<T>> {
-        let known = self.via_seen.lock().ok().and_then(|v| v.clone());
-        if let Some(via) = known.filter(|id| Some(id.as_str()) != not) {
+        if let Some(via) = self.known_via(not) {
             match question(&via).await {
                 Ok(answer) => return Ok(Ok(answer)),
                 Err(_) => self.forget_via(),

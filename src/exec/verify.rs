@@ -239,15 +239,7 @@ async fn seen_from_other_manager<O: Ops>(
     node: &PlanNode,
     target: &EngineVersion,
 ) -> Result<(), String> {
-    let (me, managers) = run
-        .ask(Some(&node.id), async |via| {
-            node_and_managers(run.ops, via, &node.id, node.role)
-                .await
-                .map_err(anyhow::Error::msg)
-        })
-        .await
-        .and_then(|answer| answer)
-        .map_err(|e| format!("{e:#}"))?;
+    let (me, managers) = node_and_managers(run, node).await?;
     verified_from_outside(&me, &managers, target)
 }
 

@@ -13,6 +13,7 @@ use crate::exec::services;
 use crate::exec::wait;
 use crate::plan::{PlanNode, Step};
 use crate::playbook::Script;
+use crate::transport::Cmd;
 
 pub(crate) struct VerifyServices;
 
@@ -29,6 +30,13 @@ fn peer(cx: &Cx<'_>, n: &PlanNode) -> Option<IpAddr> {
     addr_of(cx, &other.id)
 }
 
+/// The service probe with `stdin`, then the playbook's `logs` script, as
+/// one command on the node.
+fn probe_cmd(cx: &Cx<'_>, n: &PlanNode, stdin: Vec<u8>) -> anyhow::Result<Cmd> {
+    let logs = cx.script_cmd_after(n, Script::Logs, &services::before_logs())?;
+    Ok(services::command(logs, stdin))
+}
+
 impl Action for VerifyServices {
     fn describe(&self, cx: &Cx<'_>, step: &Step) -> Description {
         let mut d = Description::default();
@@ -42,8 +50,8 @@ impl Action for VerifyServices {
             "a task runs on the node",
             Operation::api(on, Call::Services { all: false }),
         );
-        if let Ok(logs) = cx.script_cmd_after(n, Script::Logs, &services::before_logs()) {
-            d.once(Operation::command(&services::command(logs, vec![])));
+        if let Ok(cmd) = probe_cmd(cx, n, vec![]) {
+            d.once(Operation::command(&cmd));
         }
         d
     }
@@ -83,13 +91,10 @@ impl Action for VerifyServices {
             addr_of(s.cx(), &n.id),
             services::GRACE,
         );
-        let logs = s
-            .cx()
-            .script_cmd_after(n, Script::Logs, &services::before_logs())
-            .map_err(|e| StepError::Failed(format!("{e:#}")))?;
+        let cmd = probe_cmd(s.cx(), n, stdin).map_err(|e| StepError::Failed(format!("{e:#}")))?;
         let out = s
             .ops()
-            .run(s.id(), &services::command(logs, stdin))
+            .run(s.id(), &cmd)
             .await
             .map_err(|e| StepError::not_delivered(&n.host, e))?;
         if !out.success() {
