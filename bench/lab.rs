@@ -14,9 +14,11 @@
 //!   (`swarm_upgrade::exec::poll::Backoff`).
 //! - gaps: time inside a node's (or the run's) span when none of its steps
 //!   ran: the executor's own overhead between steps.
-//! - out-of-service window, per node: its drain step's start to the end of
+//! - out-of-service window, per node: its drain step's end to the end of
 //!   its restore-availability (the time the swarm could not schedule on
-//!   it), next to its floor: stop-engine + install + start-engine + verify
+//!   it; the availability update is the drain step's last request, and
+//!   what the step waits for before it, the node's services having room
+//!   elsewhere and the quorum guard, runs with the node in service), next to its floor: stop-engine + install + start-engine + verify
 //!   (what an upgrade cannot do without), and their ratio. Staging (the
 //!   `stage` step, before the drain) is outside the window by design.
 //! - round trips: the run's `traffic` record (SSH connections, commands and
@@ -475,7 +477,7 @@ fn node_windows(steps: &[Step], phase_of: &HashMap<usize, Phase>) -> Vec<Window>
             };
             Some(Window {
                 node: node.to_string(),
-                window: back.end - drain.start,
+                window: back.end - drain.end,
                 floor,
                 worker,
             })
@@ -504,7 +506,7 @@ fn windows(steps: &[Step], phase_of: &HashMap<usize, Phase>) {
         );
     }
     println!(
-        "  window: drain start to restore-availability end (out of service); floor: {}.",
+        "  window: drain (its availability update, the step's end) to restore-availability end (out of service); floor: {}.",
         FLOOR.join(" + ")
     );
     let workers: Vec<&Window> = list.iter().filter(|w| w.worker).collect();
@@ -603,7 +605,8 @@ mod tests {
         let w = node_windows(&steps, &HashMap::new());
         assert_eq!(w.len(), 1);
         assert!(w[0].worker);
-        assert!((w[0].window - 18.2).abs() < 1e-9, "{}", w[0].window);
+        // From the drain's availability update, its step's end.
+        assert!((w[0].window - 17.7).abs() < 1e-9, "{}", w[0].window);
         assert!((w[0].floor - 15.5).abs() < 1e-9, "{}", w[0].floor);
     }
 }

@@ -80,6 +80,21 @@ impl Setup {
     }
 
     fn with_key(sim: SimCluster, max_parallel: usize, unlock_key: Option<&str>) -> Setup {
+        Setup::planned(sim, max_parallel, unlock_key, &[])
+    }
+
+    /// Its nodes' packages staged before their drain, as the built-in
+    /// playbooks do.
+    fn staged(sim: SimCluster, max_parallel: usize) -> Setup {
+        Setup::planned(sim, max_parallel, None, &Playbooks::builtin().staged())
+    }
+
+    fn planned(
+        sim: SimCluster,
+        max_parallel: usize,
+        unlock_key: Option<&str>,
+        staged: &[swarm_upgrade::plan::Staged],
+    ) -> Setup {
         let gathered = sim.gathered(&pin());
         let plan = cluster::plan(
             &gathered,
@@ -95,7 +110,7 @@ impl Setup {
                 prepull: false,
                 reboot: false,
                 hooks: &[],
-                staged: &[],
+                staged,
             },
         );
         assert!(!plan.is_blocked(), "{:#?}", plan.findings);
@@ -597,6 +612,35 @@ async fn a_stuck_drain_times_out_and_the_node_gets_its_availability_back() {
     assert_eq!(sim.engine("w1").as_deref(), Some(OLD));
     assert_eq!(sim.availability("w1"), Availability::Active);
     assert!(!order_of(&sim.records(), Script::Stop).contains(&"w1".to_string()));
+}
+
+/// A staged node installs while its tasks drain, before its engine stops:
+/// when the drain then times out, undoing it puts its old packages back,
+/// and its engine, never stopped, runs on.
+#[tokio::test]
+async fn a_staged_node_whose_drain_times_out_after_its_install_gets_its_old_packages_back() {
+    let sim = cluster(2);
+    sim.slow_drain("w1", None);
+    let before = sim.installed("w1");
+    let mut s = Setup::staged(sim, 1);
+    s.opts.drain_timeout = Duration::from_millis(1);
+    assert!(s.step("w1", Action::Install) < s.step("w1", Action::WaitDrained));
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::RolledBack);
+    assert!(out.state.failure.unwrap().contains("wait-drained w1"));
+    let sim = &s.sim;
+    let records = sim.records();
+    let w1 = vec!["w1".to_string()];
+    assert_eq!(
+        order_of(&records, Script::Install),
+        ["m2", "m3", "m1", "w1"]
+    );
+    assert_eq!(order_of(&records, Script::Restore), w1);
+    assert!(!order_of(&records, Script::Stop).contains(&w1[0]));
+    assert_eq!(sim.installed("w1"), before);
+    assert_eq!(sim.engine("w1").as_deref(), Some(OLD));
+    assert_eq!(sim.availability("w1"), Availability::Active);
+    run_labels_gone(sim, "w1");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bollard::errors::Error as BollardError;
-use bollard::models::{ConfigSpec, NodeSpecAvailabilityEnum};
+use bollard::models::{ConfigSpec, Node, NodeSpecAvailabilityEnum};
 use bollard::query_parameters::{
     ListNodesOptions, ListServicesOptions, UpdateConfigOptions, UpdateNodeOptions,
 };
@@ -31,6 +31,11 @@ pub struct LiveOps {
     counts: std::sync::Mutex<HashMap<String, (u64, u64)>>,
     /// Per node ID: GET /info timeouts in a row.
     info_timeouts: std::sync::Mutex<HashMap<String, u32>>,
+    /// Per node ID: the node object as last read from a manager. An update
+    /// starts from it instead of reading it again: the swarm applies an
+    /// update only at the version it was read at, so one that is stale is
+    /// refused (out of sequence) and read again, never written over.
+    last_read: std::sync::Mutex<HashMap<String, Node>>,
 }
 
 impl LiveOps {
@@ -45,7 +50,22 @@ impl LiveOps {
             runtime_dir,
             counts: std::sync::Mutex::new(HashMap::new()),
             info_timeouts: std::sync::Mutex::new(HashMap::new()),
+            last_read: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    fn remember(&self, nodes: &[Node]) {
+        if let Ok(mut last) = self.last_read.lock() {
+            for n in nodes {
+                if let Some(id) = &n.id {
+                    last.insert(id.clone(), n.clone());
+                }
+            }
+        }
+    }
+
+    fn last_read(&self, node: &str) -> Option<Node> {
+        self.last_read.lock().ok()?.remove(node)
     }
 
     /// Counts `n` Engine API requests answered by `node`'s engine, and logs
@@ -78,6 +98,61 @@ impl LiveOps {
         let e = Engine::connect(self.host(node)?, &self.socket_dir(node)?).await?;
         engines.insert(node.to_string(), e.clone());
         Ok(e)
+    }
+
+    /// `GET /info` of `node`'s own engine; the first request may take
+    /// 2^`patience` s (see [`Ops::starting_engine_status`]).
+    async fn engine_status_from(&self, node: &str, patience: u32) -> anyhow::Result<EngineStatus> {
+        let host = self.host(node)?;
+        // Polled while the engine restarts, so straight over the forwarded
+        // socket on a fresh connection, without the API client (whose
+        // version negotiation and pooled keep-alive connections hung after a
+        // restart on the lab, making verify see the engine up to 10 s late).
+        // A healthy /info takes ms; the timeout starts at 1 s and doubles
+        // (to 8 s) with each timeout in a row, within one call too (up to
+        // 1 + 2 + 4 s): a single question (verify-services, a soak check)
+        // to an engine slowed by a busy host gets its answer in instead of
+        // stopping the run or failing a healthy node. A stopped engine
+        // refuses at once, so this does not slow noticing one.
+        // The limit is for the engine's answer: a master lost meanwhile (a
+        // bastion restarting) is reopened first, within its own bounds.
+        host.ensure_live().await?;
+        let dir = self.socket_dir(node)?;
+        let name = &host.target.name;
+        let mut tries = 0;
+        let info = loop {
+            tries += 1;
+            self.api(node, 1, "GET /info (fresh connection)");
+            let in_a_row = self
+                .info_timeouts
+                .lock()
+                .map_or(0, |m| m.get(node).copied().unwrap_or(0));
+            let limit = Duration::from_secs(1 << (in_a_row + patience).min(3));
+            let get = async {
+                let socket = host.forward_docker_socket(&dir).await?;
+                raw::get_json(&socket, "/info", &[]).await
+            };
+            let answer = tokio::time::timeout(limit, get).await;
+            if let Ok(mut m) = self.info_timeouts.lock() {
+                m.insert(
+                    node.to_string(),
+                    if answer.is_ok() { 0 } else { in_a_row + 1 },
+                );
+            }
+            match answer {
+                Ok(info) => break info.with_context(|| format!("host {name}: GET /info"))?,
+                // At most 1 + 2 + 4 s in one call (4 + 8 + 8 s starting);
+                // an engine already slow gets one try per call, as before.
+                Err(_) if tries < 3 && in_a_row < 2 => continue,
+                Err(_) => bail!(
+                    "host {name}: GET /info timed out ({} s, after {} tries)",
+                    limit.as_secs(),
+                    tries
+                ),
+            }
+        };
+        same_node(name, node, &info)?;
+        Ok(engine_status(&info))
     }
 
     fn socket_dir(&self, node: &str) -> anyhow::Result<PathBuf> {
@@ -256,7 +331,10 @@ impl Ops for LiveOps {
         let e = self.engine(via).await?;
         self.api(via, 1, &format!("GET /nodes/{node}"));
         match e.docker().inspect_node(node).await {
-            Ok(n) => Ok(Some(map::node(&n))),
+            Ok(n) => {
+                self.remember(std::slice::from_ref(&n));
+                Ok(Some(map::node(&n)))
+            }
             Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
@@ -277,6 +355,7 @@ impl Ops for LiveOps {
             }))
             .await
             .with_context(|| format!("host {}: GET /nodes?filters=role=manager", e.host))?;
+        self.remember(&nodes);
         Ok(nodes.iter().map(map::node).collect())
     }
 
@@ -284,11 +363,15 @@ impl Ops for LiveOps {
         let e = self.engine(via).await?;
         let d = e.docker();
         for attempt in 0.. {
-            self.api(via, 1, &format!("GET /nodes/{node}"));
-            let n = d
-                .inspect_node(node)
-                .await
-                .with_context(|| format!("host {}: GET /nodes/{node}", e.host))?;
+            let n = match self.last_read(node).filter(|_| attempt == 0) {
+                Some(n) => n,
+                None => {
+                    self.api(via, 1, &format!("GET /nodes/{node}"));
+                    d.inspect_node(node)
+                        .await
+                        .with_context(|| format!("host {}: GET /nodes/{node}", e.host))?
+                }
+            };
             let version = n
                 .version
                 .and_then(|v| v.index)
@@ -398,56 +481,13 @@ impl Ops for LiveOps {
     }
 
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
-        let host = self.host(node)?;
-        // Polled while the engine restarts, so straight over the forwarded
-        // socket on a fresh connection, without the API client (whose
-        // version negotiation and pooled keep-alive connections hung after a
-        // restart on the lab, making verify see the engine up to 10 s late).
-        // A healthy /info takes ms; the timeout starts at 1 s and doubles
-        // (to 8 s) with each timeout in a row, within one call too (up to
-        // 1 + 2 + 4 s): a single question (verify-services, a soak check)
-        // to an engine slowed by a busy host gets its answer in instead of
-        // stopping the run or failing a healthy node. A stopped engine
-        // refuses at once, so this does not slow noticing one.
-        // The limit is for the engine's answer: a master lost meanwhile (a
-        // bastion restarting) is reopened first, within its own bounds.
-        host.ensure_live().await?;
-        let dir = self.socket_dir(node)?;
-        let name = &host.target.name;
-        let mut tries = 0;
-        let info = loop {
-            tries += 1;
-            self.api(node, 1, "GET /info (fresh connection)");
-            let in_a_row = self
-                .info_timeouts
-                .lock()
-                .map_or(0, |m| m.get(node).copied().unwrap_or(0));
-            let limit = Duration::from_secs(1 << in_a_row.min(3));
-            let get = async {
-                let socket = host.forward_docker_socket(&dir).await?;
-                raw::get_json(&socket, "/info", &[]).await
-            };
-            let answer = tokio::time::timeout(limit, get).await;
-            if let Ok(mut m) = self.info_timeouts.lock() {
-                m.insert(
-                    node.to_string(),
-                    if answer.is_ok() { 0 } else { in_a_row + 1 },
-                );
-            }
-            match answer {
-                Ok(info) => break info.with_context(|| format!("host {name}: GET /info"))?,
-                // At most 1 + 2 + 4 s in one call; an engine already slow
-                // gets one try per call, as before.
-                Err(_) if tries < 3 && in_a_row < 2 => continue,
-                Err(_) => bail!(
-                    "host {name}: GET /info timed out ({} s, after {} tries)",
-                    limit.as_secs(),
-                    tries
-                ),
-            }
-        };
-        same_node(name, node, &info)?;
-        Ok(engine_status(&info))
+        self.engine_status_from(node, 0).await
+    }
+
+    async fn starting_engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
+        // 4 s, then 8 s: on the lab a restarted engine accepts its socket's
+        // connections 0.1 s after its start and answers 1.5–4 s later.
+        self.engine_status_from(node, 2).await
     }
 
     async fn image_id(&self, node: &str, image: &str) -> anyhow::Result<Option<String>> {

@@ -226,7 +226,7 @@ pub struct PlanRequest<'a> {
     pub hooks: &'a [crate::hooks::Hook],
     /// The methods whose playbook stages packages before the drain
     /// (`Playbooks::staged`).
-    pub staged: &'a [crate::version::resolve::Method],
+    pub staged: &'a [crate::plan::Staged],
 }
 
 /// Hooks naming a node the swarm does not have: bad input (exit 2).

@@ -121,6 +121,17 @@ pub trait Ops: Send + Sync {
         &self,
         node: &str,
     ) -> impl Future<Output = anyhow::Result<EngineStatus>> + Send;
+    /// As [`Ops::engine_status`], for an engine just started: one that
+    /// accepted the connection but does not answer yet (it answers once
+    /// initialised, seconds on a busy host) is given longer before the
+    /// request is given up, so one request sees it come up instead of a
+    /// string of timed-out ones.
+    fn starting_engine_status(
+        &self,
+        node: &str,
+    ) -> impl Future<Output = anyhow::Result<EngineStatus>> + Send {
+        self.engine_status(node)
+    }
     /// Runs a command on the node's host.
     fn run(&self, node: &str, cmd: &Cmd) -> impl Future<Output = anyhow::Result<CmdOutput>> + Send;
     /// Runs a command on the controller, the machine running swarm-upgrade

@@ -133,6 +133,15 @@ pub(crate) async fn undo<O: Ops>(
             .await
             .map_err(|e| fail("the old engine does not verify", e))?;
         detail.push(format!("engine {} verified", node.current));
+    } else if done(Action::Install) {
+        // A staged node installs while its tasks drain, before its engine
+        // stops: that engine still runs the old binaries, so putting the
+        // old packages back is all there is to undo.
+        let out = run
+            .script(failed, node, Script::Restore)
+            .await
+            .map_err(|e| fail("restoring the backup failed", e))?;
+        detail.push(format!("restored {}", super::package_lines(&out.stdout)));
     }
     if done(Action::Drain) {
         let via = run

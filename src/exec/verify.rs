@@ -102,7 +102,7 @@ pub(crate) async fn verify<O: Ops>(
     let mut unseen_since: Option<Instant> = None;
     let mut restarted = false;
     let result = poll::until(timeout, async || {
-        let st = match run.ops.engine_status(&node.id).await {
+        let st = match run.ops.starting_engine_status(&node.id).await {
             Ok(st) => st,
             Err(e) => {
                 // A dockerd that exited will not come back: fail fast

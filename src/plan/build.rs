@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 
 use crate::checks::Finding;
 use crate::facts::model::{Availability, Facts, NodeFacts, NodeState, Role};
-use crate::version::resolve::{Method, Resolution, ResolveError};
+use crate::version::resolve::{Resolution, ResolveError};
 use crate::version::{EngineVersion, engine_version_of};
 
-use super::model::{Action, Canary, ImageTransfer, Operation, PLAN_FORMAT, Plan, PlanNode};
+use super::model::{Action, Canary, ImageTransfer, Operation, PLAN_FORMAT, Plan, PlanNode, Staged};
 use super::select::Selection;
 use super::steps::Steps;
 
@@ -40,7 +40,7 @@ pub struct PlanOptions {
     pub hooks: Vec<crate::hooks::Hook>,
     /// The methods whose playbook has a `stage` script
     /// (`Playbooks::staged`): their nodes are staged before their drain.
-    pub staged: Vec<Method>,
+    pub staged: Vec<Staged>,
 }
 
 impl Default for PlanOptions {
@@ -372,6 +372,10 @@ mod tests {
     use crate::plan::testutil::{all_resolved, lab_facts, opts};
 
     fn staged_plan(max_parallel: usize, operation: Operation) -> Plan {
+        staged_plan_with(max_parallel, operation, true)
+    }
+
+    fn staged_plan_with(max_parallel: usize, operation: Operation, while_running: bool) -> Plan {
         let mut facts = lab_facts();
         // lab-m3 runs the pin already: nothing to stage there.
         for n in &mut facts.cluster.nodes {
@@ -381,7 +385,10 @@ mod tests {
         }
         let o = PlanOptions {
             operation,
-            staged: vec![Method::DebianApt],
+            staged: vec![Staged {
+                method: crate::version::resolve::Method::DebianApt,
+                while_running,
+            }],
             ..opts(max_parallel)
         };
         build(&facts, &all_resolved(&facts), vec![], &o)
@@ -409,6 +416,27 @@ mod tests {
                 };
                 let (stage, drain) = (of(Action::Stage), of(Action::Drain));
                 assert_eq!(stage.len(), 1, "{n}");
+                // Installed from its cache while its tasks drain.
+                let own: Vec<Action> = p
+                    .steps
+                    .iter()
+                    .filter(|s| s.node.as_deref() == Some(n) && s.batch == drain[0].batch)
+                    .map(|s| s.action)
+                    .take(7)
+                    .collect();
+                assert_eq!(
+                    own,
+                    [
+                        Action::Drain,
+                        Action::Install,
+                        Action::WaitDrained,
+                        Action::StopEngine,
+                        Action::Backup,
+                        Action::StartEngine,
+                        Action::Verify
+                    ],
+                    "{n}"
+                );
                 assert_eq!(stage[0].batch + 1, drain[0].batch, "{n}");
                 assert!(
                     p.steps
@@ -438,6 +466,24 @@ mod tests {
         }
     }
 
+    /// A method whose install needs the engine stopped (RPM scriptlets
+    /// restart docker) is staged, and installs after the backup.
+    #[test]
+    fn a_staged_method_that_installs_with_the_engine_stopped_installs_after_the_backup() {
+        let p = staged_plan_with(1, Operation::Upgrade, false);
+        assert!(p.steps.iter().any(|s| s.action == Action::Stage));
+        let installs: Vec<&crate::plan::Step> = p
+            .steps
+            .iter()
+            .filter(|s| s.action == Action::Install)
+            .collect();
+        assert_eq!(installs.len(), 4);
+        for i in installs {
+            let before = &p.steps[i.index - 2];
+            assert_eq!((before.action, &before.node), (Action::Backup, &i.node));
+        }
+    }
+
     #[test]
     fn restarts_and_unstaged_methods_have_no_stage_step() {
         let p = staged_plan(1, Operation::Restart);
@@ -445,6 +491,10 @@ mod tests {
         let facts = lab_facts();
         let p = build(&facts, &all_resolved(&facts), vec![], &opts(1));
         assert!(!p.steps.iter().any(|s| s.action == Action::Stage));
+        // Unstaged, a node installs with its engine stopped, after its backup.
+        let mut after_backup = p.steps.windows(2).filter(|w| w[0].action == Action::Backup);
+        assert!(after_backup.clone().count() > 0);
+        assert!(after_backup.all(|w| w[1].action == Action::Install));
         let rollback = crate::plan::rollback::build(
             &staged_plan(1, Operation::Upgrade),
             "r1",

@@ -20,7 +20,7 @@ pub(crate) mod testutil;
 pub use build::{PlanOptions, build};
 pub use file::{digest, load, save};
 pub use model::{
-    Action, Canary, ImageTransfer, Operation, PLAN_FORMAT, Phase, Plan, PlanNode, Step,
+    Action, Canary, ImageTransfer, Operation, PLAN_FORMAT, Phase, Plan, PlanNode, Staged, Step,
 };
 pub use render::{TABLE_WIDTH, json, table, table_with_width};
 pub use select::Selection;

@@ -150,6 +150,17 @@ impl PlanNode {
     }
 }
 
+/// A method whose playbook stages its packages before the drain
+/// (`Playbooks::staged`): its nodes get a `stage` step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staged {
+    pub method: Method,
+    /// Its `install` leaves a running engine alone (the playbook's
+    /// `install_while_running`): a node then installs right after its
+    /// drain, while the swarm moves its tasks off.
+    pub while_running: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {

@@ -7,12 +7,13 @@
 //! worker batch) are soaked after they are verified, and the run pauses
 //! after each when asked. A node whose method stages its packages gets a
 //! `stage` step in a batch of its own right before the batch that drains
-//! it (the workers of a batch staged together). Pure.
+//! it (the workers of a batch staged together), and installs right after
+//! its drain when its playbook's install leaves a running engine alone.
+//! Pure.
 
-use super::model::{Action, Canary, Phase, PlanNode, Step};
+use super::model::{Action, Canary, Phase, PlanNode, Staged, Step};
 use crate::facts::model::Availability;
 use crate::hooks::{Hook, HookPoint};
-use crate::version::resolve::Method;
 
 #[derive(Default)]
 pub(super) struct Steps {
@@ -24,7 +25,7 @@ pub(super) struct Steps {
     /// The operator's hooks: a `hook` step where any applies to the node.
     pub hooks: Vec<Hook>,
     /// The methods whose playbook has a `stage` script (upgrades only).
-    pub staged: Vec<Method>,
+    pub staged: Vec<Staged>,
 }
 
 impl Steps {
@@ -123,8 +124,7 @@ impl Steps {
         let staged: Vec<&PlanNode> = nodes
             .iter()
             .copied()
-            .filter(|n| !self.restart && !n.at_target() && !n.restarted)
-            .filter(|n| n.method.is_some_and(|m| self.staged.contains(&m)))
+            .filter(|n| self.staging(n).is_some())
             .collect();
         if staged.is_empty() {
             return;
@@ -133,6 +133,15 @@ impl Steps {
         for n in staged {
             self.push(phase, Some(n), Action::Stage, None);
         }
+    }
+
+    /// How `n` is staged, if it is: an upgrade by a method that stages.
+    fn staging(&self, n: &PlanNode) -> Option<Staged> {
+        if self.restart || n.at_target() || n.restarted {
+            return None;
+        }
+        let m = n.method?;
+        self.staged.iter().copied().find(|s| s.method == m)
     }
 
     /// The canaries' soak, in the current batch (nothing without a soak time).
@@ -179,7 +188,7 @@ impl Steps {
             return;
         }
         self.hook(phase, n, HookPoint::PreDrain);
-        for &action in actions {
+        for action in self.ordered(n, actions) {
             if action == Action::Drain && n.availability == Availability::Drain {
                 continue;
             }
@@ -191,6 +200,30 @@ impl Steps {
                 _ => {}
             }
         }
+    }
+
+    /// A node staged by a method whose install leaves a running engine
+    /// alone installs right after its drain, while the swarm moves its
+    /// tasks off (seconds of shutting them down, the node out of service
+    /// anyway): its packages are already in the host's cache and its old
+    /// ones backed up, and the package manager replaces files by rename, so
+    /// the running engine keeps its binaries until `stop-engine` (the
+    /// playbook keeps the package scripts from restarting it). The drained
+    /// window then holds wait, stop, start and verify. Any other node
+    /// installs with its engine stopped, after the backup.
+    fn ordered(&self, n: &PlanNode, actions: &[Action]) -> Vec<Action> {
+        let mut v = actions.to_vec();
+        if self.staging(n).is_some_and(|s| s.while_running)
+            && let Some(at) = v.iter().position(|&a| a == Action::Install)
+        {
+            v.remove(at);
+            let after_drain = v
+                .iter()
+                .position(|&a| a == Action::Drain)
+                .map_or(0, |d| d + 1);
+            v.insert(after_drain, Action::Install);
+        }
+        v
     }
 
     /// One step for the hooks at `at` that apply to the node, if any.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::error::usage;
 use crate::facts::model::{InitSystem, Role};
+use crate::plan::Staged;
 use crate::transport::Cmd;
 use crate::version::resolve::Method;
 
@@ -30,6 +31,13 @@ pub struct Playbook {
     /// such step for this method.
     #[serde(default)]
     pub stage: Option<String>,
+    /// `install` leaves a running engine alone (its package scripts are
+    /// kept from stopping or restarting it), so a staged node installs
+    /// right after its drain, while its tasks leave. Needs `stage` (which
+    /// secures the old packages first). Default false: the install runs
+    /// with the engine stopped, after `backup`.
+    #[serde(default)]
+    pub install_while_running: bool,
     pub backup: String,
     pub install: String,
     pub restore: String,
@@ -121,22 +129,33 @@ impl Playbooks {
 
     /// The methods whose playbook has a `stage` script: the planner gives
     /// their nodes a `stage` step before the drain.
-    pub fn staged(&self) -> Vec<Method> {
+    pub fn staged(&self) -> Vec<Staged> {
         [Method::DebianApt, Method::RhelDnf, Method::StaticBinaries]
             .into_iter()
             .filter(|m| self.get(*m).has_stage())
+            .map(|method| Staged {
+                method,
+                while_running: self.get(method).install_while_running,
+            })
             .collect()
     }
 }
 
 fn parse(text: &str, path: &Path) -> anyhow::Result<Playbook> {
-    serde_saphyr::from_str(text).map_err(|e| {
+    let pb: Playbook = serde_saphyr::from_str(text).map_err(|e| {
         usage(format!(
-            "{}: {}\n  a playbook has: name, description, engine {{systemd, sysvinit}} {{stop, start, logs, reboot (optional)}}, stage (optional), backup, install, restore",
+            "{}: {}\n  a playbook has: name, description, engine {{systemd, sysvinit}} {{stop, start, logs, reboot (optional)}}, stage (optional), install_while_running (optional), backup, install, restore",
             path.display(),
             e.to_string().trim_end()
         ))
-    })
+    })?;
+    if pb.install_while_running && !pb.has_stage() {
+        return Err(usage(format!(
+            "{}: `install_while_running: true` needs a `stage` script, which secures the installed packages before the install runs; add one, or remove install_while_running",
+            path.display()
+        )));
+    }
+    Ok(pb)
 }
 
 /// Where swarm-upgrade keeps its state on hosts (backups); the fact script
@@ -314,7 +333,19 @@ mod tests {
         let stage = pbs.get(Method::RhelDnf).stage.as_deref().unwrap();
         assert!(stage.contains("--downloadonly"), "{stage}");
         // The bundle of static-binaries is on the host already.
-        assert_eq!(pbs.staged(), vec![Method::DebianApt, Method::RhelDnf]);
+        // apt's install leaves the running engine alone (policy-rc.d); RPM
+        // scriptlets restart docker themselves.
+        let staged = |m, while_running| Staged {
+            method: m,
+            while_running,
+        };
+        assert_eq!(
+            pbs.staged(),
+            vec![
+                staged(Method::DebianApt, true),
+                staged(Method::RhelDnf, false)
+            ]
+        );
         assert_eq!(
             pbs.get(Method::StaticBinaries)
                 .script(Script::Stage, InitSystem::Systemd),
@@ -329,10 +360,26 @@ mod tests {
         let text = include_str!("../../playbooks/debian-apt.yaml");
         let start = text.find("\nstage: |").unwrap();
         let end = start + text[start..].find("\n\n").unwrap();
-        std::fs::write(&p, format!("{}{}", &text[..start], &text[end..])).unwrap();
+        let unstaged = format!("{}{}", &text[..start], &text[end..]);
+        // Installing with the engine running needs the old packages
+        // secured first, which only `stage` does.
+        std::fs::write(&p, &unstaged).unwrap();
+        let e = format!("{:#}", Playbooks::load(&[&p]).unwrap_err());
+        assert!(e.contains(&p.display().to_string()), "{e}");
+        assert!(
+            e.contains("`install_while_running: true` needs a `stage` script"),
+            "{e}"
+        );
+        std::fs::write(&p, unstaged.replace("install_while_running: true\n", "")).unwrap();
         let pbs = Playbooks::load(&[&p]).unwrap();
         assert_eq!(pbs.get(Method::DebianApt).stage, None);
-        assert_eq!(pbs.staged(), vec![Method::RhelDnf]);
+        assert_eq!(
+            pbs.staged(),
+            vec![Staged {
+                method: Method::RhelDnf,
+                while_running: false
+            }]
+        );
     }
 
     #[test]

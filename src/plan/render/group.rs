@@ -446,7 +446,10 @@ mod tests {
     fn staged_batches_table() {
         let facts = scale_facts(5, 14);
         let opts = crate::plan::PlanOptions {
-            staged: vec![crate::version::resolve::Method::DebianApt],
+            staged: vec![crate::plan::Staged {
+                method: crate::version::resolve::Method::DebianApt,
+                while_running: true,
+            }],
             ..crate::plan::testutil::opts(3)
         };
         let text = table_with(&build_for(&facts, &opts), 120, false);
