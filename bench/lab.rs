@@ -18,7 +18,8 @@
 //!   its restore-availability (the time the swarm could not schedule on
 //!   it; the availability update is the drain step's last request, and
 //!   what the step waits for before it, the node's services having room
-//!   elsewhere and the quorum guard, runs with the node in service), next to its floor: stop-engine + install + start-engine + verify
+//!   elsewhere and the quorum guard, runs with the node in service), next
+//!   to its floor: stop-engine + install + start-engine + verify
 //!   (what an upgrade cannot do without), and their ratio. Staging (the
 //!   `stage` step, before the drain) is outside the window by design.
 //! - round trips: the run's `traffic` record (SSH connections, commands and

@@ -363,7 +363,13 @@ impl Ops for LiveOps {
         let e = self.engine(via).await?;
         let d = e.docker();
         for attempt in 0.. {
-            let n = match self.last_read(node).filter(|_| attempt == 0) {
+            // A retry means the node changed since it was read: read it now.
+            let last = if attempt == 0 {
+                self.last_read(node)
+            } else {
+                None
+            };
+            let n = match last {
                 Some(n) => n,
                 None => {
                     self.api(via, 1, &format!("GET /nodes/{node}"));

@@ -96,7 +96,8 @@ pub(crate) async fn undo<O: Ops>(
             .map_err(|e| StepError::Halt(format!("draining {} again: {e:#}", node.name)))?;
         detail.push("drained again".to_string());
     }
-    if done(Action::StopEngine) {
+    let stopped = done(Action::StopEngine);
+    if stopped {
         // I1: the engine may be running (a verify that timed out): stopping
         // a manager again needs the guard, like any other stop.
         if node.role == Role::Manager {
@@ -117,13 +118,17 @@ pub(crate) async fn undo<O: Ops>(
                 .await
                 .map_err(|e| StepError::not_delivered(&node.host, e))?;
         }
-        if done(Action::Install) {
-            let out = run
-                .script(failed, node, Script::Restore)
-                .await
-                .map_err(|e| fail("restoring the backup failed", e))?;
-            detail.push(format!("restored {}", super::package_lines(&out.stdout)));
-        }
+    }
+    // With its engine stopped now, or still running its old binaries: a
+    // staged node installs while its tasks drain, before its engine stops.
+    if done(Action::Install) {
+        let out = run
+            .script(failed, node, Script::Restore)
+            .await
+            .map_err(|e| fail("restoring the backup failed", e))?;
+        detail.push(format!("restored {}", super::package_lines(&out.stdout)));
+    }
+    if stopped {
         run.script(failed, node, Script::Start)
             .await
             .map_err(|e| fail("starting the old engine failed", e))?;
@@ -133,15 +138,6 @@ pub(crate) async fn undo<O: Ops>(
             .await
             .map_err(|e| fail("the old engine does not verify", e))?;
         detail.push(format!("engine {} verified", node.current));
-    } else if done(Action::Install) {
-        // A staged node installs while its tasks drain, before its engine
-        // stops: that engine still runs the old binaries, so putting the
-        // old packages back is all there is to undo.
-        let out = run
-            .script(failed, node, Script::Restore)
-            .await
-            .map_err(|e| fail("restoring the backup failed", e))?;
-        detail.push(format!("restored {}", super::package_lines(&out.stdout)));
     }
     if done(Action::Drain) {
         let via = run
