@@ -17,7 +17,7 @@ use swarm_upgrade::exec::dry_run::{self, RunDescription};
 use swarm_upgrade::exec::events::Event;
 use swarm_upgrade::exec::lease::{Control, Lease, LeaseOutcome};
 use swarm_upgrade::exec::operation::{Call, Description, On, Operation};
-use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, TaskStops, Traffic};
+use swarm_upgrade::exec::ops::{EngineStatus, Events, NodeUpdate, Ops, Task, Traffic};
 use swarm_upgrade::exec::rundir::RunDir;
 use swarm_upgrade::exec::runner::{RunOptions, Runner};
 use swarm_upgrade::exec::state::{RunState, RunStatus, StepStatus};
@@ -281,12 +281,28 @@ impl Ops for Recorder<'_> {
         });
         self.sim.tasks(via, ids).await
     }
-    async fn task_stops<'a>(&'a self, node: &str) -> anyhow::Result<TaskStops<'a>> {
+    async fn task_stops<'a>(&'a self, node: &str) -> anyhow::Result<Events<'a>> {
         self.saw(Seen::OnNode(
             node.into(),
             Operation::api(On::Node, Call::TaskStops),
         ));
         self.sim.task_stops(node).await
+    }
+    async fn node_changes<'a>(&'a self, via: &str, node: &str) -> anyhow::Result<Events<'a>> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: Some(node.into()),
+            call: Call::NodeChanges,
+        });
+        self.sim.node_changes(via, node).await
+    }
+    async fn lease_changes<'a>(&'a self, via: &str) -> anyhow::Result<Events<'a>> {
+        self.saw(Seen::Via {
+            via: via.into(),
+            about: None,
+            call: Call::LeaseChanges,
+        });
+        self.sim.lease_changes(via).await
     }
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         self.saw(Seen::OnNode(

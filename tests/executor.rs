@@ -95,6 +95,16 @@ impl Setup {
         unlock_key: Option<&str>,
         staged: &[swarm_upgrade::plan::Staged],
     ) -> Setup {
+        Setup::with_canary(sim, max_parallel, unlock_key, staged, Default::default())
+    }
+
+    fn with_canary(
+        sim: SimCluster,
+        max_parallel: usize,
+        unlock_key: Option<&str>,
+        staged: &[swarm_upgrade::plan::Staged],
+        canary: swarm_upgrade::plan::Canary,
+    ) -> Setup {
         let gathered = sim.gathered(&pin());
         let plan = cluster::plan(
             &gathered,
@@ -104,7 +114,7 @@ impl Setup {
                 waived: &[],
                 unlock_key: unlock_key.is_some(),
                 hazards: &swarm_upgrade::hazards::Catalogue::builtin(),
-                canary: Default::default(),
+                canary,
                 operation: swarm_upgrade::plan::Operation::Upgrade,
                 selection: &swarm_upgrade::plan::Selection::default(),
                 prepull: false,
@@ -793,6 +803,54 @@ async fn a_crash_while_the_engine_stops_is_resumed_to_the_end() {
 }
 
 // ----- the quorum guard -------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_canary_cut_off_in_the_middle_of_its_soak_is_judged_at_once_not_at_its_next_check() {
+    let canary = swarm_upgrade::plan::Canary {
+        soak_secs: 30,
+        soak_checks: 3,
+        pause: false,
+    };
+    let s = Setup::with_canary(cluster(2), 1, None, &[], canary);
+    let soak = s
+        .plan
+        .steps
+        .iter()
+        .find(|st| st.action == Action::Soak)
+        .unwrap();
+    let (soak_i, name) = (soak.index, soak.node.clone().unwrap());
+    let started_at = Mutex::new(None);
+    let failed_at = Mutex::new(None);
+    let hook = |e: &Event, sim: &SimCluster, _: &AtomicBool| {
+        if started(e, soak_i) {
+            *started_at.lock().unwrap() = Some(tokio::time::Instant::now());
+            // Cut off once the soak watches it; its first check is due at 10 s.
+            sim.partition_after(&name, Duration::from_secs(3));
+        }
+        // Its rollback needs the managers to see it again.
+        if matches!(e, Event::RollbackStarted { .. }) {
+            sim.partition(&name, false);
+        }
+        if matches!(e, Event::StepFailed { index, .. } if *index == soak_i) {
+            *failed_at.lock().unwrap() = Some(tokio::time::Instant::now());
+        }
+    };
+    let out = s.fresh(&hook).await;
+    assert_eq!(
+        out.status(),
+        RunStatus::RolledBack,
+        "{:?}",
+        out.state.failure
+    );
+    let failure = out.state.failure.clone().unwrap_or_default();
+    assert!(failure.contains("soak check 1 of 3"), "{failure}");
+    let took = failed_at.lock().unwrap().unwrap() - started_at.lock().unwrap().unwrap();
+    assert!(
+        took < Duration::from_secs(6),
+        "the cut was seen {took:?} into the soak, not at once: {failure}"
+    );
+    assert_quorum_held(&s.sim);
+}
 
 #[tokio::test]
 async fn a_manager_unreachable_for_a_moment_is_waited_for() {

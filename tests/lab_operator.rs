@@ -166,6 +166,21 @@ fn b_pause_from_another_process_waits_at_a_safe_point_and_continue_finishes() {
         Some("paused".into()),
         "the run pauses"
     );
+    // At the first safe point after the pause was asked: the lease's event
+    // stream told the run at the boundary right after the canary's soak.
+    let j = journal(state.path());
+    let started_meanwhile: Vec<_> = j
+        .iter()
+        .skip_while(|e| !(e["event"] == "step-started" && e["action"] == "soak"))
+        .skip(1)
+        .take_while(|e| e["event"] != "paused")
+        .filter(|e| e["event"] == "step-started")
+        .map(|e| format!("{} {}", e["node"], e["action"]))
+        .collect();
+    assert!(
+        started_meanwhile.is_empty(),
+        "steps started between the pause and the run pausing: {started_meanwhile:?}"
+    );
     // Paused at a safe point: every engine answers, every manager reachable.
     let st = lab.status().unwrap();
     for n in &st.nodes {

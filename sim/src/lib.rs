@@ -350,6 +350,20 @@ impl SimCluster {
         });
     }
 
+    /// The node is cut off from the other managers `after` from now
+    /// (until [`SimCluster::partition`] heals it).
+    pub fn partition_after(&self, name: &str, after: Duration) {
+        self.with_node(name, |w, i| {
+            w.schedule(
+                after,
+                world::Ev::Link {
+                    node: i,
+                    partitioned: true,
+                },
+            );
+        });
+    }
+
     /// The node's published ports stop answering once it runs engine
     /// `version` (upstream, e.g. `26.1.5`): an upgrade that loses them.
     pub fn close_ports(&self, name: &str, version: &str) {

@@ -1,9 +1,11 @@
 //! The executor's [`Ops`] over the simulated cluster: the same calls, the
 //! same failure modes (engine down, no leader, SSH lost), in memory.
 
+use std::task::Poll;
+
 use swarm_upgrade::exec::lease::expired;
 use swarm_upgrade::exec::lease::{Control, Lease, LeaseLost, LeaseOutcome};
-use swarm_upgrade::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, TaskStops, Traffic};
+use swarm_upgrade::exec::ops::{EngineStatus, Events, NodeUpdate, Ops, Task, Traffic};
 use swarm_upgrade::exec::poll::Backoff;
 use swarm_upgrade::facts::model::{NodeFacts, Role, ServiceFacts};
 use swarm_upgrade::transport::{Cmd, CmdOutput};
@@ -107,7 +109,7 @@ impl Ops for SimCluster {
         })?)
     }
 
-    async fn task_stops<'a>(&'a self, node: &str) -> anyhow::Result<TaskStops<'a>> {
+    async fn task_stops<'a>(&'a self, node: &str) -> anyhow::Result<Events<'a>> {
         // Containers of the node's tasks, as its engine would count them.
         let containers = |w: &World, i: usize| {
             w.nodes[i]
@@ -140,8 +142,19 @@ impl Ops for SimCluster {
                 before = now;
             }
         });
-        Ok(TaskStops::new(stops))
+        Ok(Events::new(stops))
     }
+    async fn lease_changes<'a>(&'a self, via: &str) -> anyhow::Result<Events<'a>> {
+        self.changes(via, |w: &World| w.lease.clone())
+    }
+
+    async fn node_changes<'a>(&'a self, via: &str, node: &str) -> anyhow::Result<Events<'a>> {
+        let node = node.to_string();
+        self.changes(via, move |w: &World| {
+            w.node_by_id(&node).ok().map(|j| w.node_facts(j))
+        })
+    }
+
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
         Ok(self.with(|w| {
             let i = w.node_by_id(node)?;
@@ -306,5 +319,48 @@ fn held_by(w: &World, run_id: &str) -> Result<Control, String> {
             other.run_id, other.owner
         )),
         None => Err("it is gone from the swarm (expired and removed)".to_string()),
+    }
+}
+
+impl SimCluster {
+    /// A manager's event stream as `via` would hold it open: an event once
+    /// what `seen` reads of the world differs from what it read when the
+    /// stream opened (a manager reports every write of a swarm object),
+    /// seen as soon as the stream is looked at; the stream ends with that
+    /// manager's engine or host. The timer only wakes a task waiting on it.
+    fn changes<'a, T: PartialEq + Send + 'a>(
+        &'a self,
+        via: &str,
+        seen: impl Fn(&World) -> T + Send + 'a,
+    ) -> anyhow::Result<Events<'a>> {
+        let (i, before) = self.with(|w| Ok::<_, SimError>((w.api(via)?, seen(w))))?;
+        let mut before = Some(before);
+        let mut tick = Box::pin(tokio::time::sleep(Backoff::FIRST));
+        let changes = futures_util::stream::poll_fn(move |cx| {
+            let Some(then) = &before else {
+                return Poll::Ready(None);
+            };
+            let now = self.with(|w| {
+                let n = &w.nodes[i];
+                (!n.faults.ssh_lost && n.engine_up).then(|| seen(w))
+            });
+            match now {
+                None => {
+                    before = None;
+                    return Poll::Ready(None);
+                }
+                Some(now) if &now != then => {
+                    before = Some(now);
+                    return Poll::Ready(Some(Ok(())));
+                }
+                Some(_) => {}
+            }
+            while tick.as_mut().poll(cx).is_ready() {
+                tick.as_mut()
+                    .reset(tokio::time::Instant::now() + Backoff::FIRST);
+            }
+            Poll::Pending
+        });
+        Ok(Events::new(changes))
     }
 }

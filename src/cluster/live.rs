@@ -17,8 +17,8 @@ use crate::engine::{Engine, map, raw};
 use crate::exec::lease::{
     Control, LEASE_NAME, Lease, LeaseLost, LeaseOutcome, expired_on_swarm_clock,
 };
-use crate::exec::operation::TASK_STOPS;
-use crate::exec::ops::{EngineStatus, NodeUpdate, Ops, Task, TaskStops, Traffic};
+use crate::exec::operation::{LEASE_CHANGES, TASK_STOPS};
+use crate::exec::ops::{EngineStatus, Events, NodeUpdate, Ops, Task, Traffic};
 use crate::facts::model::{Availability, NodeFacts, ServiceFacts};
 use crate::transport::ssh::SshHost;
 use crate::transport::{Cmd, CmdOutput, Transport};
@@ -98,6 +98,36 @@ impl LiveOps {
         let e = Engine::connect(self.host(node)?, &self.socket_dir(node)?).await?;
         engines.insert(node.to_string(), e.clone());
         Ok(e)
+    }
+
+    /// `GET /events` of `node`'s engine with `filter`, held open (`what`:
+    /// what it is for, in the log).
+    async fn events<'a>(
+        &'a self,
+        node: &str,
+        filter: &str,
+        what: &str,
+    ) -> anyhow::Result<Events<'a>> {
+        // On a fresh connection over the forwarded socket, like /info: the
+        // pooled API client's connections are for short requests.
+        let host = self.host(node)?;
+        host.ensure_live().await?;
+        let socket = host.forward_docker_socket(&self.socket_dir(node)?).await?;
+        self.api(node, 1, &format!("GET /events ({what}, held open)"));
+        let chunks = raw::open_stream(&socket, "/events", &[("filters", filter)]).await?;
+        // Each chunk is one or more events; the stream ends with the
+        // connection (the engine stopped).
+        Ok(Events::new(futures_util::stream::unfold(
+            Some(chunks),
+            |chunks| async move {
+                let mut chunks = chunks?;
+                match chunks.next().await {
+                    Ok(Some(_)) => Some((Ok(()), Some(chunks))),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e), None)),
+                }
+            },
+        )))
     }
 
     /// `GET /info` of `node`'s own engine; the first request may take
@@ -463,27 +493,19 @@ impl Ops for LiveOps {
             .unwrap_or_default())
     }
 
-    async fn task_stops<'a>(&'a self, node: &str) -> anyhow::Result<TaskStops<'a>> {
-        // On a fresh connection over the forwarded socket, like /info: the
-        // pooled API client's connections are for short requests.
-        let host = self.host(node)?;
-        host.ensure_live().await?;
-        let socket = host.forward_docker_socket(&self.socket_dir(node)?).await?;
-        self.api(node, 1, "GET /events (task containers dying, held open)");
-        let chunks = raw::open_stream(&socket, "/events", &[("filters", TASK_STOPS)]).await?;
-        // Each chunk is one or more events; the stream ends with the
-        // connection (the engine stopped).
-        Ok(TaskStops::new(futures_util::stream::unfold(
-            Some(chunks),
-            |chunks| async move {
-                let mut chunks = chunks?;
-                match chunks.next().await {
-                    Ok(Some(_)) => Some((Ok(()), Some(chunks))),
-                    Ok(None) => None,
-                    Err(e) => Some((Err(e), None)),
-                }
-            },
-        )))
+    async fn task_stops<'a>(&'a self, node: &str) -> anyhow::Result<Events<'a>> {
+        self.events(node, TASK_STOPS, "task containers dying").await
+    }
+
+    async fn node_changes<'a>(&'a self, via: &str, node: &str) -> anyhow::Result<Events<'a>> {
+        let filter = serde_json::json!({"type": ["node"], "node": [node]}).to_string();
+        self.events(via, &filter, &format!("changes to node {node}"))
+            .await
+    }
+
+    async fn lease_changes<'a>(&'a self, via: &str) -> anyhow::Result<Events<'a>> {
+        self.events(via, LEASE_CHANGES, "the run lease's changes")
+            .await
     }
 
     async fn engine_status(&self, node: &str) -> anyhow::Result<EngineStatus> {
@@ -524,7 +546,9 @@ impl Ops for LiveOps {
         // A command may have restarted the node's engine; the API client's
         // pooled connections would then lead to the old one and hang. The
         // next request connects afresh (through the same socket forward).
-        self.engines.lock().await.remove(node);
+        if !cmd.keeps_engine {
+            self.engines.lock().await.remove(node);
+        }
         out
     }
 

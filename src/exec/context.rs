@@ -155,7 +155,14 @@ impl<'a> Cx<'a> {
         self.playbooks
             .get(n.method.unwrap_or(Method::DebianApt))
             .command_after(which, init, &script_env(n, self.backup_run()), before)
-            .map(|c| c.timeout(self.opts.script_timeout))
+            .map(|c| {
+                let c = c.timeout(self.opts.script_timeout);
+                // Scripts that never start, stop or restart the engine.
+                match which {
+                    Script::Stage | Script::Backup | Script::Logs => c.keeps_engine(),
+                    _ => c,
+                }
+            })
     }
 }
 

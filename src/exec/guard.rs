@@ -3,11 +3,14 @@
 //! Asked live, through another manager: facts from planning may be stale.
 
 use std::convert::Infallible;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::context::{Cx, StepError, VIA_STALE};
 use super::operation::{Call, Description, Operation};
-use super::ops::Ops;
-use super::poll::{self, Attempt, Unmet};
+use super::ops::{Events, Ops};
+use super::poll::{self, Attempt, Backoff, Unmet};
 use super::runner::Runner;
 use crate::facts::model::{NodeFacts, NodeState, Role};
 use crate::plan::PlanNode;
@@ -39,6 +42,10 @@ pub(crate) fn describe(cx: &Cx<'_>, node: &PlanNode) -> Description {
         Role::Worker => {
             d.until(HOLDS, Operation::api(on.clone(), Call::InspectNode));
             d.when(
+                "the node is not ready yet",
+                Operation::api(on.clone(), Call::NodeChanges),
+            );
+            d.when(
                 "the node has become a manager",
                 Operation::api(on, Call::ListManagers),
             );
@@ -50,23 +57,62 @@ pub(crate) fn describe(cx: &Cx<'_>, node: &PlanNode) -> Description {
 /// May `node` go down now? A manager can look unreachable for a heartbeat
 /// or two on a busy host: the cluster gets `guard_timeout` to be whole
 /// before the guard refuses (a precondition failure: nothing was changed).
+///
+/// A worker not ready yet (seen down for seconds after the leader's
+/// restart) is asked about again when the swarm records a change to it (a
+/// manager's node events), not every quarter second. A manager's quorum
+/// also rests on which manager leads, which no node event announces: that
+/// wait polls.
 pub(crate) async fn check<O: Ops>(
     run: &Runner<'_, O>,
     node: &PlanNode,
     expect: Expect,
 ) -> Result<(), StepError> {
     let timeout = run.cx.opts.guard_timeout;
-    poll::until(timeout, async || match once(run, node, expect).await {
+    let mut changes: Option<Events<'_>> = None;
+    let mut tried = false;
+    let poll = async || match once(run, node, expect).await {
         Ok(()) => Attempt::Done(()),
         Err(why) => Attempt::<(), Infallible>::NotYet(why),
-    })
-    .await
-    .map(|_| ())
-    .map_err(|e| match e {
-        Unmet::TimedOut(why) => StepError::Precondition(why),
-        Unmet::Failed(never) => match never {},
-    })
+    };
+    let wait = async |backoff: &mut Backoff, left: Duration| {
+        if node.role != Role::Worker {
+            return backoff.sleep().await;
+        }
+        if !tried {
+            tried = true;
+            changes = run
+                .ask(Some(&node.id), async |via| {
+                    run.ops.node_changes(via, &node.id).await
+                })
+                .await
+                .and_then(|opened| opened)
+                .ok();
+        }
+        let Some(events) = changes.as_mut() else {
+            return backoff.sleep().await;
+        };
+        let started = Instant::now();
+        match events.next(WAKE.min(left)).await {
+            Ok(event) => backoff.woke(started.elapsed(), event),
+            Err(_) => {
+                changes = None;
+                backoff.sleep().await;
+            }
+        }
+    };
+    poll::until_woken(timeout, poll, wait)
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            Unmet::TimedOut(why) => StepError::Precondition(why),
+            Unmet::Failed(never) => match never {},
+        })
 }
+
+/// The longest a worker's wait goes without asking while the swarm records
+/// no change to it: a change can come between a poll and the stream's start.
+const WAKE: Duration = Duration::from_secs(2);
 
 async fn once<O: Ops>(run: &Runner<'_, O>, node: &PlanNode, expect: Expect) -> Result<(), String> {
     let (me, managers) = node_and_managers(run, node).await?;

@@ -3,14 +3,49 @@
 //! passed and by a background heartbeat every third of its TTL (a script may
 //! take 15 minutes, a drain 5), and, once it is another run's or gone, the
 //! run stops at its next safe point with the reason journaled (I5).
+//!
+//! Between two boundaries the lease is watched: a manager's event stream of
+//! the lease's config, opened before the read it follows. While that stream
+//! is open and quiet, the lease is as last read, and the boundary needs no
+//! request; any event, the stream ending (that manager restarting, its SSH
+//! connection lost) or a minute passing makes the next boundary read it
+//! again.
+
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::events::Event;
 use super::lease::{Control, LeaseLost};
 use super::operation::{Call, Description, On, Operation};
-use super::ops::Ops;
+use super::ops::{Events, Ops};
 use super::runner::Runner;
+
+/// The longest a quiet watch stands in for reading the lease. A quiet
+/// stream cannot tell a manager that still hears the swarm from one cut off
+/// from it; a read can, so one is made at least this often.
+pub(super) const WATCH_TRUSTED: Duration = Duration::from_secs(60);
+
+/// The lease as last read at a boundary, and its changes since.
+pub(crate) struct LeaseWatch<'a> {
+    changes: Events<'a>,
+    control: Control,
+    read: Instant,
+}
+
+impl LeaseWatch<'_> {
+    /// The operator's request in the lease, when nothing changed it since
+    /// it was read; `None`: read it again.
+    async fn unchanged(&mut self) -> Option<Control> {
+        if self.read.elapsed() >= WATCH_TRUSTED {
+            return None;
+        }
+        match self.changes.next(Duration::ZERO).await {
+            Ok(false) => Some(self.control),
+            Ok(true) | Err(_) => None,
+        }
+    }
+}
 
 impl<O: Ops> Runner<'_, O> {
     /// Renews the lease; returns the operator's request it holds (`None`
@@ -32,19 +67,39 @@ impl<O: Ops> Runner<'_, O> {
 
     async fn lease_control(&self, renew: bool) -> Result<Option<Control>, String> {
         let mut last = self.lease_renewed.lock().await;
+        let mut watch = self.lease_watch.lock().await;
+        if !renew
+            && let Some(w) = watch.as_mut()
+            && let Some(control) = w.unchanged().await
+        {
+            return Ok(Some(control));
+        }
+        // Our own write would show in the stream: the next read opens a new one.
+        *watch = None;
         let lease = self.lease(&*self.state.lock().await);
         let answer = self
             .ask(None, async |via| match renew {
-                true => self.ops.renew_lease(via, &lease).await,
-                false => self.ops.read_lease(via, &lease).await,
+                true => Ok((self.ops.renew_lease(via, &lease).await?, None)),
+                false => {
+                    // Listening first: a change after the read is in the stream.
+                    // Without a stream (an engine that cannot hold one open)
+                    // every boundary reads.
+                    let changes = self.ops.lease_changes(via).await.ok();
+                    Ok((self.ops.read_lease(via, &lease).await?, changes))
+                }
             })
             .await
             .and_then(|answer| answer);
         match answer {
-            Ok(control) => {
+            Ok((control, changes)) => {
                 if renew {
                     *last = Instant::now();
                 }
+                *watch = changes.map(|changes| LeaseWatch {
+                    changes,
+                    control,
+                    read: Instant::now(),
+                });
                 Ok(Some(control))
             }
             Err(e) => match e.downcast_ref::<LeaseLost>() {
@@ -70,6 +125,12 @@ impl<O: Ops> Runner<'_, O> {
                 return std::future::pending().await;
             }
         }
+    }
+
+    /// The run wrote its lease itself (`pause`): the next boundary reads
+    /// it, not waiting for the write's event to arrive.
+    pub(crate) async fn forget_lease_watch(&self) {
+        *self.lease_watch.lock().await = None;
     }
 
     /// Records (once) that the lease is lost; the batches stop at the next
@@ -101,7 +162,9 @@ pub(crate) fn describe_lease() -> [(&'static str, Description); 3] {
     start.once(Operation::api(On::Manager, Call::AcquireLease));
     let mut between = Description::default();
     probe(&mut between);
-    between.once(Operation::api(On::Manager, Call::ReadLease));
+    let changed = "the lease changed, its watch ended, or a minute passed since it was read";
+    between.when(changed, Operation::api(On::Manager, Call::LeaseChanges));
+    between.when(changed, Operation::api(On::Manager, Call::ReadLease));
     between.when(
         "a third of the lease TTL passed since its renewal (instead of the read)",
         Operation::api(On::Manager, Call::RenewLease),

@@ -30,6 +30,10 @@ pub enum On {
 pub const TASK_STOPS: &str =
     r#"{"type":["container"],"event":["die"],"label":["com.docker.swarm.task.id"]}"#;
 
+/// The filter of [`Call::LeaseChanges`]: the run lease's config created,
+/// updated or removed (swarm events, which every manager reports).
+pub const LEASE_CHANGES: &str = r#"{"type":["config"],"config":["swarm-upgrade-lease"]}"#;
+
 /// One request, named as the Engine API names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
@@ -47,6 +51,10 @@ pub enum Call {
     /// `GET /events` filtered by [`TASK_STOPS`], on the node's own engine,
     /// held open while a wait lasts.
     TaskStops,
+    /// `GET /events?filters={"type":["node"],"node":[id]}` on a manager:
+    /// the node acted on as the swarm records it, held open while a wait
+    /// for it lasts.
+    NodeChanges,
     /// `GET /services?status=true`, of every service or of those running a
     /// task on the node acted on.
     Services { all: bool },
@@ -60,6 +68,9 @@ pub enum Call {
     RenewLease,
     /// `GET /configs/{name}`: still this run's, and the operator's request.
     ReadLease,
+    /// `GET /events` filtered by [`LEASE_CHANGES`], held open from one read
+    /// of the lease to the next.
+    LeaseChanges,
     /// `GET` + `DELETE /configs/{name}` when it is this run's.
     ReleaseLease,
     /// `GET` + `POST /configs/{name}/update`: an operator's request
@@ -259,6 +270,9 @@ impl Call {
             Call::UpdateNode(u) => format!("POST /nodes/{id}/update {u}"),
             Call::NodeTasks => format!(r#"GET /tasks?filters={{"node":["{id}"]}}"#),
             Call::TaskStops => format!("GET /events?filters={TASK_STOPS} (held open)"),
+            Call::NodeChanges => {
+                format!(r#"GET /events?filters={{"type":["node"],"node":["{id}"]}} (held open)"#)
+            }
             Call::Services { all: true } => "GET /services?status=true".into(),
             Call::Services { all: false } => {
                 "GET /services?status=true&filters={\"id\":[services with a task on the node]}"
@@ -280,6 +294,7 @@ impl Call {
             Call::ReadLease => {
                 "GET /configs/swarm-upgrade-lease (still this run's; pause or abort asked)".into()
             }
+            Call::LeaseChanges => format!("GET /events?filters={LEASE_CHANGES} (held open)"),
             Call::ReleaseLease => {
                 "GET /configs/swarm-upgrade-lease, DELETE it when it is this run's".into()
             }
@@ -309,5 +324,17 @@ impl fmt::Display for NodeUpdate {
             parts.push(format!("label {k} removed"));
         }
         write!(f, "{}", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_watch_filters_on_the_lease_itself() {
+        let filter: serde_json::Value = serde_json::from_str(LEASE_CHANGES).unwrap();
+        assert_eq!(filter["config"][0], crate::exec::lease::LEASE_NAME);
+        assert_eq!(filter["type"][0], "config");
     }
 }

@@ -45,18 +45,20 @@ pub struct Traffic {
 /// A task as far as draining is concerned.
 pub type Task = TaskFacts;
 
-/// A node's own engine saying when a container of a swarm task stops (its
-/// `die` events), so that a wait asks the manager then instead of every
-/// quarter second.
-pub struct TaskStops<'a>(Pin<Box<dyn Stream<Item = anyhow::Result<()>> + Send + 'a>>);
+/// An engine's event stream (`GET /events` held open, filtered to what a
+/// wait or a watch cares about), so that the executor asks again when
+/// something happened instead of on a timer: a node's task containers
+/// dying, the run lease changing.
+pub struct Events<'a>(Pin<Box<dyn Stream<Item = anyhow::Result<()>> + Send + 'a>>);
 
-impl<'a> TaskStops<'a> {
-    /// Each item: at least one task's container stopped.
-    pub fn new(stops: impl Stream<Item = anyhow::Result<()>> + Send + 'a) -> TaskStops<'a> {
-        TaskStops(Box::pin(stops))
+impl<'a> Events<'a> {
+    /// Each item: at least one event.
+    pub fn new(events: impl Stream<Item = anyhow::Result<()>> + Send + 'a) -> Events<'a> {
+        Events(Box::pin(events))
     }
 
-    /// Waits up to `within` for the next stop: `Ok(true)` one came,
+    /// Waits up to `within` for the next event (`Duration::ZERO`: only
+    /// looks at what already arrived): `Ok(true)` one came,
     /// `Ok(false)` none did. `Err`: the stream failed or ended (the engine
     /// went away); the caller polls instead.
     pub async fn next(&mut self, within: Duration) -> anyhow::Result<bool> {
@@ -115,7 +117,7 @@ pub trait Ops: Send + Sync {
     fn task_stops<'a>(
         &'a self,
         node: &str,
-    ) -> impl Future<Output = anyhow::Result<TaskStops<'a>>> + Send;
+    ) -> impl Future<Output = anyhow::Result<Events<'a>>> + Send;
     /// The node's own engine (fails while it is stopped).
     fn engine_status(
         &self,
@@ -137,6 +139,21 @@ pub trait Ops: Send + Sync {
     /// Runs a command on the controller, the machine running swarm-upgrade
     /// (operator hooks); a timeout kills it and is an exit status of 124.
     fn run_local(&self, cmd: &Cmd) -> impl Future<Output = anyhow::Result<CmdOutput>> + Send;
+    /// Starts listening to `via`'s engine for changes to the run lease
+    /// (`GET /events` of the lease's config, held open): a watch between
+    /// two reads of it. Listening from the moment this returns.
+    fn lease_changes<'a>(
+        &'a self,
+        via: &str,
+    ) -> impl Future<Output = anyhow::Result<Events<'a>>> + Send;
+    /// Starts listening to `via`'s engine for changes to `node` as the
+    /// swarm records it (`GET /events` of that node: its state,
+    /// availability, role); listening from the moment this returns.
+    fn node_changes<'a>(
+        &'a self,
+        via: &str,
+        node: &str,
+    ) -> impl Future<Output = anyhow::Result<Events<'a>>> + Send;
     fn acquire_lease(
         &self,
         via: &str,

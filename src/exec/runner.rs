@@ -91,10 +91,15 @@ pub struct Runner<'a, O: Ops> {
     pub(crate) drain_gate: Mutex<()>,
     /// When the lease was last renewed (the executor's clock).
     pub(super) lease_renewed: Mutex<Instant>,
+    /// The lease as last read, watched since (see [`super::heartbeat`]).
+    pub(super) lease_watch: Mutex<Option<super::heartbeat::LeaseWatch<'a>>>,
     /// Why the lease is no longer this run's, once it is not.
     pub(super) lease_lost: std::sync::Mutex<Option<String>>,
     /// The manager that last answered as one (see [`Runner::via_last`]).
     via_seen: std::sync::Mutex<Option<String>>,
+    /// The lease was taken for this run just before it started (a new
+    /// run's launch): not taken again.
+    lease_taken: AtomicBool,
 }
 
 impl<'a, O: Ops> Runner<'a, O> {
@@ -122,9 +127,17 @@ impl<'a, O: Ops> Runner<'a, O> {
             batch_failed: AtomicBool::new(false),
             drain_gate: Mutex::new(()),
             lease_renewed: Mutex::new(Instant::now()),
+            lease_watch: Mutex::new(None),
             lease_lost: std::sync::Mutex::new(None),
             via_seen: std::sync::Mutex::new(None),
+            lease_taken: AtomicBool::new(false),
         })
+    }
+
+    /// The run's lease is this run's already: its launch took it a moment
+    /// ago, before recording the run (a resumed run takes it itself).
+    pub fn lease_taken(&self) {
+        self.lease_taken.store(true, Ordering::SeqCst);
     }
 
     pub async fn state(&self) -> RunState {
@@ -196,14 +209,16 @@ impl<'a, O: Ops> Runner<'a, O> {
             let st = self.state.lock().await;
             (self.lease(&st), st.steps.len(), st.count(StepStatus::Done))
         };
-        let via = self.via(None).await?;
-        match self
-            .ops
-            .acquire_lease(&via, &lease, self.cx.opts.break_lock)
-            .await?
-        {
-            LeaseOutcome::Acquired => {}
-            LeaseOutcome::Held(l) => return Err(l.held_error()),
+        if !self.lease_taken.load(Ordering::SeqCst) {
+            let via = self.via(None).await?;
+            match self
+                .ops
+                .acquire_lease(&via, &lease, self.cx.opts.break_lock)
+                .await?
+            {
+                LeaseOutcome::Acquired => {}
+                LeaseOutcome::Held(l) => return Err(l.held_error()),
+            }
         }
         self.save(|st| st.status = RunStatus::Running).await?;
         self.record(Event::RunStarted {

@@ -37,7 +37,9 @@ pub(crate) fn unlock_cmd(key: &str) -> Cmd {
 
 /// Is dockerd running at all? (exit 1: no)
 pub(crate) fn pgrep_cmd() -> Cmd {
-    Cmd::new(["pgrep", "-x", "dockerd"]).timeout(Duration::from_secs(20))
+    Cmd::new(["pgrep", "-x", "dockerd"])
+        .timeout(Duration::from_secs(20))
+        .keeps_engine()
 }
 
 /// What [`verify`] does for `node`.

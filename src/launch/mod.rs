@@ -233,7 +233,7 @@ pub async fn apply(
         state.run_id,
         run.path.display()
     ));
-    execute(gathered, ops, opts, &plan, run, state, fe).await
+    execute(gathered, ops, opts, &plan, run, state, LeaseIs::Taken, fe).await
 }
 
 /// `resume`: the cluster's unfinished run, from its first step not done.
@@ -333,7 +333,7 @@ async fn continue_run(
         run.save_state(&state)?;
     }
     let (gathered, ops) = reading.into_ops();
-    execute(gathered, ops, opts, &plan, run, state, fe).await
+    execute(gathered, ops, opts, &plan, run, state, LeaseIs::ToTake, fe).await
 }
 
 /// `rollback`: the nodes the last run upgraded, reverted in reverse order
@@ -399,7 +399,7 @@ pub async fn rollback(
         last_state.run_id,
         run.path.display()
     ));
-    execute(gathered, ops, opts, &revert, run, state, fe).await
+    execute(gathered, ops, opts, &revert, run, state, LeaseIs::Taken, fe).await
 }
 
 /// The swarm's cluster ID, its state directory, locked, and its latest
@@ -462,6 +462,15 @@ async fn start_run(
 
 /// Executes `plan` from `state` over the reading's connections, and turns
 /// how the run ended into an exit code or an error that says what next.
+/// Whether the run's lease is already this run's when its steps start.
+enum LeaseIs {
+    /// Just taken by [`start_run`] (a new run).
+    Taken,
+    /// A resumed run takes it first.
+    ToTake,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     gathered: Gathered,
     ops: LiveOps,
@@ -469,6 +478,7 @@ async fn execute(
     plan: &Plan,
     run: RunDir,
     state: RunState,
+    lease: LeaseIs,
     fe: &dyn Frontend,
 ) -> anyhow::Result<u8> {
     let observers = Observers::start(&opts.observe, plan, &state, &opts.run.skip_nodes);
@@ -489,6 +499,9 @@ async fn execute(
         &emit,
         stop.clone(),
     )?;
+    if let LeaseIs::Taken = lease {
+        runner.lease_taken();
+    }
     let signals = tokio::spawn(signals::StopSignals::register()?.stop_run(stop));
     let status = runner.execute().await;
     signals.abort();

@@ -30,6 +30,10 @@ pub struct Cmd {
     /// (the playbooks' scripts wait for a package run left behind, writes
     /// are idempotent), so this is the exception.
     pub at_most_once: bool,
+    /// Leaves the host's engine running as it was (a probe, a backup): the
+    /// API connections kept to it stay usable. Otherwise the next request
+    /// connects afresh, as after a restart.
+    pub keeps_engine: bool,
 }
 
 impl Cmd {
@@ -45,6 +49,7 @@ impl Cmd {
             stdin: None,
             stdin_is: None,
             at_most_once: false,
+            keeps_engine: false,
         }
     }
 
@@ -60,6 +65,12 @@ impl Cmd {
 
     pub fn timeout(mut self, t: Duration) -> Cmd {
         self.timeout = t;
+        self
+    }
+
+    /// See [`Cmd::keeps_engine`](Cmd#structfield.keeps_engine).
+    pub fn keeps_engine(mut self) -> Cmd {
+        self.keeps_engine = true;
         self
     }
 

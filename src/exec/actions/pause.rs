@@ -26,6 +26,7 @@ impl Action for Pause {
             .mark_lease(&via, &s.cx().run_id, Control::Pause)
             .await
             .map_err(|e| StepError::Halt(format!("cannot mark the run lease paused: {e:#}")))?;
+        s.run.forget_lease_watch().await;
         s.output("the canary passed: pausing; `swarm-upgrade continue` goes on")
             .await;
         Ok(None)

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::{Action, StepResult};
 use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
 use crate::exec::operation::{Call, Description, On, Operation};
-use crate::exec::ops::{Ops, Task, TaskStops};
+use crate::exec::ops::{Events, Ops, Task};
 use crate::exec::poll::{self, Attempt, Backoff, Unmet};
 use crate::exec::wait;
 use crate::plan::Step;
@@ -36,7 +36,7 @@ impl Action for WaitDrained {
         let timeout = s.cx().opts.drain_timeout;
         // Opened after the first "not yet" (a node with no task needs none);
         // `None` once it failed: the wait then sleeps as every wait does.
-        let mut stops: Option<TaskStops<'_>> = None;
+        let mut stops: Option<Events<'_>> = None;
         let mut tried_stops = false;
         let mut last_stop: Option<Instant> = None;
         let poll = async || {
