@@ -212,7 +212,8 @@ pub enum Output {
 pub struct CanaryArgs {
     /// After each canary is verified, watch it this long: verify and
     /// verify-services must pass --soak-checks times in a row, or the canary
-    /// is rolled back and the run stops. 0s: no soak.
+    /// is rolled back and the run stops; a change the swarm or the node's
+    /// engine reports meanwhile is checked at once. 0s: no soak.
     #[arg(long, env = "SWARM_UPGRADE_SOAK", value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub soak: Duration,
     /// How many evenly spaced verifications the soak makes (all must pass).

@@ -1,4 +1,4 @@
-//! The run's lease while it runs: read at every batch boundary (the
+//! The run's lease while it runs: looked at every batch boundary (the
 //! operator's pause or abort), renewed there once a third of its TTL has
 //! passed and by a background heartbeat every third of its TTL (a script may
 //! take 15 minutes, a drain 5), and, once it is another run's or gone, the
@@ -56,10 +56,10 @@ impl<O: Ops> Runner<'_, O> {
         self.lease_control(true).await
     }
 
-    /// At a safe point: the operator's request, read from the lease, which
-    /// is renewed only when a third of its TTL has passed since it was (the
-    /// heartbeat renews it meanwhile): one request instead of two at every
-    /// batch boundary. `Err` as for [`Runner::renew_lease`].
+    /// At a safe point: the operator's request in the lease, as its watch
+    /// knows it or read now; the lease is renewed only when a third of its
+    /// TTL has passed since it was (the heartbeat renews it meanwhile).
+    /// `Err` as for [`Runner::renew_lease`].
     pub(super) async fn read_lease(&self) -> Result<Option<Control>, String> {
         let due = self.lease_renewed.lock().await.elapsed() >= self.cx.opts.lease_ttl / 3;
         self.lease_control(due).await

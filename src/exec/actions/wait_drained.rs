@@ -54,6 +54,11 @@ impl Action for WaitDrained {
             if !tried_stops {
                 tried_stops = true;
                 stops = s.ops().task_stops(s.id()).await.ok();
+                // A container that stopped just before the stream opened sent
+                // its event already, and the manager may not have its task's
+                // new state yet (seen on the lab: a 2 s wait for an event that
+                // had come): one quick poll before waiting on events.
+                return backoff.sleep().await;
             }
             // Right after a container stopped, the manager may not have its
             // task's new state yet: polled fast for a moment, as without
