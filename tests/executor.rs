@@ -853,6 +853,43 @@ async fn a_canary_cut_off_in_the_middle_of_its_soak_is_judged_at_once_not_at_its
 }
 
 #[tokio::test]
+async fn a_canary_cut_off_as_its_soak_begins_is_judged_before_its_first_check() {
+    // Before the soak's event streams open: they report only what changes
+    // after, so the soak reads the swarm's view of the node as they open.
+    let canary = swarm_upgrade::plan::Canary {
+        soak_secs: 30,
+        soak_checks: 3,
+        pause: false,
+    };
+    let s = Setup::with_canary(cluster(2), 1, None, &[], canary);
+    let soak = s
+        .plan
+        .steps
+        .iter()
+        .find(|st| st.action == Action::Soak)
+        .unwrap();
+    let (soak_i, name) = (soak.index, soak.node.clone().unwrap());
+    let hook = |e: &Event, sim: &SimCluster, _: &AtomicBool| {
+        if started(e, soak_i) {
+            sim.partition(&name, true);
+        }
+        if matches!(e, Event::RollbackStarted { .. }) {
+            sim.partition(&name, false);
+        }
+    };
+    let out = s.fresh(&hook).await;
+    assert_eq!(
+        out.status(),
+        RunStatus::RolledBack,
+        "{:?}",
+        out.state.failure
+    );
+    let failure = out.state.failure.clone().unwrap_or_default();
+    assert!(failure.contains("failed as its soak began"), "{failure}");
+    assert_quorum_held(&s.sim);
+}
+
+#[tokio::test]
 async fn a_manager_unreachable_for_a_moment_is_waited_for() {
     // Waits one real poll interval of the guard.
     let sim = cluster(2);

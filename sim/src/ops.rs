@@ -326,8 +326,9 @@ impl SimCluster {
     /// A manager's event stream as `via` would hold it open: an event once
     /// what `seen` reads of the world differs from what it read when the
     /// stream opened (a manager reports every write of a swarm object),
-    /// seen as soon as the stream is looked at; the stream ends with that
-    /// manager's engine or host. The timer only wakes a task waiting on it.
+    /// seen as soon as the stream is looked at, unless that manager is cut
+    /// off from the others; the stream ends with that manager's engine or
+    /// host. The timer only wakes a task waiting on it.
     fn changes<'a, T: PartialEq + Send + 'a>(
         &'a self,
         via: &str,
@@ -340,20 +341,24 @@ impl SimCluster {
             let Some(then) = &before else {
                 return Poll::Ready(None);
             };
+            // A manager cut off from the others hears of no change: its
+            // stream stays open and quiet.
             let now = self.with(|w| {
                 let n = &w.nodes[i];
-                (!n.faults.ssh_lost && n.engine_up).then(|| seen(w))
+                (!n.faults.ssh_lost && n.engine_up)
+                    .then(|| (!n.faults.partitioned).then(|| seen(w)))
             });
             match now {
                 None => {
                     before = None;
                     return Poll::Ready(None);
                 }
-                Some(now) if &now != then => {
+                Some(None) => {}
+                Some(Some(now)) if &now != then => {
                     before = Some(now);
                     return Poll::Ready(Some(Ok(())));
                 }
-                Some(_) => {}
+                Some(Some(_)) => {}
             }
             while tick.as_mut().poll(cx).is_ready() {
                 tick.as_mut()

@@ -8,9 +8,11 @@
 //! the lease's config, opened before the read it follows. While that stream
 //! is open and quiet, the lease is as last read, and the boundary needs no
 //! request; any event, the stream ending (that manager restarting, its SSH
-//! connection lost) or a minute passing makes the next boundary read it
-//! again.
+//! connection lost), a manager not answering a question meanwhile (one cut
+//! off from the swarm keeps its stream open and quiet) or a minute passing
+//! makes the next boundary read it again.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -31,13 +33,16 @@ pub(crate) struct LeaseWatch<'a> {
     changes: Events<'a>,
     control: Control,
     read: Instant,
+    /// [`Runner::vias_forgotten`] when it was read.
+    forgotten: u64,
 }
 
 impl LeaseWatch<'_> {
     /// The operator's request in the lease, when nothing changed it since
-    /// it was read; `None`: read it again.
-    async fn unchanged(&mut self) -> Option<Control> {
-        if self.read.elapsed() >= WATCH_TRUSTED {
+    /// it was read (and every manager asked since answered: `forgotten`
+    /// is still as then); `None`: read it again.
+    async fn unchanged(&mut self, forgotten: u64) -> Option<Control> {
+        if self.read.elapsed() >= WATCH_TRUSTED || forgotten != self.forgotten {
             return None;
         }
         match self.changes.next(Duration::ZERO).await {
@@ -68,9 +73,10 @@ impl<O: Ops> Runner<'_, O> {
     async fn lease_control(&self, renew: bool) -> Result<Option<Control>, String> {
         let mut last = self.lease_renewed.lock().await;
         let mut watch = self.lease_watch.lock().await;
+        let forgotten = || self.vias_forgotten.load(Ordering::SeqCst);
         if !renew
             && let Some(w) = watch.as_mut()
-            && let Some(control) = w.unchanged().await
+            && let Some(control) = w.unchanged(forgotten()).await
         {
             return Ok(Some(control));
         }
@@ -95,10 +101,13 @@ impl<O: Ops> Runner<'_, O> {
                 if renew {
                     *last = Instant::now();
                 }
+                // Counted from here: a manager that failed this question
+                // before another answered it says nothing of the stream.
                 *watch = changes.map(|changes| LeaseWatch {
                     changes,
                     control,
                     read: Instant::now(),
+                    forgotten: forgotten(),
                 });
                 Ok(Some(control))
             }
@@ -173,4 +182,46 @@ pub(crate) fn describe_lease() -> [(&'static str, Description); 3] {
     probe(&mut end);
     end.once(Operation::api(On::Manager, Call::ReleaseLease));
     [("start", start), ("between batches", between), ("end", end)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch<'a>(
+        events: impl futures_util::Stream<Item = anyhow::Result<()>> + Send + 'a,
+    ) -> LeaseWatch<'a> {
+        LeaseWatch {
+            changes: Events::new(events),
+            control: Control::Pause,
+            read: Instant::now(),
+            forgotten: 7,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_watch_stands_in_for_a_read_for_a_minute_at_most() {
+        let mut w = watch(futures_util::stream::pending());
+        assert_eq!(w.unchanged(7).await, Some(Control::Pause));
+        tokio::time::advance(WATCH_TRUSTED - Duration::from_secs(1)).await;
+        assert_eq!(w.unchanged(7).await, Some(Control::Pause));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(w.unchanged(7).await, None, "read again after a minute");
+    }
+
+    #[tokio::test]
+    async fn an_event_an_ended_stream_or_a_manager_not_answering_means_read_again() {
+        use futures_util::StreamExt;
+        let event = futures_util::stream::iter([anyhow::Ok(())]);
+        let mut changed = watch(event.chain(futures_util::stream::pending()));
+        assert_eq!(changed.unchanged(7).await, None, "an event came");
+        let mut ended = watch(futures_util::stream::empty());
+        assert_eq!(ended.unchanged(7).await, None, "the stream ended");
+        let mut quiet = watch(futures_util::stream::pending());
+        assert_eq!(
+            quiet.unchanged(8).await,
+            None,
+            "a manager did not answer since the read: its stream may be quiet because it is cut off"
+        );
+    }
 }

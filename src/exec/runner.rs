@@ -97,6 +97,8 @@ pub struct Runner<'a, O: Ops> {
     pub(super) lease_lost: std::sync::Mutex<Option<String>>,
     /// The manager that last answered as one (see [`Runner::via_last`]).
     via_seen: std::sync::Mutex<Option<String>>,
+    /// How many times a manager asked did not answer.
+    pub(super) vias_forgotten: std::sync::atomic::AtomicU64,
     /// The lease was taken for this run just before it started (a new
     /// run's launch): not taken again.
     lease_taken: AtomicBool,
@@ -130,6 +132,7 @@ impl<'a, O: Ops> Runner<'a, O> {
             lease_watch: Mutex::new(None),
             lease_lost: std::sync::Mutex::new(None),
             via_seen: std::sync::Mutex::new(None),
+            vias_forgotten: std::sync::atomic::AtomicU64::new(0),
             lease_taken: AtomicBool::new(false),
         })
     }
@@ -643,10 +646,14 @@ impl<O: Ops> Runner<'_, O> {
     }
 
     /// The manager asked last did not answer: the next question probes.
+    /// The lease's watch is not trusted any more either (see
+    /// [`super::heartbeat`]): a manager cut off from the swarm keeps its
+    /// event stream open and quiet.
     pub(crate) fn forget_via(&self) {
         if let Ok(mut v) = self.via_seen.lock() {
             *v = None;
         }
+        self.vias_forgotten.fetch_add(1, Ordering::SeqCst);
     }
 
     fn saw_via(&self, id: &str) {

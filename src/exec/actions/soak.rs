@@ -6,8 +6,9 @@
 //!
 //! Watched meanwhile through two event streams: a manager's record of the
 //! node (its state, availability, role) and the node's own engine (a task's
-//! container dying; the stream ends if the engine stops). An event is
-//! checked at once, not at the next check. While both streams stay open and
+//! container dying; the stream ends if the engine stops), and the swarm's
+//! view of the node read once as they open (what changed before they did).
+//! An event is checked at once, not at the next check. While both streams stay open and
 //! quiet, a check in the middle of the soak needs no request for what they
 //! cover (the engine up, the swarm seeing the node as before, its tasks as
 //! they were): it probes the services on the node only (ports, DNS,
@@ -18,6 +19,7 @@ use tokio::time::Instant;
 use super::verify_services::{self, VerifyServices};
 use super::{Action, StepResult};
 use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
+use crate::exec::guard;
 use crate::exec::operation::{Call, Described, Description, On, Operation, When};
 use crate::exec::ops::{Events, Ops};
 use crate::exec::verify;
@@ -46,8 +48,14 @@ impl Action for Soak {
         d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
         d.once(Operation::api(on.clone(), Call::NodeChanges));
         d.once(Operation::api(On::Node, Call::TaskStops));
-        // A check in the middle of a quiet soak probes the services only;
-        // the last one verifies the node (V1–V4) too.
+        // As the watch starts, the swarm's view of the node; a check in the
+        // middle of a quiet soak probes the services only; the last one
+        // verifies the node (V1–V4) too.
+        let role_call = match n.role {
+            Role::Manager => Call::ListManagers,
+            Role::Worker => Call::InspectNode,
+        };
+        d.until(&until, Operation::api(on, role_call));
         if n.availability != Availability::Drain {
             for Described { op, when } in VerifyServices.describe(cx, step).0 {
                 let when = match when {
@@ -60,11 +68,6 @@ impl Action for Soak {
             }
         }
         d.until(&until, Operation::api(On::Node, Call::Info));
-        let role_call = match n.role {
-            Role::Manager => Call::ListManagers,
-            Role::Worker => Call::InspectNode,
-        };
-        d.until(&until, Operation::api(on, role_call));
         let gone = "the engine does not answer";
         d.when(gone, Operation::command(&verify::pgrep_cmd()));
         if let Ok(cmd) = cx.script_cmd(n, crate::playbook::Script::Logs) {
@@ -86,6 +89,16 @@ impl Action for Soak {
         ))
         .await;
         let mut watch = Watch::open(s).await;
+        // The streams report what changes from now on: what changed since
+        // verify and before they opened is seen by asking once now.
+        if watch.intact() {
+            seen_from_outside(s).await.map_err(|e| match e {
+                StepError::Failed(m) => {
+                    StepError::Failed(format!("canary {} failed as its soak began: {m}", n.name))
+                }
+                other => other,
+            })?;
+        }
         let services = n.availability != Availability::Drain;
         // The services a probe checks, as read at the last check; read
         // again after an event (a task's container died).
@@ -121,6 +134,16 @@ impl Action for Soak {
         }
         Ok(None)
     }
+}
+
+/// V3–V4: the managers see the node ready, at its version (and, for a
+/// manager, every manager reachable with one leader).
+async fn seen_from_outside<O: Ops>(s: &StepCx<'_, '_, O>) -> Result<(), StepError> {
+    let n = s.node();
+    let (me, managers) = guard::node_and_managers(s.run, n)
+        .await
+        .map_err(StepError::Failed)?;
+    verify::verified_from_outside(&me, &managers, &n.target).map_err(StepError::Failed)
 }
 
 /// V1–V4 now, then (unless the canary stays drained) its services.
