@@ -802,10 +802,11 @@ async fn a_crash_while_the_engine_stops_is_resumed_to_the_end() {
     assert_at(&s.sim, "w1", PIN);
 }
 
-// ----- the quorum guard -------------------------------------------------------------------
+// ----- the canaries' soak ------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_canary_cut_off_in_the_middle_of_its_soak_is_judged_at_once_not_at_its_next_check() {
+/// A plan whose canaries soak 30 s, checked every 10 s; its first soak
+/// step and that canary's name.
+fn soaked() -> (Setup, usize, String) {
     let canary = swarm_upgrade::plan::Canary {
         soak_secs: 30,
         soak_checks: 3,
@@ -818,7 +819,13 @@ async fn a_canary_cut_off_in_the_middle_of_its_soak_is_judged_at_once_not_at_its
         .iter()
         .find(|st| st.action == Action::Soak)
         .unwrap();
-    let (soak_i, name) = (soak.index, soak.node.clone().unwrap());
+    let (index, name) = (soak.index, soak.node.clone().unwrap());
+    (s, index, name)
+}
+
+#[tokio::test]
+async fn a_canary_cut_off_in_the_middle_of_its_soak_is_judged_at_once_not_at_its_next_check() {
+    let (s, soak_i, name) = soaked();
     let started_at = Mutex::new(None);
     let failed_at = Mutex::new(None);
     let hook = |e: &Event, sim: &SimCluster, _: &AtomicBool| {
@@ -856,19 +863,7 @@ async fn a_canary_cut_off_in_the_middle_of_its_soak_is_judged_at_once_not_at_its
 async fn a_canary_cut_off_as_its_soak_begins_is_judged_before_its_first_check() {
     // Before the soak's event streams open: they report only what changes
     // after, so the soak reads the swarm's view of the node as they open.
-    let canary = swarm_upgrade::plan::Canary {
-        soak_secs: 30,
-        soak_checks: 3,
-        pause: false,
-    };
-    let s = Setup::with_canary(cluster(2), 1, None, &[], canary);
-    let soak = s
-        .plan
-        .steps
-        .iter()
-        .find(|st| st.action == Action::Soak)
-        .unwrap();
-    let (soak_i, name) = (soak.index, soak.node.clone().unwrap());
+    let (s, soak_i, name) = soaked();
     let hook = |e: &Event, sim: &SimCluster, _: &AtomicBool| {
         if started(e, soak_i) {
             sim.partition(&name, true);
@@ -888,6 +883,8 @@ async fn a_canary_cut_off_as_its_soak_begins_is_judged_before_its_first_check() 
     assert!(failure.contains("failed as its soak began"), "{failure}");
     assert_quorum_held(&s.sim);
 }
+
+// ----- the quorum guard -------------------------------------------------------------------
 
 #[tokio::test]
 async fn a_manager_unreachable_for_a_moment_is_waited_for() {
