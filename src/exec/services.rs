@@ -902,7 +902,12 @@ mod script_tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let (lines, took) = probe(&[(port, "host")], None, Duration::from_secs(30));
-        assert_eq!(lines, vec![format!("port {port} ok 0")]);
+        // The wait is counted in whole seconds of `date +%s`: an answer at
+        // once reads 1 when a second ticks over meanwhile (seen on a busy CI).
+        assert!(
+            lines == [format!("port {port} ok 0")] || lines == [format!("port {port} ok 1")],
+            "{lines:?}"
+        );
         assert!(took < Duration::from_secs(10), "{took:?}");
     }
 }
