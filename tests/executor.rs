@@ -503,6 +503,85 @@ async fn a_published_port_that_stops_answering_after_the_upgrade_rolls_the_node_
     assert_eq!(verified, ["m2", "m3", "m1"], "{:?}", out.events);
 }
 
+/// V7 when swarm's global orchestrator lags: the worker's global task (the
+/// one publishing port 8081) comes back 3 s after the node is active again,
+/// after the services already read as converged (a global service's desired
+/// count grows only once its task exists). `verify-services` waits for the
+/// global services the node ran before, so the dead port is still caught
+/// there, not left to a canary soak (or to nothing on a later batch).
+#[tokio::test]
+async fn a_global_task_placed_after_the_services_look_converged_is_still_verified() {
+    let sim = cluster(2);
+    sim.close_ports("w1", PIN);
+    sim.late_globals("w1", Some(2));
+    let s = Setup::new(sim, 1);
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(
+        out.status(),
+        RunStatus::RolledBack,
+        "{:?}",
+        out.state.failure
+    );
+    let failure = out.state.failure.clone().unwrap();
+    assert!(failure.contains("verify-services w1"), "{failure}");
+    assert!(
+        failure.contains("published port 8081 (host mode of service svc0) does not answer"),
+        "{failure}"
+    );
+    assert_eq!(s.sim.engine("w1").as_deref(), Some(OLD));
+    assert_quorum_held(&s.sim);
+}
+
+/// The same lag without a fault: the wait costs only the lag, and the node
+/// is verified with its global task (not "no task runs on the node").
+#[tokio::test]
+async fn a_late_global_task_is_waited_for_and_then_verified() {
+    let sim = cluster(2);
+    sim.late_globals("w1", Some(2));
+    let s = Setup::new(sim, 1);
+    let out = s.fresh(&no_hook).await;
+    assert_eq!(out.status(), RunStatus::Done, "{:?}", out.state.failure);
+    let said: Vec<&str> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepOutput {
+                node: Some(n),
+                text,
+                ..
+            } if n == "w1" && text.starts_with("verified: ") => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!said.is_empty(), "{:?}", out.events);
+    assert!(
+        said.iter().all(|t| !t.contains("no task runs on the node")),
+        "{said:?}"
+    );
+    assert_at(&s.sim, "w1", PIN);
+    assert!(s.sim.converged());
+}
+
+/// A global service the swarm no longer places on the upgraded node (its
+/// engine labels lost, say) fails `verify-services` by name, and the node is
+/// rolled back, instead of passing for running no task at all.
+#[tokio::test]
+async fn a_global_service_never_placed_on_the_upgraded_node_fails_it() {
+    let sim = cluster(2);
+    sim.late_globals("w1", None);
+    let s = Setup::new(sim, 1);
+    let out = s.fresh(&no_hook).await;
+    let failure = out.state.failure.clone().unwrap_or_default();
+    assert!(failure.contains("verify-services w1"), "{failure}");
+    assert!(
+        failure.contains("global service svc0 ran a task on w1 before the upgrade"),
+        "{failure}"
+    );
+    assert_eq!(out.state.rolled_back, ["w1"], "{:?}", out.status());
+    assert_eq!(s.sim.engine("w1").as_deref(), Some(OLD));
+    assert_quorum_held(&s.sim);
+}
+
 #[tokio::test]
 async fn a_failed_install_on_a_worker_is_rolled_back_from_its_backup() {
     let sim = cluster(2);
