@@ -52,12 +52,20 @@ impl Check for NodeHealth {
                 Availability::Drain => "drained",
                 Availability::Pause => "paused",
             };
+            // Pause keeps a node's tasks, but the upgrade drains it first, and
+            // swarm places nothing on a paused node: not even its global tasks.
+            let tasks = if node.availability == Availability::Pause {
+                "; the upgrade's drain stops its tasks and a paused node gets none back \
+                 (its global services' tasks included) until it is active"
+            } else {
+                ""
+            };
             findings.push(Finding::warn(
                 ID,
                 name,
                 format!(
                     "node {} is already {availability} before the run: it will stay {availability} after the \
-                     run (availability is restored exactly); activate it afterwards \
+                     run (availability is restored exactly){tasks}; activate it afterwards \
                      (docker node update --availability active {}) if that was not on purpose",
                     node.hostname, node.hostname
                 ),
@@ -237,7 +245,14 @@ mod tests {
         assert!(
             findings[1]
                 .message
-                .contains("availability is restored exactly")
+                .contains("availability is restored exactly); activate it")
+        );
+        assert!(
+            findings[0]
+                .message
+                .contains("a paused node gets none back (its global services' tasks included)"),
+            "{}",
+            findings[0].message
         );
     }
 }
