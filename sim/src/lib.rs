@@ -371,14 +371,6 @@ impl SimCluster {
         self.with_node(name, |w, i| w.nodes[i].faults.closed_ports = Some(v));
     }
 
-    /// Global services' tasks come back to this node only after the
-    /// managers answered `requests` more cluster-wide requests once it is
-    /// active again (`None`: never), as swarm's global orchestrator may lag
-    /// behind the node's update.
-    pub fn late_globals(&self, name: &str, requests: Option<u32>) {
-        self.with_node(name, |w, i| w.nodes[i].faults.late_globals = Some(requests));
-    }
-
     /// Tasks leaving this node take `d` to stop (`None`: they never do).
     pub fn slow_drain(&self, name: &str, d: Option<Duration>) {
         self.with_node(name, |w, i| w.nodes[i].faults.slow_drain = Some(d));

@@ -22,34 +22,10 @@ impl World {
             .collect();
         affected.extend(self.pending.iter().copied());
         if self.schedulable(node) {
-            match self.nodes[node].faults.late_globals {
-                None => affected.extend(self.globals.iter().copied()),
-                Some(Some(after)) => self.late_globals.push((node, after)),
-                Some(None) => {}
-            }
+            affected.extend(self.globals.iter().copied());
         }
         for s in affected {
             self.reconcile_on(s, Some(node));
-        }
-    }
-
-    /// One more cluster-wide request answered: the global tasks of a node
-    /// whose orchestration lags come once their count runs out.
-    pub(super) fn orchestrate_late_globals(&mut self) {
-        let mut due = vec![];
-        self.late_globals.retain_mut(|(node, left)| {
-            if *left == 0 {
-                due.push(*node);
-                false
-            } else {
-                *left -= 1;
-                true
-            }
-        });
-        for node in due {
-            for s in self.globals.clone() {
-                self.reconcile_on(s, Some(node));
-            }
         }
     }
 

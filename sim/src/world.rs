@@ -87,13 +87,6 @@ pub(crate) struct NodeFaults {
     /// Its package repository does not answer: a download (stage, or an
     /// install of what is not in its cache) fails.
     pub repo_down: bool,
-    /// Global services' tasks come to it only after the managers answered
-    /// this many more cluster-wide requests once it became schedulable
-    /// (`None`: never). Swarm's global orchestrator reacts to the node's
-    /// update on its own time; counted in requests, not in virtual time,
-    /// because the executor's real-clock polls let every timed swarm change
-    /// happen at once (see [`World::idle`]).
-    pub late_globals: Option<Option<u32>>,
 }
 
 impl NodeFaults {
@@ -256,9 +249,6 @@ pub(crate) struct World {
     pub api_requests: Vec<u64>,
     /// Services with tasks waiting for a node.
     pub(super) pending: BTreeSet<usize>,
-    /// Nodes whose global tasks come after this many more cluster-wide
-    /// requests ([`NodeFaults::late_globals`]).
-    pub(super) late_globals: Vec<(usize, u32)>,
     pub(super) globals: Vec<usize>,
     /// Round-robin start of the placement scan, so ties spread.
     pub(super) cursor: usize,
@@ -294,7 +284,6 @@ impl World {
             commands: vec![],
             api_requests: vec![],
             pending: BTreeSet::new(),
-            late_globals: vec![],
             globals: vec![],
             cursor: 0,
             task_seq: 0,
@@ -362,7 +351,6 @@ impl World {
     pub fn api(&mut self, via: &str) -> Result<usize, SimError> {
         let i = self.node_by_id(via)?;
         self.api_requests[i] += 1;
-        self.orchestrate_late_globals();
         let n = &self.nodes[i];
         if n.faults.ssh_lost {
             return Err(SimError(format!(

@@ -64,27 +64,6 @@ pub fn last_replicas_on(
         .collect()
 }
 
-/// IDs of the global services with an active task on `node`: the swarm
-/// puts those back once the node is active again, but its global
-/// orchestrator does so on its own time, and a global service's desired
-/// count grows only when the task exists, so "converged" can be read before
-/// the node has its task.
-pub fn globals_on(services: &[ServiceFacts], tasks: &[TaskFacts], node: &str) -> Vec<String> {
-    let mut ids: Vec<String> = tasks
-        .iter()
-        .filter(|t| t.node_id == node && task_active(&t.state))
-        .filter(|t| {
-            services
-                .iter()
-                .any(|s| s.id == t.service_id && s.mode == ServiceMode::Global)
-        })
-        .map(|t| t.service_id.clone())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
-}
-
 /// Known task errors (V6) mapped to their cause.
 pub fn rejected_causes(tasks: &[TaskFacts]) -> Vec<String> {
     let mut out: Vec<String> = tasks
@@ -190,22 +169,6 @@ mod tests {
         assert!(last_replicas_on(&services, &moved, "w2", &["w2", "w1"]).is_empty());
         // Not this node's problem when it runs no task of the service.
         assert!(last_replicas_on(&services, &tasks, "m1", &["m1"]).is_empty());
-    }
-
-    #[test]
-    fn the_global_services_a_node_ran_are_those_it_waits_for() {
-        let mut global = svc("agent", 3, 3);
-        global.mode = ServiceMode::Global;
-        let services = [global, svc("web", 2, 2)];
-        let tasks = [
-            task("agent", "n1", "running"),
-            task("agent", "n2", "running"),
-            task("web", "n1", "running"),
-            task("agent", "n3", "shutdown"),
-        ];
-        assert_eq!(globals_on(&services, &tasks, "n1"), ["agent"]);
-        assert!(globals_on(&services, &tasks, "n3").is_empty());
-        assert!(globals_on(&services, &tasks, "n9").is_empty());
     }
 
     #[test]

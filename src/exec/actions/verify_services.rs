@@ -9,10 +9,9 @@ use super::{Action, StepResult};
 use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
 use crate::exec::operation::{Call, Description, Operation};
 use crate::exec::ops::Ops;
-use crate::exec::poll::{self, Attempt, Polled, Unmet};
 use crate::exec::services;
 use crate::exec::wait;
-use crate::facts::model::{Availability, ServiceFacts};
+use crate::facts::model::ServiceFacts;
 use crate::plan::{PlanNode, Step};
 use crate::playbook::Script;
 use crate::transport::Cmd;
@@ -47,9 +46,9 @@ impl Action for VerifyServices {
         };
         let on = cx.asked(Some(n));
         d.when(VIA_STALE, Operation::api(on.clone(), Call::Info));
-        d.until(GLOBALS_BACK, Operation::api(on.clone(), Call::NodeTasks));
+        d.once(Operation::api(on.clone(), Call::NodeTasks));
         d.when(
-            "a task runs on the node, or a global service's task is still missing",
+            "a task runs on the node",
             Operation::api(on, Call::Services { all: false }),
         );
         if let Ok(cmd) = probe_cmd(cx, n, vec![]) {
@@ -59,112 +58,9 @@ impl Action for VerifyServices {
     }
 
     async fn run<O: Ops>(&self, s: &StepCx<'_, '_, O>) -> StepResult {
-        let (running, polled) = running_again(s).await?;
-        probe(s, &running).await?;
-        // Reported only when the global tasks took more than the first look.
-        Ok(polled.filter(|p| p.detection.is_some()))
+        let running = running(s).await?;
+        probe(s, &running).await.map(|()| None)
     }
-}
-
-const GLOBALS_BACK: &str = "the global services it ran before the upgrade have a task on it";
-
-/// The services active on the node once every global service that ran on
-/// it when the facts were read has its task back (see
-/// [`wait::globals_on`]): otherwise the probe would pass a node for
-/// lacking the very task that does not work on it (an active node only:
-/// swarm places nothing on a paused one). Waits up to
-/// [`services::GRACE`]; a global service still missing then (and not
-/// removed meanwhile) fails the node, whose new engine the swarm no longer
-/// places it on (engine labels lost, a platform change).
-async fn running_again<O: Ops>(
-    s: &StepCx<'_, '_, O>,
-) -> Result<(Vec<ServiceFacts>, Option<Polled>), StepError> {
-    let n = s.node();
-    let facts = &s.cx().facts.cluster;
-    // A paused node gets no new task, its global ones included.
-    let before = if n.availability == Availability::Active {
-        wait::globals_on(&facts.services, &facts.tasks, s.id())
-    } else {
-        vec![]
-    };
-    let missing_from = |active: &[String]| -> Vec<String> {
-        before
-            .iter()
-            .filter(|id| active.binary_search(id).is_err())
-            .cloned()
-            .collect()
-    };
-    let waited = poll::until(services::GRACE, async || match active_services(s).await {
-        Ok(active) if missing_from(&active).is_empty() => Attempt::Done(active),
-        Ok(active) => Attempt::NotYet(missing_from(&active).join(", ")),
-        Err(e) => Attempt::Fail(e),
-    })
-    .await;
-    let (active, polled) = match waited {
-        Ok((active, polled)) => (active, Some(polled)),
-        Err(Unmet::Failed(e)) => return Err(e),
-        Err(Unmet::TimedOut(_)) => (active_services(s).await?, None),
-    };
-    let missing = missing_from(&active);
-    let mut ids = active;
-    ids.extend(missing.iter().cloned());
-    ids.sort();
-    ids.dedup();
-    let services = services_of(s, &ids).await?;
-    // A missing service that no longer exists was removed, not lost.
-    let lost: Vec<&str> = services
-        .iter()
-        .filter(|svc| missing.contains(&svc.id))
-        .map(|svc| svc.name.as_str())
-        .collect();
-    if !lost.is_empty() {
-        return Err(StepError::Failed(format!(
-            "global service {} ran a task on {} before the upgrade and the swarm placed none \
-             there within {}: does the node still meet its constraints (node and engine \
-             labels, platform)?",
-            lost.join(", "),
-            n.name,
-            humantime::format_duration(services::GRACE)
-        )));
-    }
-    let running = services
-        .into_iter()
-        .filter(|svc| !missing.contains(&svc.id))
-        .collect();
-    Ok((running, polled))
-}
-
-/// IDs of the services with a task active on the node, sorted.
-async fn active_services<O: Ops>(s: &StepCx<'_, '_, O>) -> Result<Vec<String>, StepError> {
-    let n = s.node();
-    let tasks = s
-        .ask(async |via| s.ops().node_tasks(via, s.id()).await)
-        .await
-        .map_err(|e| halt(n, e.message().to_string()))?
-        .map_err(|e| halt(n, format!("{e:#}")))?;
-    let mut ids: Vec<String> = tasks
-        .iter()
-        .filter(|t| wait::task_active(&t.state))
-        .map(|t| t.service_id.clone())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    Ok(ids)
-}
-
-/// The services with these IDs that exist.
-async fn services_of<O: Ops>(
-    s: &StepCx<'_, '_, O>,
-    ids: &[String],
-) -> Result<Vec<ServiceFacts>, StepError> {
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    let n = s.node();
-    s.ask(async |via| s.ops().services(via, Some(ids)).await)
-        .await
-        .map_err(|e| halt(n, e.message().to_string()))?
-        .map_err(|e| halt(n, format!("{e:#}")))
 }
 
 /// When what this step needs cannot be read (its engine stopped by someone
@@ -177,8 +73,24 @@ fn halt(n: &PlanNode, e: String) -> StepError {
 
 /// The services with a task active on the node: what [`probe`] checks.
 pub(crate) async fn running<O: Ops>(s: &StepCx<'_, '_, O>) -> Result<Vec<ServiceFacts>, StepError> {
-    let ids = active_services(s).await?;
-    services_of(s, &ids).await
+    let n = s.node();
+    s.ask(async |via| {
+        let tasks = s.ops().node_tasks(via, s.id()).await?;
+        let mut ids: Vec<String> = tasks
+            .iter()
+            .filter(|t| wait::task_active(&t.state))
+            .map(|t| t.service_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        s.ops().services(via, Some(&ids)).await
+    })
+    .await
+    .map_err(|e| halt(n, e.message().to_string()))?
+    .map_err(|e| halt(n, format!("{e:#}")))
 }
 
 /// What `running` serves, verified on the node itself (one command): its
