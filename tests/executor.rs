@@ -823,6 +823,17 @@ fn soaked() -> (Setup, usize, String) {
     (s, index, name)
 }
 
+/// The run rolled its node back; why.
+fn rolled_back_for(out: Outcome) -> String {
+    assert_eq!(
+        out.status(),
+        RunStatus::RolledBack,
+        "{:?}",
+        out.state.failure
+    );
+    out.state.failure.unwrap_or_default()
+}
+
 #[tokio::test]
 async fn a_canary_cut_off_in_the_middle_of_its_soak_is_judged_at_once_not_at_its_next_check() {
     let (s, soak_i, name) = soaked();
@@ -842,14 +853,7 @@ async fn a_canary_cut_off_in_the_middle_of_its_soak_is_judged_at_once_not_at_its
             *failed_at.lock().unwrap() = Some(tokio::time::Instant::now());
         }
     };
-    let out = s.fresh(&hook).await;
-    assert_eq!(
-        out.status(),
-        RunStatus::RolledBack,
-        "{:?}",
-        out.state.failure
-    );
-    let failure = out.state.failure.clone().unwrap_or_default();
+    let failure = rolled_back_for(s.fresh(&hook).await);
     assert!(failure.contains("soak check 1 of 3"), "{failure}");
     let took = failed_at.lock().unwrap().unwrap() - started_at.lock().unwrap().unwrap();
     assert!(
@@ -872,14 +876,7 @@ async fn a_canary_cut_off_as_its_soak_begins_is_judged_before_its_first_check() 
             sim.partition(&name, false);
         }
     };
-    let out = s.fresh(&hook).await;
-    assert_eq!(
-        out.status(),
-        RunStatus::RolledBack,
-        "{:?}",
-        out.state.failure
-    );
-    let failure = out.state.failure.clone().unwrap_or_default();
+    let failure = rolled_back_for(s.fresh(&hook).await);
     assert!(failure.contains("failed as its soak began"), "{failure}");
     assert_quorum_held(&s.sim);
 }

@@ -236,7 +236,9 @@ pub(crate) async fn check_once<O: Ops>(
         .map_err(StepError::Failed)
 }
 
-async fn seen_from_other_manager<O: Ops>(
+/// V3–V4: another manager sees the node ready, at its version (and, for a
+/// manager, every manager reachable with one leader).
+pub(crate) async fn seen_from_other_manager<O: Ops>(
     run: &Runner<'_, O>,
     node: &PlanNode,
     target: &EngineVersion,

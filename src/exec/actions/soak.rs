@@ -19,7 +19,6 @@ use tokio::time::Instant;
 use super::verify_services::{self, VerifyServices};
 use super::{Action, StepResult};
 use crate::exec::context::{Cx, StepCx, StepError, VIA_STALE};
-use crate::exec::guard;
 use crate::exec::operation::{Call, Described, Description, On, Operation, When};
 use crate::exec::ops::{Events, Ops};
 use crate::exec::verify;
@@ -92,12 +91,11 @@ impl Action for Soak {
         // The streams report what changes from now on: what changed since
         // verify and before they opened is seen by asking once now.
         if watch.intact() {
-            seen_from_outside(s).await.map_err(|e| match e {
-                StepError::Failed(m) => {
+            verify::seen_from_other_manager(s.run, n, &n.target)
+                .await
+                .map_err(|m| {
                     StepError::Failed(format!("canary {} failed as its soak began: {m}", n.name))
-                }
-                other => other,
-            })?;
+                })?;
         }
         let services = n.availability != Availability::Drain;
         // The services a probe checks, as read at the last check; read
@@ -134,16 +132,6 @@ impl Action for Soak {
         }
         Ok(None)
     }
-}
-
-/// V3–V4: the managers see the node ready, at its version (and, for a
-/// manager, every manager reachable with one leader).
-async fn seen_from_outside<O: Ops>(s: &StepCx<'_, '_, O>) -> Result<(), StepError> {
-    let n = s.node();
-    let (me, managers) = guard::node_and_managers(s.run, n)
-        .await
-        .map_err(StepError::Failed)?;
-    verify::verified_from_outside(&me, &managers, &n.target).map_err(StepError::Failed)
 }
 
 /// V1–V4 now, then (unless the canary stays drained) its services.
